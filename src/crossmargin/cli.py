@@ -1,0 +1,138 @@
+"""The `crossmargin` command line (SPEC.md §6 plus analyst commands).
+
+Expected errors (bad input schema, bad policy, failed verification) print one line to stderr and
+exit non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    parquet = "parquet"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"crossmargin: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _parse_as_of(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"--as-of {text!r} is not an ISO-8601 timestamp (e.g. 2025-01-21T10:00:00Z)")
+    if value.tzinfo is None:
+        _fail(f"--as-of {text!r} has no time zone; give it in UTC, e.g. 2025-01-21T10:00:00Z")
+    return value.astimezone(dt.UTC)
+
+
+@app.command()
+def run(
+    as_of: Annotated[str, typer.Option("--as-of", help="Valuation time, UTC (e.g. 2025-01-21T10:00:00Z)")],
+    input: Annotated[Path, typer.Option("--input", help="Directory with one file per input table")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (replaced atomically)")],
+    policy: Annotated[Path | None, typer.Option("--policy", help="Policy TOML merged over the shipped one")] = None,
+    max_issue_rate: Annotated[
+        float, typer.Option("--max-issue-rate", help="Fail if more than this share of accounts has data issues")
+    ] = 0.01,
+    buckets: Annotated[
+        int, typer.Option("--buckets", help="Process accounts in N hash buckets (0 = choose from input size)")
+    ] = 0,
+) -> None:
+    """Compute levels and decisions for every account at AS_OF and write the outputs into OUT."""
+    from crossmargin.errors import CrossmarginError
+    from crossmargin.pipeline import run_job
+
+    try:
+        summary = run_job(
+            as_of=_parse_as_of(as_of),
+            input_dir=input,
+            out_dir=out,
+            policy_file=policy,
+            max_issue_rate=max_issue_rate,
+            buckets=buckets,
+        )
+    except CrossmarginError as exc:
+        _fail(str(exc), exc.exit_code)
+    typer.echo(summary)
+
+
+@app.command()
+def sample(
+    accounts: Annotated[int, typer.Option("--accounts", help="Number of random accounts")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the input tables into")],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same files)")] = 0,
+    faults: Annotated[
+        float, typer.Option("--faults", help="Share of random accounts given an injected data fault")
+    ] = 0.0,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+) -> None:
+    """Write a realistic synthetic input directory (deterministic for a seed)."""
+    from crossmargin.sample import write_sample
+
+    typer.echo(write_sample(out, accounts=accounts, seed=seed, faults=faults, fmt=fmt))
+
+
+@app.command()
+def verify(out: Annotated[Path, typer.Option("--out", help="A run's output directory")]) -> None:
+    """Recheck a run's output files against its manifest (row counts and checksums)."""
+    from crossmargin.outputs import verify_outputs
+
+    problems = verify_outputs(out)
+    if problems:
+        for p in problems:
+            typer.echo(f"- {p}", err=True)
+        _fail(f"{len(problems)} problem(s) in {out}", 1)
+    typer.echo(f"{out}: outputs match manifest.json")
+
+
+@app.command()
+def sql(
+    name: Annotated[str, typer.Argument(help="Report name (a file in sql/), or 'list'")],
+    out: Annotated[Path, typer.Option("--out", help="A run's output directory")] = Path("out"),
+    format: Annotated[Format, typer.Option("--format", help="table (print), csv or parquet")] = Format.table,
+    dest: Annotated[Path | None, typer.Option("--dest", help="File to write for csv/parquet")] = None,
+) -> None:
+    """Run one DuckDB SQL report over a run's outputs."""
+    from crossmargin.analytics.sql import run_report_cli
+
+    run_report_cli(name, out, format.value, dest)
+
+
+@app.command()
+def diff(
+    before: Annotated[Path, typer.Option("--before", help="Earlier run's output directory")],
+    after: Annotated[Path, typer.Option("--after", help="Later run's output directory")],
+    dest: Annotated[Path | None, typer.Option("--dest", help="Parquet file for the per-account changes")] = None,
+) -> None:
+    """Day-over-day changes per account between two runs."""
+    from crossmargin.analytics.diff import diff_cli
+
+    diff_cli(before, after, dest)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="A run's output directory")],
+    html: Annotated[Path, typer.Option("--html", help="HTML file to write")],
+) -> None:
+    """Self-contained HTML migration cohort report (opens offline)."""
+    from crossmargin.analytics.html import write_report_cli
+
+    write_report_cli(out, html)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    sys.exit(app())

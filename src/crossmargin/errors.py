@@ -1,0 +1,17 @@
+"""Expected, user-facing failures of a run: one clear message, a non-zero exit, no traceback."""
+
+
+class CrossmarginError(Exception):
+    exit_code = 2
+
+
+class InputSchemaError(CrossmarginError):
+    """A missing table, or a missing / ill-typed column: the run stops before writing anything."""
+
+    exit_code = 3
+
+
+class IssueRateExceeded(CrossmarginError):
+    """Too many accounts have data issues: data_issues went to the rejected location, nothing else."""
+
+    exit_code = 4
