@@ -1,0 +1,243 @@
+"""Day-over-day changes per account between two runs (`crossmargin diff --before DIR --after DIR`).
+
+Reads the engine's outputs of both runs (account_risk, actions, data_issues) and compares its flags;
+nothing is recomputed. The result is long: one row per account and change kind, for every account
+present in either run, with its mode, margin level and a change-specific detail before and after.
+
+Change kinds (CHANGES, in this order):
+
+- new_account / dropped_account: in account_risk of the after run only / of the before run only;
+- new_data_issue / resolved_data_issue: the account is listed in data_issues after and not before / the
+  reverse (detail: its issue codes);
+- mode_changed: margin_mode differs;
+- new_margin_call / resolved_margin_call, new_liquidation / resolved_liquidation: the flag turned
+  on / off (margin_call is true for liquidated accounts too, as in account_risk);
+- new_borrow_block / resolved_borrow_block / borrow_block_reason_changed (detail: the reason);
+- became_eligible_for_pro / lost_eligibility (detail: pro_ineligible_reasons);
+- migration_state_changed: the reason of the MIGRATE_TO_CLASSIC action (none, pending, due) differs;
+- new_partial_repayment / resolved_partial_repayment: partial_repayment_usdt turned > 0 / back to 0.
+
+Flag changes are only reported for accounts in account_risk of both runs: an account that appears or
+disappears gets new_account / dropped_account (and the data-issue change that explains it, if any).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+
+CHANGES = [
+    "new_account",
+    "dropped_account",
+    "new_data_issue",
+    "resolved_data_issue",
+    "mode_changed",
+    "new_margin_call",
+    "resolved_margin_call",
+    "new_liquidation",
+    "resolved_liquidation",
+    "new_borrow_block",
+    "resolved_borrow_block",
+    "borrow_block_reason_changed",
+    "became_eligible_for_pro",
+    "lost_eligibility",
+    "migration_state_changed",
+    "new_partial_repayment",
+    "resolved_partial_repayment",
+]
+Change = pl.Enum(CHANGES)
+
+DIFF_SCHEMA: dict[str, pl.DataType] = {
+    "account_id": pl.Int64(),
+    "change": Change,
+    "margin_mode_before": pl.String(),
+    "margin_mode_after": pl.String(),
+    "margin_level_before": pl.Float64(),
+    "margin_level_after": pl.Float64(),
+    "detail_before": pl.String(),
+    "detail_after": pl.String(),
+    "partial_repayment_usdt_before": pl.Float64(),
+    "partial_repayment_usdt_after": pl.Float64(),
+}
+
+_RISK_COLUMNS = [
+    "account_id",
+    "margin_mode",
+    "margin_level",
+    "margin_call",
+    "liquidation",
+    "borrow_blocked",
+    "borrow_blocked_reason",
+    "eligible_for_pro",
+    "pro_ineligible_reasons",
+    "partial_repayment_usdt",
+]
+
+
+class DiffError(ValueError):
+    """An input directory is not a run's output directory."""
+
+
+def _check(out_dir: Path) -> None:
+    for name in ("account_risk.parquet", "actions.parquet", "data_issues.parquet"):
+        if not (Path(out_dir) / name).is_file():
+            raise DiffError(f"{out_dir} is not a run's output directory (missing {name})")
+
+
+def _state(out_dir: Path) -> pl.LazyFrame:
+    """One row per account of one run: the fields compared, plus presence in account_risk/data_issues."""
+    out_dir = Path(out_dir)
+    _check(out_dir)
+    risk = (
+        pl.scan_parquet(out_dir / "account_risk.parquet")
+        .select(_RISK_COLUMNS)
+        .with_columns(
+            pl.col("margin_mode").cast(pl.String),
+            pl.col("borrow_blocked_reason").cast(pl.String),
+            pl.col("pro_ineligible_reasons").list.join(",").alias("pro_ineligible_reasons"),
+            pl.lit(True).alias("in_risk"),
+        )
+    )
+    migration = (
+        pl.scan_parquet(out_dir / "actions.parquet")
+        .filter(pl.col("action").cast(pl.String) == "MIGRATE_TO_CLASSIC")
+        .group_by("account_id")
+        .agg(pl.col("reason").cast(pl.String).sort().str.join(",").alias("migration_state"))
+    )
+    issues = (
+        pl.scan_parquet(out_dir / "data_issues.parquet")
+        .filter(pl.col("account_id").is_not_null())
+        .group_by("account_id")
+        .agg(pl.col("code").cast(pl.String).unique().sort().str.join(",").alias("issue_codes"))
+    )
+    accounts = pl.concat(
+        [risk.select("account_id"), issues.select("account_id")], how="vertical"
+    ).unique()
+    return (
+        accounts.join(risk, on="account_id", how="left")
+        .join(migration, on="account_id", how="left")
+        .join(issues, on="account_id", how="left")
+        .with_columns(
+            pl.col("in_risk").fill_null(False),
+            pl.col("issue_codes").is_not_null().alias("in_issues"),
+            pl.when(pl.col("in_risk")).then(pl.col("migration_state").fill_null("none")).alias("migration_state"),
+        )
+    )
+
+
+def diff_runs(before_dir: Path, after_dir: Path) -> pl.DataFrame:
+    """Per-account changes from the run in `before_dir` to the run in `after_dir` (schema DIFF_SCHEMA)."""
+    before = _state(before_dir)
+    after = _state(after_dir)
+    j = before.join(after, on="account_id", how="full", coalesce=True, suffix="_after")
+    b = lambda c: pl.col(c).fill_null(False)  # noqa: E731 - absent run row -> flag off
+    a = lambda c: pl.col(f"{c}_after").fill_null(False)  # noqa: E731
+    both = b("in_risk") & a("in_risk")
+
+    def turned_on(c: str) -> pl.Expr:
+        return both & ~b(c) & a(c)
+
+    def turned_off(c: str) -> pl.Expr:
+        return both & b(c) & ~a(c)
+
+    rep_b = pl.col("partial_repayment_usdt") > 0
+    rep_a = pl.col("partial_repayment_usdt_after") > 0
+    kinds: dict[str, tuple[pl.Expr, str | None]] = {
+        "new_account": (~b("in_risk") & a("in_risk"), None),
+        "dropped_account": (b("in_risk") & ~a("in_risk"), None),
+        "new_data_issue": (~b("in_issues") & a("in_issues"), "issue_codes"),
+        "resolved_data_issue": (b("in_issues") & ~a("in_issues"), "issue_codes"),
+        "mode_changed": (both & (pl.col("margin_mode") != pl.col("margin_mode_after")), None),
+        "new_margin_call": (turned_on("margin_call"), None),
+        "resolved_margin_call": (turned_off("margin_call"), None),
+        "new_liquidation": (turned_on("liquidation"), None),
+        "resolved_liquidation": (turned_off("liquidation"), None),
+        "new_borrow_block": (turned_on("borrow_blocked"), "borrow_blocked_reason"),
+        "resolved_borrow_block": (turned_off("borrow_blocked"), "borrow_blocked_reason"),
+        "borrow_block_reason_changed": (
+            both & b("borrow_blocked") & a("borrow_blocked")
+            & (pl.col("borrow_blocked_reason") != pl.col("borrow_blocked_reason_after")),
+            "borrow_blocked_reason",
+        ),
+        "became_eligible_for_pro": (turned_on("eligible_for_pro"), "pro_ineligible_reasons"),
+        "lost_eligibility": (turned_off("eligible_for_pro"), "pro_ineligible_reasons"),
+        "migration_state_changed": (
+            both & (pl.col("migration_state") != pl.col("migration_state_after")),
+            "migration_state",
+        ),
+        "new_partial_repayment": (both & ~rep_b & rep_a, None),
+        "resolved_partial_repayment": (both & rep_b & ~rep_a, None),
+    }
+    assert list(kinds) == CHANGES
+    flagged = j.with_columns(expr.fill_null(False).alias(f"_chg_{k}") for k, (expr, _) in kinds.items())
+    long = (
+        flagged.unpivot(
+            on=[f"_chg_{k}" for k in CHANGES],
+            index=[c for c in flagged.collect_schema().names() if not c.startswith("_chg_")],
+            variable_name="change",
+            value_name="_hit",
+        )
+        .filter(pl.col("_hit"))
+        .with_columns(pl.col("change").str.strip_prefix("_chg_"))
+    )
+    detail_before = pl.lit(None, pl.String)
+    detail_after = pl.lit(None, pl.String)
+    for k, (_, col) in kinds.items():
+        if col is not None:
+            detail_before = pl.when(pl.col("change") == k).then(pl.col(col)).otherwise(detail_before)
+            detail_after = pl.when(pl.col("change") == k).then(pl.col(f"{col}_after")).otherwise(detail_after)
+    out = long.select(
+        "account_id",
+        pl.col("change").cast(Change),
+        pl.col("margin_mode").alias("margin_mode_before"),
+        pl.col("margin_mode_after"),
+        pl.col("margin_level").alias("margin_level_before"),
+        pl.col("margin_level_after"),
+        detail_before.alias("detail_before"),
+        detail_after.alias("detail_after"),
+        pl.col("partial_repayment_usdt").alias("partial_repayment_usdt_before"),
+        pl.col("partial_repayment_usdt_after"),
+    )
+    return out.sort("account_id", "change").collect().cast(DIFF_SCHEMA).select(list(DIFF_SCHEMA))
+
+
+def summarize(diff: pl.DataFrame) -> pl.DataFrame:
+    """Counts of accounts per change kind, every kind listed (zeros included), in CHANGES order."""
+    counts = diff.group_by("change").agg(pl.len().cast(pl.Int64).alias("accounts"))
+    kinds = pl.DataFrame({"change": CHANGES}, schema={"change": Change})
+    return kinds.join(counts, on="change", how="left").with_columns(pl.col("accounts").fill_null(0))
+
+
+def _as_of(out_dir: Path) -> str:
+    try:
+        v = pl.scan_parquet(Path(out_dir) / "account_risk.parquet").select(pl.col("as_of").max()).collect().item()
+    except Exception:  # noqa: BLE001 - only a label for the summary
+        return "?"
+    return v.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if v is not None else "?"
+
+
+def diff_cli(before: Path, after: Path, dest: Path | None = None) -> None:
+    """`crossmargin diff --before DIR --after DIR [--dest FILE]`: write the parquet, print counts per kind."""
+    import typer
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        diff = diff_runs(before, after)
+    except DiffError as exc:
+        typer.echo(f"crossmargin: error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    dest = Path(dest) if dest is not None else Path("diff.parquet")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    diff.write_parquet(dest)
+    typer.echo(f"before: {before} (as_of {_as_of(before)})")
+    typer.echo(f"after:  {after} (as_of {_as_of(after)})")
+    table = Table(title="changes per account")
+    table.add_column("change")
+    table.add_column("accounts", justify="right")
+    for change, n in summarize(diff).iter_rows():
+        table.add_row(change, f"{n:,}")
+    Console().print(table)
+    typer.echo(f"{diff.height} change rows for {diff['account_id'].n_unique()} accounts -> {dest}")
