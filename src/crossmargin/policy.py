@@ -16,8 +16,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from crossmargin.errors import CrossmarginError
 
-class PolicyError(ValueError):
+
+class PolicyError(CrossmarginError):
     """The policy file is unreadable or misses a key the engine needs."""
 
 

@@ -1,0 +1,169 @@
+"""Decisions per account at `as_of`, SPEC.md §3: one small named expression per row of the table.
+
+Each compares a level as output (one float64 division) with the policy's float64 threshold in the
+direction SPEC.md writes; nothing is rearranged. Date cut-overs are scalars of the resolved Policy.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from crossmargin.levels import is_pro
+from crossmargin.policy import Policy
+from crossmargin.schemas import NOT_CLASSIC, PRO_CONDITIONS_NEW, PRO_CONDITIONS_OLD, BorrowBlockedReason
+
+
+def is_classic() -> pl.Expr:
+    return pl.col("margin_mode") == "classic"
+
+
+def classic_threshold(policy: Policy, field: str) -> pl.Expr:
+    """A Classic threshold of the account's own `classic_leverage` (initial_risk_ratio, margin_call, liquidation)."""
+    return pl.col("classic_leverage").replace_strict(
+        policy.classic_column(field), default=None, return_dtype=pl.Float64
+    )
+
+
+def _stamped_within(column: str, start, as_of) -> pl.Expr:  # noqa: ANN001 - datetimes
+    c = pl.col(column)
+    return c.is_not_null() & (c >= start) & (c <= as_of)
+
+
+def pro_compliant(policy: Policy) -> pl.Expr:
+    """Questionnaire and terms both not null, >= compliance date and <= as_of."""
+    start = policy.compliance_required_from
+    return _stamped_within("questionnaire_completed_at", start, policy.as_of) & _stamped_within(
+        "terms_agreed_at", start, policy.as_of
+    )
+
+
+def liquidation(policy: Policy) -> pl.Expr:
+    """margin_level <= liquidation threshold of the account's mode."""
+    threshold = pl.when(is_pro()).then(pl.lit(policy.pro_liquidation)).otherwise(classic_threshold(policy, "liquidation"))
+    return pl.col("margin_level") <= threshold
+
+
+def margin_call(policy: Policy) -> pl.Expr:
+    """margin_level <= margin-call threshold of its mode (Classic: of its leverage); true when liquidated."""
+    threshold = pl.when(is_pro()).then(pl.lit(policy.pro_margin_call)).otherwise(classic_threshold(policy, "margin_call"))
+    return (pl.col("margin_level") <= threshold) | pl.col("liquidation")
+
+
+def borrow_blocked_reason(policy: Policy) -> pl.Expr:
+    """First matching reason: Classic collateral level <= IRR; Pro non-compliant (from 2024-12-19); Pro no margin."""
+    return (
+        pl.when(is_classic() & (pl.col("classic_collateral_margin_level") <= classic_threshold(policy, "initial_risk_ratio")))
+        .then(pl.lit("collateral_below_initial_risk_ratio"))
+        .when(is_pro() & ~pl.col("pro_compliant") & pl.lit(policy.noncompliant_borrow_disabled))
+        .then(pl.lit("pro_not_compliant"))
+        .when(is_pro() & (pl.col("pro_available_margin_usdt") <= 0))
+        .then(pl.lit("no_available_margin"))
+        .cast(BorrowBlockedReason)
+    )
+
+
+def borrow_blocked() -> pl.Expr:
+    return pl.col("borrow_blocked_reason").is_not_null()
+
+
+def due_for_migration(policy: Policy) -> pl.Expr:
+    """Pro, non-compliant, as_of >= 2024-12-17."""
+    return is_pro() & ~pl.col("pro_compliant") & pl.lit(policy.compliance_required)
+
+
+def migrate_now(policy: Policy) -> pl.Expr:
+    """due_for_migration and as_of >= 2025-01-15."""
+    return pl.col("due_for_migration") & pl.lit(policy.noncompliant_switched)
+
+
+def partial_repayment_usdt(policy: Policy) -> pl.Expr:
+    """x = (T·L − A)/(T − 1) clipped to [0, min(A, L)] when due and classic level < Classic margin call; else 0."""
+    target = classic_threshold(policy, "initial_risk_ratio")
+    a, liab = pl.col("total_asset_usdt"), pl.col("total_liability_usdt")
+    x = (target * liab - a) / (target - 1.0)
+    at_risk = pl.col("classic_margin_level") < classic_threshold(policy, "margin_call")
+    return (
+        pl.when(pl.col("due_for_migration") & at_risk)
+        .then(x.clip(pl.lit(0.0), pl.min_horizontal(a, liab)))
+        .otherwise(pl.lit(0.0))
+    )
+
+
+def bad_debt_usdt() -> pl.Expr:
+    """max(L − A, 0)."""
+    return pl.max_horizontal(pl.col("total_liability_usdt") - pl.col("total_asset_usdt"), pl.lit(0.0))
+
+
+def switches_left_today(policy: Policy) -> pl.Expr:
+    """5 − switches in [start of as_of's UTC day, as_of], floored at 0 (count joined as switches_today)."""
+    return pl.max_horizontal(pl.lit(policy.max_switches_per_utc_day) - pl.col("switches_today"), pl.lit(0)).cast(
+        pl.Int64
+    )
+
+
+def pro_conditions(policy: Policy) -> dict[str, pl.Expr]:
+    """The activation conditions in force (SPEC §3 eligible_for_pro), named; exhaustive lists."""
+    switches = pl.col("switches_left_today") > 0
+    country = ~pl.col("country").is_in(list(policy.restricted_jurisdictions))
+    if policy.new_formula:
+        terms = pl.col("terms_agreed_at").is_not_null() & (pl.col("terms_agreed_at") <= policy.as_of)
+        exprs = [
+            pl.col("cross_margin_activated"),
+            pl.col("pro_quiz_passed"),
+            terms,
+            pl.col("pro_margin_level_new") > policy.new_min_pro_margin_level,
+            pl.col("net_equity_usdt") > policy.new_min_net_equity_usdt,
+            country,
+            switches,
+        ]
+        return dict(zip(PRO_CONDITIONS_NEW, exprs, strict=True))
+    exprs = [
+        pl.col("cross_margin_activated"),
+        pl.col("pro_quiz_passed"),
+        country,
+        pl.col("classic_collateral_margin_level") > policy.old_min_classic_collateral_margin_level,
+        switches,
+    ]
+    return dict(zip(PRO_CONDITIONS_OLD, exprs, strict=True))
+
+
+def pro_ineligible_reasons(policy: Policy) -> pl.Expr:
+    """Names of the failed conditions (Classic); ["already_pro"] for a Pro account."""
+    failed = pl.concat_list([pl.when(~ok).then(pl.lit(name)) for name, ok in pro_conditions(policy).items()])
+    return pl.when(is_pro()).then(pl.lit([NOT_CLASSIC])).otherwise(failed.list.drop_nulls())
+
+
+def eligible_for_pro(policy: Policy) -> pl.Expr:
+    """Classic account meeting every condition in force; false for Pro."""
+    return is_classic() & pl.all_horizontal(list(pro_conditions(policy).values()))
+
+
+def can_switch_to_classic(policy: Policy) -> pl.Expr:
+    """Pro: (new) collateral level > IRR, (old) classic margin level > IRR, of its leverage; and a switch left."""
+    level = "classic_collateral_margin_level" if policy.new_formula else "classic_margin_level"
+    return is_pro() & (pl.col(level) > classic_threshold(policy, "initial_risk_ratio")) & (pl.col("switches_left_today") > 0)
+
+
+def all_decisions(policy: Policy) -> list[dict[str, pl.Expr]]:
+    """Stages of with_columns, in dependency order."""
+    return [
+        {
+            "pro_compliant": pro_compliant(policy),
+            "liquidation": liquidation(policy),
+            "bad_debt_usdt": bad_debt_usdt(),
+            "switches_left_today": switches_left_today(policy),
+        },
+        {
+            "margin_call": margin_call(policy),
+            "borrow_blocked_reason": borrow_blocked_reason(policy),
+            "due_for_migration": due_for_migration(policy),
+            "eligible_for_pro": eligible_for_pro(policy),
+            "pro_ineligible_reasons": pro_ineligible_reasons(policy),
+            "can_switch_to_classic": can_switch_to_classic(policy),
+        },
+        {
+            "borrow_blocked": borrow_blocked(),
+            "migrate_now": migrate_now(policy),
+            "partial_repayment_usdt": partial_repayment_usdt(policy),
+        },
+    ]

@@ -1,0 +1,175 @@
+"""Inputs: find, read and type-check the seven input tables of SPEC.md §4.
+
+Schema problems (a missing table, a missing or ill-typed column, a time-zone-naive timestamp, an
+unreadable file) raise `InputSchemaError` naming the table and column: the run stops before anything
+is written. Row problems are not handled here; they become data issues (`data_issues.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from crossmargin.errors import InputSchemaError
+from crossmargin.schemas import INPUT_SCHEMAS, UTC_TS
+
+_TRUE = ["true", "t", "1", "yes", "y"]
+_FALSE = ["false", "f", "0", "no", "n"]
+
+
+@dataclass(frozen=True)
+class InputFile:
+    table: str
+    path: Path
+    rows: int
+
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        with self.path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+
+def find_file(input_dir: Path, table: str) -> Path:
+    for suffix in (".parquet", ".csv"):
+        path = input_dir / f"{table}{suffix}"
+        if path.is_file():
+            return path
+    raise InputSchemaError(
+        f"input table '{table}' is missing: expected {input_dir / (table + '.parquet')} or {table}.csv"
+    )
+
+
+def _expected_name(dtype: pl.DataType) -> str:
+    if dtype == UTC_TS:
+        return "a UTC timestamp (time zone set)"
+    return {pl.Int64: "an integer", pl.Float64: "a number", pl.Boolean: "a boolean", pl.String: "a string"}[
+        dtype.base_type()
+    ]
+
+
+def _conform(table: str, column: str, actual: pl.DataType, expected: pl.DataType) -> pl.Expr:
+    """Cast one parquet column to its contract dtype, or raise naming table/column/expectation."""
+    col = pl.col(column)
+    bad = InputSchemaError(
+        f"input table '{table}', column '{column}': expected {_expected_name(expected)}, found {actual}"
+    )
+    if expected == UTC_TS:
+        if not isinstance(actual, pl.Datetime):
+            raise bad
+        if actual.time_zone is None:
+            raise InputSchemaError(
+                f"input table '{table}', column '{column}': timestamp is time-zone-naive; "
+                "expected a UTC timestamp (time zone set)"
+            )
+        return col.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    if expected == pl.Int64:
+        if not actual.is_integer():
+            raise bad
+        return col.cast(pl.Int64)
+    if expected == pl.Float64:
+        if not actual.is_numeric():
+            raise bad
+        return col.cast(pl.Float64)
+    if expected == pl.Boolean:
+        if actual != pl.Boolean:
+            raise bad
+        return col
+    if expected == pl.String:
+        if not (actual == pl.String or isinstance(actual, (pl.Categorical, pl.Enum))):
+            raise bad
+        return col.cast(pl.String)
+    raise AssertionError(expected)  # pragma: no cover
+
+
+def _parse_text(table: str, column: str, expected: pl.DataType) -> pl.Expr:
+    """Parse one CSV text column into its contract dtype (failures are checked by the caller)."""
+    s = pl.col(column).str.strip_chars()
+    s = pl.when(s == "").then(None).otherwise(s)
+    if expected == UTC_TS:
+        return s.str.to_datetime(time_unit="us", strict=False, time_zone="UTC")
+    if expected == pl.Int64:
+        return s.cast(pl.Int64, strict=False)
+    if expected == pl.Float64:
+        return s.cast(pl.Float64, strict=False)
+    if expected == pl.Boolean:
+        low = s.str.to_lowercase()
+        return pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False).otherwise(None)
+    return s
+
+
+def _read_parquet(table: str, path: Path) -> tuple[pl.LazyFrame, int]:
+    try:
+        meta = pq.ParquetFile(path).metadata  # reads the footer: a truncated file fails here
+        rows = meta.num_rows
+        schema = pl.read_parquet_schema(path)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the same user-facing error
+        raise InputSchemaError(f"input table '{table}': cannot read {path}: {exc}") from None
+    expected = INPUT_SCHEMAS[table]
+    missing = [c for c in expected if c not in schema]
+    if missing:
+        raise InputSchemaError(
+            f"input table '{table}': missing column '{missing[0]}' in {path.name} "
+            f"(expected {_expected_name(expected[missing[0]])})"
+        )
+    exprs = [_conform(table, c, schema[c], t).alias(c) for c, t in expected.items()]
+    return pl.scan_parquet(path).select(exprs), rows
+
+
+def _read_csv(table: str, path: Path) -> tuple[pl.LazyFrame, int]:
+    expected = INPUT_SCHEMAS[table]
+    try:
+        raw = pl.read_csv(path, infer_schema=False, missing_utf8_is_empty_string=True)
+    except Exception as exc:  # noqa: BLE001
+        raise InputSchemaError(f"input table '{table}': cannot read {path}: {exc}") from None
+    missing = [c for c in expected if c not in raw.columns]
+    if missing:
+        raise InputSchemaError(
+            f"input table '{table}': missing column '{missing[0]}' in {path.name} "
+            f"(expected {_expected_name(expected[missing[0]])})"
+        )
+    parsed = raw.select([_parse_text(table, c, t).alias(c) for c, t in expected.items()])
+    for c, t in expected.items():
+        text = raw[c].str.strip_chars()
+        failed = (text.is_not_null() & (text != "")) & parsed[c].is_null()
+        if failed.any():
+            first = int(failed.arg_max())
+            value = text[first]
+            hint = ""
+            if t == UTC_TS and value is not None and not any(z in value for z in ("Z", "+", "-0", "UTC")):
+                hint = " (time-zone-naive? give timestamps with Z or +00:00)"
+            raise InputSchemaError(
+                f"input table '{table}', column '{c}': expected {_expected_name(t)}, "
+                f"found {value!r} at data row {first + 1}{hint}"
+            )
+        if t == UTC_TS:
+            naive = text.is_not_null() & (text != "") & ~text.str.contains(r"(Z|[+-]\d\d:?\d\d|UTC)$")
+            if naive.any():
+                raise InputSchemaError(
+                    f"input table '{table}', column '{c}': timestamp {text[int(naive.arg_max())]!r} is "
+                    "time-zone-naive; expected a UTC timestamp (with Z or +00:00)"
+                )
+    return parsed.lazy(), raw.height
+
+
+def load_tables(input_dir: Path) -> dict[str, pl.LazyFrame]:
+    """Every input table as a typed LazyFrame (schema checked; rows not yet checked)."""
+    return {t: frame for t, (frame, _) in load_inputs(input_dir).items()}
+
+
+def load_inputs(input_dir: Path) -> dict[str, tuple[pl.LazyFrame, InputFile]]:
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise InputSchemaError(f"input directory {input_dir} does not exist")
+    out: dict[str, tuple[pl.LazyFrame, InputFile]] = {}
+    for table in INPUT_SCHEMAS:
+        path = find_file(input_dir, table)
+        reader = _read_parquet if path.suffix == ".parquet" else _read_csv
+        frame, rows = reader(table, path)
+        out[table] = (frame, InputFile(table, path, rows))
+    return out

@@ -1,0 +1,295 @@
+"""Wires inputs → quantities → levels → decisions → outputs into one lazy plan per run.
+
+`compute` takes the seven input tables (typed, SPEC §4) and the Policy in force at as_of and returns
+account_risk, actions and data_issues. Reference data (prices, tiers, brackets: a few hundred rows)
+is resolved eagerly first; every per-account table stays lazy and the three outputs are collected
+together with `pl.collect_all`, so shared sub-plans run once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from crossmargin import data_issues as di
+from crossmargin import decisions, levels, quantities
+from crossmargin.actions import actions as actions_frame
+from crossmargin.policy import Policy
+from crossmargin.reference_data import COLLATERAL, AssetTerms, asset_terms
+from crossmargin.schemas import ACCOUNT_RISK, DATA_ISSUES, QUANTITY_COLUMNS, MarginMode
+
+
+@dataclass(frozen=True)
+class RunResult:
+    account_risk: pl.DataFrame
+    actions: pl.DataFrame
+    data_issues: pl.DataFrame
+
+
+def _lazy(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    return frame.lazy() if isinstance(frame, pl.DataFrame) else frame
+
+
+# ------------------------------------------------------------------ per-table stages
+
+
+def _balance_stage(balances: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """(row issues, per-account sums) of balances joined m:1 with their asset's terms."""
+    rows = balances.join(terms.frame.lazy(), on="asset", how="left", validate="m:1")
+    sums = rows.group_by("account_id").agg(
+        *quantities.balance_sums(terms.collateral_slices, terms.liability_slices),
+        pl.len().alias("balance_rows"),
+        pl.col("asset").n_unique().alias("balance_assets"),
+    )
+    return di.issue_rows(rows, di.balance_rules()), sums
+
+
+def _order_stage(orders: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """(row issues, per-account open-order loss) of orders joined with base and quote asset terms."""
+    cols = ["price_usdt", "price_present", f"{COLLATERAL}present", f"{COLLATERAL}problem", f"{COLLATERAL}collateral_ratio_0"]
+    leg = terms.frame.lazy().select("asset", *[c for c in cols if c in terms.frame.columns])
+    if f"{COLLATERAL}collateral_ratio_0" not in terms.frame.columns:  # no collateral table at all
+        leg = leg.with_columns(pl.lit(None, pl.Float64).alias(f"{COLLATERAL}collateral_ratio_0"))
+    rows = orders.join(
+        leg.rename(lambda c: c if c == "asset" else f"{c}_base"), left_on="base_asset", right_on="asset",
+        how="left", validate="m:1",
+    ).join(
+        leg.rename(lambda c: c if c == "asset" else f"{c}_quote"), left_on="quote_asset", right_on="asset",
+        how="left", validate="m:1",
+    )
+    sums = rows.group_by("account_id").agg(
+        quantities.order_loss_usdt().sum().alias("open_order_loss_usdt"),
+        pl.len().alias("order_rows"),
+        pl.col("order_id").n_unique().alias("order_ids"),
+    )
+    return di.issue_rows(rows, di.order_rules()), sums
+
+
+def _switch_stage(switches: pl.LazyFrame, policy: Policy) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """(row issues, per-account count of switches in [start of as_of's UTC day, as_of])."""
+    day_start = policy.as_of.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = pl.col("switched_at").is_between(day_start, policy.as_of, closed="both")
+    counts = switches.group_by("account_id").agg(
+        today.sum().cast(pl.Int64).alias("switches_today"), pl.len().alias("switch_rows")
+    )
+    return di.issue_rows(switches, di.switch_rules()), counts
+
+
+def _unknown(sums: pl.LazyFrame, accounts: pl.LazyFrame, table: str, rows: str) -> pl.LazyFrame:
+    stray = sums.join(accounts.select("account_id"), on="account_id", how="anti")
+    return di.grouped_issue(
+        stray, pl.lit(True), table, "unknown_account", pl.format("{} {} row(s) for an account not in accounts", pl.col(rows), pl.lit(table))
+    )
+
+
+# ------------------------------------------------------------------ the plan
+
+
+def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame]:
+    """Lazy (account_risk, actions, data_issues) for one as_of."""
+    t = {name: _lazy(frame) for name, frame in tables.items()}
+    terms = asset_terms(
+        t["prices"].collect(), t["collateral_tiers"].collect(), t["liability_brackets"].collect(), policy.as_of
+    )
+    accounts = t["accounts"]
+    bal_issues, bal_sums = _balance_stage(t["balances"], terms)
+    ord_issues, ord_sums = _order_stage(t["open_orders"], terms)
+    sw_issues, sw_counts = _switch_stage(t["mode_switches"], policy)
+
+    computed = (
+        accounts.filter(~pl.col("account_id").is_duplicated(), pl.col("account_id").is_not_null())
+        .join(bal_sums, on="account_id", how="left", validate="1:1")
+        .join(ord_sums, on="account_id", how="left", validate="1:1")
+        .join(sw_counts, on="account_id", how="left", validate="1:1")
+        .with_columns(
+            pl.col(*[c for c in QUANTITY_COLUMNS if c not in ("net_equity_usdt", "net_collateral_usdt")]).fill_null(0.0),
+            pl.col("switches_today").fill_null(0),
+        )
+    )
+    for stage in [*levels.all_levels(policy), *decisions.all_decisions(policy)]:
+        computed = computed.with_columns(**stage)
+
+    overflow = pl.any_horizontal([~pl.col(c).is_finite() for c in QUANTITY_COLUMNS])
+    issues = pl.concat(
+        [
+            di.issue_rows(accounts, di.account_rules(policy)),
+            bal_issues,
+            di.grouped_issue(
+                bal_sums, pl.col("balance_rows") != pl.col("balance_assets"), "balances", "duplicate_row",
+                pl.format("{} balance rows for {} distinct assets", pl.col("balance_rows"), pl.col("balance_assets")),
+            ),
+            _unknown(bal_sums, accounts, "balances", "balance_rows"),
+            ord_issues,
+            di.grouped_issue(
+                ord_sums, pl.col("order_rows") != pl.col("order_ids"), "open_orders", "duplicate_row",
+                pl.format("{} order rows for {} distinct order_ids", pl.col("order_rows"), pl.col("order_ids")),
+            ),
+            _unknown(ord_sums, accounts, "open_orders", "order_rows"),
+            sw_issues,
+            _unknown(sw_counts, accounts, "mode_switches", "switch_rows"),
+            di.grouped_issue(
+                computed, overflow, "balances", "non_finite_value",
+                pl.lit("an account sum overflows float64 (values too large)"),
+            ),
+        ],
+        how="vertical_relaxed",
+    )
+    issues = issues.unique().sort("account_id", "table", "code", "detail", nulls_last=True).select(
+        [pl.col(c).cast(d) for c, d in DATA_ISSUES.items()]
+    )
+    risk = (
+        computed.join(issues.select("account_id").unique(), on="account_id", how="anti")
+        .with_columns(
+            pl.col("margin_mode").cast(MarginMode, strict=False),
+            pl.lit(policy.as_of).dt.cast_time_unit("us").alias("as_of"),
+            pl.lit(policy.version).alias("policy_version"),
+        )
+        .sort("account_id")
+        .select([pl.col(c).cast(d) for c, d in ACCOUNT_RISK.items()])
+    )
+    return risk, actions_frame(risk, policy), issues
+
+
+def compute(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> RunResult:
+    """account_risk, actions and data_issues for one as_of, collected in one pass."""
+    risk, acts, issues = pl.collect_all(plan(tables, policy))
+    return RunResult(risk, acts, issues)
+
+
+# ------------------------------------------------------------------ the nightly job (files in, files out)
+
+ACCOUNT_TABLES = ["accounts", "balances", "open_orders", "mode_switches"]
+ACCOUNTS_PER_BUCKET = 12_000_000  # beyond this many accounts, --buckets 0 splits the run
+
+
+def bucket_bounds(accounts: pl.LazyFrame, buckets: int) -> list[tuple[int | None, int | None]]:
+    """Account-id ranges [lo, hi) holding about the same number of accounts (quantiles of account_id).
+
+    Ranges rather than hashes: inputs sorted by account_id then skip whole row groups per bucket,
+    and concatenating the buckets' sorted outputs gives the same rows in the same order as one pass.
+    """
+    if buckets <= 1:
+        return [(None, None)]
+    qs = [i / buckets for i in range(1, buckets)]
+    cuts = accounts.select([pl.col("account_id").quantile(q, "nearest").alias(str(i)) for i, q in enumerate(qs)]).collect()
+    edges = sorted({int(v) for v in cuts.row(0) if v is not None})
+    lows: list[int | None] = [None, *edges]
+    highs: list[int | None] = [*edges, None]
+    return list(zip(lows, highs, strict=True))
+
+
+def _in_bucket(lo: int | None, hi: int | None) -> pl.Expr:
+    keep = pl.lit(True)
+    if lo is not None:
+        keep = keep & (pl.col("account_id") >= lo)
+    if hi is not None:
+        keep = keep & (pl.col("account_id") < hi)
+    if lo is None:  # rows without an account id are checked once, in the first bucket
+        keep = keep | pl.col("account_id").is_null()
+    return keep
+
+
+def run_job(
+    as_of: dt.datetime,
+    input_dir: Path,
+    out_dir: Path,
+    policy_file: Path | None = None,
+    max_issue_rate: float = 0.01,
+    buckets: int = 0,
+) -> str:
+    """Read inputs, compute, and publish the four output files atomically. Returns a one-line summary."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from crossmargin import __version__, outputs
+    from crossmargin.errors import CrossmarginError, IssueRateExceeded
+    from crossmargin.inputs import load_inputs
+    from crossmargin.policy import PolicyError, resolve
+    from crossmargin.progress import Progress
+
+    started = outputs.utc_now()
+    t0 = time.perf_counter()
+    try:
+        policy = resolve(as_of, policy_file)
+    except PolicyError as exc:
+        raise CrossmarginError(str(exc)) from None
+    loaded = load_inputs(Path(input_dir))
+    tables = {name: frame for name, (frame, _) in loaded.items()}
+    n_accounts = loaded["accounts"][1].rows
+    if buckets <= 0:
+        buckets = max(1, -(-n_accounts // ACCOUNTS_PER_BUCKET))
+    bounds = bucket_bounds(tables["accounts"], buckets)
+
+    out_dir = Path(out_dir)
+    tmp = outputs.staging_dir(out_dir)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:  # checksum the inputs while the engine runs
+            checksums = {name: pool.submit(f.sha256) for name, (_, f) in loaded.items()}
+            writers = {name: outputs.PartWriter(tmp / f"{name}.parquet") for name in outputs.OUTPUT_TABLES}
+            bad_accounts = 0
+            with Progress(len(bounds), "computing account buckets") as progress:
+                for lo, hi in bounds:
+                    part = {
+                        name: frame.filter(_in_bucket(lo, hi)) if name in ACCOUNT_TABLES else frame
+                        for name, frame in tables.items()
+                    }
+                    result = compute(part, policy)
+                    writers["account_risk"].write(result.account_risk)
+                    writers["actions"].write(result.actions)
+                    writers["data_issues"].write(result.data_issues)
+                    bad_accounts += result.data_issues.filter(pl.col("code") != "unknown_account")[
+                        "account_id"
+                    ].n_unique()
+                    progress.advance()
+            rows = {name: w.close() for name, w in writers.items()}
+            inputs_entry = {
+                name: {"file": f.path.name, "rows": f.rows, "sha256": checksums[name].result()}
+                for name, (_, f) in loaded.items()
+            }
+        issue_rate = bad_accounts / n_accounts if n_accounts else 0.0
+        if issue_rate > max_issue_rate:
+            rejected = out_dir.absolute().parent / f"{out_dir.name}.rejected"
+            keep = outputs.staging_dir(rejected)
+            os.replace(tmp / "data_issues.parquet", keep / "data_issues.parquet")
+            outputs.publish(keep, rejected)
+            raise IssueRateExceeded(
+                f"{bad_accounts} of {n_accounts} accounts ({issue_rate:.2%}) have data issues, above "
+                f"--max-issue-rate {max_issue_rate:.2%}: nothing written to {out_dir}; "
+                f"data_issues written to {rejected / 'data_issues.parquet'}"
+            )
+        manifest = {
+            "as_of": policy.as_of.isoformat().replace("+00:00", "Z"),
+            "policy_version": policy.version,
+            "policy_sha256": policy.source_sha256,
+            "policy_file": str(policy_file) if policy_file else None,
+            "software_version": __version__,
+            "polars_version": pl.__version__,
+            "input_dir": str(input_dir),
+            "inputs": inputs_entry,
+            "outputs": {
+                name: outputs.output_entry(tmp / f"{name}.parquet", rows[name]) for name in outputs.OUTPUT_TABLES
+            },
+            "accounts_in": n_accounts,
+            "accounts_with_issues": bad_accounts,
+            "issue_rate": issue_rate,
+            "max_issue_rate": max_issue_rate,
+            "buckets": len(bounds),
+            "started_at": started,
+            "finished_at": outputs.utc_now(),
+        }
+        outputs.write_manifest(tmp, manifest)
+        outputs.publish(tmp, out_dir)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - t0
+    return (
+        f"as_of {manifest['as_of']} policy {policy.version}: {rows['account_risk']} accounts scored, "
+        f"{bad_accounts} with data issues, {rows['actions']} actions -> {out_dir} ({seconds:.1f} s)"
+    )

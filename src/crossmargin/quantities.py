@@ -1,0 +1,113 @@
+"""Quantities of SPEC.md §1, one small named expression each (all money in USDT, float64).
+
+Row level (a balance row joined with its asset's terms, or an open order joined with both of its
+assets' terms), then account level (sums over the account's rows).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from crossmargin.reference_data import COLLATERAL, LIABILITY
+from crossmargin.tiers import tiered
+
+# ------------------------------------------------------------------ per balance row (one asset)
+
+
+def holding() -> pl.Expr:
+    """free + locked, asset units."""
+    return pl.col("free") + pl.col("locked")
+
+
+def debt() -> pl.Expr:
+    """borrowed + interest, asset units."""
+    return pl.col("borrowed") + pl.col("interest")
+
+
+def asset_value_usdt() -> pl.Expr:
+    return holding() * pl.col("price_usdt")
+
+
+def debt_value_usdt() -> pl.Expr:
+    return debt() * pl.col("price_usdt")
+
+
+def collateral_value_usdt(k_max: int) -> pl.Expr:
+    """tiered(holding·price, collateral_tiers[asset]): the haircut value of one holding."""
+    return tiered(asset_value_usdt(), COLLATERAL, "collateral_ratio", k_max)
+
+
+def maintenance_margin_of_debt(k_max: int) -> pl.Expr:
+    """tiered(debt·price, liability_brackets[asset], maintenance_margin_rate); 0 for a non-liability asset."""
+    return pl.when(debt() > 0).then(tiered(debt_value_usdt(), LIABILITY, "maintenance_margin_rate", k_max)).otherwise(0.0)
+
+
+def initial_margin_of_debt(k_max: int) -> pl.Expr:
+    """tiered(debt·price, liability_brackets[asset], initial_margin_rate); 0 for a non-liability asset."""
+    return pl.when(debt() > 0).then(tiered(debt_value_usdt(), LIABILITY, "initial_margin_rate", k_max)).otherwise(0.0)
+
+
+# ------------------------------------------------------------------ per open order
+# An order joined with base-asset terms (suffix _base) and quote-asset terms (suffix _quote).
+
+
+def order_quote_leg_usdt() -> pl.Expr:
+    """qty·price·P_quote·r_quote: the quote side of an order at its limit price, haircut."""
+    r_quote = pl.col(f"{COLLATERAL}collateral_ratio_0_quote")
+    return pl.col("remaining_qty") * pl.col("price") * pl.col("price_usdt_quote") * r_quote
+
+
+def order_base_leg_usdt() -> pl.Expr:
+    """qty·P_base·r_base: the base side of an order at index price, haircut."""
+    return pl.col("remaining_qty") * pl.col("price_usdt_base") * pl.col(f"{COLLATERAL}collateral_ratio_0_base")
+
+
+def _is_buy() -> pl.Expr:
+    return pl.col("side") == "BUY"
+
+
+def order_given_usdt() -> pl.Expr:
+    """BUY gives the quote leg, SELL the base leg (SPEC §1 [convention])."""
+    return pl.when(_is_buy()).then(order_quote_leg_usdt()).otherwise(order_base_leg_usdt())
+
+
+def order_received_usdt() -> pl.Expr:
+    """BUY receives the base leg, SELL the quote leg."""
+    return pl.when(_is_buy()).then(order_base_leg_usdt()).otherwise(order_quote_leg_usdt())
+
+
+def order_loss_usdt() -> pl.Expr:
+    """max(0, given − received) for one order (orders are not netted)."""
+    return pl.max_horizontal(order_given_usdt() - order_received_usdt(), pl.lit(0.0))
+
+
+# ------------------------------------------------------------------ per account (after the sums)
+
+
+def total_asset_usdt() -> pl.Expr:
+    return pl.col("total_asset_usdt")
+
+
+def total_liability_usdt() -> pl.Expr:
+    return pl.col("total_liability_usdt")
+
+
+def net_equity_usdt() -> pl.Expr:
+    """total_asset − total_liability."""
+    return total_asset_usdt() - total_liability_usdt()
+
+
+def net_collateral_usdt() -> pl.Expr:
+    """collateral − total_liability."""
+    return pl.col("collateral_usdt") - total_liability_usdt()
+
+
+def balance_sums(kc: int, kl: int) -> list[pl.Expr]:
+    """Per-account sums over balance rows (use inside group_by(account_id).agg)."""
+    return [
+        asset_value_usdt().sum().alias("total_asset_usdt"),
+        debt_value_usdt().sum().alias("total_liability_usdt"),
+        collateral_value_usdt(kc).sum().alias("collateral_usdt"),
+        maintenance_margin_of_debt(kl).sum().alias("maintenance_margin_usdt"),
+        initial_margin_of_debt(kl).sum().alias("initial_margin_usdt"),
+    ]
