@@ -1,0 +1,451 @@
+"""Independent scalar reference of SPEC.md §1–§5, written from the spec text only.
+
+Plain Python, one account at a time, deliberately naive: it exists to be obviously correct, not
+fast, and it is what the property tests compare the vectorized polars engine against. It imports
+nothing from the engine except the resolved `Policy` (thresholds and dates as data).
+
+Input: the seven tables of SPEC §4 as lists of dicts (column names of schemas.INPUT_SCHEMAS,
+timestamps as tz-aware `datetime`, missing values as `None`), plus a `Policy` from
+`crossmargin.policy.resolve(as_of)`. Output: a `ReferenceResult` with one dict per valid account
+(keys = the names of schemas.ACCOUNT_RISK), the data issues, and the long-form actions.
+
+Conventions of this reference where SPEC.md leaves room (every one is a literal reading of the text):
+- an asset is *held* when `free + locked > 0`, *owed* when `borrowed + interest > 0`; a balance row
+  needs a price unless all four of its numbers are 0; a held asset needs collateral tiers, an owed
+  asset liability brackets; both assets of every open order need a price and collateral tiers;
+- the tier/bracket version used for an asset is the set of its rows with the latest
+  `effective_from <= as_of`; it is checked only when an account needs it. It is bad when it is not
+  a contiguous cover of [0, +inf) — first lower 0, each lower equal to the previous upper, every
+  finite upper above its lower, only the last upper null — or when a rate is outside [0, 1];
+- sums run in row order (balance rows and orders in input order; tier slices ascending);
+- tiered(x) is evaluated only when x comes from a held (owed) asset; otherwise the term is 0;
+- `PARTIAL_REPAYMENT` is an action only when partial_repayment_usdt > 0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+INF = math.inf
+
+ACCOUNT_COLUMNS_FLOAT = [
+    "total_asset_usdt",
+    "total_liability_usdt",
+    "collateral_usdt",
+    "net_equity_usdt",
+    "net_collateral_usdt",
+    "maintenance_margin_usdt",
+    "initial_margin_usdt",
+    "open_order_loss_usdt",
+    "classic_margin_level",
+    "classic_collateral_margin_level",
+    "pro_margin_level_old",
+    "pro_margin_level_new",
+    "pro_margin_level",
+    "margin_level",
+    "pro_available_margin_usdt",
+    "partial_repayment_usdt",
+    "bad_debt_usdt",
+]
+
+NEW_CONDITIONS = [
+    "cross_margin_activated",
+    "pro_quiz_passed",
+    "terms_agreed",
+    "pro_margin_level_after_switch",
+    "net_equity",
+    "country_not_restricted",
+    "switches_left_today",
+]
+OLD_CONDITIONS = [
+    "cross_margin_activated",
+    "pro_quiz_passed",
+    "country_not_restricted",
+    "classic_collateral_margin_level",
+    "switches_left_today",
+]
+
+
+@dataclass
+class ReferenceResult:
+    account_risk: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # (account_id, table, code, detail)
+    issues: list[tuple[int, str, str, str]] = field(default_factory=list)
+    # (account_id, action, reason, amount_usdt)
+    actions: list[tuple[int, str, str | None, float | None]] = field(default_factory=list)
+
+    @property
+    def issue_accounts(self) -> set[int]:
+        return {i[0] for i in self.issues}
+
+
+# ------------------------------------------------------------------------------------ helpers
+def level(numerator: float, denominator: float) -> float:
+    """SPEC §1: a level whose denominator is 0 is +inf, whatever its numerator."""
+    if denominator == 0:
+        return INF
+    return numerator / denominator
+
+
+def clip(v: float, lo: float, hi: float) -> float:
+    return min(max(v, lo), hi)
+
+
+def tiered(x: float, slices: list[dict[str, Any]], rate_key: str) -> float:
+    """Σ_k rate_k · clip(x − lower_k, 0, upper_k − lower_k), ascending slices, upper None = +inf."""
+    total = 0.0
+    for s in sorted(slices, key=lambda s: s["lower_usdt"]):
+        lower = s["lower_usdt"]
+        width = INF if s["upper_usdt"] is None else s["upper_usdt"] - lower
+        total += s[rate_key] * clip(x - lower, 0.0, width)
+    return total
+
+
+def _finite(v: Any) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def table_problem(slices: list[dict[str, Any]], rate_keys: list[str]) -> str | None:
+    """Why one asset's tier table (one effective_from version) is bad, or None if it is good."""
+    for s in slices:
+        if not _finite(s["lower_usdt"]):
+            return "non-finite lower_usdt"
+        if s["upper_usdt"] is not None and not _finite(s["upper_usdt"]):
+            return "non-finite upper_usdt"
+        for k in rate_keys:
+            if not _finite(s[k]):
+                return f"non-finite {k}"
+            if s[k] < 0 or s[k] > 1:
+                return f"{k} {s[k]} outside [0, 1]"
+    ordered = sorted(slices, key=lambda s: s["lower_usdt"])
+    if ordered[0]["lower_usdt"] != 0:
+        return "does not start at 0"
+    for s in ordered:
+        if s["upper_usdt"] is not None and not s["upper_usdt"] > s["lower_usdt"]:
+            return "upper not above lower"
+    for prev, cur in zip(ordered, ordered[1:]):
+        if prev["upper_usdt"] is None:
+            return "unbounded slice is not the last"
+        if prev["upper_usdt"] != cur["lower_usdt"]:
+            return "gap" if prev["upper_usdt"] < cur["lower_usdt"] else "overlap"
+    if ordered[-1]["upper_usdt"] is not None:
+        return "last slice is bounded"
+    return None
+
+
+def in_effect(rows: list[dict[str, Any]], as_of: dt.datetime) -> dict[str, list[dict[str, Any]]]:
+    """Per asset, the rows with the latest effective_from <= as_of."""
+    latest: dict[str, dt.datetime] = {}
+    for r in rows:
+        if r["effective_from"] <= as_of and (r["asset"] not in latest or r["effective_from"] > latest[r["asset"]]):
+            latest[r["asset"]] = r["effective_from"]
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["asset"] in latest and r["effective_from"] == latest[r["asset"]]:
+            out[r["asset"]].append(r)
+    return dict(out)
+
+
+def prices_at(rows: list[dict[str, Any]], as_of: dt.datetime) -> dict[str, float]:
+    """Each asset's latest price with priced_at <= as_of."""
+    best: dict[str, tuple[dt.datetime, float]] = {}
+    for r in rows:
+        if r["priced_at"] <= as_of and (r["asset"] not in best or r["priced_at"] > best[r["asset"]][0]):
+            best[r["asset"]] = (r["priced_at"], r["price_usdt"])
+    return {a: p for a, (_, p) in best.items()}
+
+
+def first_slice_ratio(slices: list[dict[str, Any]]) -> float:
+    return next(s["collateral_ratio"] for s in slices if s["lower_usdt"] == 0)
+
+
+# ------------------------------------------------------------------------------------ the reference
+def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceResult:
+    as_of: dt.datetime = policy.as_of
+    res = ReferenceResult()
+    issue = res.issues.append
+
+    accounts = tables["accounts"]
+    balances = tables["balances"]
+    orders = tables["open_orders"]
+    switches = tables["mode_switches"]
+    price = prices_at(tables["prices"], as_of)
+    ctiers = in_effect(tables["collateral_tiers"], as_of)
+    lbrackets = in_effect(tables["liability_brackets"], as_of)
+    ctier_problem = {a: table_problem(s, ["collateral_ratio"]) for a, s in ctiers.items()}
+    lbracket_problem = {
+        a: table_problem(s, ["maintenance_margin_rate", "initial_margin_rate"]) for a, s in lbrackets.items()
+    }
+
+    # ---- accounts table
+    id_count = Counter(a["account_id"] for a in accounts)
+    known = set(id_count)
+    acct: dict[int, dict[str, Any]] = {}
+    for a in accounts:
+        aid = a["account_id"]
+        if id_count[aid] > 1:
+            issue((aid, "accounts", "duplicate_row", f"account {aid} appears {id_count[aid]} times"))
+            continue
+        if a["margin_mode"] not in ("classic", "pro"):
+            issue((aid, "accounts", "unknown_mode", f"margin_mode {a['margin_mode']!r}"))
+        if a["classic_leverage"] not in policy.classic:
+            issue((aid, "accounts", "bad_value", f"classic_leverage {a['classic_leverage']!r}"))
+        acct[aid] = a
+
+    def unknown(table: str, aid: int) -> bool:
+        if aid not in known:
+            issue((aid, table, "unknown_account", f"account {aid} not in accounts"))
+            return True
+        return False
+
+    # ---- balances
+    bal_count = Counter((b["account_id"], b["asset"]) for b in balances)
+    bal_by: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for b in balances:
+        aid = b["account_id"]
+        if unknown("balances", aid):
+            continue
+        bal_by[aid].append(b)
+        if bal_count[(aid, b["asset"])] > 1:
+            issue((aid, "balances", "duplicate_row", f"asset {b['asset']} twice"))
+        nums = [b["free"], b["locked"], b["borrowed"], b["interest"]]
+        if not all(_finite(v) for v in nums):
+            issue((aid, "balances", "non_finite_value", f"asset {b['asset']}"))
+            continue
+        if any(v < 0 for v in nums):
+            issue((aid, "balances", "negative_quantity", f"asset {b['asset']}"))
+            continue
+        holding = b["free"] + b["locked"]
+        debt = b["borrowed"] + b["interest"]
+        if any(v != 0 for v in nums) and b["asset"] not in price:
+            issue((aid, "balances", "missing_price", f"asset {b['asset']}"))
+        if holding > 0:
+            if b["asset"] not in ctiers:
+                issue((aid, "balances", "missing_collateral_tiers", f"asset {b['asset']}"))
+            elif ctier_problem[b["asset"]]:
+                issue((aid, "collateral_tiers", "bad_tier_table", f"{b['asset']}: {ctier_problem[b['asset']]}"))
+        if debt > 0:
+            if b["asset"] not in lbrackets:
+                issue((aid, "balances", "missing_liability_brackets", f"asset {b['asset']}"))
+            elif lbracket_problem[b["asset"]]:
+                issue(
+                    (aid, "liability_brackets", "bad_tier_table", f"{b['asset']}: {lbracket_problem[b['asset']]}")
+                )
+
+    # ---- open orders
+    ord_by: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for o in orders:
+        aid = o["account_id"]
+        if unknown("open_orders", aid):
+            continue
+        ord_by[aid].append(o)
+        if o["side"] not in ("BUY", "SELL"):
+            issue((aid, "open_orders", "bad_value", f"side {o['side']!r}"))
+        if not (_finite(o["price"]) and _finite(o["remaining_qty"])):
+            issue((aid, "open_orders", "non_finite_value", f"order {o['order_id']}"))
+        elif o["price"] < 0 or o["remaining_qty"] < 0:
+            issue((aid, "open_orders", "negative_quantity", f"order {o['order_id']}"))
+        for asset in (o["base_asset"], o["quote_asset"]):
+            if asset not in price:
+                issue((aid, "open_orders", "missing_price", f"asset {asset}"))
+            if asset not in ctiers:
+                issue((aid, "open_orders", "missing_collateral_tiers", f"asset {asset}"))
+            elif ctier_problem[asset]:
+                issue((aid, "collateral_tiers", "bad_tier_table", f"{asset}: {ctier_problem[asset]}"))
+
+    # ---- mode switches
+    sw_by: dict[int, list[dt.datetime]] = defaultdict(list)
+    for s in switches:
+        if unknown("mode_switches", s["account_id"]):
+            continue
+        sw_by[s["account_id"]].append(s["switched_at"])
+
+    bad = res.issue_accounts
+    day_start = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    for aid in sorted(acct):
+        if aid in bad:
+            continue
+        a = acct[aid]
+        mode = a["margin_mode"]
+        lev = a["classic_leverage"]
+        ct = policy.classic[lev]
+
+        # ---- §1 quantities
+        total_asset = 0.0
+        total_liab = 0.0
+        collateral = 0.0
+        mm = 0.0
+        im = 0.0
+        for b in bal_by.get(aid, []):
+            holding = b["free"] + b["locked"]
+            debt = b["borrowed"] + b["interest"]
+            p = price.get(b["asset"], 0.0)  # an all-zero row may have no price: its terms are 0
+            hv = holding * p
+            dv = debt * p
+            total_asset += hv
+            total_liab += dv
+            if holding > 0:
+                collateral += tiered(hv, ctiers[b["asset"]], "collateral_ratio")
+            if debt > 0:
+                mm += tiered(dv, lbrackets[b["asset"]], "maintenance_margin_rate")
+                im += tiered(dv, lbrackets[b["asset"]], "initial_margin_rate")
+        ool = 0.0
+        for o in ord_by.get(aid, []):
+            qty, px = o["remaining_qty"], o["price"]
+            p_base, p_quote = price[o["base_asset"]], price[o["quote_asset"]]
+            r_base = first_slice_ratio(ctiers[o["base_asset"]])
+            r_quote = first_slice_ratio(ctiers[o["quote_asset"]])
+            if o["side"] == "BUY":
+                given = qty * px * p_quote * r_quote
+                received = qty * p_base * r_base
+            else:
+                given = qty * p_base * r_base
+                received = qty * px * p_quote * r_quote
+            ool += max(0.0, given - received)
+        net_equity = total_asset - total_liab
+        net_collateral = collateral - total_liab
+
+        # ---- levels
+        classic_ml = level(total_asset, total_liab)
+        classic_cml = level(collateral, total_liab)
+        pro_old = level(net_equity, mm)
+        pro_new = level(net_collateral - ool, mm)
+        new_policy = as_of >= policy.pro_new_formula_from
+        pro_ml = pro_new if new_policy else pro_old
+        margin_level = classic_ml if mode == "classic" else pro_ml
+        if new_policy:
+            avail = max(net_collateral - ool - im, 0.0)
+        else:
+            avail = max(net_collateral - im, 0.0)
+
+        # ---- §3 decisions
+        q, t = a["questionnaire_completed_at"], a["terms_agreed_at"]
+        compliant = (
+            q is not None
+            and t is not None
+            and q >= policy.compliance_required_from
+            and q <= as_of
+            and t >= policy.compliance_required_from
+            and t <= as_of
+        )
+        if mode == "classic":
+            liquidation = margin_level <= ct.liquidation
+            margin_call = margin_level <= ct.margin_call or liquidation
+        else:
+            liquidation = margin_level <= policy.pro_liquidation
+            margin_call = margin_level <= policy.pro_margin_call or liquidation
+
+        reason = None
+        if mode == "classic":
+            if classic_cml <= ct.initial_risk_ratio:
+                reason = "collateral_below_initial_risk_ratio"
+        else:
+            if (not compliant) and as_of >= policy.noncompliant_borrow_disabled_from:
+                reason = "pro_not_compliant"
+            elif avail <= 0:
+                reason = "no_available_margin"
+
+        due = mode == "pro" and not compliant and as_of >= policy.compliance_required_from
+        migrate_now = due and as_of >= policy.noncompliant_switched_to_classic_from
+
+        repay = 0.0
+        if due and classic_ml < ct.margin_call:
+            T = ct.initial_risk_ratio
+            x = (T * total_liab - total_asset) / (T - 1)
+            repay = clip(x, 0.0, min(total_asset, total_liab))
+
+        bad_debt = max(total_liab - total_asset, 0.0)
+
+        n_sw = sum(1 for s in sw_by.get(aid, []) if day_start <= s <= as_of)
+        switches_left = max(policy.max_switches_per_utc_day - n_sw, 0)
+
+        if mode == "classic":
+            restricted = a["country"] in policy.restricted_jurisdictions
+            if new_policy:
+                ok = {
+                    "cross_margin_activated": a["cross_margin_activated"],
+                    "pro_quiz_passed": a["pro_quiz_passed"],
+                    "terms_agreed": t is not None and t <= as_of,
+                    "pro_margin_level_after_switch": pro_new > policy.new_min_pro_margin_level,
+                    "net_equity": net_equity > policy.new_min_net_equity_usdt,
+                    "country_not_restricted": not restricted,
+                    "switches_left_today": switches_left > 0,
+                }
+                names = NEW_CONDITIONS
+            else:
+                ok = {
+                    "cross_margin_activated": a["cross_margin_activated"],
+                    "pro_quiz_passed": a["pro_quiz_passed"],
+                    "country_not_restricted": not restricted,
+                    "classic_collateral_margin_level": classic_cml > policy.old_min_classic_collateral_margin_level,
+                    "switches_left_today": switches_left > 0,
+                }
+                names = OLD_CONDITIONS
+            failed = [n for n in names if not ok[n]]
+            eligible = not failed
+            can_switch = False
+        else:
+            failed = ["already_pro"]
+            eligible = False
+            if new_policy:
+                can_switch = classic_cml > ct.initial_risk_ratio and switches_left > 0
+            else:
+                can_switch = classic_ml > ct.initial_risk_ratio and switches_left > 0
+
+        res.account_risk[aid] = {
+            "account_id": aid,
+            "margin_mode": mode,
+            "classic_leverage": lev,
+            "country": a["country"],
+            "total_asset_usdt": total_asset,
+            "total_liability_usdt": total_liab,
+            "collateral_usdt": collateral,
+            "net_equity_usdt": net_equity,
+            "net_collateral_usdt": net_collateral,
+            "maintenance_margin_usdt": mm,
+            "initial_margin_usdt": im,
+            "open_order_loss_usdt": ool,
+            "classic_margin_level": classic_ml,
+            "classic_collateral_margin_level": classic_cml,
+            "pro_margin_level_old": pro_old,
+            "pro_margin_level_new": pro_new,
+            "pro_margin_level": pro_ml,
+            "margin_level": margin_level,
+            "pro_available_margin_usdt": avail,
+            "pro_compliant": compliant,
+            "margin_call": margin_call,
+            "liquidation": liquidation,
+            "borrow_blocked": reason is not None,
+            "borrow_blocked_reason": reason,
+            "due_for_migration": due,
+            "migrate_now": migrate_now,
+            "partial_repayment_usdt": repay,
+            "bad_debt_usdt": bad_debt,
+            "switches_left_today": switches_left,
+            "eligible_for_pro": eligible,
+            "pro_ineligible_reasons": failed,
+            "can_switch_to_classic": can_switch,
+            "as_of": as_of,
+            "policy_version": policy.version,
+        }
+
+        # ---- §5 actions (long form)
+        mode_reason = f"classic_{lev}x" if mode == "classic" else "pro"
+        if liquidation:
+            res.actions.append((aid, "LIQUIDATION", mode_reason, None))
+        elif margin_call:
+            res.actions.append((aid, "MARGIN_CALL", mode_reason, None))
+        if reason is not None:
+            res.actions.append((aid, "BORROW_BLOCKED", reason, None))
+        if due:
+            res.actions.append((aid, "MIGRATE_TO_CLASSIC", "due" if migrate_now else "pending", None))
+        if repay > 0:
+            res.actions.append((aid, "PARTIAL_REPAYMENT", None, repay))
+        if eligible:
+            res.actions.append((aid, "ELIGIBLE_FOR_PRO", None, None))
+    return res
