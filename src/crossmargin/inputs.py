@@ -124,9 +124,17 @@ def _read_parquet(table: str, path: Path) -> tuple[pl.LazyFrame, int]:
 def _read_csv(table: str, path: Path) -> tuple[pl.LazyFrame, int]:
     expected = INPUT_SCHEMAS[table]
     try:
-        raw = pl.read_csv(path, infer_schema=False, missing_utf8_is_empty_string=True)
+        raw = pl.read_csv(path, infer_schema=False)  # every column as text; "" and missing fields -> null
+        with path.open("rb") as f:  # a file cut short (interrupted copy) ends mid-row, without a newline
+            f.seek(max(path.stat().st_size - 1, 0))
+            last = f.read(1)
     except Exception as exc:  # noqa: BLE001
         raise InputSchemaError(f"input table '{table}': cannot read {path}: {exc}") from None
+    if last not in (b"\n", b"\r"):
+        raise InputSchemaError(
+            f"input table '{table}': {path.name} does not end with a line break: truncated file? "
+            "(expected complete CSV rows, each ending with a newline)"
+        )
     missing = [c for c in expected if c not in raw.columns]
     if missing:
         raise InputSchemaError(
