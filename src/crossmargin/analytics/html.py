@@ -312,6 +312,11 @@ def render_report(out_dir: Path) -> str:
     as_of_text = as_of.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if as_of is not None else "?"
     version = info["policy_version"][0]
     formula = "new" if info["new_formula"][0] else "old"
+    warning = ""
+    if info["policy_matches_run"][0] is False:
+        warning = ('<p class="note"><b>Warning:</b> the policy the run used (manifest policy_sha256) could not be '
+                   "found; threshold lines, the funnel's conditions and the formula-impact thresholds use the "
+                   "shipped policy.</p>")
 
     overview = reports["risk_overview"]
     cohorts = reports["migration_cohorts"]
@@ -372,7 +377,7 @@ def render_report(out_dir: Path) -> str:
         f"<h1>{html.escape(title)}</h1>"
         f'<p class="meta">run output <code>{html.escape(out_dir.name or str(out_dir))}</code> · '
         f"as_of {html.escape(as_of_text)} · policy {html.escape(str(version))} · Pro formula in force: {formula}</p>"
-        f"{kpis}{''.join(sections)}"
+        f"{warning}{kpis}{''.join(sections)}"
         "</body></html>\n"
     )
 

@@ -6,7 +6,9 @@ a header comment whose first sentence states the grain, CTEs, and `select * from
 A report reads only these views, created here in an in-memory DuckDB over the run's files:
 
 - `account_risk`, `actions`, `data_issues`: the parquet files of the output directory, as written.
-- `run_info`: one row (as_of, policy_version, new_formula) of the run.
+- `run_info`: one row (as_of, policy_version, new_formula, policy_matches_run) of the run;
+  policy_matches_run is false when the policy text resolved here is not the one the run recorded
+  (manifest policy_sha256), e.g. a --policy file that has since moved: thresholds are then the shipped ones.
 - `policy_thresholds`: (name, mode, classic_leverage, value, direction) -- the policy values in force at
   the run's as_of, read from `crossmargin.policy` (so a report never holds a decision threshold literal).
 - `pro_conditions`: (position, condition) -- the Pro activation conditions of the formula in force, in
@@ -91,16 +93,16 @@ def _run_as_of(out_dir: Path, con: duckdb.DuckDBPyConnection) -> tuple[dt.dateti
     return as_of, version
 
 
+def _manifest(out_dir: Path) -> dict:
+    try:
+        return json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return {}
+
+
 def _policy_file(out_dir: Path) -> Path | None:
     """The --policy file a run recorded in its manifest, if it recorded one and it still exists."""
-    manifest = out_dir / "manifest.json"
-    if not manifest.exists():
-        return None
-    try:
-        doc = json.loads(manifest.read_text(encoding="utf-8"))
-    except (ValueError, OSError):
-        return None
-    path = doc.get("policy_file")
+    path = _manifest(out_dir).get("policy_file")
     return Path(path) if path and Path(path).exists() else None
 
 
@@ -136,9 +138,14 @@ def _policy_frames(out_dir: Path, con: duckdb.DuckDBPyConnection) -> dict[str, p
         {"position": list(range(1, len(conditions) + 1)), "condition": conditions},
         schema={"position": pl.Int64, "condition": pl.String},
     )
+    # the thresholds are those of the run only if the policy text is the one the run hashed
+    run_sha = _manifest(out_dir).get("policy_sha256")
+    policy_matches_run = None if not run_sha else run_sha == policy.source_sha256
     run_info = pl.DataFrame(
-        {"as_of": [as_of], "policy_version": [version or policy.version], "new_formula": [policy.new_formula]},
-        schema={"as_of": schemas.UTC_TS, "policy_version": pl.String, "new_formula": pl.Boolean},
+        {"as_of": [as_of], "policy_version": [version or policy.version], "new_formula": [policy.new_formula],
+         "policy_matches_run": [policy_matches_run]},
+        schema={"as_of": schemas.UTC_TS, "policy_version": pl.String, "new_formula": pl.Boolean,
+                "policy_matches_run": pl.Boolean},
     )
     return {"policy_thresholds": thresholds, "pro_conditions": pro_conditions, "run_info": run_info}
 
@@ -224,7 +231,7 @@ def run_report_cli(name: str, out_dir: Path, fmt: str = "table", dest: Path | No
     dest = Path(dest) if dest is not None else Path(f"{name}.{fmt}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
-        _csv_safe(df).write_csv(dest)
+        csv_safe(df).write_csv(dest)
     elif fmt == "parquet":
         df.write_parquet(dest)
     else:
@@ -233,7 +240,7 @@ def run_report_cli(name: str, out_dir: Path, fmt: str = "table", dest: Path | No
     typer.echo(f"{name}: {df.height} rows x {df.width} columns -> {dest}")
 
 
-def _csv_safe(df: pl.DataFrame) -> pl.DataFrame:
+def csv_safe(df: pl.DataFrame) -> pl.DataFrame:
     """CSV has no list type: join list columns with '|'."""
     lists = [c for c, t in df.schema.items() if isinstance(t, pl.List)]
     return df.with_columns(pl.col(c).cast(pl.List(pl.String)).list.join("|") for c in lists)
