@@ -7,8 +7,10 @@
 --   compliant | not_yet_required (non-compliant before the compliance date) | pending (due, switch date
 --   not reached) | switch_now (migrate_now).
 -- classic_margin_level_bucket buckets classic_margin_level, the level an account has once in Classic
--- (the one that drives partial repayment). Bucket edges are presentation only, (lower, upper];
--- no decision is taken here: every flag and amount comes from account_risk.
+-- (the one that drives partial repayment). Bucket edges are presentation only, (lower, upper], and
+-- deliberately not policy thresholds: no decision is taken here, every flag and amount comes from
+-- account_risk (accounts_needing_repayment = the engine's partial_repayment_usdt > 0, i.e. below the
+-- Classic margin-call level of its leverage).
 
 with
 
@@ -20,14 +22,13 @@ pro as (
 
 level_buckets (bucket_order, bucket_label, lower_bound, upper_bound) as (
     values
-        (1, '<= 1',        '-inf'::double, 1.0),
-        (2, '(1, 1.5]',    1.0,            1.5),
-        (3, '(1.5, 2]',    1.5,            2.0),
-        (4, '(2, 3]',      2.0,            3.0),
-        (5, '(3, 5]',      3.0,            5.0),
-        (6, '(5, 10]',     5.0,            10.0),
-        (7, '> 10',        10.0,           'inf'::double),
-        (8, 'no liability', 'inf'::double, 'inf'::double)
+        (1, '<= 1',         '-inf'::double, 1.0),
+        (2, '(1, 2]',       1.0,            2.0),
+        (3, '(2, 3]',       2.0,            3.0),
+        (4, '(3, 5]',       3.0,            5.0),
+        (5, '(5, 10]',      5.0,            10.0),
+        (6, '> 10',         10.0,           'inf'::double),
+        (7, 'no liability', 'inf'::double,  'inf'::double)
 ),
 
 equity_buckets (bucket_order, bucket_label, lower_bound, upper_bound) as (
@@ -56,10 +57,10 @@ classified as (
     from pro
     left join level_buckets as lb
         on case
-            when isinf(pro.classic_margin_level) then lb.bucket_order = 8
+            when isinf(pro.classic_margin_level) then lb.bucket_order = 7
             else pro.classic_margin_level > lb.lower_bound
                 and pro.classic_margin_level <= lb.upper_bound
-                and lb.bucket_order < 8
+                and lb.bucket_order < 7
         end
     left join equity_buckets as eb
         on pro.net_equity_usdt >= eb.lower_bound and pro.net_equity_usdt < eb.upper_bound

@@ -1,0 +1,78 @@
+"""Real runs of the job for the analyst-surface tests (SQL reports, diff, HTML report, notebooks).
+
+`sample_runs()` runs `crossmargin.pipeline.run_job` once per test session (cached) on the committed
+sample `data/sample` (or, if it is absent, on `crossmargin.sample.write_sample(accounts=300, seed=1)`):
+
+- `new`: as_of 2025-01-21T10:00Z (new Pro formula, non-compliant Pro accounts switched now);
+- `old`: as_of 2025-01-14T00:00Z (old formula, non-compliant Pro accounts pending);
+- `faulty`: a sample with injected data faults (so data_issues is not empty), as_of 2025-01-21T10:00Z.
+
+Everything lives in one temporary directory removed at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import functools
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from crossmargin.pipeline import run_job
+
+REPO = Path(__file__).resolve().parents[1]
+NEW_AS_OF = dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC)
+OLD_AS_OF = dt.datetime(2025, 1, 14, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class Runs:
+    root: Path
+    input_dir: Path
+    new: Path
+    old: Path
+    faulty: Path
+
+
+def _has_inputs(d: Path) -> bool:
+    return any((d / f"accounts.{ext}").is_file() for ext in ("parquet", "csv"))
+
+
+def _write_sample(dest: Path, faults: float = 0.0) -> Path:
+    from crossmargin.sample import write_sample
+
+    write_sample(dest, accounts=300, seed=1, faults=faults)
+    return dest
+
+
+@functools.cache
+def sample_runs() -> Runs:
+    root = Path(tempfile.mkdtemp(prefix="crossmargin-analytics-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    committed = REPO / "data" / "sample"
+    input_dir = committed if _has_inputs(committed) else _write_sample(root / "sample")
+    new = root / "run_2025-01-21"
+    old = root / "run_2025-01-14"
+    faulty = root / "run_faulty"
+    run_job(NEW_AS_OF, input_dir, new)
+    run_job(OLD_AS_OF, input_dir, old)
+    run_job(NEW_AS_OF, _write_sample(root / "sample_faulty", faults=0.05), faulty, max_issue_rate=1.0)
+    return Runs(root=root, input_dir=input_dir, new=new, old=old, faulty=faulty)
+
+
+def risk(out: Path) -> pl.DataFrame:
+    return pl.read_parquet(out / "account_risk.parquet").with_columns(
+        pl.col("margin_mode").cast(pl.String), pl.col("borrow_blocked_reason").cast(pl.String)
+    )
+
+
+def actions(out: Path) -> pl.DataFrame:
+    return pl.read_parquet(out / "actions.parquet").with_columns(pl.col("action").cast(pl.String))
+
+
+def issues(out: Path) -> pl.DataFrame:
+    return pl.read_parquet(out / "data_issues.parquet").with_columns(pl.col("code").cast(pl.String))
