@@ -103,13 +103,19 @@ def _parse_text(table: str, column: str, expected: pl.DataType) -> pl.Expr:
     return s
 
 
+def _first_line(exc: Exception) -> str:
+    """A reader's error as one line (polars appends multi-line hints meant for library users)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def _read_parquet(table: str, path: Path) -> tuple[pl.LazyFrame, int]:
     try:
         meta = pq.ParquetFile(path).metadata  # reads the footer: a truncated file fails here
         rows = meta.num_rows
         schema = pl.read_parquet_schema(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is the same user-facing error
-        raise InputSchemaError(f"input table '{table}': cannot read {path}: {exc}") from None
+        raise InputSchemaError(f"input table '{table}': cannot read {path}: {_first_line(exc)}") from None
     expected = INPUT_SCHEMAS[table]
     missing = [c for c in expected if c not in schema]
     if missing:
@@ -129,7 +135,7 @@ def _read_csv(table: str, path: Path) -> tuple[pl.LazyFrame, int]:
             f.seek(max(path.stat().st_size - 1, 0))
             last = f.read(1)
     except Exception as exc:  # noqa: BLE001
-        raise InputSchemaError(f"input table '{table}': cannot read {path}: {exc}") from None
+        raise InputSchemaError(f"input table '{table}': cannot read {path}: {_first_line(exc)}") from None
     if last not in (b"\n", b"\r"):
         raise InputSchemaError(
             f"input table '{table}': {path.name} does not end with a line break: truncated file? "
@@ -144,6 +150,13 @@ def _read_csv(table: str, path: Path) -> tuple[pl.LazyFrame, int]:
     parsed = raw.select([_parse_text(table, c, t).alias(c) for c, t in expected.items()])
     for c, t in expected.items():
         text = raw[c].str.strip_chars()
+        if t == UTC_TS:  # checked first: a naive value makes polars infer a naive format for the column
+            naive = text.str.contains(r"^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?)?$").fill_null(False)
+            if naive.any():
+                raise InputSchemaError(
+                    f"input table '{table}', column '{c}': timestamp {text[int(naive.arg_max())]!r} at data row "
+                    f"{int(naive.arg_max()) + 1} is time-zone-naive; expected a UTC timestamp (with Z or +00:00)"
+                )
         failed = (text.is_not_null() & (text != "")) & parsed[c].is_null()
         if failed.any():
             first = int(failed.arg_max())
