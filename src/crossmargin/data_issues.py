@@ -32,7 +32,7 @@ def _s(e: pl.Expr) -> pl.Expr:
     return e.cast(pl.String).fill_null("null")
 
 
-def _any(cols: list[str], test) -> pl.Expr:  # noqa: ANN001 - a function Expr -> Expr
+def _any(cols: list[str], test) -> pl.Expr:
     return pl.any_horizontal([test(pl.col(c)) for c in cols])
 
 

@@ -24,7 +24,7 @@ def classic_threshold(policy: Policy, field: str) -> pl.Expr:
     )
 
 
-def _stamped_within(column: str, start, as_of) -> pl.Expr:  # noqa: ANN001 - datetimes
+def _stamped_within(column: str, start, as_of) -> pl.Expr:
     c = pl.col(column)
     return c.is_not_null() & (c >= start) & (c <= as_of)
 
@@ -127,15 +127,32 @@ def pro_conditions(policy: Policy) -> dict[str, pl.Expr]:
     return dict(zip(PRO_CONDITIONS_OLD, exprs, strict=True))
 
 
-def pro_ineligible_reasons(policy: Policy) -> pl.Expr:
-    """Names of the failed conditions (Classic); ["already_pro"] for a Pro account."""
-    failed = pl.concat_list([pl.when(~ok).then(pl.lit(name)) for name, ok in pro_conditions(policy).items()])
-    return pl.when(is_pro()).then(pl.lit([NOT_CLASSIC])).otherwise(failed.list.drop_nulls())
+def pro_failed_conditions(policy: Policy) -> pl.Expr:
+    """Bitmask of the failed activation conditions (bit i: i-th condition in force); Pro: the bit past them."""
+    conditions = list(pro_conditions(policy).values())
+    mask = pl.lit(0, pl.UInt16)
+    for i, ok in enumerate(conditions):
+        mask = mask + pl.when(ok).then(pl.lit(0, pl.UInt16)).otherwise(pl.lit(1 << i, pl.UInt16))
+    return pl.when(is_pro()).then(pl.lit(1 << len(conditions), pl.UInt16)).otherwise(mask)
 
 
-def eligible_for_pro(policy: Policy) -> pl.Expr:
-    """Classic account meeting every condition in force; false for Pro."""
-    return is_classic() & pl.all_horizontal(list(pro_conditions(policy).values()))
+def pro_ineligible_reasons(policy: Policy) -> pl.DataFrame:
+    """Lookup pro_failed_conditions -> pro_ineligible_reasons (names of the failed conditions, in order).
+
+    A join on this small table (at most 2^7 + 1 rows) turns the bitmask into the list column.
+    """
+    names = list(pro_conditions(policy))
+    masks = range(1 << len(names))
+    reasons = [[n for i, n in enumerate(names) if m >> i & 1] for m in masks]
+    return pl.DataFrame(
+        {"pro_failed_conditions": [*masks, 1 << len(names)], "pro_ineligible_reasons": [*reasons, [NOT_CLASSIC]]},
+        schema={"pro_failed_conditions": pl.UInt16, "pro_ineligible_reasons": pl.List(pl.String)},
+    )
+
+
+def eligible_for_pro() -> pl.Expr:
+    """Classic account meeting every condition in force (no failed condition); false for Pro."""
+    return is_classic() & (pl.col("pro_failed_conditions") == 0)
 
 
 def can_switch_to_classic(policy: Policy) -> pl.Expr:
@@ -157,12 +174,12 @@ def all_decisions(policy: Policy) -> list[dict[str, pl.Expr]]:
             "margin_call": margin_call(policy),
             "borrow_blocked_reason": borrow_blocked_reason(policy),
             "due_for_migration": due_for_migration(policy),
-            "eligible_for_pro": eligible_for_pro(policy),
-            "pro_ineligible_reasons": pro_ineligible_reasons(policy),
+            "pro_failed_conditions": pro_failed_conditions(policy),
             "can_switch_to_classic": can_switch_to_classic(policy),
         },
         {
             "borrow_blocked": borrow_blocked(),
+            "eligible_for_pro": eligible_for_pro(),
             "migrate_now": migrate_now(policy),
             "partial_repayment_usdt": partial_repayment_usdt(policy),
         },

@@ -41,8 +41,13 @@ def _lazy(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
 def _balance_stage(balances: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """(row issues, per-account sums) of balances joined m:1 with their asset's terms."""
     rows = balances.join(terms.frame.lazy(), on="asset", how="left", validate="m:1")
-    sums = rows.group_by("account_id").agg(
-        *quantities.balance_sums(terms.collateral_slices, terms.liability_slices),
+    values = rows.select(
+        "account_id",
+        "asset",
+        *quantities.balance_values(terms.collateral_slices, terms.liability_slices),
+    )
+    sums = values.group_by("account_id").agg(
+        pl.col(quantities.BALANCE_SUMS).sum(),
         pl.len().alias("balance_rows"),
         pl.col("asset").n_unique().alias("balance_assets"),
     )
@@ -62,8 +67,8 @@ def _order_stage(orders: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame,
         leg.rename(lambda c: c if c == "asset" else f"{c}_quote"), left_on="quote_asset", right_on="asset",
         how="left", validate="m:1",
     )
-    sums = rows.group_by("account_id").agg(
-        quantities.order_loss_usdt().sum().alias("open_order_loss_usdt"),
+    sums = rows.with_columns(quantities.order_loss_usdt().alias("open_order_loss_usdt")).group_by("account_id").agg(
+        pl.col("open_order_loss_usdt").sum(),
         pl.len().alias("order_rows"),
         pl.col("order_id").n_unique().alias("order_ids"),
     )
@@ -74,8 +79,8 @@ def _switch_stage(switches: pl.LazyFrame, policy: Policy) -> tuple[pl.LazyFrame,
     """(row issues, per-account count of switches in [start of as_of's UTC day, as_of])."""
     day_start = policy.as_of.replace(hour=0, minute=0, second=0, microsecond=0)
     today = pl.col("switched_at").is_between(day_start, policy.as_of, closed="both")
-    counts = switches.group_by("account_id").agg(
-        today.sum().cast(pl.Int64).alias("switches_today"), pl.len().alias("switch_rows")
+    counts = switches.with_columns(today.alias("switches_today")).group_by("account_id").agg(
+        pl.col("switches_today").sum().cast(pl.Int64), pl.len().alias("switch_rows")
     )
     return di.issue_rows(switches, di.switch_rules()), counts
 
@@ -91,15 +96,28 @@ def _unknown(sums: pl.LazyFrame, accounts: pl.LazyFrame, table: str, rows: str) 
 
 
 def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame]:
-    """Lazy (account_risk, actions, data_issues) for one as_of."""
+    """(account_risk, actions, data_issues) for one as_of, as lazy frames over the row-level results.
+
+    Two phases: the row-level tables are reduced (streaming engine) to per-account sums and row
+    issues in one `collect_all`; the account-level plan then runs over those in-memory frames.
+    """
     t = {name: _lazy(frame) for name, frame in tables.items()}
     terms = asset_terms(
         t["prices"].collect(), t["collateral_tiers"].collect(), t["liability_brackets"].collect(), policy.as_of
     )
-    accounts = t["accounts"]
-    bal_issues, bal_sums = _balance_stage(t["balances"], terms)
-    ord_issues, ord_sums = _order_stage(t["open_orders"], terms)
-    sw_issues, sw_counts = _switch_stage(t["mode_switches"], policy)
+    # phase 1 — row level: every input row read once, reduced to per-account sums and row issues
+    row_frames = [
+        *_balance_stage(t["balances"], terms),
+        *_order_stage(t["open_orders"], terms),
+        *_switch_stage(t["mode_switches"], policy),
+        di.issue_rows(t["accounts"], di.account_rules(policy)),
+        t["accounts"],
+    ]
+    collected = pl.collect_all(row_frames, engine="streaming")
+    bal_issues, bal_sums, ord_issues, ord_sums, sw_issues, sw_counts, acct_issues, accounts = (
+        f.lazy() for f in collected
+    )
+    # phase 2 — account level: levels, decisions, group checks, outputs
 
     computed = (
         accounts.filter(~pl.col("account_id").is_duplicated(), pl.col("account_id").is_not_null())
@@ -117,7 +135,7 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
     overflow = pl.any_horizontal([~pl.col(c).is_finite() for c in QUANTITY_COLUMNS])
     issues = pl.concat(
         [
-            di.issue_rows(accounts, di.account_rules(policy)),
+            acct_issues,
             bal_issues,
             di.grouped_issue(
                 bal_sums, pl.col("balance_rows") != pl.col("balance_assets"), "balances", "duplicate_row",
@@ -144,6 +162,7 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
     )
     risk = (
         computed.join(issues.select("account_id").unique(), on="account_id", how="anti")
+        .join(decisions.pro_ineligible_reasons(policy).lazy(), on="pro_failed_conditions", how="left", validate="m:1")
         .with_columns(
             pl.col("margin_mode").cast(MarginMode, strict=False),
             pl.lit(policy.as_of).dt.cast_time_unit("us").alias("as_of"),

@@ -102,12 +102,21 @@ def net_collateral_usdt() -> pl.Expr:
     return pl.col("collateral_usdt") - total_liability_usdt()
 
 
-def balance_sums(kc: int, kl: int) -> list[pl.Expr]:
-    """Per-account sums over balance rows (use inside group_by(account_id).agg)."""
+BALANCE_SUMS = [
+    "total_asset_usdt",
+    "total_liability_usdt",
+    "collateral_usdt",
+    "maintenance_margin_usdt",
+    "initial_margin_usdt",
+]
+
+
+def balance_values(kc: int, kl: int) -> list[pl.Expr]:
+    """Per balance row, the terms each account sum adds up (named after that sum)."""
     return [
-        asset_value_usdt().sum().alias("total_asset_usdt"),
-        debt_value_usdt().sum().alias("total_liability_usdt"),
-        collateral_value_usdt(kc).sum().alias("collateral_usdt"),
-        maintenance_margin_of_debt(kl).sum().alias("maintenance_margin_usdt"),
-        initial_margin_of_debt(kl).sum().alias("initial_margin_usdt"),
+        asset_value_usdt().alias("total_asset_usdt"),
+        debt_value_usdt().alias("total_liability_usdt"),
+        collateral_value_usdt(kc).alias("collateral_usdt"),
+        maintenance_margin_of_debt(kl).alias("maintenance_margin_usdt"),
+        initial_margin_of_debt(kl).alias("initial_margin_usdt"),
     ]

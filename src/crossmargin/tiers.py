@@ -25,7 +25,7 @@ def _problem(rates: list[str]) -> pl.Expr:
     nxt = lower.shift(-1).over("asset")
     first = pl.int_range(pl.len()).over("asset") == 0
     last = pl.int_range(pl.len()).over("asset") == pl.len().over("asset") - 1
-    fmt = lambda v: v.round(6).cast(pl.String).fill_null("null")  # noqa: E731
+    fmt = lambda v: v.round(6).cast(pl.String).fill_null("null")
     rule = pl.when(lower.is_null() | ~lower.is_finite() | (upper.is_not_null() & ~upper.is_finite())).then(
         pl.lit("slice bound is null or not finite")
     )

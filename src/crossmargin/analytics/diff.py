@@ -132,8 +132,8 @@ def diff_runs(before_dir: Path, after_dir: Path) -> pl.DataFrame:
     before = _state(before_dir)
     after = _state(after_dir)
     j = before.join(after, on="account_id", how="full", coalesce=True, suffix="_after")
-    b = lambda c: pl.col(c).fill_null(False)  # noqa: E731 - absent run row -> flag off
-    a = lambda c: pl.col(f"{c}_after").fill_null(False)  # noqa: E731
+    b = lambda c: pl.col(c).fill_null(False)
+    a = lambda c: pl.col(f"{c}_after").fill_null(False)
     both = b("in_risk") & a("in_risk")
 
     def turned_on(c: str) -> pl.Expr:

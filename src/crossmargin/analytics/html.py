@@ -92,15 +92,20 @@ def _table(df: pl.DataFrame, max_rows: int | None = None) -> str:
 
 
 def _svg(fig) -> str:
-    """A matplotlib figure as an inline <svg> element (no XML prolog, deterministic ids)."""
+    """A matplotlib figure as an inline <svg> element.
+
+    No XML prolog or RDF metadata; text drawn as paths (no font needed); ids deterministic (same
+    bytes on a rerun) and distinct between the charts of one page (a salt per chart title).
+    """
     import matplotlib
 
+    salt = "crossmargin-" + "-".join(ax.get_title() for ax in fig.axes)
     buf = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": "crossmargin", "svg.fonttype": "path"}):
+    with matplotlib.rc_context({"svg.hashsalt": salt, "svg.fonttype": "path"}):
         fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buf.getvalue()
-    start = text.find("<svg")
-    return f'<div class="chart">{text[start:]}</div>'
+    text = re.sub(r"<metadata>.*?</metadata>", "", text[text.find("<svg"):], flags=re.DOTALL)
+    return f'<div class="chart">{text}</div>'
 
 
 def _figure(width: float, height: float):
