@@ -38,13 +38,16 @@ def collateral_value_usdt(k_max: int) -> pl.Expr:
 
 
 def maintenance_margin_of_debt(k_max: int) -> pl.Expr:
-    """tiered(debt·price, liability_brackets[asset], maintenance_margin_rate); 0 for a non-liability asset."""
-    return pl.when(debt() > 0).then(tiered(debt_value_usdt(), LIABILITY, "maintenance_margin_rate", k_max)).otherwise(0.0)
+    """tiered(debt·price, liability_brackets[asset], maintenance_margin_rate); 0 for a non-liability asset.
+
+    (tiered(0) is exactly 0; an asset without brackets gives null, which the account sum skips.)
+    """
+    return tiered(debt_value_usdt(), LIABILITY, "maintenance_margin_rate", k_max)
 
 
 def initial_margin_of_debt(k_max: int) -> pl.Expr:
-    """tiered(debt·price, liability_brackets[asset], initial_margin_rate); 0 for a non-liability asset."""
-    return pl.when(debt() > 0).then(tiered(debt_value_usdt(), LIABILITY, "initial_margin_rate", k_max)).otherwise(0.0)
+    """Same as maintenance_margin_of_debt with initial_margin_rate."""
+    return tiered(debt_value_usdt(), LIABILITY, "initial_margin_rate", k_max)
 
 
 # ------------------------------------------------------------------ per open order

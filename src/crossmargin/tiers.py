@@ -61,7 +61,11 @@ def table_problems(rows: pl.DataFrame, rates: list[str]) -> pl.DataFrame:
 
 
 def wide(rows: pl.DataFrame, rates: list[str], prefix: str) -> tuple[pl.DataFrame, int]:
-    """One row per asset: `{prefix}lower_k`, `{prefix}width_k`, `{prefix}{rate}_k` for k < K."""
+    """One row per asset: `{prefix}lower_k`, `{prefix}width_k`, `{prefix}{rate}_k` for k < K.
+
+    An asset with fewer than K slices is padded with empty slices (width 0, rate 0), which add
+    exactly 0 to the sum, so the sum needs no null handling.
+    """
     rows = rows.sort("asset", "lower_usdt")
     k_max = int(rows.group_by("asset").len()["len"].max() or 0)
     width = (pl.col("upper_usdt") - pl.col("lower_usdt")).fill_null(float("inf"))
@@ -69,7 +73,7 @@ def wide(rows: pl.DataFrame, rates: list[str], prefix: str) -> tuple[pl.DataFram
         pl.col("lower_usdt").alias("lower"), width.alias("width"), *[pl.col(r) for r in rates]
     )
     cols = [
-        pl.col(name).list.get(k, null_on_oob=True).alias(f"{prefix}{name}_{k}")
+        pl.col(name).list.get(k, null_on_oob=True).fill_null(0.0).alias(f"{prefix}{name}_{k}")
         for k in range(k_max)
         for name in ["lower", "width", *rates]
     ]
@@ -77,13 +81,19 @@ def wide(rows: pl.DataFrame, rates: list[str], prefix: str) -> tuple[pl.DataFram
 
 
 def tiered(x: pl.Expr, prefix: str, rate: str, k_max: int) -> pl.Expr:
-    """Σ_k rate_k · clip(x − lower_k, 0, width_k), summed in ascending slice order (0 with no slices)."""
-    total = pl.lit(0.0)
-    for k in range(k_max):
-        part = pl.col(f"{prefix}{rate}_{k}") * (x - pl.col(f"{prefix}lower_{k}")).clip(
-            0.0, pl.col(f"{prefix}width_{k}")
-        )
-        total = total + part.fill_null(0.0)
+    """Σ_k rate_k · clip(x − lower_k, 0, width_k), summed in ascending slice order.
+
+    Null where the asset has no table (the row then needs none, or is a data issue); 0 with K = 0.
+    """
+    parts = [
+        pl.col(f"{prefix}{rate}_{k}") * (x - pl.col(f"{prefix}lower_{k}")).clip(0.0, pl.col(f"{prefix}width_{k}"))
+        for k in range(k_max)
+    ]
+    if not parts:
+        return pl.lit(0.0)
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
     return total
 
 
