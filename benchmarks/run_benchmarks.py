@@ -122,6 +122,7 @@ def measure(cmd: list[str], timeout: float, mem_guard_gb: float, log: Path) -> d
     os.unlink(time_file)
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
     rss = int(m.group(1)) * 1024 if m else None
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([0-9.]+)", text)) or None
     with log.open("a") as fh:
         fh.write(f"$ {' '.join(cmd)}\n{out}{err}\n{text}\n")
     info = None
@@ -132,7 +133,13 @@ def measure(cmd: list[str], timeout: float, mem_guard_gb: float, log: Path) -> d
                 break
             except json.JSONDecodeError:
                 pass
-    res = {"wall_s": wall, "peak_rss_bytes": rss, "returncode": proc.returncode, "loadavg_before": load}
+    res = {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "peak_rss_bytes": rss,
+        "returncode": proc.returncode,
+        "loadavg_before": load,
+    }
     if info and "seconds" in info:
         res["internal_s"] = info["seconds"]
     if info:
@@ -357,6 +364,8 @@ def run_size(n: int, args: argparse.Namespace, store: dict, log: Path) -> dict:
                 per_account = res["internal_s"] / n_slice
                 res["slice_wall_s"] = res["wall_s"]
                 res["wall_s"] = per_account * n  # extrapolated, see README
+                res["slice_cpu_s"] = res.get("cpu_s")
+                res["cpu_s"] = per_account * n  # single-threaded Python: CPU time ~ wall time
                 res["extrapolated_from"] = n_slice
         rec["runs"][impl] = res
         print("  " + line_for(impl, n, res, rec["runs"].get("engine")), flush=True)
@@ -395,8 +404,13 @@ def line_for(impl: str, n: int, res: dict, engine: dict | None) -> str:
     if engine and "wall_s" in engine and impl != "engine" and "error" not in engine:
         extra = f"  ratio to engine {res['wall_s'] / engine['wall_s']:.2f}x"
     ext = f" (extrapolated from {res['extrapolated_from']:,})" if "extrapolated_from" in res else ""
+    if engine and engine.get("cpu_s") and res.get("cpu_s") and impl != "engine" and "error" not in engine:
+        extra += f" (cpu {res['cpu_s'] / engine['cpu_s']:.2f}x)"
     rss = res["peak_rss_bytes"] / GB if res.get("peak_rss_bytes") else float("nan")
-    return f"{impl:<7} {fmt_s(res['wall_s']):>9} s  {n / res['wall_s']:>12,.0f} acc/s  peak {rss:6.2f} GB{ext}{extra}"
+    return (
+        f"{impl:<7} {fmt_s(res['wall_s']):>9} s  cpu {fmt_s(res.get('cpu_s')):>9} s  "
+        f"{n / res['wall_s']:>12,.0f} acc/s  peak {rss:6.2f} GB  load {res['loadavg_before']:.1f}{ext}{extra}"
+    )
 
 
 def verify(out: Path, rec: dict) -> dict:
@@ -562,9 +576,12 @@ def write_report(store: dict) -> None:
             )
         lines += ["", "## Timings", ""]
         lines += [
-            "| accounts | implementation | wall s | accounts/s | peak RSS GB | ratio to engine | note |"
+            (
+                "| accounts | implementation | wall s | accounts/s | peak RSS GB | ratio to engine | cpu s | cpu ratio "
+                "| load avg before | note |"
+            )
         ]
-        lines += ["|---:|---|---:|---:|---:|---:|---|"]
+        lines += ["|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for n in sorted(sizes):
             rec = sizes[n]
             eng = rec["runs"].get("engine", {})
@@ -574,7 +591,8 @@ def write_report(store: dict) -> None:
                     continue
                 if "skipped" in res or "error" in res:
                     lines.append(
-                        f"| {n:,} | {impl} | - | - | - | - | {res.get('skipped') or 'FAILED: ' + res['error']} |"
+                        f"| {n:,} | {impl} | - | - | - | - | - | - | - | "
+                        f"{res.get('skipped') or 'FAILED: ' + res['error']} |"
                     )
                     continue
                 ratio = (
@@ -587,11 +605,15 @@ def write_report(store: dict) -> None:
                     note.append(
                         f"extrapolated from {res['extrapolated_from']:,} accounts ({fmt_s(res['internal_s'])} s)"
                     )
-                if res.get("loadavg_before", 0) > 0.5:
-                    note.append(f"load avg before {res['loadavg_before']:.1f}")
                 rss = f"{res['peak_rss_bytes'] / GB:.2f}" if res.get("peak_rss_bytes") else "-"
+                cpu_ratio = (
+                    f"{res['cpu_s'] / eng['cpu_s']:.2f}x"
+                    if impl != "engine" and res.get("cpu_s") and eng.get("cpu_s") and "error" not in eng
+                    else ""
+                )
                 lines.append(
                     f"| {n:,} | {impl} | {fmt_s(res['wall_s'])} | {n / res['wall_s']:,.0f} | {rss} | {ratio} | "
+                    f"{fmt_s(res.get('cpu_s'))} | {cpu_ratio} | {res.get('loadavg_before', 0):.1f} | "
                     f"{'; '.join(note)} |"
                 )
         lines += ["", "## Targets (issue 5; stated for 10M accounts)", ""]
@@ -725,12 +747,20 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=3600.0)
     ap.add_argument("--mem-guard-gb", type=float, default=20.0, help="kill a run whose RSS exceeds this")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--generate-only", action="store_true", help="only generate the inputs (and loop slices)")
     args = ap.parse_args()
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
     log = args.work / "benchmark.log"
     store = load_store()
     store["machine"] = machine()
+    if args.generate_only:
+        for n in sorted(args.sizes) + ([args.huge] if args.huge else []):
+            data, _ = ensure_data(n, args.work, log)
+            if n != args.huge:
+                make_slice(data, n, args.slice_accounts, args.work)
+            print(f"{data}: {input_stats(data)}", flush=True)
+        return
     if not args.report_only:
         if args.huge:
             store["huge"] = run_huge(args.huge, args, log)
