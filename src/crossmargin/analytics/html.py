@@ -13,6 +13,7 @@ new Pro formula impact, borrow blocks, margin calls and liquidations, data issue
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 import io
 import math
@@ -105,6 +106,11 @@ def _svg(fig) -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buf.getvalue()
     text = re.sub(r"<metadata>.*?</metadata>", "", text[text.find("<svg"):], flags=re.DOTALL)
+    # glyph and clip-path ids are per figure: prefix them so the page holds no duplicate id
+    prefix = "c" + hashlib.sha1(salt.encode()).hexdigest()[:8] + "-"
+    text = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}\1"', text)
+    text = re.sub(r'href="#([^"]+)"', rf'href="#{prefix}\1"', text)
+    text = re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}\1)", text)
     return f'<div class="chart">{text}</div>'
 
 

@@ -1,0 +1,137 @@
+"""The HTML migration cohort report: self-contained, numbers from the SQL reports, renders in Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from analytics_fixtures import NEW_AS_OF, risk, sample_runs
+from typer.testing import CliRunner
+
+from crossmargin.analytics.html import render_report, write_report
+from crossmargin.analytics.sql import run_report
+from crossmargin.cli import app
+from crossmargin.pipeline import run_job
+
+CHROMIUM = Path("/usr/bin/chromium")
+N_CHARTS = 4  # margin level distribution, cohorts, partial repayments, funnel
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> tuple[Path, str]:
+    path = tmp_path_factory.mktemp("html") / "cohort_report.html"
+    write_report(sample_runs().new, path)
+    return path, path.read_text(encoding="utf-8")
+
+
+def test_report_is_self_contained(report):
+    path, text = report
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    assert text.count("<svg") == N_CHARTS
+    lowered = text.lower()
+    for needle in ("<script", "<link", "<img", " src=", "@import", "url(http", "cdn"):
+        assert needle not in lowered, needle
+    # the only URLs are the SVG/XLink namespace names (never fetched)
+    urls = set(re.findall(r"https?://[^\"' )>]+", text))
+    assert urls <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}, urls
+    ids = re.findall(r'\bid="([^"]+)"', text)
+    assert len(ids) == len(set(ids)), "duplicate element ids across the inline charts"
+    for ref in set(re.findall(r'href="#([^"]+)"', text)) | set(re.findall(r"url\(#([^)]+)\)", text)):
+        assert f'id="{ref}"' in text, ref
+
+
+def test_report_numbers_come_from_the_sql_reports(report):
+    _, text = report
+    runs = sample_runs()
+    r = risk(runs.new)
+    due = r.filter("due_for_migration").height
+    repay = r["partial_repayment_usdt"].sum()
+    assert due > 0
+    kpi = dict(
+        (label, value) for value, label in
+        re.findall(r'<div class="v">([^<]*)</div><div class="l">([^<]*)</div>', text)
+    )
+    assert kpi["accounts in account_risk"] == f"{r.height:,}"
+    assert kpi["Pro accounts due for migration"] == f"{due:,}"
+    assert kpi["to be switched to Classic now"] == f"{r.filter('migrate_now').height:,}"
+    assert kpi["partial repayment required (USDT)"] == f"{repay:,.0f}"
+    # every funnel step of the report is a row of the page's funnel table, with its counts
+    for row in run_report("pro_eligibility_funnel", runs.new).iter_rows(named=True):
+        cells = rf"<td>{row['condition']}</td><td class=\"num\">{row['failing_accounts']:,}</td>"
+        assert re.search(cells, text), row["condition"]
+    assert "2025-01-21 10:00 UTC" in text and "Pro formula in force: new" in text
+
+
+def test_report_without_pro_accounts(tmp_path):
+    """A book with no Pro account (nothing due, empty cohorts) still renders every chart."""
+    runs = sample_runs()
+    inputs = tmp_path / "in"
+    shutil.copytree(runs.input_dir, inputs)
+    for f in inputs.glob("accounts.*"):
+        accounts = pl.read_parquet(f) if f.suffix == ".parquet" else None
+        assert accounts is not None, "the sample is parquet"
+        accounts.filter(pl.col("margin_mode") == "classic").write_parquet(f)
+    out = tmp_path / "out"
+    run_job(NEW_AS_OF, inputs, out, max_issue_rate=1.0)
+    assert risk(out).filter(pl.col("margin_mode") == "pro").height == 0
+    text = render_report(out)
+    assert text.count("<svg") == N_CHARTS
+    assert '<div class="v">0</div><div class="l">Pro accounts due for migration</div>' in text
+
+
+def test_report_cli_is_deterministic(report, tmp_path):
+    res = CliRunner().invoke(app, ["report", "--out", str(sample_runs().new), "--html", str(tmp_path / "r.html")])
+    assert res.exit_code == 0, res.output
+    assert f"{N_CHARTS} charts" in res.output
+    assert (tmp_path / "r.html").read_text(encoding="utf-8") == report[1]  # rerun = same bytes
+    res = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "nope"), "--html", str(tmp_path / "x.html")])
+    assert res.exit_code == 2 and "not a run's output directory" in res.output
+    assert not (tmp_path / "x.html").exists()
+
+
+# ------------------------------------------------------------------ a real headless browser
+def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [
+        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-extensions", "--hide-scrollbars", "--mute-audio",
+        # offline: any host lookup fails, so the page can only show what it carries itself
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        f"--user-data-dir={tmp / 'profile'}", *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium absent (apt-get install chromium)")
+def test_chromium_renders_the_charts(report, tmp_path):
+    path, text = report
+    url = path.resolve().as_uri()
+    dom = _chromium(tmp_path, "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    rendered = dom.stdout
+    assert rendered.count("<svg") == N_CHARTS  # the parsed DOM holds every inline chart
+    assert len(re.findall(r"<path\b", rendered)) > 200  # with its drawing (bars, glyphs, axes)
+    assert "Pro eligibility funnel" in rendered and "switch_now" in rendered
+
+    shot = tmp_path / "report.png"
+    res = _chromium(tmp_path, "--window-size=1280,4200", f"--screenshot={shot}", url)
+    assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert img.shape[0] >= 4000 and img.shape[1] == 1280
+    non_white = (img.sum(axis=2) < 720).mean()
+    assert 0.03 < non_white < 0.9, non_white  # neither blank nor a solid block
+
+    def share(rgb: tuple[int, int, int], tol: int = 12) -> float:
+        return (np.abs(img - np.array(rgb)).max(axis=2) <= tol).mean()
+
+    # each chart's own colour is on screen: Classic bars, new-formula Pro bars, the funnel's bars
+    assert share((0x3B, 0x6F, 0xB6)) > 1e-4, "Classic level histogram not drawn"
+    assert share((0xD9, 0x82, 0x2B)) > 1e-4, "Pro (new formula) histogram / repayment bars not drawn"
+    assert share((0x2F, 0x9E, 0x6E)) > 1e-4, "eligibility funnel not drawn"
