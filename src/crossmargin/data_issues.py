@@ -28,6 +28,21 @@ class Rule:
     detail: pl.Expr
 
 
+def fmt(template: str, *args: pl.Expr) -> pl.Expr:
+    """pl.format("..{}..", *args) as concat_str: polars 2.1's str_format panics ("assertion failed:
+    i < self.len()") under the streaming engine on a filtered multi-chunk frame (e.g. a parquet
+    input with several row groups), which crashed the run; concat_str does not."""
+    parts = template.split("{}")
+    assert len(parts) == len(args) + 1, template
+    exprs: list[pl.Expr] = []
+    for text, arg in zip(parts, [*args, None], strict=True):
+        if text:
+            exprs.append(pl.lit(text))
+        if arg is not None:
+            exprs.append(arg.cast(pl.String))
+    return pl.concat_str(exprs)
+
+
 def _s(e: pl.Expr) -> pl.Expr:
     return e.cast(pl.String).fill_null("null")
 
@@ -96,23 +111,23 @@ def _asset_rules(
     return [
         Rule(
             "missing_price", "prices", need_price & ~pl.col(f"price_present{suffix}").fill_null(False),
-            pl.format("no price for {} ({}) priced at or before as_of", asset, pl.lit(role)),
+            fmt("no price for {} ({}) priced at or before as_of", asset, pl.lit(role)),
         ),
         Rule(
             "non_finite_value", "prices", need_price & ~price.is_finite(),
-            pl.format("price_usdt of {} is {}", asset, _s(price)),
+            fmt("price_usdt of {} is {}", asset, _s(price)),
         ),
         Rule(
             "negative_quantity", "prices", need_price & (price < 0),
-            pl.format("price_usdt of {} is {}", asset, _s(price)),
+            fmt("price_usdt of {} is {}", asset, _s(price)),
         ),
         Rule(
             missing_tiers, tiers_table, need_tiers & ~pl.col(f"{prefix}present{suffix}").fill_null(False),
-            pl.format("no {} for {} ({}) effective at as_of", pl.lit(tiers_table), asset, pl.lit(role)),
+            fmt("no {} for {} ({}) effective at as_of", pl.lit(tiers_table), asset, pl.lit(role)),
         ),
         Rule(
             "bad_tier_table", tiers_table, need_tiers & pl.col(f"{prefix}problem{suffix}").is_not_null(),
-            pl.format("{} of {}: {}", pl.lit(tiers_table), asset, pl.col(f"{prefix}problem{suffix}")),
+            fmt("{} of {}: {}", pl.lit(tiers_table), asset, pl.col(f"{prefix}problem{suffix}")),
         ),
     ]
 
@@ -126,15 +141,15 @@ def account_rules(policy: Policy) -> list[Rule]:
         Rule("bad_value", "accounts", pl.col("account_id").is_null(), pl.lit("account_id is null")),
         Rule(
             "duplicate_row", "accounts", pl.col("account_id").is_duplicated(),
-            pl.format("account_id appears {} times in accounts", pl.len().over("account_id")),
+            fmt("account_id appears {} times in accounts", pl.len().over("account_id")),
         ),
         Rule(
             "unknown_mode", "accounts", ~pl.col("margin_mode").is_in(MARGIN_MODES).fill_null(False),
-            pl.format("margin_mode {} is not one of {}", _s(pl.col("margin_mode")), pl.lit("/".join(MARGIN_MODES))),
+            fmt("margin_mode {} is not one of {}", _s(pl.col("margin_mode")), pl.lit("/".join(MARGIN_MODES))),
         ),
         Rule(
             "bad_value", "accounts", ~pl.col("classic_leverage").is_in(leverages).fill_null(False),
-            pl.format("classic_leverage {} is not one of {}", _s(pl.col("classic_leverage")),
+            fmt("classic_leverage {} is not one of {}", _s(pl.col("classic_leverage")),
                       pl.lit("/".join(map(str, leverages)))),
         ),
         Rule(
@@ -144,7 +159,7 @@ def account_rules(policy: Policy) -> list[Rule]:
         ),
         Rule(
             "bad_value", "accounts", ~pl.col("country").str.contains(r"^[A-Z]{2}$").fill_null(False),
-            pl.format("country {} is not an ISO 3166 alpha-2 code", _s(pl.col("country"))),
+            fmt("country {} is not an ISO 3166 alpha-2 code", _s(pl.col("country"))),
         ),
     ]
 
@@ -167,7 +182,7 @@ def order_rules() -> list[Rule]:
         Rule("bad_value", "open_orders", _any(fields, lambda c: c.is_null()), _values(fields)),
         Rule(
             "bad_value", "open_orders", ~pl.col("side").is_in(SIDES),
-            pl.format("order {}: side {} is not BUY/SELL", pl.col("order_id"), pl.col("side")),
+            fmt("order {}: side {} is not BUY/SELL", pl.col("order_id"), pl.col("side")),
         ),
         Rule("non_finite_value", "open_orders", _any(ORDER_NUMBERS, lambda c: ~c.is_finite()), _values(["order_id", *ORDER_NUMBERS])),
         Rule("negative_quantity", "open_orders", _any(ORDER_NUMBERS, lambda c: c < 0), _values(["order_id", *ORDER_NUMBERS])),
