@@ -12,10 +12,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from analytics_fixtures import NEW_AS_OF, OLD_AS_OF, actions, issues, risk, sample_runs
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
+from analytics_fixtures import NEW_AS_OF, OLD_AS_OF, actions, issues, risk, sample_runs
 from crossmargin import schemas
 from crossmargin.analytics.diff import CHANGES, DIFF_SCHEMA, diff_runs, summarize
 from crossmargin.analytics.sql import ReportError, list_reports, query, report_grain, report_sql, run_report
@@ -110,7 +110,10 @@ def test_margin_calls_and_liquidations_by_mode_and_leverage(runs):
             .agg(
                 pl.len().cast(pl.Int64).alias("accounts"),
                 pl.col("margin_call").sum().cast(pl.Int64).alias("margin_calls"),
-                (pl.col("margin_call") & ~pl.col("liquidation")).sum().cast(pl.Int64).alias("margin_call_only"),
+                (pl.col("margin_call") & ~pl.col("liquidation"))
+                .sum()
+                .cast(pl.Int64)
+                .alias("margin_call_only"),
                 pl.col("liquidation").sum().cast(pl.Int64).alias("liquidations"),
             )
             .sort("margin_mode", "classic_leverage")
@@ -159,14 +162,21 @@ def _funnel_expected(r: pl.DataFrame, conditions: list[str]) -> pl.DataFrame:
         rows.append((i + 1, cond, fails.height, sole.height, classic.height - fails.height, remaining.height))
     return pl.DataFrame(
         rows,
-        schema=["step", "condition", "failing_accounts", "sole_blocker_accounts", "passing_accounts",
-                "remaining_accounts"],
+        schema=[
+            "step",
+            "condition",
+            "failing_accounts",
+            "sole_blocker_accounts",
+            "passing_accounts",
+            "remaining_accounts",
+        ],
         orient="row",
     )
 
 
-@pytest.mark.parametrize(("which", "conditions"), [("new", schemas.PRO_CONDITIONS_NEW),
-                                                   ("old", schemas.PRO_CONDITIONS_OLD)])
+@pytest.mark.parametrize(
+    ("which", "conditions"), [("new", schemas.PRO_CONDITIONS_NEW), ("old", schemas.PRO_CONDITIONS_OLD)]
+)
 def test_pro_eligibility_funnel(runs, which, conditions):
     out = getattr(runs, which)
     got = run_report("pro_eligibility_funnel", out)
@@ -204,8 +214,11 @@ def test_pro_formula_impact_counts_threshold_crossings(runs):
         assert row["above_new_formula"] == m.filter(pl.col("pro_margin_level_new") > t).height
         assert row["crossed_down"] == down.height
         assert row["crossed_up"] == up.height
-        assert (row["crossed_down_haircut_only"] + row["crossed_down_open_order_loss_only"]
-                + row["crossed_down_both"]) == down.height
+        assert (
+            row["crossed_down_haircut_only"]
+            + row["crossed_down_open_order_loss_only"]
+            + row["crossed_down_both"]
+        ) == down.height
         assert row["crossed_down_haircut_only"] == down.filter(pl.col("open_order_loss_usdt") == 0).height
         assert _close(row["crossed_down_open_order_loss_usdt"], down["open_order_loss_usdt"].sum())
         total_crossed += down.height
@@ -222,7 +235,9 @@ def test_migration_cohorts_add_up(runs):
         assert got["accounts"].sum() == pro.height > 0
         assert got["due_for_migration_accounts"].sum() == pro.filter("due_for_migration").height
         assert got["migrate_now_accounts"].sum() == pro.filter("migrate_now").height
-        assert got["accounts_needing_repayment"].sum() == pro.filter(pl.col("partial_repayment_usdt") > 0).height
+        assert (
+            got["accounts_needing_repayment"].sum() == pro.filter(pl.col("partial_repayment_usdt") > 0).height
+        )
         assert _close(got["partial_repayment_usdt"].sum(), pro["partial_repayment_usdt"].sum())
         assert _close(got["bad_debt_usdt"].sum(), pro["bad_debt_usdt"].sum())
         assert _close(got["total_liability_usdt"].sum(), pro["total_liability_usdt"].sum())
@@ -230,7 +245,10 @@ def test_migration_cohorts_add_up(runs):
         states = dict(got.group_by("compliance_state").agg(pl.col("accounts").sum()).iter_rows())
         assert states.get("compliant", 0) == pro.filter("pro_compliant").height
         assert states.get("switch_now", 0) == pro.filter("migrate_now").height
-        assert states.get("pending", 0) == pro.filter(pl.col("due_for_migration") & ~pl.col("migrate_now")).height
+        assert (
+            states.get("pending", 0)
+            == pro.filter(pl.col("due_for_migration") & ~pl.col("migrate_now")).height
+        )
         # no null bucket: every account lands in exactly one bucket
         assert got["classic_margin_level_bucket"].null_count() == 0
         assert got["net_equity_bucket"].null_count() == 0
@@ -253,7 +271,9 @@ def test_partial_repayments_match_actions(runs):
         a = actions(out)
         assert set(got["migration_state"]) == {state}
         assert got["due_accounts"].sum() == r.height > 0
-        assert got["accounts_needing_repayment"].sum() == r.filter(pl.col("partial_repayment_usdt") > 0).height
+        assert (
+            got["accounts_needing_repayment"].sum() == r.filter(pl.col("partial_repayment_usdt") > 0).height
+        )
         amounts = a.filter(pl.col("action") == "PARTIAL_REPAYMENT")["amount_usdt"].sum()
         assert _close(got["partial_repayment_usdt"].sum(), r["partial_repayment_usdt"].sum())
         assert _close(got["repayment_action_usdt"].sum(), amounts)
@@ -264,16 +284,25 @@ def test_partial_repayments_match_actions(runs):
 def test_margin_level_distribution_buckets(runs):
     got = run_report("margin_level_distribution", runs.new)
     r = risk(runs.new)
-    series = {("classic", "classic_margin_level"), ("pro", "pro_margin_level_old"), ("pro", "pro_margin_level_new")}
+    series = {
+        ("classic", "classic_margin_level"),
+        ("pro", "pro_margin_level_old"),
+        ("pro", "pro_margin_level_new"),
+    }
     assert set(got.select("margin_mode", "level_name").unique().iter_rows()) == series
     for mode, level in series:
         part = got.filter((pl.col("margin_mode") == mode) & (pl.col("level_name") == level))
         values = r.filter(pl.col("margin_mode") == mode)[level]
         assert part["accounts"].sum() == values.len()
-        assert part.filter(pl.col("bucket_label") == "+inf")["accounts"].item() == (values == float("inf")).sum()
+        assert (
+            part.filter(pl.col("bucket_label") == "+inf")["accounts"].item() == (values == float("inf")).sum()
+        )
         assert part.filter(pl.col("bucket_label") == "<= 0")["accounts"].item() == (values <= 0).sum()
-        finite = part.filter(pl.col("lower_bound").is_finite() & pl.col("upper_bound").is_finite()
-                             & (pl.col("lower_bound") > 0))
+        finite = part.filter(
+            pl.col("lower_bound").is_finite()
+            & pl.col("upper_bound").is_finite()
+            & (pl.col("lower_bound") > 0)
+        )
         for lo, hi, n in finite.select("lower_bound", "upper_bound", "accounts").iter_rows():
             exact = ((values >= lo) & (values < hi)).sum()
             near = ((values >= lo * (1 - 1e-12)) & (values < hi * (1 + 1e-12))).sum()
@@ -286,7 +315,10 @@ def test_data_issues_summary(runs):
     assert i.height > 0
     want = (
         i.group_by("table", "code")
-        .agg(pl.col("account_id").n_unique().cast(pl.Int64).alias("accounts"), pl.len().cast(pl.Int64).alias("issue_rows"))
+        .agg(
+            pl.col("account_id").n_unique().cast(pl.Int64).alias("accounts"),
+            pl.len().cast(pl.Int64).alias("issue_rows"),
+        )
         .sort("table", "code")
     )
     assert_frame_equal(got.select(want.columns).sort("table", "code"), want)
@@ -316,8 +348,9 @@ def test_sql_cli_table_csv_parquet(runs, tmp_path, monkeypatch):
     assert "pro_not_compliant" in res.output and "blocked_accounts" in res.output
 
     dest = tmp_path / "x" / "funnel.csv"
-    res = cli.invoke(app, ["sql", "pro_eligibility_funnel", "--out", str(runs.new), "--format", "csv",
-                           "--dest", str(dest)])
+    res = cli.invoke(
+        app, ["sql", "pro_eligibility_funnel", "--out", str(runs.new), "--format", "csv", "--dest", str(dest)]
+    )
     assert res.exit_code == 0, res.output
     assert str(dest) in res.output and "rows" in res.output
     expected = run_report("pro_eligibility_funnel", runs.new)
@@ -326,8 +359,9 @@ def test_sql_cli_table_csv_parquet(runs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = cli.invoke(app, ["sql", "migration_cohorts", "--out", str(runs.new), "--format", "parquet"])
     assert res.exit_code == 0, res.output
-    assert_frame_equal(pl.read_parquet(tmp_path / "migration_cohorts.parquet"),
-                       run_report("migration_cohorts", runs.new))
+    assert_frame_equal(
+        pl.read_parquet(tmp_path / "migration_cohorts.parquet"), run_report("migration_cohorts", runs.new)
+    )
 
 
 def test_sql_cli_errors_are_one_line(runs, tmp_path):
@@ -341,9 +375,16 @@ def test_sql_cli_errors_are_one_line(runs, tmp_path):
 
 # ------------------------------------------------------------------ diff
 def _state(out: Path) -> pl.DataFrame:
-    mig = (actions(out).filter(pl.col("action") == "MIGRATE_TO_CLASSIC")
-           .select("account_id", pl.col("reason").alias("migration_state")))
-    return risk(out).join(mig, on="account_id", how="left").with_columns(pl.col("migration_state").fill_null("none"))
+    mig = (
+        actions(out)
+        .filter(pl.col("action") == "MIGRATE_TO_CLASSIC")
+        .select("account_id", pl.col("reason").alias("migration_state"))
+    )
+    return (
+        risk(out)
+        .join(mig, on="account_id", how="left")
+        .with_columns(pl.col("migration_state").fill_null("none"))
+    )
 
 
 def test_diff_between_two_as_of_matches_flags(runs):
@@ -376,7 +417,9 @@ def test_diff_between_two_as_of_matches_flags(runs):
     for change, want in expected.items():
         assert ids(change) == want, change
     # known change: an account due on both days goes from pending (before 2025-01-15) to due
-    pending_to_due = flagged((pl.col("migration_state") == "pending") & (pl.col("migration_state_a") == "due"))
+    pending_to_due = flagged(
+        (pl.col("migration_state") == "pending") & (pl.col("migration_state_a") == "due")
+    )
     assert pending_to_due and pending_to_due <= ids("migration_state_changed")
     rows = d.filter(pl.col("change") == "migration_state_changed")
     assert set(rows.select("detail_before", "detail_after").unique().iter_rows()) >= {("pending", "due")}
@@ -396,36 +439,55 @@ def test_diff_reports_exactly_the_changes_made(runs, tmp_path):
     act = pl.read_parquet(before / "actions.parquet")
     iss = pl.read_parquet(before / "data_issues.parquet")
 
-    classic_ok = r.filter((pl.col("margin_mode") == "classic") & ~pl.col("margin_call") & ~pl.col("borrow_blocked")
-                          & ~pl.col("eligible_for_pro"))["account_id"].to_list()
-    blocked_pro = r.filter((pl.col("margin_mode") == "pro") & pl.col("borrow_blocked")
-                           & ~pl.col("due_for_migration"))["account_id"].to_list()
+    classic_ok = r.filter(
+        (pl.col("margin_mode") == "classic")
+        & ~pl.col("margin_call")
+        & ~pl.col("borrow_blocked")
+        & ~pl.col("eligible_for_pro")
+    )["account_id"].to_list()
+    blocked_pro = r.filter(
+        (pl.col("margin_mode") == "pro") & pl.col("borrow_blocked") & ~pl.col("due_for_migration")
+    )["account_id"].to_list()
     due = r.filter("due_for_migration")["account_id"].to_list()
     assert len(classic_ok) >= 3 and due
     dropped, called, eligible = classic_ok[:3]
     new_id = int(r["account_id"].max()) + 1000
 
-    edited = (
-        r.filter(pl.col("account_id") != dropped)
-        .with_columns(
-            margin_call=pl.when(pl.col("account_id") == called).then(True).otherwise(pl.col("margin_call")),
-            eligible_for_pro=pl.when(pl.col("account_id") == eligible).then(True)
-            .otherwise(pl.col("eligible_for_pro")),
-        )
+    edited = r.filter(pl.col("account_id") != dropped).with_columns(
+        margin_call=pl.when(pl.col("account_id") == called).then(True).otherwise(pl.col("margin_call")),
+        eligible_for_pro=pl.when(pl.col("account_id") == eligible)
+        .then(True)
+        .otherwise(pl.col("eligible_for_pro")),
     )
-    edited = pl.concat([edited, r.filter(pl.col("account_id") == classic_ok[3]).with_columns(
-        account_id=pl.lit(new_id, pl.Int64))]) if len(classic_ok) > 3 else edited
-    expected = {(dropped, "dropped_account"), (dropped, "new_data_issue"), (called, "new_margin_call"),
-                (eligible, "became_eligible_for_pro")}
+    edited = (
+        pl.concat(
+            [
+                edited,
+                r.filter(pl.col("account_id") == classic_ok[3]).with_columns(
+                    account_id=pl.lit(new_id, pl.Int64)
+                ),
+            ]
+        )
+        if len(classic_ok) > 3
+        else edited
+    )
+    expected = {
+        (dropped, "dropped_account"),
+        (dropped, "new_data_issue"),
+        (called, "new_margin_call"),
+        (eligible, "became_eligible_for_pro"),
+    }
     if len(classic_ok) > 3:
         expected.add((new_id, "new_account"))
     if blocked_pro:  # a Pro account whose block reason changes
         x = blocked_pro[0]
         old_reason = r.filter(pl.col("account_id") == x)["borrow_blocked_reason"].cast(pl.String).item()
         new_reason = next(c for c in schemas.BORROW_BLOCKED_REASONS if c != old_reason)
-        edited = edited.with_columns(borrow_blocked_reason=pl.when(pl.col("account_id") == x)
-                                     .then(pl.lit(new_reason)).otherwise(pl.col("borrow_blocked_reason")
-                                                                          .cast(pl.String)))
+        edited = edited.with_columns(
+            borrow_blocked_reason=pl.when(pl.col("account_id") == x)
+            .then(pl.lit(new_reason))
+            .otherwise(pl.col("borrow_blocked_reason").cast(pl.String))
+        )
         expected.add((x, "borrow_block_reason_changed"))
     # a due account's MIGRATE_TO_CLASSIC action disappears (it became compliant)
     gone = due[0]
@@ -433,8 +495,14 @@ def test_diff_reports_exactly_the_changes_made(runs, tmp_path):
     expected.add((gone, "migration_state_changed"))
     edited.cast(schemas.ACCOUNT_RISK).sort("account_id").write_parquet(after / "account_risk.parquet")
     act2.write_parquet(after / "actions.parquet")
-    new_issue = pl.DataFrame({"account_id": [dropped], "table": ["balances"], "code": ["missing_price"],
-                              "detail": ["asset X has no price"]}).cast(schemas.DATA_ISSUES)
+    new_issue = pl.DataFrame(
+        {
+            "account_id": [dropped],
+            "table": ["balances"],
+            "code": ["missing_price"],
+            "detail": ["asset X has no price"],
+        }
+    ).cast(schemas.DATA_ISSUES)
     pl.concat([iss, new_issue]).write_parquet(after / "data_issues.parquet")
 
     d = diff_runs(before, after)
@@ -445,9 +513,12 @@ def test_diff_reports_exactly_the_changes_made(runs, tmp_path):
     assert row["detail_after"] == "missing_price" and row["margin_mode_after"] is None
 
     back = diff_runs(after, before)  # the reverse diff undoes each change
-    assert (dropped, "new_account") in set(back.select("account_id", pl.col("change").cast(pl.String)).iter_rows())
+    assert (dropped, "new_account") in set(
+        back.select("account_id", pl.col("change").cast(pl.String)).iter_rows()
+    )
     assert (dropped, "resolved_data_issue") in set(
-        back.select("account_id", pl.col("change").cast(pl.String)).iter_rows())
+        back.select("account_id", pl.col("change").cast(pl.String)).iter_rows()
+    )
 
 
 def test_diff_cli_writes_parquet_and_prints_counts(runs, tmp_path, monkeypatch):

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from analytics_fixtures import NEW_AS_OF, risk, sample_runs
 from typer.testing import CliRunner
 
+from analytics_fixtures import NEW_AS_OF, risk, sample_runs
 from crossmargin.analytics.html import render_report, write_report
 from crossmargin.analytics.sql import run_report
 from crossmargin.cli import app
@@ -30,7 +30,7 @@ def report(tmp_path_factory) -> tuple[Path, str]:
 
 
 def test_report_is_self_contained(report):
-    path, text = report
+    _, text = report
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
     assert text.count("<svg") == N_CHARTS
     lowered = text.lower()
@@ -52,10 +52,10 @@ def test_report_numbers_come_from_the_sql_reports(report):
     due = r.filter("due_for_migration").height
     repay = r["partial_repayment_usdt"].sum()
     assert due > 0
-    kpi = dict(
-        (label, value) for value, label in
-        re.findall(r'<div class="v">([^<]*)</div><div class="l">([^<]*)</div>', text)
-    )
+    kpi = {
+        label: value
+        for value, label in re.findall(r'<div class="v">([^<]*)</div><div class="l">([^<]*)</div>', text)
+    }
     assert kpi["accounts in account_risk"] == f"{r.height:,}"
     assert kpi["Pro accounts due for migration"] == f"{due:,}"
     assert kpi["to be switched to Classic now"] == f"{r.filter('migrate_now').height:,}"
@@ -85,11 +85,15 @@ def test_report_without_pro_accounts(tmp_path):
 
 
 def test_report_cli_is_deterministic(report, tmp_path):
-    res = CliRunner().invoke(app, ["report", "--out", str(sample_runs().new), "--html", str(tmp_path / "r.html")])
+    res = CliRunner().invoke(
+        app, ["report", "--out", str(sample_runs().new), "--html", str(tmp_path / "r.html")]
+    )
     assert res.exit_code == 0, res.output
     assert f"{N_CHARTS} charts" in res.output
     assert (tmp_path / "r.html").read_text(encoding="utf-8") == report[1]  # rerun = same bytes
-    res = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "nope"), "--html", str(tmp_path / "x.html")])
+    res = CliRunner().invoke(
+        app, ["report", "--out", str(tmp_path / "nope"), "--html", str(tmp_path / "x.html")]
+    )
     assert res.exit_code == 2 and "not a run's output directory" in res.output
     assert not (tmp_path / "x.html").exists()
 
@@ -97,19 +101,29 @@ def test_report_cli_is_deterministic(report, tmp_path):
 # ------------------------------------------------------------------ a real headless browser
 def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-extensions", "--hide-scrollbars", "--mute-audio",
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--hide-scrollbars",
+        "--mute-audio",
         # offline: any host lookup fails, so the page can only show what it carries itself
         "--host-resolver-rules=MAP * ~NOTFOUND",
-        f"--user-data-dir={tmp / 'profile'}", *args,
+        f"--user-data-dir={tmp / 'profile'}",
+        *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium absent (apt-get install chromium)")
 def test_chromium_renders_the_charts(report, tmp_path):
-    path, text = report
+    path, _ = report
     url = path.resolve().as_uri()
     dom = _chromium(tmp_path, "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]

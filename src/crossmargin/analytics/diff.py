@@ -112,9 +112,7 @@ def _state(out_dir: Path) -> pl.LazyFrame:
         .group_by("account_id")
         .agg(pl.col("code").cast(pl.String).unique().sort().str.join(",").alias("issue_codes"))
     )
-    accounts = pl.concat(
-        [risk.select("account_id"), issues.select("account_id")], how="vertical"
-    ).unique()
+    accounts = pl.concat([risk.select("account_id"), issues.select("account_id")], how="vertical").unique()
     return (
         accounts.join(risk, on="account_id", how="left")
         .join(migration, on="account_id", how="left")
@@ -122,7 +120,9 @@ def _state(out_dir: Path) -> pl.LazyFrame:
         .with_columns(
             pl.col("in_risk").fill_null(False),
             pl.col("issue_codes").is_not_null().alias("in_issues"),
-            pl.when(pl.col("in_risk")).then(pl.col("migration_state").fill_null("none")).alias("migration_state"),
+            pl.when(pl.col("in_risk"))
+            .then(pl.col("migration_state").fill_null("none"))
+            .alias("migration_state"),
         )
     )
 
@@ -157,7 +157,9 @@ def diff_runs(before_dir: Path, after_dir: Path) -> pl.DataFrame:
         "new_borrow_block": (turned_on("borrow_blocked"), "borrow_blocked_reason"),
         "resolved_borrow_block": (turned_off("borrow_blocked"), "borrow_blocked_reason"),
         "borrow_block_reason_changed": (
-            both & b("borrow_blocked") & a("borrow_blocked")
+            both
+            & b("borrow_blocked")
+            & a("borrow_blocked")
             & (pl.col("borrow_blocked_reason") != pl.col("borrow_blocked_reason_after")),
             "borrow_blocked_reason",
         ),
@@ -212,7 +214,12 @@ def summarize(diff: pl.DataFrame) -> pl.DataFrame:
 
 def _as_of(out_dir: Path) -> str:
     try:
-        v = pl.scan_parquet(Path(out_dir) / "account_risk.parquet").select(pl.col("as_of").max()).collect().item()
+        v = (
+            pl.scan_parquet(Path(out_dir) / "account_risk.parquet")
+            .select(pl.col("as_of").max())
+            .collect()
+            .item()
+        )
     except Exception:  # noqa: BLE001 - only a label for the summary
         return "?"
     return v.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if v is not None else "?"

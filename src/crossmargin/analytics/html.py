@@ -47,7 +47,13 @@ div.kpi .l { font-size: 12px; color: #5b6577; }
 p.note { font-size: 12px; color: #5b6577; }
 """
 
-_COLORS = {"classic": "#3b6fb6", "pro_old": "#b0b7c3", "pro_new": "#d9822b", "accent": "#2f9e6e", "bad": "#c0392b"}
+_COLORS = {
+    "classic": "#3b6fb6",
+    "pro_old": "#b0b7c3",
+    "pro_new": "#d9822b",
+    "accent": "#2f9e6e",
+    "bad": "#c0392b",
+}
 
 
 # ------------------------------------------------------------------ formatting helpers
@@ -82,7 +88,9 @@ def _table(df: pl.DataFrame, max_rows: int | None = None) -> str:
     rows = []
     for row in shown.iter_rows():
         cells = "".join(
-            f'<td class="num">{html.escape(_fmt(v, c))}</td>' if is_num else f"<td>{html.escape(_fmt(v, c))}</td>"
+            f'<td class="num">{html.escape(_fmt(v, c))}</td>'
+            if is_num
+            else f"<td>{html.escape(_fmt(v, c))}</td>"
             for v, c, is_num in zip(row, shown.columns, numeric, strict=True)
         )
         rows.append(f"<tr>{cells}</tr>")
@@ -105,7 +113,7 @@ def _svg(fig) -> str:
     with matplotlib.rc_context({"svg.hashsalt": salt, "svg.fonttype": "path"}):
         fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buf.getvalue()
-    text = re.sub(r"<metadata>.*?</metadata>", "", text[text.find("<svg"):], flags=re.DOTALL)
+    text = re.sub(r"<metadata>.*?</metadata>", "", text[text.find("<svg") :], flags=re.DOTALL)
     # glyph and clip-path ids are per figure: prefix them so the page holds no duplicate id
     prefix = "c" + hashlib.sha1(salt.encode()).hexdigest()[:8] + "-"
     text = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}\1"', text)
@@ -136,12 +144,23 @@ def _level_distribution_chart(dist: pl.DataFrame, thresholds: pl.DataFrame) -> s
         return {-12: -14.0, 21: 23.0}.get(bucket, float(bucket))
 
     series = [
-        (axes[0], "classic", [("classic_margin_level", "classic_margin_level", _COLORS["classic"])],
-         "Classic accounts: classic_margin_level", ["classic_margin_call", "classic_liquidation"]),
-        (axes[1], "pro", [("pro_margin_level_old", "old formula: net equity / MM", _COLORS["pro_old"]),
-                          ("pro_margin_level_new", "new formula: (net collateral - OOL) / MM", _COLORS["pro_new"])],
-         "Pro accounts: Pro margin level, old vs new formula",
-         ["pro_margin_call", "pro_liquidation", "new_min_pro_margin_level"]),
+        (
+            axes[0],
+            "classic",
+            [("classic_margin_level", "classic_margin_level", _COLORS["classic"])],
+            "Classic accounts: classic_margin_level",
+            ["classic_margin_call", "classic_liquidation"],
+        ),
+        (
+            axes[1],
+            "pro",
+            [
+                ("pro_margin_level_old", "old formula: net equity / MM", _COLORS["pro_old"]),
+                ("pro_margin_level_new", "new formula: (net collateral - OOL) / MM", _COLORS["pro_new"]),
+            ],
+            "Pro accounts: Pro margin level, old vs new formula",
+            ["pro_margin_call", "pro_liquidation", "new_min_pro_margin_level"],
+        ),
     ]
     styles = {"liquidation": ("#c0392b", "-"), "margin_call": ("#e67e22", "--")}
     for ax, mode, levels, title, lines in series:
@@ -152,8 +171,14 @@ def _level_distribution_chart(dist: pl.DataFrame, thresholds: pl.DataFrame) -> s
             s = sub.filter(pl.col("level_name") == level_name).sort("bucket")
             n = int(s["accounts"].sum())
             total += n
-            ax.bar([xpos(b) + i * width for b in s["bucket"]], s["accounts"].to_list(), width=width,
-                   align="edge", color=color, label=f"{label} (n={n:,})")
+            ax.bar(
+                [xpos(b) + i * width for b in s["bucket"]],
+                s["accounts"].to_list(),
+                width=width,
+                align="edge",
+                color=color,
+                label=f"{label} (n={n:,})",
+            )
         if total == 0:
             _no_data(ax)
         th = thresholds.filter(pl.col("name").is_in(lines) & (pl.col("value") > 0))
@@ -163,8 +188,13 @@ def _level_distribution_chart(dist: pl.DataFrame, thresholds: pl.DataFrame) -> s
                 continue
             seen.add((name, value))
             color, ls = next((v for k, v in styles.items() if name.endswith(k)), ("#2f9e6e", ":"))
-            ax.axvline(10 * math.log10(value), color=color, linestyle=ls, linewidth=1,
-                       label=f"{name}{f' ({lev}x)' if lev else ''} = {value:g}")
+            ax.axvline(
+                10 * math.log10(value),
+                color=color,
+                linestyle=ls,
+                linewidth=1,
+                label=f"{name}{f' ({lev}x)' if lev else ''} = {value:g}",
+            )
         ax.set_xticks([-13.5, -10.0, 0.0, 10.0, 20.5, 23.5])
         ax.set_xticklabels(["≤0", "0.1", "1", "10", "≥100", "+inf"], fontsize=8)
         ax.set_xlim(-15, 25)
@@ -198,11 +228,15 @@ def _cohort_chart(cohorts: pl.DataFrame) -> str:
     for i, eq in enumerate(equity_order):
         vals = []
         for lvl in level_order:
-            hit = grid.filter((pl.col("classic_margin_level_bucket") == lvl) & (pl.col("net_equity_bucket") == eq))
+            hit = grid.filter(
+                (pl.col("classic_margin_level_bucket") == lvl) & (pl.col("net_equity_bucket") == eq)
+            )
             vals.append(int(hit["due_for_migration_accounts"].sum()) if hit.height else 0)
         if sum(vals) == 0:
             continue
-        ax.bar(range(len(level_order)), vals, bottom=bottoms, color=cmap[i % len(cmap)], label=f"net equity {eq}")
+        ax.bar(
+            range(len(level_order)), vals, bottom=bottoms, color=cmap[i % len(cmap)], label=f"net equity {eq}"
+        )
         bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
     ax.set_xticks(range(len(level_order)))
     ax.set_xticklabels(level_order, fontsize=8)
@@ -241,11 +275,20 @@ def _repayment_chart(rep: pl.DataFrame) -> str:
         return _svg(fig)
     labels = [f"{s}, {lev}x" for s, lev in rep.select("migration_state", "classic_leverage").iter_rows()]
     y = list(range(rep.height))
-    ax.barh(y, rep["total_liability_usdt"].to_list(), color="#d5dbe5", label="total liability of due accounts")
-    ax.barh(y, rep["partial_repayment_usdt"].to_list(), color=_COLORS["pro_new"], height=0.5,
-            label="partial repayment required before the switch")
+    ax.barh(
+        y, rep["total_liability_usdt"].to_list(), color="#d5dbe5", label="total liability of due accounts"
+    )
+    ax.barh(
+        y,
+        rep["partial_repayment_usdt"].to_list(),
+        color=_COLORS["pro_new"],
+        height=0.5,
+        label="partial repayment required before the switch",
+    )
     ax.barh(y, rep["bad_debt_usdt"].to_list(), color=_COLORS["bad"], height=0.2, label="bad debt")
-    for yi, (amount, n) in enumerate(rep.select("partial_repayment_usdt", "accounts_needing_repayment").iter_rows()):
+    for yi, (amount, n) in enumerate(
+        rep.select("partial_repayment_usdt", "accounts_needing_repayment").iter_rows()
+    ):
         ax.text(amount, yi, f"  {amount:,.0f} USDT ({n:,} accounts)", va="center", fontsize=7.5)
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=8)
@@ -271,8 +314,16 @@ def _funnel_chart(funnel: pl.DataFrame) -> str:
     remaining = steps["remaining_accounts"].to_list()
     failing = steps["failing_accounts"].to_list()
     ax.barh(y, remaining, color=_COLORS["accent"], label="remaining: pass this and every earlier condition")
-    ax.barh(y, failing, left=[0] * len(y), color="none", edgecolor=_COLORS["bad"], hatch="///", linewidth=0.8,
-            label="fail this condition (whatever else they fail)")
+    ax.barh(
+        y,
+        failing,
+        left=[0] * len(y),
+        color="none",
+        edgecolor=_COLORS["bad"],
+        hatch="///",
+        linewidth=0.8,
+        label="fail this condition (whatever else they fail)",
+    )
     for yi, (r, f) in enumerate(zip(remaining, failing, strict=True)):
         ax.text(max(r, f), yi, f"  {r:,} remain / {f:,} fail", va="center", fontsize=7.5)
     ax.set_yticks(y)
@@ -288,7 +339,11 @@ def _funnel_chart(funnel: pl.DataFrame) -> str:
 
 # ------------------------------------------------------------------ the page
 def _section(title: str, report: str | None, body: str) -> str:
-    grain = f'<p class="grain">{html.escape(report_grain(report))} (report <code>{report}</code>)</p>' if report else ""
+    grain = (
+        f'<p class="grain">{html.escape(report_grain(report))} (report <code>{report}</code>)</p>'
+        if report
+        else ""
+    )
     return f"<section><h2>{html.escape(title)}</h2>{grain}{body}</section>"
 
 
@@ -325,9 +380,11 @@ def render_report(out_dir: Path) -> str:
     formula = "new" if info["new_formula"][0] else "old"
     warning = ""
     if info["policy_matches_run"][0] is False:
-        warning = ('<p class="note"><b>Warning:</b> the policy the run used (manifest policy_sha256) could not be '
-                   "found; threshold lines, the funnel's conditions and the formula-impact thresholds use the "
-                   "shipped policy.</p>")
+        warning = (
+            '<p class="note"><b>Warning:</b> the policy the run used (manifest policy_sha256) could not be '
+            "found; threshold lines, the funnel's conditions and the formula-impact thresholds use the "
+            "shipped policy.</p>"
+        )
 
     overview = reports["risk_overview"]
     cohorts = reports["migration_cohorts"]
@@ -336,19 +393,24 @@ def render_report(out_dir: Path) -> str:
     def total(df: pl.DataFrame, col: str) -> float:
         return float(df[col].sum()) if df.height else 0.0
 
-    kpis = _kpis([
-        ("accounts in account_risk", f"{int(total(overview, 'accounts')):,}"),
-        ("Pro accounts due for migration", f"{int(total(cohorts, 'due_for_migration_accounts')):,}"),
-        ("to be switched to Classic now", f"{int(total(cohorts, 'migrate_now_accounts')):,}"),
-        ("partial repayment required (USDT)", f"{total(rep, 'partial_repayment_usdt'):,.0f}"),
-        ("bad debt of due accounts (USDT)", f"{total(rep, 'bad_debt_usdt'):,.0f}"),
-        ("accounts with data issues", f"{int(reports['data_issues_summary']['distinct_accounts_all_issues'].max() or 0):,}"),
-    ])
+    kpis = _kpis(
+        [
+            ("accounts in account_risk", f"{int(total(overview, 'accounts')):,}"),
+            ("Pro accounts due for migration", f"{int(total(cohorts, 'due_for_migration_accounts')):,}"),
+            ("to be switched to Classic now", f"{int(total(cohorts, 'migrate_now_accounts')):,}"),
+            ("partial repayment required (USDT)", f"{total(rep, 'partial_repayment_usdt'):,.0f}"),
+            ("bad debt of due accounts (USDT)", f"{total(rep, 'bad_debt_usdt'):,.0f}"),
+            (
+                "accounts with data issues",
+                f"{int(reports['data_issues_summary']['distinct_accounts_all_issues'].max() or 0):,}",
+            ),
+        ]
+    )
 
-    by_state = (
-        cohorts.group_by("compliance_state", maintain_order=True)
-        .agg(pl.col(c).sum() for c in cohorts.columns if c not in
-             ("compliance_state", "classic_margin_level_bucket", "net_equity_bucket", "country"))
+    by_state = cohorts.group_by("compliance_state", maintain_order=True).agg(
+        pl.col(c).sum()
+        for c in cohorts.columns
+        if c not in ("compliance_state", "classic_margin_level_bucket", "net_equity_bucket", "country")
     )
     non_compliant = cohorts.filter(pl.col("compliance_state") != "compliant")
 
@@ -364,7 +426,8 @@ def render_report(out_dir: Path) -> str:
         _section(
             "Migration cohorts",
             "migration_cohorts",
-            "<h3>By compliance state</h3>" + _table(by_state)
+            "<h3>By compliance state</h3>"
+            + _table(by_state)
             + _cohort_chart(cohorts)
             + "<h3>Cohort table (non-compliant Pro accounts)</h3>"
             + _table(non_compliant, MAX_COHORT_ROWS),
@@ -377,13 +440,16 @@ def render_report(out_dir: Path) -> str:
         ),
         _section("Old vs new Pro formula", "pro_formula_impact", _table(reports["pro_formula_impact"])),
         _section("Borrow blocks", "borrow_blocks", _table(reports["borrow_blocks"])),
-        _section("Margin calls and liquidations", "margin_calls_liquidations",
-                 _table(reports["margin_calls_liquidations"])),
+        _section(
+            "Margin calls and liquidations",
+            "margin_calls_liquidations",
+            _table(reports["margin_calls_liquidations"]),
+        ),
         _section("Data issues", "data_issues_summary", _table(reports["data_issues_summary"])),
     ]
     title = f"crossmargin migration cohort report — {as_of_text}"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
         f'<p class="meta">run output <code>{html.escape(out_dir.name or str(out_dir))}</code> · '

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -78,7 +79,7 @@ def _run_as_of(out_dir: Path, con: duckdb.DuckDBPyConnection) -> tuple[dt.dateti
         try:
             doc = json.loads(manifest.read_text(encoding="utf-8"))
             if doc.get("as_of"):
-                as_of = dt.datetime.fromisoformat(str(doc["as_of"]).replace("Z", "+00:00"))
+                as_of = dt.datetime.fromisoformat(str(doc["as_of"]))  # 3.11+: reads a trailing Z
             version = doc.get("policy_version")
         except (ValueError, OSError):
             as_of = None
@@ -118,8 +119,13 @@ def _policy_frames(out_dir: Path, con: duckdb.DuckDBPyConnection) -> dict[str, p
         ("pro_liquidation", "pro", None, policy.pro_liquidation, "<="),
         ("new_min_pro_margin_level", "classic", None, policy.new_min_pro_margin_level, ">"),
         ("new_min_net_equity_usdt", "classic", None, policy.new_min_net_equity_usdt, ">"),
-        ("old_min_classic_collateral_margin_level", "classic", None,
-         policy.old_min_classic_collateral_margin_level, ">"),
+        (
+            "old_min_classic_collateral_margin_level",
+            "classic",
+            None,
+            policy.old_min_classic_collateral_margin_level,
+            ">",
+        ),
     ]
     for lev, tier in sorted(policy.classic.items()):
         rows += [
@@ -129,8 +135,13 @@ def _policy_frames(out_dir: Path, con: duckdb.DuckDBPyConnection) -> dict[str, p
         ]
     thresholds = pl.DataFrame(
         rows,
-        schema={"name": pl.String, "mode": pl.String, "classic_leverage": pl.Int64, "value": pl.Float64,
-                "direction": pl.String},
+        schema={
+            "name": pl.String,
+            "mode": pl.String,
+            "classic_leverage": pl.Int64,
+            "value": pl.Float64,
+            "direction": pl.String,
+        },
         orient="row",
     )
     conditions = schemas.PRO_CONDITIONS_NEW if policy.new_formula else schemas.PRO_CONDITIONS_OLD
@@ -142,10 +153,18 @@ def _policy_frames(out_dir: Path, con: duckdb.DuckDBPyConnection) -> dict[str, p
     run_sha = _manifest(out_dir).get("policy_sha256")
     policy_matches_run = None if not run_sha else run_sha == policy.source_sha256
     run_info = pl.DataFrame(
-        {"as_of": [as_of], "policy_version": [version or policy.version], "new_formula": [policy.new_formula],
-         "policy_matches_run": [policy_matches_run]},
-        schema={"as_of": schemas.UTC_TS, "policy_version": pl.String, "new_formula": pl.Boolean,
-                "policy_matches_run": pl.Boolean},
+        {
+            "as_of": [as_of],
+            "policy_version": [version or policy.version],
+            "new_formula": [policy.new_formula],
+            "policy_matches_run": [policy_matches_run],
+        },
+        schema={
+            "as_of": schemas.UTC_TS,
+            "policy_version": pl.String,
+            "new_formula": pl.Boolean,
+            "policy_matches_run": pl.Boolean,
+        },
     )
     return {"policy_thresholds": thresholds, "pro_conditions": pro_conditions, "run_info": run_info}
 
@@ -204,7 +223,7 @@ def _fmt(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             return str(value)
         return f"{value:,.2f}"
     if isinstance(value, list):
