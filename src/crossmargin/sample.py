@@ -111,6 +111,9 @@ REF_PRICE = np.array([a[1] for a in ASSETS])
 ASSET_CLASS = [a[2] for a in ASSETS]
 DECIMALS = np.array([a[3] for a in ASSETS])
 HOLD_WEIGHT = np.array([a[4] for a in ASSETS])
+HOLD_CUM = np.cumsum(HOLD_WEIGHT)
+BREADTH_WEIGHT = (HOLD_WEIGHT**0.7 / (HOLD_WEIGHT**0.7).sum()).astype(np.float32)
+SCALE = 10.0 ** DECIMALS
 DAILY_VOL = np.array([a[5] for a in ASSETS])
 
 # Assets that exist only to inject faults (written only when faults > 0):
@@ -644,9 +647,9 @@ def _uniform_us(rng: np.random.Generator, lo: int, hi: int, n: int) -> np.ndarra
     return lo + rng.integers(0, (hi - lo) // US_SECOND + 1, size=n, dtype=np.int64) * US_SECOND
 
 
-def _round_to(x: np.ndarray, decimals: np.ndarray) -> np.ndarray:
-    scale = 10.0 ** decimals
-    return np.round(x * scale) / scale
+def _round_to(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Round to a grid of 1/scale (scale = 10**decimals of the asset)."""
+    return np.rint(x * scale) / scale
 
 
 def _accounts(rng: np.random.Generator, ids: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
@@ -704,29 +707,29 @@ def _balances(
     """Balance rows (grouped by account), the number of rows per account and each account's wealth."""
     n, na = len(ids), len(ASSETS)
     wealth = np.clip(np.exp(rng.normal(np.log(1500.0), 1.7, n)), 1.0, 3e8)
-    # heavy-tailed number of assets: median 4, ~1% with 20+; 1% of accounts are empty
-    n_assets = np.clip(np.floor(np.exp(rng.normal(1.1, 0.8, n))).astype(np.int64) + 1, 1, na)
-    n_assets[rng.random(n) < 0.01] = 0
-    # weighted sampling without replacement: sort exponential keys scaled by the weights
-    keys = rng.exponential(size=(n, na)).astype(np.float32) / HOLD_WEIGHT.astype(np.float32)
-    order = np.argsort(keys, axis=1).astype(np.int8)
-    del keys
-    asset = order[np.arange(na)[None, :] < n_assets[:, None]].astype(np.int64)
-    del order
+    # Which assets an account holds: a main asset (drawn by weight) plus each other asset independently
+    # with probability 1 - exp(-breadth * w), breadth heavy-tailed per account: median 3 assets,
+    # ~65% hold 1-4, ~1% hold 20+. 1% of the accounts are empty (no balance rows).
+    breadth = np.exp(rng.normal(1.05, 1.25, n)).astype(np.float32)
+    main = np.searchsorted(HOLD_CUM, rng.random(n) * HOLD_CUM[-1], side="right")
+    held = rng.random((n, na), dtype=np.float32) < -np.expm1(-breadth[:, None] * BREADTH_WEIGHT[None, :])
+    held[np.arange(n), main] = True
+    held[rng.random(n) < 0.01] = False
+    acc, asset = np.nonzero(held)  # row-major: grouped by account
+    n_assets = held.sum(axis=1)
+    del held
     rows = len(asset)
-    acc = np.repeat(np.arange(n), n_assets)
     starts = np.concatenate([[0], np.cumsum(n_assets)[:-1]])
-    pos = np.arange(rows) - starts[acc]
     u = rng.random((6, rows))
-    share = rng.exponential(size=rows) * np.where(pos == 0, 3.0, 1.0)
+    share = rng.standard_exponential(rows) * np.where(asset == main[acc], 3.0, 1.0)
     share[u[0] < 0.04] *= 1e-5  # dust
     share[u[1] < 0.02] = 0.0  # an emptied asset: the row stays, all zeros
     total = np.bincount(acc, weights=share, minlength=n)
     hold_usd = wealth[acc] * share / np.where(total[acc] > 0, total[acc], 1.0)
-    price, dec = REF_PRICE[asset], DECIMALS[asset]
-    qty = _round_to(hold_usd / price, dec)
-    locked = np.where(u[2] < 0.25, np.minimum(_round_to(qty * u[3], dec), qty), 0.0)
-    free = _round_to(qty - locked, dec)
+    price, scale = REF_PRICE[asset], SCALE[asset]
+    qty = _round_to(hold_usd / price, scale)
+    locked = np.where(u[2] < 0.25, np.minimum(_round_to(qty * u[3], scale), qty), 0.0)
+    free = _round_to(qty - locked, scale)
 
     # debt: 50% of Classic and 90% of Pro accounts borrow; size it from a target level
     ua = rng.random((4, n))
@@ -745,18 +748,18 @@ def _balances(
     wsum = np.bincount(acc, weights=weight, minlength=n)
     # Classic: classic margin level m ~ 1 + LN(0.98, 1.4) (~6% <= 1.3, ~1% <= 1.1)
     level_classic = np.where(underwater, rng.uniform(0.75, 1.0, n), 1.0 + np.exp(rng.normal(0.98, 1.4, n)))
-    # Pro: target Pro level t ~ LN(1.38, 0.6) (~5% <= 1.5, ~1% <= 1), from C = L (1 + mmr t)
+    # Pro: target Pro level t ~ LN(1.5, 0.6) (before open-order losses and haircuts beyond the first slice), from C = L (1 + mmr t)
     primary_mmr = np.zeros(n)
     primary_mmr[acc[primary]] = FIRST_MMR[asset[primary]]
-    level_pro = np.where(underwater, rng.uniform(-4.0, 0.0, n), np.exp(rng.normal(1.38, 0.6, n)))
+    level_pro = np.where(underwater, rng.uniform(-4.0, 0.0, n), np.exp(rng.normal(1.5, 0.6, n)))
     liab_usd = np.where(is_pro, collateral_usd / (1.0 + primary_mmr * level_pro), assets_usd / level_classic)
     liab_usd = np.where(indebted, liab_usd, 0.0)
     debt_usd = liab_usd[acc] * weight / np.where(wsum[acc] > 0, wsum[acc], 1.0)
-    borrowed = _round_to(debt_usd / price, dec)
-    interest = _round_to(borrowed * rng.uniform(0.0, 0.002, rows), dec)
+    borrowed = _round_to(debt_usd / price, scale)
+    interest = _round_to(borrowed * rng.uniform(0.0, 0.002, rows), scale)
     # 2% of debt-free accounts still owe some interest on one asset
     interest_only = (~indebted & (ua[3] < 0.02))[acc] & primary
-    interest = np.where(interest_only, _round_to(np.maximum(qty, 10.0 ** -dec) * 1e-3, dec), interest)
+    interest = np.where(interest_only, _round_to(np.maximum(qty, 1.0 / scale) * 1e-3, scale), interest)
     df = pl.DataFrame(
         {
             "account_id": ids[acc],
@@ -784,8 +787,7 @@ def _orders(rng: np.random.Generator, ids: np.ndarray, wealth: np.ndarray, first
     away = np.where(u[1] < 0.1, -u[2] * 0.01, np.abs(rng.normal(0.0, 0.025, rows)))
     price = _round_sig(market * np.where(buy, 1.0 - away, 1.0 + away), 5)
     notional = wealth[acc] * rng.uniform(0.01, 0.25, rows)
-    step = 10.0 ** -DECIMALS[base]
-    qty = np.maximum(_round_to(notional / REF_PRICE[base], DECIMALS[base]), step)
+    qty = np.maximum(_round_to(notional / REF_PRICE[base], SCALE[base]), 1.0 / SCALE[base])
     return pl.DataFrame(
         {
             "account_id": ids[acc],
@@ -1008,29 +1010,49 @@ def _arrow_schema(name: str) -> pa.Schema:
 
 
 class _Sink:
-    """One output file per table, appended chunk by chunk (parquet via pyarrow, or csv)."""
+    """One output file per table, appended chunk by chunk (parquet via pyarrow, or csv).
+
+    Parquet rows are buffered per table and written in row groups of exactly ROW_GROUP_ROWS rows
+    (the last one shorter); dictionary encoding only for the string columns; zstd.
+    """
 
     def __init__(self, out: Path, fmt: str) -> None:
         if fmt not in ("parquet", "csv"):
             raise ValueError(f"format must be parquet or csv, not {fmt!r}")
         self.out, self.fmt = out, fmt
         self.writers: dict[str, Any] = {}
+        self.buffers: dict[str, list[pl.DataFrame]] = {}
 
     def write(self, name: str, df: pl.DataFrame) -> None:
         df = df.select(list(INPUT_SCHEMAS[name])).cast(INPUT_SCHEMAS[name])
-        if self.fmt == "parquet":
-            if name not in self.writers:
-                self.writers[name] = pq.ParquetWriter(
-                    self.out / f"{name}.parquet", _arrow_schema(name), compression="zstd", write_statistics=True
-                )
-            self.writers[name].write_table(df.to_arrow().cast(_arrow_schema(name)), row_group_size=ROW_GROUP_ROWS)
-        else:
+        if self.fmt == "csv":
             first = name not in self.writers
             if first:
                 self.writers[name] = (self.out / f"{name}.csv").open("w", encoding="utf-8", newline="")
             df.write_csv(self.writers[name], include_header=first, datetime_format="%Y-%m-%dT%H:%M:%S%.6fZ")
+            return
+        buf = self.buffers.setdefault(name, [])
+        buf.append(df)
+        rows = sum(b.height for b in buf)
+        if rows >= ROW_GROUP_ROWS:
+            whole = pl.concat(buf)
+            cut = rows - rows % ROW_GROUP_ROWS
+            self._write_parquet(name, whole.slice(0, cut))
+            self.buffers[name] = [whole.slice(cut)] if cut < rows else []
+
+    def _write_parquet(self, name: str, df: pl.DataFrame) -> None:
+        schema = _arrow_schema(name)
+        if name not in self.writers:
+            strings = [c for c, t in INPUT_SCHEMAS[name].items() if t == pl.String()]
+            self.writers[name] = pq.ParquetWriter(
+                self.out / f"{name}.parquet", schema, compression="zstd", use_dictionary=strings
+            )
+        self.writers[name].write_table(df.to_arrow().cast(schema), row_group_size=ROW_GROUP_ROWS)
 
     def close(self) -> None:
+        for name, buf in self.buffers.items():
+            if buf:  # the remainder (or a table with no rows at all: an empty file with the schema)
+                self._write_parquet(name, pl.concat(buf))
         for w in self.writers.values():
             w.close()
 
@@ -1052,21 +1074,12 @@ def write_sample(out: Path, accounts: int, seed: int, faults: float = 0.0, fmt: 
         for name, df in reference_tables(include_fault_assets=faults > 0).items():
             sink.write(name, df)
             count.rows[name] += df.height
-        pending: dict[str, list[pl.DataFrame]] = {name: [] for name in PER_ACCOUNT_TABLES}
-        for i, (tables, expected) in enumerate(_chunks(accounts, seed, faults)):
+        for tables, expected in _chunks(accounts, seed, faults):
             count.faults += expected.height
             count.accounts += tables["accounts"].height
             for name in PER_ACCOUNT_TABLES:
                 count.rows[name] += tables[name].height
-                pending[name].append(tables[name])
-            if i == 0:  # the showcase goes out with the first random chunk (no tiny row group)
-                continue
-            for name in PER_ACCOUNT_TABLES:
-                sink.write(name, pl.concat(pending[name]))
-                pending[name] = []
-        for name in PER_ACCOUNT_TABLES:
-            if pending[name]:
-                sink.write(name, pl.concat(pending[name]))
+                sink.write(name, tables[name])
     finally:
         sink.close()
     rows = ", ".join(f"{name} {count.rows[name]:,}" for name in TABLES)
