@@ -96,7 +96,6 @@ def _state(out_dir: Path) -> pl.LazyFrame:
         .with_columns(
             pl.col("margin_mode").cast(pl.String),
             pl.col("borrow_blocked_reason").cast(pl.String),
-            pl.col("pro_ineligible_reasons").list.join(",").alias("pro_ineligible_reasons"),
             pl.lit(True).alias("in_risk"),
         )
     )
@@ -173,36 +172,34 @@ def diff_runs(before_dir: Path, after_dir: Path) -> pl.DataFrame:
         "resolved_partial_repayment": (both & rep_b & ~rep_a, None),
     }
     assert list(kinds) == CHANGES
-    flagged = j.with_columns(expr.fill_null(False).alias(f"_chg_{k}") for k, (expr, _) in kinds.items())
-    long = (
-        flagged.unpivot(
-            on=[f"_chg_{k}" for k in CHANGES],
-            index=[c for c in flagged.collect_schema().names() if not c.startswith("_chg_")],
-            variable_name="change",
-            value_name="_hit",
+    flags = [expr.fill_null(False).alias(f"_chg_{k}") for k, (expr, _) in kinds.items()]
+    # keep only the accounts with at least one change before building the long form (memory ~ changes)
+    changed = j.with_columns(flags).filter(pl.any_horizontal(pl.col(f"_chg_{k}") for k in CHANGES)).collect()
+
+    def detail(col: str | None) -> pl.Expr:
+        if col is None:
+            return pl.lit(None, pl.String)
+        if isinstance(changed.schema[col], pl.List):
+            return pl.col(col).list.join(",")
+        return pl.col(col).cast(pl.String)
+
+    parts = [
+        changed.filter(pl.col(f"_chg_{k}")).select(
+            "account_id",
+            pl.lit(k, Change).alias("change"),
+            pl.col("margin_mode").alias("margin_mode_before"),
+            pl.col("margin_mode_after"),
+            pl.col("margin_level").alias("margin_level_before"),
+            pl.col("margin_level_after"),
+            detail(col).alias("detail_before"),
+            detail(None if col is None else f"{col}_after").alias("detail_after"),
+            pl.col("partial_repayment_usdt").alias("partial_repayment_usdt_before"),
+            pl.col("partial_repayment_usdt_after"),
         )
-        .filter(pl.col("_hit"))
-        .with_columns(pl.col("change").str.strip_prefix("_chg_"))
-    )
-    detail_before = pl.lit(None, pl.String)
-    detail_after = pl.lit(None, pl.String)
-    for k, (_, col) in kinds.items():
-        if col is not None:
-            detail_before = pl.when(pl.col("change") == k).then(pl.col(col)).otherwise(detail_before)
-            detail_after = pl.when(pl.col("change") == k).then(pl.col(f"{col}_after")).otherwise(detail_after)
-    out = long.select(
-        "account_id",
-        pl.col("change").cast(Change),
-        pl.col("margin_mode").alias("margin_mode_before"),
-        pl.col("margin_mode_after"),
-        pl.col("margin_level").alias("margin_level_before"),
-        pl.col("margin_level_after"),
-        detail_before.alias("detail_before"),
-        detail_after.alias("detail_after"),
-        pl.col("partial_repayment_usdt").alias("partial_repayment_usdt_before"),
-        pl.col("partial_repayment_usdt_after"),
-    )
-    return out.sort("account_id", "change").collect().cast(DIFF_SCHEMA).select(list(DIFF_SCHEMA))
+        for k, (_, col) in kinds.items()
+    ]
+    out = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=DIFF_SCHEMA)
+    return out.cast(DIFF_SCHEMA).select(list(DIFF_SCHEMA)).sort("account_id", "change")
 
 
 def summarize(diff: pl.DataFrame) -> pl.DataFrame:
