@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from analytics_fixtures import NEW_AS_OF, risk, sample_runs
 from crossmargin.analytics.html import render_report, write_report
 from crossmargin.analytics.sql import run_report
 from crossmargin.cli import app
+from crossmargin.inputs import load_tables
 from crossmargin.pipeline import run_job
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -71,11 +71,11 @@ def test_report_without_pro_accounts(tmp_path):
     """A book with no Pro account (nothing due, empty cohorts) still renders every chart."""
     runs = sample_runs()
     inputs = tmp_path / "in"
-    shutil.copytree(runs.input_dir, inputs)
-    for f in inputs.glob("accounts.*"):
-        accounts = pl.read_parquet(f) if f.suffix == ".parquet" else None
-        assert accounts is not None, "the sample is parquet"
-        accounts.filter(pl.col("margin_mode") == "classic").write_parquet(f)
+    inputs.mkdir()
+    for name, frame in load_tables(runs.input_dir).items():
+        if name == "accounts":
+            frame = frame.filter(pl.col("margin_mode") == "classic")
+        frame.collect().write_parquet(inputs / f"{name}.parquet")
     out = tmp_path / "out"
     run_job(NEW_AS_OF, inputs, out, max_issue_rate=1.0)
     assert risk(out).filter(pl.col("margin_mode") == "pro").height == 0

@@ -481,5 +481,13 @@ def write_report_cli(out_dir: Path, html_path: Path) -> None:
     except ReportError as exc:
         typer.echo(f"crossmargin: error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except ModuleNotFoundError as exc:
+        if exc.name != "matplotlib":
+            raise
+        typer.echo(
+            "crossmargin: error: the HTML report needs matplotlib: pip install 'crossmargin[report]'",
+            err=True,
+        )
+        raise typer.Exit(2) from None
     text = path.read_text(encoding="utf-8")
     typer.echo(f"wrote {path} ({len(text.encode()) / 1024:,.0f} KiB, {text.count('<svg')} charts)")
