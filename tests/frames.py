@@ -34,7 +34,7 @@ INF = float("inf")
 
 def ts(text: str) -> dt.datetime:
     """'2025-01-21T10:00:00Z' -> aware UTC datetime."""
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
 
 
 EPOCH = ts("2020-01-01T00:00:00Z")
@@ -171,7 +171,10 @@ def brackets(
 
 
 def one_bracket(
-    asset: str, mmr: float = DEFAULT_USDT_MMR, imr: float = DEFAULT_USDT_IMR, effective_from: dt.datetime = EPOCH
+    asset: str,
+    mmr: float = DEFAULT_USDT_MMR,
+    imr: float = DEFAULT_USDT_IMR,
+    effective_from: dt.datetime = EPOCH,
 ) -> list[dict[str, Any]]:
     return brackets(asset, [(0.0, None, mmr, imr)], effective_from)
 

@@ -21,6 +21,8 @@ import math
 
 import polars as pl
 import pytest
+
+from crossmargin import schemas
 from frames import (
     BORROW_DISABLED_FROM,
     COMPLIANCE_FROM,
@@ -46,8 +48,6 @@ from frames import (
     tiers,
     ts,
 )
-
-from crossmargin import schemas
 
 X = "XXX"
 UP, DOWN = math.inf, -math.inf
@@ -120,6 +120,31 @@ def test_classic_margin_call_and_liquidation(lev, amount, expected):
     mc, liq = expected
     assert ("LIQUIDATION" in acts) == liq
     assert ("MARGIN_CALL" in acts) == (mc and not liq)  # LIQUIDATION and then no MARGIN_CALL row
+
+
+@pytest.mark.parametrize(
+    ("mode", "A", "expected"),
+    [
+        ("classic", 108.0, (True, True)),  # 1.08 <= liquidation 1.1 although > margin call 1.05
+        ("classic", 106.0, (True, True)),
+        ("classic", 105.0, (True, True)),
+        ("classic", 111.0, (False, False)),
+        ("pro", 100.0 + 0.125 * 100 * 1.2, (True, True)),  # pro level 1.2 <= liquidation 1.25 > MC 1.1
+        ("pro", 100.0 + 0.125 * 100 * 1.3, (False, False)),
+    ],
+)
+def test_margin_call_true_when_liquidated_even_above_its_threshold(tmp_path, mode, A, expected):
+    """Policy override with margin call below liquidation: liquidated accounts still get margin_call."""
+    pol = tmp_path / "p.toml"
+    pol.write_text(
+        '[[version]]\nname = "test-mc-below-liq"\neffective_from = 2024-01-01T00:00:00Z\n'
+        "[version.classic.leverage.3]\nmargin_call = 1.05\n[version.pro]\nmargin_call = 1.1\nliquidation = 1.25\n"
+    )
+    r = run(book(account(1, mode, 3), A, 100.0), NEW, pol)
+    row = one(r, 1)
+    assert (row["margin_call"], row["liquidation"]) == expected
+    acts = {a for a, _, _ in actions_of(r, 1)}
+    assert ("LIQUIDATION" in acts) == expected[1] and "MARGIN_CALL" not in acts
 
 
 def test_threshold_amounts_are_exact():
@@ -222,8 +247,7 @@ def test_pro_formula_switches_at_2025_01_21_10_00(as_of, new):
 # Classic: classic_collateral_margin_level = A / 128 (10,000 XXX of ratio 0 lift only the classic level)
 @pytest.mark.parametrize(
     ("lev", "amount", "blocked"),
-    around(1.5 * 128, True, False, True, pre=(3,))
-    + around(1.25 * 128, True, False, True, pre=(5,)),
+    around(1.5 * 128, True, False, True, pre=(3,)) + around(1.25 * 128, True, False, True, pre=(5,)),
 )
 def test_classic_borrow_block_at_initial_risk_ratio(lev, amount, blocked):
     r = run(book(account(1, "classic", lev), amount, 128.0, x_held=10000.0), NEW)
@@ -341,7 +365,11 @@ def test_compliance_timestamp_bounds(column, value, compliant):
     assert row["migrate_now"] is (not compliant)  # AS >= 2025-01-15
     assert row["borrow_blocked_reason"] == (None if compliant else "pro_not_compliant")
     assert row["partial_repayment_usdt"] == 0.0
-    expected = [] if compliant else [("BORROW_BLOCKED", "pro_not_compliant", None), ("MIGRATE_TO_CLASSIC", "due", None)]
+    expected = (
+        []
+        if compliant
+        else [("BORROW_BLOCKED", "pro_not_compliant", None), ("MIGRATE_TO_CLASSIC", "due", None)]
+    )
     assert actions_of(r, 1) == expected
 
 
@@ -408,7 +436,9 @@ def test_policy_dates(as_of, due, now, blocked, migration):
         pytest.param(3, 130.0, 100.0, 0.0, id="3x-at-1.3"),
         pytest.param(3, 1.3 * 128, 128.0, 0.0, id="3x-exactly-1.3"),
         pytest.param(3, nxt(1.3 * 128, UP), 128.0, 0.0, id="3x-ulp-above"),
-        pytest.param(3, nxt(1.3 * 128, DOWN), 128.0, (1.5 * 128 - nxt(1.3 * 128, DOWN)) / 0.5, id="3x-ulp-below"),
+        pytest.param(
+            3, nxt(1.3 * 128, DOWN), 128.0, (1.5 * 128 - nxt(1.3 * 128, DOWN)) / 0.5, id="3x-ulp-below"
+        ),
         pytest.param(3, 129.0, 100.0, 42.0, id="3x-129"),  # (150 - 129) / 0.5
         pytest.param(3, 120.0, 100.0, 60.0, id="3x-120"),  # (150 - 120) / 0.5 -> 60/40 = 1.5 after
         pytest.param(3, 100.0, 100.0, 100.0, id="3x-clip-edge"),  # (150 - 100)/0.5 = 100 = min(A, L)
@@ -460,7 +490,9 @@ def test_partial_repayment_clipped_at_zero(tmp_path):
     [
         pytest.param(account(1, "pro", 3), AS, id="compliant-pro"),
         pytest.param(account(1, "classic", 3, questionnaire_completed_at=None), AS, id="classic"),
-        pytest.param(account(1, "pro", 3, questionnaire_completed_at=None), COMPLIANCE_FROM - US, id="before-due"),
+        pytest.param(
+            account(1, "pro", 3, questionnaire_completed_at=None), COMPLIANCE_FROM - US, id="before-due"
+        ),
     ],
 )
 def test_partial_repayment_zero_when_not_due(acc, as_of):
@@ -473,8 +505,14 @@ def test_partial_repayment_zero_when_not_due(acc, as_of):
 @pytest.mark.parametrize("mode", ["classic", "pro"])
 @pytest.mark.parametrize(
     ("A", "L", "expected"),
-    [(100.0, 100.0, 0.0), (99.0, 100.0, 1.0), (101.0, 100.0, 0.0), (0.0, 100.0, 100.0), (5.0, 0.0, 0.0),
-     (nxt(100.0, DOWN), 100.0, 100.0 - nxt(100.0, DOWN))],
+    [
+        (100.0, 100.0, 0.0),
+        (99.0, 100.0, 1.0),
+        (101.0, 100.0, 0.0),
+        (0.0, 100.0, 100.0),
+        (5.0, 0.0, 0.0),
+        (nxt(100.0, DOWN), 100.0, 100.0 - nxt(100.0, DOWN)),
+    ],
 )
 def test_bad_debt(mode, A, L, expected):
     row = one(run(book(account(1, mode), A, L), NEW), 1)
@@ -521,23 +559,32 @@ FIVE = [DAY + dt.timedelta(hours=h) for h in range(5)]
 def _eligible_new_cases():
     # base: USDT 10,240 held, 8,192 borrowed (MM 1,024), 10,000 XXX ratio 0:
     #   pro level new = (10240 - 8192) / 1024 = 2 exactly (fails); net equity 12,048 > 5,000
-    base = dict(free=10240.0, borrowed=8192.0, x=10000.0)
-    ok = dict(free=20480.0, borrowed=8192.0, x=10000.0)  # level 12, net equity 22,288
+    base = {"free": 10240.0, "borrowed": 8192.0, "x": 10000.0}
+    ok = {"free": 20480.0, "borrowed": 8192.0, "x": 10000.0}  # level 12, net equity 22,288
     c = []
     c.append(pytest.param({}, ok, [], id="all-pass"))
     c.append(pytest.param({}, base, ["pro_margin_level_after_switch"], id="level-exactly-2"))
     c.append(pytest.param({}, {**base, "free": nxt(10240.0, UP)}, [], id="level-ulp-above-2"))
-    c.append(pytest.param({}, {**base, "free": nxt(10240.0, DOWN)}, ["pro_margin_level_after_switch"], id="level-ulp-below-2"))
+    c.append(
+        pytest.param(
+            {},
+            {**base, "free": nxt(10240.0, DOWN)},
+            ["pro_margin_level_after_switch"],
+            id="level-ulp-below-2",
+        )
+    )
     c.append(pytest.param({}, {**base, "free": 10241.0}, [], id="level-2.001"))
     # open-order loss counts in the level after switching: (20480 - 8192 - 10240) / 1024 = 2
     c.append(pytest.param({}, {**ok, "ool": 10240.0}, ["pro_margin_level_after_switch"], id="level-2-by-ool"))
     # net equity: USDT only, no liability (level +inf passes)
-    c.append(pytest.param({}, dict(free=5000.0), ["net_equity"], id="net-equity-exactly-5000"))
-    c.append(pytest.param({}, dict(free=nxt(5000.0, UP)), [], id="net-equity-ulp-above"))
-    c.append(pytest.param({}, dict(free=5001.0), [], id="net-equity-5001"))
-    c.append(pytest.param({}, dict(free=4999.0), ["net_equity"], id="net-equity-4999"))
+    c.append(pytest.param({}, {"free": 5000.0}, ["net_equity"], id="net-equity-exactly-5000"))
+    c.append(pytest.param({}, {"free": nxt(5000.0, UP)}, [], id="net-equity-ulp-above"))
+    c.append(pytest.param({}, {"free": 5001.0}, [], id="net-equity-5001"))
+    c.append(pytest.param({}, {"free": 4999.0}, ["net_equity"], id="net-equity-4999"))
     # net equity 9,096 - 4,096 = 5,000 with a liability; level (5000)/512 ~ 9.8 passes
-    c.append(pytest.param({}, dict(free=9096.0, borrowed=4096.0), ["net_equity"], id="net-equity-5000-with-debt"))
+    c.append(
+        pytest.param({}, {"free": 9096.0, "borrowed": 4096.0}, ["net_equity"], id="net-equity-5000-with-debt")
+    )
     for country in ("US", "CA", "NL"):
         c.append(pytest.param({"country": country}, ok, ["country_not_restricted"], id=f"country-{country}"))
     c.append(pytest.param({"country": "DE"}, ok, [], id="country-DE"))
@@ -545,28 +592,52 @@ def _eligible_new_cases():
     c.append(pytest.param({"terms_agreed_at": NEW + US}, ok, ["terms_agreed"], id="terms-after-as_of"))
     c.append(pytest.param({"terms_agreed_at": NEW}, ok, [], id="terms-at-as_of"))
     # compliance is not a condition: terms long before 2024-12-17 and no questionnaire still pass
-    c.append(pytest.param({"terms_agreed_at": ts("2023-01-01T00:00:00Z"),
-                           "questionnaire_completed_at": None}, ok, [], id="terms-old-no-questionnaire"))
-    c.append(pytest.param({"cross_margin_activated": False}, ok, ["cross_margin_activated"], id="not-activated"))
+    c.append(
+        pytest.param(
+            {"terms_agreed_at": ts("2023-01-01T00:00:00Z"), "questionnaire_completed_at": None},
+            ok,
+            [],
+            id="terms-old-no-questionnaire",
+        )
+    )
+    c.append(
+        pytest.param({"cross_margin_activated": False}, ok, ["cross_margin_activated"], id="not-activated")
+    )
     c.append(pytest.param({"pro_quiz_passed": False}, ok, ["pro_quiz_passed"], id="quiz-failed"))
     c.append(pytest.param({"switches": FIVE}, ok, ["switches_left_today"], id="no-switches-left"))
     c.append(pytest.param({"switches": FIVE[:4]}, ok, [], id="one-switch-left"))
     c.append(pytest.param({"classic_leverage": 5}, ok, [], id="5x"))
     c.append(
         pytest.param(
-            {"cross_margin_activated": False, "pro_quiz_passed": False, "terms_agreed_at": None,
-             "country": "US", "switches": FIVE},
-            dict(free=4096.0, borrowed=2048.0),  # level (2048)/256 = 8 passes; net equity 2,048 fails
-            ["cross_margin_activated", "pro_quiz_passed", "terms_agreed", "net_equity",
-             "country_not_restricted", "switches_left_today"],
+            {
+                "cross_margin_activated": False,
+                "pro_quiz_passed": False,
+                "terms_agreed_at": None,
+                "country": "US",
+                "switches": FIVE,
+            },
+            {"free": 4096.0, "borrowed": 2048.0},  # level (2048)/256 = 8 passes; net equity 2,048 fails
+            [
+                "cross_margin_activated",
+                "pro_quiz_passed",
+                "terms_agreed",
+                "net_equity",
+                "country_not_restricted",
+                "switches_left_today",
+            ],
             id="all-but-level-fail",
         )
     )
     c.append(
         pytest.param(
-            {"cross_margin_activated": False, "pro_quiz_passed": False, "terms_agreed_at": None,
-             "country": "NL", "switches": FIVE},
-            dict(free=3072.0, borrowed=2048.0, ool=1024.0),  # level (3072 - 2048 - 1024)/256 = 0
+            {
+                "cross_margin_activated": False,
+                "pro_quiz_passed": False,
+                "terms_agreed_at": None,
+                "country": "NL",
+                "switches": FIVE,
+            },
+            {"free": 3072.0, "borrowed": 2048.0, "ool": 1024.0},  # level (3072 - 2048 - 1024)/256 = 0
             NEW_ORDER,
             id="all-fail",
         )
@@ -581,7 +652,12 @@ def _classic_book(acc_over, bal):
     acc = account(1, "classic", lev, **over)
     ool = bal.get("ool", 0.0)
     return book(
-        acc, bal.get("free", 0.0), bal.get("borrowed", 0.0), x_held=bal.get("x", 0.0), ool=ool, switches=switches
+        acc,
+        bal.get("free", 0.0),
+        bal.get("borrowed", 0.0),
+        x_held=bal.get("x", 0.0),
+        ool=ool,
+        switches=switches,
     )
 
 
@@ -595,7 +671,7 @@ def test_eligible_for_pro_new_policy(acc_over, bal, reasons):
 
 
 def test_eligible_level_exactly_two_is_exact():
-    row = one(run(_classic_book({}, dict(free=10240.0, borrowed=8192.0, x=10000.0)), NEW), 1)
+    row = one(run(_classic_book({}, {"free": 10240.0, "borrowed": 8192.0, "x": 10000.0}), NEW), 1)
     assert row["pro_margin_level_new"] == 2.0
     assert row["net_equity_usdt"] == 12048.0
 
@@ -603,18 +679,29 @@ def test_eligible_level_exactly_two_is_exact():
 def _eligible_old_cases():
     # base: USDT 160 held, 128 borrowed -> classic collateral level 1.25 exactly (fails);
     # 10,000 XXX (ratio 0) lift the classic margin level only; terms and net equity are no conditions.
-    base = dict(free=160.0, borrowed=128.0, x=10000.0)
-    ok = dict(free=161.0, borrowed=128.0, x=10000.0)
+    base = {"free": 160.0, "borrowed": 128.0, "x": 10000.0}
+    ok = {"free": 161.0, "borrowed": 128.0, "x": 10000.0}
     c = []
     c.append(pytest.param({}, ok, [], id="all-pass"))
     c.append(pytest.param({}, base, ["classic_collateral_margin_level"], id="collateral-level-exactly-1.25"))
     c.append(pytest.param({}, {**base, "free": nxt(160.0, UP)}, [], id="collateral-level-ulp-above"))
-    c.append(pytest.param({}, {**base, "free": nxt(160.0, DOWN)}, ["classic_collateral_margin_level"], id="collateral-level-ulp-below"))
-    c.append(pytest.param({}, dict(free=1.0), [], id="no-liability-tiny-equity"))  # level +inf, equity 1
-    c.append(pytest.param({"terms_agreed_at": None, "questionnaire_completed_at": None}, ok, [], id="no-terms-ok"))
+    c.append(
+        pytest.param(
+            {},
+            {**base, "free": nxt(160.0, DOWN)},
+            ["classic_collateral_margin_level"],
+            id="collateral-level-ulp-below",
+        )
+    )
+    c.append(pytest.param({}, {"free": 1.0}, [], id="no-liability-tiny-equity"))  # level +inf, equity 1
+    c.append(
+        pytest.param({"terms_agreed_at": None, "questionnaire_completed_at": None}, ok, [], id="no-terms-ok")
+    )
     for country in ("US", "CA", "NL"):
         c.append(pytest.param({"country": country}, ok, ["country_not_restricted"], id=f"country-{country}"))
-    c.append(pytest.param({"cross_margin_activated": False}, ok, ["cross_margin_activated"], id="not-activated"))
+    c.append(
+        pytest.param({"cross_margin_activated": False}, ok, ["cross_margin_activated"], id="not-activated")
+    )
     c.append(pytest.param({"pro_quiz_passed": False}, ok, ["pro_quiz_passed"], id="quiz-failed"))
     c.append(pytest.param({"switches": FIVE}, ok, ["switches_left_today"], id="no-switches-left"))
     c.append(
@@ -651,8 +738,7 @@ def test_pro_account_is_not_eligible(as_of):
 # New policy: classic collateral level A / 128 (10,000 XXX ratio 0 lift the margin level only).
 @pytest.mark.parametrize(
     ("lev", "amount", "ok"),
-    around(192.0, False, True, False, pre=(3,))
-    + around(160.0, False, True, False, pre=(5,)),
+    around(192.0, False, True, False, pre=(3,)) + around(160.0, False, True, False, pre=(5,)),
 )
 def test_can_switch_to_classic_new_policy(lev, amount, ok):
     row = one(run(book(account(1, "pro", lev), amount, 128.0, x_held=10000.0), NEW), 1)
@@ -663,8 +749,7 @@ def test_can_switch_to_classic_new_policy(lev, amount, ok):
 # Old policy: classic margin level H / 128 with H of XXX (ratio 0: collateral level 0) and no USDT held.
 @pytest.mark.parametrize(
     ("lev", "held", "ok"),
-    around(192.0, False, True, False, pre=(3,))
-    + around(160.0, False, True, False, pre=(5,)),
+    around(192.0, False, True, False, pre=(3,)) + around(160.0, False, True, False, pre=(5,)),
 )
 def test_can_switch_to_classic_old_policy(lev, held, ok):
     row = one(run(book(account(1, "pro", lev), 0.0, 128.0, x_held=held), OLD), 1)
@@ -766,8 +851,12 @@ def test_open_order_loss_without_liability_is_inf(as_of):
 
 def test_levels_never_nan_or_null_across_frame():
     accs = [account(i, m) for i, m in enumerate(["classic", "pro"] * 3, start=1)]
-    bals = [balance(1, "USDT"), balance(2, "USDT", 0.0, 0.0, 0.0, 0.0), balance(3, "USDT", 5.0),
-            balance(4, "USDT", 0.0, 0.0, 10.0)]
+    bals = [
+        balance(1, "USDT"),
+        balance(2, "USDT", 0.0, 0.0, 0.0, 0.0),
+        balance(3, "USDT", 5.0),
+        balance(4, "USDT", 0.0, 0.0, 10.0),
+    ]
     r = run(tables(accounts=accs, balances=bals), NEW)
     df = r.account_risk
     assert df.height == 6
@@ -776,7 +865,11 @@ def test_levels_never_nan_or_null_across_frame():
         assert s.null_count() == 0 and not s.is_nan().any() and not (s == -INF).any(), c
     # account 4 (Pro): A = 0, L = 10 -> classic level 0, pro levels -10 / 1.25 = -8; accounts 1-3 all +inf
     row4 = one(r, 4)
-    assert (row4["classic_margin_level"], row4["pro_margin_level_old"], row4["pro_margin_level_new"]) == (0.0, -8.0, -8.0)
+    assert (row4["classic_margin_level"], row4["pro_margin_level_old"], row4["pro_margin_level_new"]) == (
+        0.0,
+        -8.0,
+        -8.0,
+    )
     for aid in (1, 2, 3, 5, 6):
         _assert_pos_inf(one(r, aid), LEVELS)
 
@@ -786,12 +879,19 @@ def test_levels_never_nan_or_null_across_frame():
     ("versions", "ratio"),
     [
         # (effective_from offset from as_of, slices) -> the version in force gives `ratio` on 10,000 USDT
-        pytest.param([(None, [(0, 5000, 1.0), (5000, None, 0.0)]), (0, [(0, None, 0.75)]),
-                      (1, [(0, None, 0.25)])], 0.75, id="at-as_of-used-1us-after-not"),
-        pytest.param([(None, [(0, 5000, 1.0), (5000, None, 0.0)]), (-1, [(0, None, 0.625)]),
-                      (1, [(0, None, 0.25)])], 0.625, id="1us-before"),
-        pytest.param([(None, [(0, 5000, 1.0), (5000, None, 0.0)]), (1, [(0, None, 0.25)])],
-                     0.5, id="older-multi-slice"),
+        pytest.param(
+            [(None, [(0, 5000, 1.0), (5000, None, 0.0)]), (0, [(0, None, 0.75)]), (1, [(0, None, 0.25)])],
+            0.75,
+            id="at-as_of-used-1us-after-not",
+        ),
+        pytest.param(
+            [(None, [(0, 5000, 1.0), (5000, None, 0.0)]), (-1, [(0, None, 0.625)]), (1, [(0, None, 0.25)])],
+            0.625,
+            id="1us-before",
+        ),
+        pytest.param(
+            [(None, [(0, 5000, 1.0), (5000, None, 0.0)]), (1, [(0, None, 0.25)])], 0.5, id="older-multi-slice"
+        ),
     ],
 )
 def test_collateral_tier_version_by_effective_from(versions, ratio):
@@ -822,8 +922,11 @@ def test_liability_bracket_version_by_effective_from(offsets, mmr, imr):
     rows = []
     for off, (m, i) in offsets.items():
         rows += one_bracket("USDT", m, i, EPOCH if off is None else NEW + off * US)
-    t = tables(accounts=[account(1, "pro")], balances=[balance(1, "USDT", 2048.0, 0.0, 1024.0)],
-               liability_brackets=rows)
+    t = tables(
+        accounts=[account(1, "pro")],
+        balances=[balance(1, "USDT", 2048.0, 0.0, 1024.0)],
+        liability_brackets=rows,
+    )
     row = one(run(t, NEW), 1)
     assert row["maintenance_margin_usdt"] == mmr * 1024.0
     assert row["initial_margin_usdt"] == imr * 1024.0
@@ -874,3 +977,44 @@ def test_price_only_after_as_of_is_missing():
     r = run(t, NEW)
     assert r.account_risk.height == 0
     assert "missing_price" in r.data_issues["code"].cast(pl.String).to_list()
+
+
+# =============================================================== what an asset row needs (SPEC §4)
+def test_all_zero_balance_row_needs_no_reference_data():
+    """A balance row that is all zeros needs no price, tiers or brackets; the account is valid."""
+    t = tables(accounts=[account(1, "pro")], balances=[balance(1, "ZZZ"), balance(1, "USDT", free=7.0)])
+    r = run(t, NEW)
+    assert r.data_issues.height == 0
+    row = one(r, 1)
+    assert (row["total_asset_usdt"], row["total_liability_usdt"], row["collateral_usdt"]) == (7.0, 0.0, 7.0)
+
+
+def test_held_asset_needs_no_brackets_and_owed_asset_no_tiers():
+    """BTC only held (tiers, no brackets); ETH only owed (brackets, no tiers): both valid."""
+    t = tables(
+        accounts=[account(1, "pro")],
+        balances=[balance(1, "BTC", free=1.0), balance(1, "ETH", borrowed=2.0)],
+        prices={"BTC": 1024.0, "ETH": 256.0},
+        collateral_tiers=[one_slice("BTC", 0.5)],
+        liability_brackets=[one_bracket("ETH", 0.125, 0.25)],
+    )
+    r = run(t, NEW)
+    assert r.data_issues.height == 0
+    row = one(r, 1)
+    # asset 1,024, collateral 512, liability 512, MM 64, IM 128
+    assert (row["total_asset_usdt"], row["collateral_usdt"], row["total_liability_usdt"]) == (
+        1024.0,
+        512.0,
+        512.0,
+    )
+    assert (row["maintenance_margin_usdt"], row["initial_margin_usdt"]) == (64.0, 128.0)
+    assert row["pro_margin_level_new"] == 0.0  # (512 - 512 - 0) / 64
+    assert row["pro_margin_level_old"] == 8.0  # (1024 - 512) / 64
+
+
+def test_interest_only_debt_is_a_liability():
+    """borrowed 0, interest 8 USDT: a liability asset (borrowed + interest > 0): MM 1, IM 2."""
+    row = one(run(book(account(1, "pro"), 100.0, 0.0, usdt_interest=8.0), NEW), 1)
+    assert row["total_liability_usdt"] == 8.0
+    assert (row["maintenance_margin_usdt"], row["initial_margin_usdt"]) == (1.0, 2.0)
+    assert row["pro_margin_level_new"] == 92.0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from frames import (
     NEW,
     OLD,
@@ -37,7 +38,7 @@ from frames import (
     ts,
 )
 
-R = dict(rel=1e-12)  # hand results that are not exactly representable
+R = {"rel": 1e-12}  # hand results that are not exactly representable
 
 REF_PRICES = {"USDT": 1.0, "BTC": 30000.0, "ETH": 3000.0}
 REF_TIERS = [
@@ -46,7 +47,9 @@ REF_TIERS = [
     tiers("ETH", [(0, 100_000, 0.90), (100_000, None, 0.80)]),
 ]
 REF_BRACKETS = [
-    brackets("BTC", [(0, 50_000, 0.05, 0.1112), (50_000, 100_000, 0.07, 0.1429), (100_000, None, 0.08, 0.20)]),
+    brackets(
+        "BTC", [(0, 50_000, 0.05, 0.1112), (50_000, 100_000, 0.07, 0.1429), (100_000, None, 0.08, 0.20)]
+    ),
     brackets("ETH", [(0, 30_000, 0.05, 0.1112), (30_000, None, 0.07, 0.1429)]),
     brackets("USDT", [(0, 100_000, 0.03, 0.10), (100_000, None, 0.05, 0.20)]),
 ]
@@ -67,11 +70,14 @@ def ref_tables(accounts, balances, orders=(), switches=()):
 # =============================================================================== spec example
 def test_spec_exchange_example_brackets():
     """13 BTC borrowed at 30,000 and 13 ETH at 3,000 (both sold: 429,000 USDT proceeds + 71,000 own)."""
-    t = ref_tables([account(1, "pro")], [
-        balance(1, "USDT", free=500_000),
-        balance(1, "BTC", borrowed=13),
-        balance(1, "ETH", borrowed=13),
-    ])
+    t = ref_tables(
+        [account(1, "pro")],
+        [
+            balance(1, "USDT", free=500_000),
+            balance(1, "BTC", borrowed=13),
+            balance(1, "ETH", borrowed=13),
+        ],
+    )
     row = one(run(t, NEW), 1)
     # BTC liability 13 * 30,000 = 390,000 USDT
     #   MM = 50,000*5% + 50,000*7% + 290,000*8%     = 2,500 + 3,500 + 23,200 = 29,200
@@ -116,8 +122,12 @@ def test_spec_exchange_example_brackets():
     ],
 )
 def test_bracket_sums_by_hand(asset, qty, mm, im):
-    t = ref_tables([account(1, "pro")], [balance(1, "USDT", free=1_000_000), balance(1, asset, borrowed=qty)]
-                   if asset != "USDT" else [balance(1, "USDT", free=1_000_000, borrowed=qty)])
+    t = ref_tables(
+        [account(1, "pro")],
+        [balance(1, "USDT", free=1_000_000), balance(1, asset, borrowed=qty)]
+        if asset != "USDT"
+        else [balance(1, "USDT", free=1_000_000, borrowed=qty)],
+    )
     row = one(run(t, NEW), 1)
     assert row["maintenance_margin_usdt"] == pytest.approx(mm, **R)
     assert row["initial_margin_usdt"] == pytest.approx(im, **R)
@@ -125,11 +135,14 @@ def test_bracket_sums_by_hand(asset, qty, mm, im):
 
 # =============================================================================== collateral haircut
 def test_multi_tier_collateral_haircut():
-    t = ref_tables([account(1, "classic")], [
-        balance(1, "USDT", free=1_000, borrowed=100_000),
-        balance(1, "BTC", free=7, locked=1),  # 8 BTC = 240,000 USDT
-        balance(1, "ETH", free=50),  # 150,000 USDT
-    ])
+    t = ref_tables(
+        [account(1, "classic")],
+        [
+            balance(1, "USDT", free=1_000, borrowed=100_000),
+            balance(1, "BTC", free=7, locked=1),  # 8 BTC = 240,000 USDT
+            balance(1, "ETH", free=50),  # 150,000 USDT
+        ],
+    )
     row = one(run(t, NEW), 1)
     # BTC 240,000: 50,000*0.95 + 150,000*0.90 + 40,000*0.50 = 47,500 + 135,000 + 20,000 = 202,500
     # ETH 150,000: 100,000*0.90 + 50,000*0.80 = 90,000 + 40,000 = 130,000
@@ -179,7 +192,9 @@ def test_btc_haircut_by_tier(btc, collateral):
     ],
 )
 def test_open_order_loss_one_order(side, base, quote, limit, qty, loss):
-    t = ref_tables([account(1, "pro")], [balance(1, "USDT", free=100)], [order(1, 7, base, quote, side, limit, qty)])
+    t = ref_tables(
+        [account(1, "pro")], [balance(1, "USDT", free=100)], [order(1, 7, base, quote, side, limit, qty)]
+    )
     row = one(run(t, NEW), 1)
     if loss:
         assert row["open_order_loss_usdt"] == pytest.approx(loss, **R)
@@ -209,7 +224,9 @@ PRO_BALANCES = [
 PRO_ORDERS = [
     order(10, 1, "ETH", "BTC", "BUY", 0.1, 10),  # given 10*0.1*30,000*0.95 = 28,500; received 27,000 -> 1,500
     order(10, 2, "ETH", "BTC", "SELL", 0.09, 4),  # given 10,800; received 10,260 -> 540
-    order(10, 3, "BTC", "USDT", "BUY", 31_000, 0.5),  # given 15,500; received 0.5*30,000*0.95 = 14,250 -> 1,250
+    order(
+        10, 3, "BTC", "USDT", "BUY", 31_000, 0.5
+    ),  # given 15,500; received 0.5*30,000*0.95 = 14,250 -> 1,250
     order(10, 4, "ETH", "USDT", "SELL", 3_500, 2),  # given 5,400; received 7,000 -> 0
 ]
 # total asset      = 170,000 + 150,000 + 30,000          = 350,000
@@ -322,7 +339,11 @@ def test_realistic_classic_account(as_of):
     assert row["borrow_blocked_reason"] == "collateral_below_initial_risk_ratio"
     # Pro eligibility: new: level after switch 1.049 <= 2 and net equity 1,940 <= 5,000 fail;
     # old: collateral level 1.079 <= 1.25 fails
-    reasons = ["pro_margin_level_after_switch", "net_equity"] if as_of == NEW else ["classic_collateral_margin_level"]
+    reasons = (
+        ["pro_margin_level_after_switch", "net_equity"]
+        if as_of == NEW
+        else ["classic_collateral_margin_level"]
+    )
     assert row["pro_ineligible_reasons"] == reasons
     assert row["eligible_for_pro"] is False
     assert row["can_switch_to_classic"] is False
@@ -336,7 +357,12 @@ def test_realistic_classic_account(as_of):
 def test_classic_5x_liquidation_without_margin_call_row():
     # 1 BTC (30,000) held, 28,000 USDT borrowed: level 30,000/28,000 = 1.0714 <= 1.1 -> liquidation
     # collateral 28,500 / 28,000 = 1.0179 <= IRR 1.25 -> borrow blocked; bad debt 0
-    r = run(ref_tables([account(30, "classic", 5)], [balance(30, "BTC", free=1), balance(30, "USDT", borrowed=28_000)]), NEW)
+    r = run(
+        ref_tables(
+            [account(30, "classic", 5)], [balance(30, "BTC", free=1), balance(30, "USDT", borrowed=28_000)]
+        ),
+        NEW,
+    )
     row = one(r, 30)
     assert row["classic_margin_level"] == pytest.approx(30_000 / 28_000, **R)
     assert (row["margin_call"], row["liquidation"]) == (True, True)
@@ -350,9 +376,13 @@ def test_classic_5x_liquidation_without_margin_call_row():
 def test_classic_eligible_for_pro_example():
     # 10,000 USDT + 1 BTC held, 2 ETH borrowed (6,000): net equity 34,000; collateral 38,500
     # maintenance 6,000*5% = 300; level after switching (38,500 - 6,000 - 0)/300 = 108.33 > 2
-    r = run(ref_tables([account(40, "classic", 5, country="DE")],
-                       [balance(40, "USDT", free=10_000), balance(40, "BTC", free=1), balance(40, "ETH", borrowed=2)]),
-            NEW)
+    r = run(
+        ref_tables(
+            [account(40, "classic", 5, country="DE")],
+            [balance(40, "USDT", free=10_000), balance(40, "BTC", free=1), balance(40, "ETH", borrowed=2)],
+        ),
+        NEW,
+    )
     row = one(r, 40)
     assert row["net_equity_usdt"] == 34_000
     assert row["pro_margin_level_new"] == pytest.approx(32_500 / 300, **R)
@@ -370,7 +400,11 @@ def test_partial_repayment_5x_by_hand():
     """
     acc = account(50, "pro", 5, questionnaire_completed_at=None)
     bals = [balance(50, "BTC", free=2), balance(50, "USDT", borrowed=53_000)]
-    for as_of, why in [(ts("2025-01-10T00:00:00Z"), "pending"), (ts("2025-01-15T00:00:00Z"), "due"), (NEW, "due")]:
+    for as_of, why in [
+        (ts("2025-01-10T00:00:00Z"), "pending"),
+        (ts("2025-01-15T00:00:00Z"), "due"),
+        (NEW, "due"),
+    ]:
         r = run(ref_tables([acc], bals), as_of)
         row = one(r, 50)
         assert row["partial_repayment_usdt"] == pytest.approx(25_000, **R)
@@ -378,11 +412,13 @@ def test_partial_repayment_5x_by_hand():
         # Pro level old: net equity 7,000 / maintenance (53,000*3% = 1,590) = 4.40;
         # new: collateral of 2 BTC 47,500 + 10,000*0.9 = 56,500 -> (56,500 - 53,000)/1,590 = 2.20
         assert row["margin_call"] is False
-        assert sorted(actions_of(r, 50)) == sorted([
-            ("BORROW_BLOCKED", "pro_not_compliant", None),
-            ("MIGRATE_TO_CLASSIC", why, None),
-            ("PARTIAL_REPAYMENT", None, pytest.approx(25_000, **R)),
-        ])
+        assert sorted(actions_of(r, 50)) == sorted(
+            [
+                ("BORROW_BLOCKED", "pro_not_compliant", None),
+                ("MIGRATE_TO_CLASSIC", why, None),
+                ("PARTIAL_REPAYMENT", None, pytest.approx(25_000, **R)),
+            ]
+        )
 
 
 def test_partial_repayment_3x_by_hand():
@@ -425,7 +461,9 @@ def test_partial_repayment_clipped_to_assets_by_hand():
 def test_all_examples_in_one_run_match_the_single_runs():
     """The examples above, together in one frame (no cross-talk between accounts)."""
     accs = [account(10, "pro", 3), account(20, "classic", 3), account(30, "classic", 5)]
-    bals = PRO_BALANCES + CLASSIC_BALANCES + [balance(30, "BTC", free=1), balance(30, "USDT", borrowed=28_000)]
+    bals = (
+        PRO_BALANCES + CLASSIC_BALANCES + [balance(30, "BTC", free=1), balance(30, "USDT", borrowed=28_000)]
+    )
     r = run(ref_tables(accs, bals, PRO_ORDERS + CLASSIC_ORDERS), NEW)
     assert r.account_risk["account_id"].to_list() == [10, 20, 30]
     assert r.data_issues.height == 0
