@@ -11,7 +11,7 @@ import copy
 import datetime as dt
 import hashlib
 import tomllib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,12 @@ class Policy:
     @property
     def leverages(self) -> list[int]:
         return sorted(self.classic)
+
+    def as_record(self) -> dict[str, Any]:
+        """The resolved values, JSON-ready (for manifest.json)."""
+        record = asdict(self)
+        record["classic"] = {str(lev): asdict(t) for lev, t in self.classic.items()}
+        return {k: v.isoformat().replace("+00:00", "Z") if isinstance(v, dt.datetime) else v for k, v in record.items()}
 
     def classic_column(self, field: str) -> dict[int, float]:
         """{leverage: value} of one Classic threshold, for a per-row lookup expression."""
