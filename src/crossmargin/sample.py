@@ -58,7 +58,7 @@ def _us(ts: dt.datetime) -> int:
 
 
 def _t(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    return dt.datetime.fromisoformat(text).astimezone(UTC)  # Python >= 3.11 parses "Z"
 
 
 US_SECOND = 1_000_000
@@ -113,7 +113,7 @@ DECIMALS = np.array([a[3] for a in ASSETS])
 HOLD_WEIGHT = np.array([a[4] for a in ASSETS])
 HOLD_CUM = np.cumsum(HOLD_WEIGHT)
 BREADTH_WEIGHT = (HOLD_WEIGHT**0.7 / (HOLD_WEIGHT**0.7).sum()).astype(np.float32)
-SCALE = 10.0 ** DECIMALS
+SCALE = 10.0**DECIMALS
 DAILY_VOL = np.array([a[5] for a in ASSETS])
 
 # Assets that exist only to inject faults (written only when faults > 0):
@@ -199,8 +199,11 @@ def _liability_class(symbol: str, klass: str) -> str:
 
 # First-slice ratios / rates in force at the showcase as_of (v2), used to size random debt.
 FIRST_RATIO = np.array([COLLATERAL_TIERS[c][1][0][2] for c in ASSET_CLASS])
-FIRST_MMR = np.array([LIABILITY_BRACKETS[_liability_class(s, c)][1][0][3] for s, c in zip(SYMBOLS, ASSET_CLASS)])
+FIRST_MMR = np.array(
+    [LIABILITY_BRACKETS[_liability_class(s, c)][1][0][3] for s, c in zip(SYMBOLS, ASSET_CLASS)]
+)
 
+# fmt: off
 # Trading pairs (base, quote, weight): mostly USDT-quoted, plus BTC, ETH, USDC and FDUSD quotes.
 PAIRS: list[tuple[str, str, float]] = [
     *[
@@ -232,6 +235,7 @@ COUNTRIES: list[tuple[str, float]] = [
     ("GB", 3), ("AU", 2), ("AE", 2), ("SG", 1.5), ("ZA", 2), ("MX", 2), ("CO", 1.5), ("PK", 2),
     ("EG", 1.5), ("KZ", 1), ("US", 1.0), ("CA", 1.0), ("NL", 1.2),
 ]
+# fmt: on
 COUNTRY_CUM = np.cumsum([c[1] for c in COUNTRIES]) / sum(c[1] for c in COUNTRIES)
 
 # Days on which some accounts switch mode 4+ times ("typical as_of dates"), with their weights.
@@ -313,7 +317,9 @@ def reference_tables(include_fault_assets: bool = False) -> dict[str, pl.DataFra
             (TIER_V1, TIER_V2), COLLATERAL_TIERS[coll_class], LIABILITY_BRACKETS[liab_class]
         ):
             if has_tiers:
-                tier_rows += [(symbol, eff, float(lo), None if up is None else float(up), r) for lo, up, r in tiers]
+                tier_rows += [
+                    (symbol, eff, float(lo), None if up is None else float(up), r) for lo, up, r in tiers
+                ]
             if has_brackets:
                 bracket_rows += [
                     (symbol, eff, float(lo), None if up is None else float(up), float(lev), mmr, imr)
@@ -322,7 +328,9 @@ def reference_tables(include_fault_assets: bool = False) -> dict[str, pl.DataFra
     return {
         "prices": pl.concat(price_frames).cast(INPUT_SCHEMAS["prices"]).sort("asset", "priced_at"),
         "collateral_tiers": pl.DataFrame(tier_rows, schema=INPUT_SCHEMAS["collateral_tiers"], orient="row"),
-        "liability_brackets": pl.DataFrame(bracket_rows, schema=INPUT_SCHEMAS["liability_brackets"], orient="row"),
+        "liability_brackets": pl.DataFrame(
+            bracket_rows, schema=INPUT_SCHEMAS["liability_brackets"], orient="row"
+        ),
     }
 
 
@@ -410,32 +418,39 @@ NE = "net_equity"
 PML = "pro_margin_level_after_switch"
 NONCOMPLIANT = {"due_for_migration": True, "migrate_now": True, "borrow_blocked_reason": PNC}
 
+# fmt: off
 SHOWCASE: list[Showcase] = [
     # --- A. Classic thresholds: USDT only, 1,000 USDT borrowed, margin level = free / 1000 -------------
     Showcase(1, "Classic 3x exactly at margin call (1300/1000 = 1.3 <= 1.3)", balances=(_usdt(1300, 1000),),
-             expect={"margin_call": True, "borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE]}),
+             expect={"margin_call": True, "borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE],
+                     "margin_level": 1.3}),
     Showcase(2, "Classic 3x just above margin call (1.301)", balances=(_usdt(1301, 1000),),
              expect={"borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE]}),
     Showcase(3, "Classic 3x exactly at liquidation (1.1 <= 1.1); Pro level after switch exactly 2 fails",
              balances=(_usdt(1100, 1000),),
-             expect={"liquidation": True, "borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [PML, NE]}),
+             expect={"liquidation": True, "borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [PML, NE],
+                     "margin_level": 1.1, "pro_margin_level_new": 2.0}),
     Showcase(4, "Classic 3x just above liquidation (1.101): margin call only", balances=(_usdt(1101, 1000),),
              expect={"margin_call": True, "borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE]}),
     Showcase(5, "Classic 3x collateral level exactly at IRR 1.5: borrow blocked", balances=(_usdt(1500, 1000),),
-             expect={"borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE]}),
+             expect={"borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE],
+                     "classic_collateral_margin_level": 1.5}),
     Showcase(6, "Classic 3x collateral level just above IRR (1.501): borrowing allowed",
              balances=(_usdt(1501, 1000),), expect={"pro_ineligible_reasons": [NE]}),
     Showcase(7, "Classic 5x exactly at margin call (1.15)", leverage=5, balances=(_usdt(1150, 1000),),
-             expect={"margin_call": True, "borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE]}),
+             expect={"margin_call": True, "borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE],
+                     "margin_level": 1.15}),
     Showcase(8, "Classic 5x just above margin call (1.151)", leverage=5, balances=(_usdt(1151, 1000),),
              expect={"borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE]}),
     Showcase(9, "Classic 5x exactly at liquidation (1.1)", leverage=5, balances=(_usdt(1100, 1000),),
-             expect={"liquidation": True, "borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [PML, NE]}),
+             expect={"liquidation": True, "borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [PML, NE],
+                     "margin_level": 1.1}),
     Showcase(10, "Classic 5x just above liquidation (1.101): margin call only", leverage=5,
              balances=(_usdt(1101, 1000),),
              expect={"margin_call": True, "borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE]}),
     Showcase(11, "Classic 5x collateral level exactly at IRR 1.25: borrow blocked", leverage=5,
-             balances=(_usdt(1250, 1000),), expect={"borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE]}),
+             balances=(_usdt(1250, 1000),), expect={"borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE],
+                                             "classic_collateral_margin_level": 1.25}),
     Showcase(12, "Classic 5x collateral level just above IRR (1.251): borrowing allowed", leverage=5,
              balances=(_usdt(1251, 1000),), expect={"pro_ineligible_reasons": [NE]}),
     Showcase(13, "Classic 3x bad debt: liability 1000 > assets 900", balances=(_usdt(900, 1000),),
@@ -443,22 +458,24 @@ SHOWCASE: list[Showcase] = [
                      "pro_ineligible_reasons": [PML, NE]}),
     # --- B. Pro thresholds: compliant, 1,000 USDT borrowed: MM = 50, IM = 100, level = (free - 1000) / 50 ---
     Showcase(14, "Pro exactly at margin call 1.5 (75/50); no available margin", mode="pro",
-             balances=(_usdt(1075, 1000),), expect={"margin_call": True, "borrow_blocked_reason": NAM}),
+             balances=(_usdt(1075, 1000),),
+             expect={"margin_call": True, "borrow_blocked_reason": NAM, "margin_level": 1.5}),
     Showcase(15, "Pro just above margin call (1.52)", mode="pro", balances=(_usdt(1076, 1000),),
              expect={"borrow_blocked_reason": NAM}),
     Showcase(16, "Pro exactly at liquidation 1.0 (50/50)", mode="pro", balances=(_usdt(1050, 1000),),
-             expect={"liquidation": True, "borrow_blocked_reason": NAM}),
+             expect={"liquidation": True, "borrow_blocked_reason": NAM, "margin_level": 1.0}),
     Showcase(17, "Pro just above liquidation (1.02): margin call only", mode="pro", balances=(_usdt(1051, 1000),),
              expect={"margin_call": True, "borrow_blocked_reason": NAM}),
     Showcase(18, "Pro available margin exactly 0 (100 - 100): borrow blocked no_available_margin", mode="pro",
-             balances=(_usdt(1100, 1000),), expect={"borrow_blocked_reason": NAM}),
+             balances=(_usdt(1100, 1000),),
+             expect={"borrow_blocked_reason": NAM, "pro_available_margin_usdt": 0.0}),
     Showcase(19, "Pro available margin 1 USDT: not blocked", mode="pro", balances=(_usdt(1101, 1000),)),
     Showcase(20, "Pro 3x cannot switch to Classic: collateral level exactly IRR 1.5", mode="pro",
-             balances=(_usdt(1500, 1000),)),
+             balances=(_usdt(1500, 1000),), expect={"classic_collateral_margin_level": 1.5}),
     Showcase(21, "Pro 3x can switch to Classic: collateral level 1.501 > 1.5", mode="pro",
              balances=(_usdt(1501, 1000),), expect={"can_switch_to_classic": True}),
     Showcase(22, "Pro 5x cannot switch to Classic: collateral level exactly IRR 1.25", mode="pro", leverage=5,
-             balances=(_usdt(1250, 1000),)),
+             balances=(_usdt(1250, 1000),), expect={"classic_collateral_margin_level": 1.25}),
     Showcase(23, "Pro 5x can switch to Classic: 1.251 > 1.25", mode="pro", leverage=5,
              balances=(_usdt(1251, 1000),), expect={"can_switch_to_classic": True}),
     Showcase(24, "Pro with zero debt: every level +inf, can switch to Classic", mode="pro",
@@ -493,11 +510,12 @@ SHOWCASE: list[Showcase] = [
     Showcase(34, "Classic eligible for Pro (no debt, net equity > 5000)",
              balances=(_usdt(6000), ("BTC", 0.05, 0.0, 0.0, 0.0)), expect={"eligible_for_pro": True}),
     Showcase(35, "Classic net equity exactly 5000: not eligible", balances=(_usdt(5000),),
-             expect={"pro_ineligible_reasons": [NE]}),
+             expect={"pro_ineligible_reasons": [NE], "net_equity_usdt": 5000.0}),
     Showcase(36, "Classic net equity 5000.5: eligible", balances=(_usdt(5000.5),), expect={"eligible_for_pro": True}),
     Showcase(37, "Classic Pro level after switch exactly 2 ((33000-30000)/1500; TRX at 0.25, ratio 0.75): fails",
              balances=(("TRX", 176000.0, 0.0, 0.0, 0.0), _usdt(0, 30000)),
-             expect={"borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [PML]}),
+             expect={"borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [PML], "pro_margin_level_new": 2.0,
+                     "collateral_usdt": 33000.0}),
     Showcase(38, "Classic Pro level after switch 2.125 > 2: eligible (while borrowing is blocked)",
              balances=(("TRX", 177000.0, 0.0, 0.0, 0.0), _usdt(0, 30000)),
              expect={"borrow_blocked_reason": CIRR, "eligible_for_pro": True}),
@@ -565,11 +583,22 @@ SHOWCASE: list[Showcase] = [
     Showcase(60, "Pro in a restricted country (NL): country only matters for Classic eligibility", mode="pro",
              country="NL", balances=(_usdt(3000),), expect={"can_switch_to_classic": True}),
 ]
+# fmt: on
 SHOWCASE_IDS = [s.account_id for s in SHOWCASE]
 # asserted numbers besides the flags (compared with a relative tolerance of 1e-9)
 NUMERIC_EXPECTATIONS = [
-    "margin_level", "total_asset_usdt", "total_liability_usdt", "collateral_usdt", "open_order_loss_usdt",
-    "maintenance_margin_usdt", "initial_margin_usdt", "pro_margin_level_old", "pro_margin_level_new",
+    "margin_level",
+    "classic_collateral_margin_level",
+    "net_equity_usdt",
+    "pro_available_margin_usdt",
+    "total_asset_usdt",
+    "total_liability_usdt",
+    "collateral_usdt",
+    "open_order_loss_usdt",
+    "maintenance_margin_usdt",
+    "initial_margin_usdt",
+    "pro_margin_level_old",
+    "pro_margin_level_new",
 ]
 
 
@@ -584,7 +613,9 @@ def showcase_tables() -> dict[str, pl.DataFrame]:
         orient="row",
     )
     balances = pl.DataFrame(
-        [(s.account_id, *b) for s in SHOWCASE for b in s.balances], schema=INPUT_SCHEMAS["balances"], orient="row"
+        [(s.account_id, *b) for s in SHOWCASE for b in s.balances],
+        schema=INPUT_SCHEMAS["balances"],
+        orient="row",
     )
     order_rows = [(s.account_id, *o) for s in SHOWCASE for o in s.orders]
     open_orders = pl.DataFrame(
@@ -593,7 +624,9 @@ def showcase_tables() -> dict[str, pl.DataFrame]:
         orient="row",
     )
     switches = pl.DataFrame(
-        [(s.account_id, t) for s in SHOWCASE for t in s.switches], schema=INPUT_SCHEMAS["mode_switches"], orient="row"
+        [(s.account_id, t) for s in SHOWCASE for t in s.switches],
+        schema=INPUT_SCHEMAS["mode_switches"],
+        orient="row",
     )
     return {"accounts": accounts, "balances": balances, "open_orders": open_orders, "mode_switches": switches}
 
@@ -626,11 +659,7 @@ def _flags_text(s: Showcase) -> str:
 def showcase_markdown() -> str:
     """The showcase table of data/sample/README.md (account_id, mode, what it shows, expected flags)."""
     lines = ["| account_id | mode | what it shows | expected at 2025-01-21T10:00:00Z |", "|---|---|---|---|"]
-    lines += [
-        f"| {s.account_id} | {s.mode} {s.leverage}x | {s.shows} "
-        f"| {_flags_text(s)} |"
-        for s in SHOWCASE
-    ]
+    lines += [f"| {s.account_id} | {s.mode} {s.leverage}x | {s.shows} | {_flags_text(s)} |" for s in SHOWCASE]
     return "\n".join(lines) + "\n"
 
 
@@ -672,7 +701,12 @@ def _accounts(rng: np.random.Generator, ids: np.ndarray) -> tuple[pl.DataFrame, 
     q_pro = np.select([cat == 0, cat == 2, cat == 3], [recent, old, late], 0)
     t_pro = np.select(
         [cat == 0, cat == 1, cat == 2, cat == 3],
-        [np.minimum(recent + lag, AS_OF_US - 60 * US_SECOND), recent, np.where(u[6] < 0.3, recent, old + lag), late + lag],
+        [
+            np.minimum(recent + lag, AS_OF_US - 60 * US_SECOND),
+            recent,
+            np.where(u[6] < 0.3, recent, old + lag),
+            late + lag,
+        ],
     )
     q_pro_null = cat == 1
     t_pro_null = (cat == 1) & (u[6] < 0.5)
@@ -773,7 +807,9 @@ def _balances(
     return df, n_assets, wealth
 
 
-def _orders(rng: np.random.Generator, ids: np.ndarray, wealth: np.ndarray, first_order_id: int) -> pl.DataFrame:
+def _orders(
+    rng: np.random.Generator, ids: np.ndarray, wealth: np.ndarray, first_order_id: int
+) -> pl.DataFrame:
     n = len(ids)
     count = np.where(rng.random(n) < 0.42, np.minimum(rng.geometric(0.42, n), 200), 0)
     rows = int(count.sum())
@@ -804,7 +840,9 @@ def _orders(rng: np.random.Generator, ids: np.ndarray, wealth: np.ndarray, first
 def _switches(rng: np.random.Generator, ids: np.ndarray, is_pro: np.ndarray) -> pl.DataFrame:
     n = len(ids)
     u = rng.random((3, n))
-    regular = np.where(is_pro, 1 + (u[0] < 0.25) * rng.geometric(0.6, n), (u[0] < 0.12) * rng.geometric(0.6, n))
+    regular = np.where(
+        is_pro, 1 + (u[0] < 0.25) * rng.geometric(0.6, n), (u[0] < 0.12) * rng.geometric(0.6, n)
+    )
     burst = np.where(u[1] < 0.005, 3 + rng.geometric(0.45, n), 0)  # 4+ switches on one day
     acc_r = np.repeat(np.arange(n), regular)
     t_r = _uniform_us(rng, _us(_t("2024-09-01T00:00:00Z")), _us(_t("2025-02-01T00:00:00Z")), len(acc_r))
@@ -812,7 +850,9 @@ def _switches(rng: np.random.Generator, ids: np.ndarray, is_pro: np.ndarray) -> 
     days = np.array([d for d, _ in BURST_DAYS])
     day_cum = np.cumsum([w for _, w in BURST_DAYS])
     day = days[np.searchsorted(day_cum, u[2] * day_cum[-1], side="right")]
-    t_b = day[acc_b] + rng.integers(0, 10 * 3600 + 1, len(acc_b), dtype=np.int64) * US_SECOND  # [00:00, 10:00]
+    t_b = (
+        day[acc_b] + rng.integers(0, 10 * 3600 + 1, len(acc_b), dtype=np.int64) * US_SECOND
+    )  # [00:00, 10:00]
     acc_all = np.concatenate([acc_r, acc_b])
     t_all = np.concatenate([t_r, t_b])
     o = np.lexsort((t_all, acc_all))
@@ -838,7 +878,17 @@ FAULT_KINDS: list[tuple[str, str, str]] = [
     ("negative_order_qty", "negative_quantity", "open_orders"),
     ("inf_borrowed", "non_finite_value", "balances"),
 ]
-FAULT_ISSUES_SCHEMA = {"account_id": pl.Int64(), "kind": pl.String(), "code": pl.String(), "table": pl.String()}
+FAULT_ISSUES_SCHEMA = {
+    "account_id": pl.Int64(),
+    "kind": pl.String(),
+    "code": pl.String(),
+    "table": pl.String(),
+}
+
+
+def _member(ids: np.ndarray) -> pl.Expr:
+    """account_id is one of `ids`."""
+    return pl.col("account_id").is_in(pl.Series(ids, dtype=pl.Int64()).implode())
 
 
 def _inject(
@@ -868,33 +918,49 @@ def _inject(
 
     def new_balances(who: np.ndarray, asset: str, free: float, borrowed: float) -> pl.DataFrame:
         return pl.DataFrame(
-            {"account_id": who, "asset": [asset] * len(who), "free": np.full(len(who), free), "locked": 0.0,
-             "borrowed": borrowed, "interest": 0.0},
+            {
+                "account_id": who,
+                "asset": [asset] * len(who),
+                "free": np.full(len(who), free),
+                "locked": 0.0,
+                "borrowed": borrowed,
+                "interest": 0.0,
+            },
             schema=INPUT_SCHEMAS["balances"],
         )
 
     def new_orders(who: np.ndarray, offset: int, side: str, qty: float) -> pl.DataFrame:
         return pl.DataFrame(
-            {"account_id": who, "order_id": order_id0 + offset * 1_000_000 + np.arange(len(who)),
-             "base_asset": "BTC", "quote_asset": "USDT", "side": side, "price": 95_000.0, "remaining_qty": qty},
+            {
+                "account_id": who,
+                "order_id": order_id0 + offset * 1_000_000 + np.arange(len(who)),
+                "base_asset": "BTC",
+                "quote_asset": "USDT",
+                "side": side,
+                "price": 95_000.0,
+                "remaining_qty": qty,
+            },
             schema=INPUT_SCHEMAS["open_orders"],
         )
 
     first_row = pl.col("account_id").is_first_distinct()
 
     def on_first_row(kind: str) -> pl.Expr:
-        return first_row & pl.col("account_id").is_in(pl.Series(ids[kind], dtype=pl.Int64()))
+        return first_row & _member(ids[kind])
 
     bal = bal.with_columns(
-        free=pl.when(on_first_row("negative_free")).then(-(pl.col("free").abs() + 1.0))
-        .when(on_first_row("nan_free")).then(float("nan")).otherwise(pl.col("free")),
+        free=pl.when(on_first_row("negative_free"))
+        .then(-(pl.col("free").abs() + 1.0))
+        .when(on_first_row("nan_free"))
+        .then(float("nan"))
+        .otherwise(pl.col("free")),
         borrowed=pl.when(on_first_row("inf_borrowed")).then(float("inf")).otherwise(pl.col("borrowed")),
     )
     dup_bal = bal.filter(on_first_row("duplicate_balance"))
     gone = np.concatenate([ids["unknown_account_balances"], ids["unknown_account_orders"]])
     bal = pl.concat(
         [
-            bal.filter(~pl.col("account_id").is_in(pl.Series(ids["unknown_account_orders"], dtype=pl.Int64()))),
+            bal.filter(~_member(ids["unknown_account_orders"])),
             dup_bal,
             new_balances(ids["missing_price"], "NOPRICE", 10.0, 0.0),
             new_balances(ids["missing_collateral_tiers"], "NOTIERS", 10.0, 0.0),
@@ -910,15 +976,17 @@ def _inject(
             new_orders(ids["negative_order_qty"], 2, "SELL", -0.001),
         ]
     ).sort("account_id", maintain_order=True)
+
     def in_(kind: str) -> pl.Expr:
-        return pl.col("account_id").is_in(pl.Series(ids[kind], dtype=pl.Int64()))
+        return _member(ids[kind])
 
     acc = acc.with_columns(
         margin_mode=pl.when(in_("unknown_mode")).then(pl.lit("portfolio")).otherwise(pl.col("margin_mode")),
         classic_leverage=pl.when(in_("bad_leverage")).then(10).otherwise(pl.col("classic_leverage")),
     )
-    acc = pl.concat([acc.filter(~pl.col("account_id").is_in(pl.Series(gone, dtype=pl.Int64()))),
-                     acc.filter(in_("duplicate_account"))]).sort("account_id", maintain_order=True)
+    acc = pl.concat([acc.filter(~_member(gone)), acc.filter(in_("duplicate_account"))]).sort(
+        "account_id", maintain_order=True
+    )
     return {**tables, "accounts": acc, "balances": bal, "open_orders": orders}, expected
 
 
@@ -956,7 +1024,9 @@ class _Counter:
     faults: int = 0
 
 
-def _chunks(accounts: int, seed: int, faults: float) -> Iterator[tuple[dict[str, pl.DataFrame], pl.DataFrame]]:
+def _chunks(
+    accounts: int, seed: int, faults: float
+) -> Iterator[tuple[dict[str, pl.DataFrame], pl.DataFrame]]:
     """Per-account tables chunk by chunk: the showcase first, then random accounts in CHUNK_ACCOUNTS."""
     if accounts < 0 or seed < 0:
         raise ValueError("accounts and seed must be >= 0")
@@ -972,7 +1042,12 @@ def _chunks(accounts: int, seed: int, faults: float) -> Iterator[tuple[dict[str,
         bal, n_assets, wealth = _balances(rng, ids, is_pro)
         orders = _orders(rng, ids, wealth, next_order)
         next_order += orders.height
-        tables = {"accounts": acc, "balances": bal, "open_orders": orders, "mode_switches": _switches(rng, ids, is_pro)}
+        tables = {
+            "accounts": acc,
+            "balances": bal,
+            "open_orders": orders,
+            "mode_switches": _switches(rng, ids, is_pro),
+        }
         expected = pl.DataFrame(schema=FAULT_ISSUES_SCHEMA)
         if faults > 0:
             first, last = round(faults * start), round(faults * end)
