@@ -411,3 +411,51 @@ def test_committed_sample_is_reproducible_and_golden(tmp_path):
     assert result.data_issues.is_empty()
     problems = _check_showcase(result.account_risk, result.actions)
     assert not problems, "\n".join(problems)
+
+
+# Earlier phases of the compliance programme on the showcase's Pro compliance accounts (26-33): old
+# formula and old tier tables (USDT IMR 0.1112), borrowing disabled for non-compliant accounts only from
+# 2024-12-19, switch to Classic only from 2025-01-15. (account_id: due, borrow_blocked_reason, repayment, liquidation)
+EARLIER = {
+    "2024-12-18T12:00:00Z": {
+        26: (True, None, 0.0, False),
+        27: (True, None, 600.0, False),  # available margin 200 - 111.2 > 0
+        28: (True, "no_available_margin", 600.0, False),  # 100 - 111.2 < 0
+        29: (True, None, 0.0, False),
+        30: (True, None, 402.0, False),
+        31: (True, "no_available_margin", 500.0, True),
+        32: (False, None, 0.0, False),  # compliant since 2024-12-17T00:00Z
+        33: (True, None, 0.0, False),
+    },
+    "2025-01-10T00:00:00Z": {
+        26: (True, "pro_not_compliant", 0.0, False),
+        27: (True, "pro_not_compliant", 600.0, False),
+        28: (True, "pro_not_compliant", 600.0, False),  # terms agreed only on 2025-01-22
+        29: (True, "pro_not_compliant", 0.0, False),
+        30: (True, "pro_not_compliant", 402.0, False),
+        31: (True, "pro_not_compliant", 500.0, True),
+        32: (False, None, 0.0, False),
+        33: (True, "pro_not_compliant", 0.0, False),
+    },
+}
+
+
+@pytest.mark.parametrize("as_of", sorted(EARLIER))
+def test_showcase_migration_before_switch_date(as_of):
+    policy = resolve(S._t(as_of))
+    assert not policy.new_formula and not policy.noncompliant_switched
+    result = compute(S.generate(0, seed=1), policy)
+    risk = {r["account_id"]: r for r in result.account_risk.to_dicts()}
+    for account_id, (due, reason, repay, liquidation) in EARLIER[as_of].items():
+        row = risk[account_id]
+        got = (
+            row["due_for_migration"],
+            row["borrow_blocked_reason"],
+            row["partial_repayment_usdt"],
+            row["liquidation"],
+        )
+        assert got == (due, reason, repay, liquidation), account_id
+        assert row["migrate_now"] is False
+    migrations = result.actions.filter(pl.col("action") == "MIGRATE_TO_CLASSIC")
+    assert set(migrations["reason"]) == {"pending"}
+    assert set(migrations["account_id"]) >= {a for a, v in EARLIER[as_of].items() if v[0]}
