@@ -1,0 +1,260 @@
+"""Numeric robustness (issue 4): huge and tiny quantities, zero prices, accounts with only interest or
+only orders, assets with brackets but no debt, prices missing only for untouched assets.
+
+Reference data is chosen so that every expected value is exactly representable (prices and rates
+are powers of two), so the assertions are exact equalities, not approximations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+
+try:
+    import faultgen as fg
+    from faultgen import acct, bal, bracket_rows, literal, order, tier_rows
+except ImportError:  # tests/ imported as a package
+    from tests import faultgen as fg  # type: ignore[no-redef]
+    from tests.faultgen import acct, bal, bracket_rows, literal, order, tier_rows  # type: ignore[no-redef]
+
+from crossmargin.pipeline import compute
+from crossmargin.policy import resolve
+from crossmargin.schemas import LEVEL_COLUMNS, QUANTITY_COLUMNS
+
+INF = math.inf
+NEW = resolve(fg.AS_OF)
+BTC = 65536.0  # 2**16
+ETH = 4096.0  # 2**12
+
+PRICES = [
+    {"asset": "USDT", "price_usdt": 1.0, "priced_at": fg.EPOCH},
+    {"asset": "BTC", "price_usdt": BTC, "priced_at": fg.EPOCH},
+    {"asset": "ETH", "price_usdt": ETH, "priced_at": fg.EPOCH},
+    {"asset": "Z0", "price_usdt": 0.0, "priced_at": fg.EPOCH},  # a zero price is a price
+]
+TIERS = (
+    tier_rows("USDT", [(0, None, 1.0)])
+    + tier_rows("BTC", [(0, BTC, 0.75), (BTC, None, 0.5)])
+    + tier_rows("ETH", [(0, None, 0.5)])
+    + tier_rows("Z0", [(0, None, 0.5)])
+    + tier_rows("NOPX", [(0, None, 0.5)])  # tiers but never a price: fine while nobody touches it
+)
+BRACKETS = (
+    bracket_rows("USDT", [(0, None, 0.125, 0.25)])
+    + bracket_rows("BTC", [(0, BTC, 0.0625, 0.125), (BTC, None, 0.125, 0.25)])
+    + bracket_rows("ETH", [(0, None, 0.125, 0.25)])
+    + bracket_rows("Z0", [(0, None, 0.25, 0.5)])
+)
+
+
+def run_one(balances=(), orders=(), mode="classic", leverage=3):
+    t = literal(accounts=[acct(1, mode, leverage)], balances=list(balances), open_orders=list(orders),
+                prices=PRICES, collateral_tiers=TIERS, liability_brackets=BRACKETS)
+    r = compute(t, NEW)
+    assert r.data_issues.height == 0, r.data_issues.to_dicts()
+    rows = r.account_risk.to_dicts()
+    assert len(rows) == 1
+    row = rows[0]
+    for c in [*QUANTITY_COLUMNS, *LEVEL_COLUMNS, "pro_available_margin_usdt", "partial_repayment_usdt",
+              "bad_debt_usdt"]:
+        assert not math.isnan(row[c]), c
+        assert row[c] != -INF, c
+    return row, r
+
+
+def assert_values(row: dict, **expected: float) -> None:
+    wrong = {k: (row[k], v) for k, v in expected.items() if row[k] != v}
+    assert not wrong, wrong
+
+
+# ---------------------------------------------------------------------------- huge and tiny
+
+
+def test_huge_quantities_exact():
+    row, _ = run_one([bal(1, "USDT", free=2.0**60, borrowed=2.0**59)])
+    assert_values(
+        row, total_asset_usdt=2.0**60, total_liability_usdt=2.0**59, collateral_usdt=2.0**60,
+        net_equity_usdt=2.0**59, maintenance_margin_usdt=2.0**56, initial_margin_usdt=2.0**57,
+        classic_margin_level=2.0, classic_collateral_margin_level=2.0, pro_margin_level_old=8.0,
+        pro_margin_level_new=8.0, bad_debt_usdt=0.0,
+    )
+
+
+def test_huge_values_across_tier_slices_exact():
+    # 2**40 BTC at 2**16: value 2**56; collateral 0.75*2**16 + 0.5*(2**56 - 2**16)
+    row, _ = run_one([bal(1, "BTC", free=2.0**40), bal(1, "USDT", borrowed=2.0**50)])
+    assert_values(
+        row, total_asset_usdt=2.0**56, total_liability_usdt=2.0**50,
+        collateral_usdt=0.75 * BTC + 0.5 * (2.0**56 - BTC), maintenance_margin_usdt=2.0**47,
+        classic_margin_level=64.0,
+    )
+
+
+def test_near_float_max_but_finite_is_scored():
+    row, _ = run_one([bal(1, "USDT", free=1e300, borrowed=1e299)])
+    assert row["total_asset_usdt"] == 1e300
+    assert math.isfinite(row["classic_margin_level"]) and row["classic_margin_level"] == 1e300 / 1e299
+    assert not row["margin_call"]
+
+
+def test_tiny_quantities_exact():
+    row, _ = run_one([bal(1, "USDT", free=2.0**-1000, borrowed=2.0**-1001)])
+    assert_values(
+        row, total_asset_usdt=2.0**-1000, total_liability_usdt=2.0**-1001, classic_margin_level=2.0,
+        maintenance_margin_usdt=2.0**-1004, pro_margin_level_old=8.0, pro_margin_level_new=8.0,
+    )
+    assert row["margin_call"] is False
+
+
+def test_subnormal_liability_whose_margin_underflows_to_zero_gives_inf_not_nan():
+    # maintenance 0.125 * 2**-1072 = 2**-1075 underflows to 0: the Pro level's denominator is 0 -> +inf
+    row, _ = run_one([bal(1, "USDT", free=2.0**-1070, borrowed=2.0**-1072)], mode="pro")
+    assert row["total_liability_usdt"] == 2.0**-1072
+    assert row["classic_margin_level"] == 4.0
+    assert row["maintenance_margin_usdt"] == 0.0
+    assert row["pro_margin_level_old"] == INF and row["pro_margin_level_new"] == INF
+    assert row["margin_level"] == INF and row["liquidation"] is False
+
+
+def test_negative_zero_quantities_are_not_negative_and_levels_are_plus_inf():
+    row, _ = run_one([bal(1, "USDT", free=5.0, borrowed=-0.0, interest=-0.0)])
+    assert row["total_liability_usdt"] == 0.0
+    assert row["classic_margin_level"] == INF  # +inf, never -inf for a -0.0 denominator
+    assert row["pro_margin_level_old"] == INF
+
+
+# ---------------------------------------------------------------------------- zero prices
+
+
+def test_zero_price_asset_held_and_owed_counts_for_nothing():
+    row, _ = run_one([bal(1, "Z0", free=1e9, borrowed=1e6)])
+    assert_values(
+        row, total_asset_usdt=0.0, total_liability_usdt=0.0, collateral_usdt=0.0,
+        maintenance_margin_usdt=0.0, initial_margin_usdt=0.0, classic_margin_level=INF,
+        classic_collateral_margin_level=INF, pro_margin_level_old=INF, pro_margin_level_new=INF,
+        bad_debt_usdt=0.0,
+    )
+
+
+def test_zero_price_next_to_priced_assets():
+    row, _ = run_one([bal(1, "Z0", free=3, borrowed=7), bal(1, "USDT", free=300, borrowed=100)])
+    assert_values(row, total_asset_usdt=300.0, total_liability_usdt=100.0, classic_margin_level=3.0,
+                  maintenance_margin_usdt=12.5)
+
+
+def test_order_on_a_zero_priced_base():
+    # BUY 4 Z0 at limit 2 USDT: gives 4*2*1*1.0 = 8, receives 4*0*0.5 = 0 -> loss 8
+    row, _ = run_one([bal(1, "USDT", free=100)], [order(1, 1, "Z0", "USDT", "BUY", 2.0, 4.0)])
+    assert row["open_order_loss_usdt"] == 8.0
+
+
+def test_order_at_limit_price_zero():
+    # SELL 2 BTC at limit 0: gives 2*65536*0.75 = 98304, receives 0
+    row, _ = run_one([bal(1, "BTC", free=2)], [order(1, 1, "BTC", "USDT", "SELL", 0.0, 2.0)])
+    assert row["open_order_loss_usdt"] == 98304.0
+
+
+# ---------------------------------------------------------------------------- only interest / only orders
+
+
+def test_account_with_only_interest():
+    row, r = run_one([bal(1, "USDT", interest=10.0)])
+    assert_values(
+        row, total_asset_usdt=0.0, total_liability_usdt=10.0, collateral_usdt=0.0, net_equity_usdt=-10.0,
+        net_collateral_usdt=-10.0, maintenance_margin_usdt=1.25, initial_margin_usdt=2.5,
+        classic_margin_level=0.0, classic_collateral_margin_level=0.0, pro_margin_level_old=-8.0,
+        pro_margin_level_new=-8.0, pro_available_margin_usdt=0.0, bad_debt_usdt=10.0,
+    )
+    assert row["liquidation"] is True and row["margin_call"] is True
+    assert ("LIQUIDATION", "classic_3x") in {(str(a), b) for a, b in r.actions.select("action", "reason").rows()}
+
+
+def test_account_with_only_interest_in_a_non_usdt_asset():
+    row, _ = run_one([bal(1, "ETH", interest=0.25)], mode="pro")
+    assert_values(row, total_liability_usdt=1024.0, maintenance_margin_usdt=128.0, initial_margin_usdt=256.0,
+                  pro_margin_level_new=-8.0, margin_level=-8.0)
+    assert row["liquidation"] is True
+
+
+def test_account_with_only_orders():
+    # no balance rows: BUY 0.5 BTC at 65536 USDT: gives 32768, receives 0.5*65536*0.75 = 24576 -> 8192
+    row, _ = run_one(orders=[order(1, 1, "BTC", "USDT", "BUY", BTC, 0.5)], mode="pro")
+    assert_values(
+        row, total_asset_usdt=0.0, total_liability_usdt=0.0, collateral_usdt=0.0,
+        maintenance_margin_usdt=0.0, open_order_loss_usdt=8192.0, classic_margin_level=INF,
+        pro_margin_level_old=INF, pro_margin_level_new=INF, margin_level=INF, pro_available_margin_usdt=0.0,
+    )
+    assert row["liquidation"] is False and row["margin_call"] is False
+
+
+def test_account_with_nothing_at_all():
+    row, r = run_one()
+    assert all(row[c] == 0.0 for c in QUANTITY_COLUMNS)
+    assert all(row[c] == INF for c in LEVEL_COLUMNS)
+    assert r.actions.filter(pl.col("action").is_in(["LIQUIDATION", "MARGIN_CALL"])).height == 0
+
+
+def test_orders_are_not_netted():
+    # a losing BUY (loss 8192) and a winning SELL (BTC SELL at 2x index: received > given) do not offset
+    row, _ = run_one(orders=[order(1, 1, "BTC", "USDT", "BUY", BTC, 0.5),
+                             order(1, 2, "BTC", "USDT", "SELL", 2 * BTC, 0.5)])
+    assert row["open_order_loss_usdt"] == 8192.0
+
+
+# ---------------------------------------------------------------------------- brackets without debt
+
+
+def test_asset_with_brackets_but_no_debt_adds_no_margin():
+    row, _ = run_one([bal(1, "BTC", free=1.0), bal(1, "ETH", free=2.0)], mode="pro")
+    assert_values(row, total_liability_usdt=0.0, maintenance_margin_usdt=0.0, initial_margin_usdt=0.0,
+                  pro_margin_level_old=INF, pro_margin_level_new=INF, classic_margin_level=INF,
+                  collateral_usdt=0.75 * BTC + 0.5 * 2 * ETH)
+
+
+def test_only_owed_assets_count_in_margin():
+    # BTC held (brackets, no debt) next to owed USDT: only USDT's bracket is used
+    row, _ = run_one([bal(1, "BTC", free=1.0), bal(1, "USDT", borrowed=1024.0)])
+    assert_values(row, maintenance_margin_usdt=128.0, initial_margin_usdt=256.0, classic_margin_level=64.0)
+
+
+def test_debt_across_bracket_slices():
+    # 2 BTC owed = 131072 USDT: 0.0625*65536 + 0.125*65536 = 12288 maintenance
+    row, _ = run_one([bal(1, "USDT", free=2.0**20), bal(1, "BTC", borrowed=1.5, interest=0.5)])
+    assert_values(row, total_liability_usdt=131072.0, maintenance_margin_usdt=12288.0,
+                  initial_margin_usdt=24576.0)
+
+
+# ---------------------------------------------------------------------------- missing prices, untouched
+
+
+@pytest.mark.parametrize("rows", [
+    [bal(1, "USDT", free=10)],
+    [bal(1, "USDT", free=10), bal(1, "DOGE")],  # all-zero row of an unpriced asset
+    [bal(1, "USDT", free=10), bal(1, "NOPX")],  # tiers but no price, all-zero row
+])
+def test_price_missing_only_for_untouched_assets_is_no_issue(rows):
+    row, _ = run_one(rows)
+    assert row["total_asset_usdt"] == 10.0
+
+
+def test_price_missing_for_a_touched_asset_is_an_issue_for_that_account_only():
+    t = literal(accounts=[acct(1), acct(2)], balances=[bal(1, "USDT", free=10), bal(2, "NOPX", free=1)],
+                prices=PRICES, collateral_tiers=TIERS, liability_brackets=BRACKETS)
+    r = compute(t, NEW)
+    assert r.account_risk["account_id"].to_list() == [1]
+    assert [(i["account_id"], i["code"]) for i in r.data_issues.to_dicts()] == [(2, "missing_price")]
+
+
+def test_many_assets_in_one_account():
+    n = 200
+    prices = PRICES + [{"asset": f"A{i}", "price_usdt": 2.0, "priced_at": fg.EPOCH} for i in range(n)]
+    tiers = TIERS + [r for i in range(n) for r in tier_rows(f"A{i}", [(0, None, 0.5)])]
+    brackets = BRACKETS + [r for i in range(n) for r in bracket_rows(f"A{i}", [(0, None, 0.125, 0.25)])]
+    bals = [bal(1, f"A{i}", free=4.0, borrowed=1.0) for i in range(n)]
+    t = literal(accounts=[acct(1)], balances=bals, prices=prices, collateral_tiers=tiers,
+                liability_brackets=brackets)
+    row = compute(t, NEW).account_risk.to_dicts()[0]
+    assert_values(row, total_asset_usdt=8.0 * n, total_liability_usdt=2.0 * n, collateral_usdt=4.0 * n,
+                  maintenance_margin_usdt=0.25 * n, classic_margin_level=4.0)
