@@ -360,16 +360,10 @@ def test_results_do_not_depend_on_row_order():
     assert_same_results(a, run(shuffled))
 
 
-@pytest.mark.xfail(
-    reason="ENGINE BUG (reported): pipeline.py builds data-issue details with pl.format, which panics "
-    "in polars 2.1 ('assertion failed: i < self.len()') on filtered multi-chunk frames (inputs with "
-    "several parquet row groups); data_issues.py now uses data_issues.fmt (concat_str), pipeline.py "
-    "lines with pl.format (unknown_account, duplicate_row, overflow details) do not yet",
-    strict=False,
-)
 def test_multi_row_group_inputs_give_the_same_issues(tmp_path):
     """Inputs stored in many small parquet row groups (rows of one account spread over them) load and
-    give the same data issues and results as the same tables in one piece."""
+    give the same data issues and results as the same tables in one piece. Regression: polars 2.1
+    pl.format panicked on such input under the streaming engine (details now use data_issues.fmt)."""
     from crossmargin.inputs import load_tables
 
     t, _expected, unknown = fg.inject_faults(fg.clean_tables(30_000, seed=4), seed=4, per_kind=5)
