@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -101,13 +100,6 @@ def test_rerun_is_byte_identical_and_manifest_differs_only_in_times(tmp_path, sm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no staging leftovers
 
 
-@pytest.mark.xfail(
-    reason="ENGINE BUG (reported): per-account sums are computed by a streaming group_by whose "
-    "summation order follows thread scheduling when an account's rows are spread over several "
-    "morsels (e.g. balances sorted by asset, several row groups): reruns differ in the last bits "
-    "of total_asset_usdt & co., so account_risk/actions bytes differ between identical runs",
-    strict=False,
-)
 def test_rerun_is_byte_identical_on_a_larger_input(tmp_path):
     """40k accounts: an account's balance rows can straddle two streaming morsels (observed even with
     rows sorted by account_id; far more often with rows sorted by asset, as here)."""
@@ -313,19 +305,8 @@ def _kill_run(inp: Path, out: Path, as_of: str, kind: str, delay: float, timeout
 
 
 def _same_frames(a: pl.DataFrame, b: pl.DataFrame) -> bool:
-    """Equal frames, floats up to a few ulps (see the rerun xfail above: sums are not yet bit-stable)."""
-    if a.schema != b.schema or a.height != b.height:
-        return False
-    for c, dtype in a.schema.items():
-        if dtype == pl.Float64:
-            x, y = a[c].to_numpy(), b[c].to_numpy()
-            with np.errstate(invalid="ignore"):  # inf - inf
-                close = (x == y) | (abs(x - y) <= 1e-12 * abs(x))
-            if not close.all():
-                return False
-        elif not a[c].equals(b[c]):
-            return False
-    return True
+    """Equal frames, to the last bit (per-account sums are bit-stable across runs)."""
+    return a.schema == b.schema and a.equals(b)
 
 
 def _which_run(out: Path, complete: dict[str, Path]) -> str:

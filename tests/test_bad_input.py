@@ -362,12 +362,6 @@ def test_subprocess_prints_one_line_and_no_traceback(tmp_path, good, fmt):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.xfail(
-    reason="engine gap (reported): a parquet file whose footer is intact but whose column data is "
-    "corrupt fails only when the lazy scan runs, inside compute(): polars ComputeError escapes as a "
-    "traceback with exit 1 instead of an InputSchemaError naming the table",
-    strict=False,
-)
 def test_corrupt_column_data_is_a_clean_error(tmp_path, good):
     inp = fg.write_inputs(good, tmp_path / "in", "parquet")
     path = inp / "balances.parquet"

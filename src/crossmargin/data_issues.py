@@ -135,10 +135,14 @@ def _asset_rules(
 # ------------------------------------------------------------------ per table
 
 
+def _null_account(table: str) -> Rule:
+    return Rule("bad_value", table, pl.col("account_id").is_null(), pl.lit("account_id is null"))
+
+
 def account_rules(policy: Policy) -> list[Rule]:
     leverages = policy.leverages
     return [
-        Rule("bad_value", "accounts", pl.col("account_id").is_null(), pl.lit("account_id is null")),
+        _null_account("accounts"),
         Rule(
             "duplicate_row", "accounts", pl.col("account_id").is_duplicated(),
             fmt("account_id appears {} times in accounts", pl.len().over("account_id")),
@@ -167,6 +171,7 @@ def account_rules(policy: Policy) -> list[Rule]:
 def balance_rules() -> list[Rule]:
     holds, owes = holding() > 0, debt() > 0
     return [
+        _null_account("balances"),
         Rule("bad_value", "balances", pl.col("asset").is_null(), pl.lit("asset is null")),
         Rule("bad_value", "balances", _any(QUANTITIES, lambda c: c.is_null()), _values(["asset", *QUANTITIES])),
         Rule("non_finite_value", "balances", _any(QUANTITIES, lambda c: ~c.is_finite()), _values(["asset", *QUANTITIES])),
@@ -179,6 +184,7 @@ def balance_rules() -> list[Rule]:
 def order_rules() -> list[Rule]:
     fields = ["order_id", "base_asset", "quote_asset", "side", *ORDER_NUMBERS]
     return [
+        _null_account("open_orders"),
         Rule("bad_value", "open_orders", _any(fields, lambda c: c.is_null()), _values(fields)),
         Rule(
             "bad_value", "open_orders", ~pl.col("side").is_in(SIDES),
@@ -192,4 +198,7 @@ def order_rules() -> list[Rule]:
 
 
 def switch_rules() -> list[Rule]:
-    return [Rule("bad_value", "mode_switches", pl.col("switched_at").is_null(), pl.lit("switched_at is null"))]
+    return [
+        _null_account("mode_switches"),
+        Rule("bad_value", "mode_switches", pl.col("switched_at").is_null(), pl.lit("switched_at is null")),
+    ]

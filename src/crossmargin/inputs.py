@@ -194,3 +194,20 @@ def load_inputs(input_dir: Path) -> dict[str, tuple[pl.LazyFrame, InputFile]]:
         frame, rows = reader(table, path)
         out[table] = (frame, InputFile(table, path, rows))
     return out
+
+
+def unreadable_table(files: list[InputFile]) -> InputSchemaError | None:
+    """After the engine failed while reading: the first input whose data does not decode, if any.
+
+    A parquet footer can be intact while a column's pages are corrupt; that only shows when the scan
+    runs. Reading each file in full (only on this failure path) names the table.
+    """
+    for f in files:
+        if f.path.suffix != ".parquet":
+            continue
+        try:
+            pq.read_table(f.path)
+        except Exception as exc:  # noqa: BLE001
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return InputSchemaError(f"input table '{f.table}': cannot read {f.path}: {first}")
+    return None

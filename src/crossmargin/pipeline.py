@@ -16,8 +16,8 @@ from pathlib import Path
 
 import polars as pl
 
+from crossmargin import account_sums, decisions, levels, quantities
 from crossmargin import data_issues as di
-from crossmargin import decisions, levels, quantities
 from crossmargin.actions import actions as actions_frame
 from crossmargin.policy import Policy
 from crossmargin.reference_data import COLLATERAL, AssetTerms, asset_terms
@@ -36,50 +36,62 @@ def _lazy(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
 
 
 # ------------------------------------------------------------------ per-table stages
+# Each stage gives (row issues, per-row values); values are reduced per account by account_sums.
 
 
 def _balance_stage(balances: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """(row issues, per-account sums) of balances joined m:1 with their asset's terms."""
-    rows = balances.join(terms.frame.lazy(), on="asset", how="left", validate="m:1")
-    values = rows.select(
+    """(row issues, per-row values) of balances joined m:1 with their asset's terms (input order kept)."""
+    rows = balances.join(terms.frame.lazy(), on="asset", how="left", validate="m:1", maintain_order="left")
+    values = rows.filter(pl.col("account_id").is_not_null()).select(
         "account_id",
-        "asset",
-        *quantities.balance_values(terms.collateral_slices, terms.liability_slices),
+        pl.coalesce(pl.col("asset_idx").cast(pl.UInt64), pl.col("asset").hash()).alias("key"),
+        # null where a price/table is missing: such a row is either all zeros or a data issue
+        *[v.fill_null(0.0) for v in quantities.balance_values(terms.collateral_slices, terms.liability_slices)],
     )
-    sums = values.group_by("account_id").agg(
-        pl.col(quantities.BALANCE_SUMS).sum(),
-        pl.len().alias("balance_rows"),
-        pl.col("asset").n_unique().alias("balance_assets"),
-    )
-    return di.issue_rows(rows, di.balance_rules()), sums
+    return di.issue_rows(rows, di.balance_rules()), values
 
 
 def _order_stage(orders: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """(row issues, per-account open-order loss) of orders joined with base and quote asset terms."""
+    """(row issues, per-row open-order loss) of orders joined with base and quote asset terms."""
     cols = ["price_usdt", "price_present", f"{COLLATERAL}present", f"{COLLATERAL}problem", f"{COLLATERAL}collateral_ratio_0"]
     leg = terms.frame.lazy().select("asset", *[c for c in cols if c in terms.frame.columns])
     if f"{COLLATERAL}collateral_ratio_0" not in terms.frame.columns:  # no collateral table at all
         leg = leg.with_columns(pl.lit(None, pl.Float64).alias(f"{COLLATERAL}collateral_ratio_0"))
     rows = orders.join(
         leg.rename(lambda c: c if c == "asset" else f"{c}_base"), left_on="base_asset", right_on="asset",
-        how="left", validate="m:1",
+        how="left", validate="m:1", maintain_order="left",
     ).join(
         leg.rename(lambda c: c if c == "asset" else f"{c}_quote"), left_on="quote_asset", right_on="asset",
-        how="left", validate="m:1",
+        how="left", validate="m:1", maintain_order="left",
     )
-    sums = rows.with_columns(quantities.order_loss_usdt().alias("open_order_loss_usdt")).group_by("account_id").agg(
-        pl.col("open_order_loss_usdt").sum(),
-        pl.len().alias("order_rows"),
-        pl.col("order_id").n_unique().alias("order_ids"),
+    values = rows.filter(pl.col("account_id").is_not_null()).select(
+        "account_id",
+        pl.col("order_id").cast(pl.UInt64).fill_null(0).alias("key"),
+        quantities.order_loss_usdt().fill_null(0.0).alias("open_order_loss_usdt"),
     )
-    return di.issue_rows(rows, di.order_rules()), sums
+    return di.issue_rows(rows, di.order_rules()), values
+
+
+def _repeated_keys(table: pl.LazyFrame, sums: pl.DataFrame, key: str, what: str) -> pl.LazyFrame:
+    """Exact check of the accounts flagged `maybe_repeat`: duplicate_row issues for keys seen twice."""
+    candidates = sums.lazy().filter(pl.col("maybe_repeat")).select("account_id")
+    repeats = (
+        table.join(candidates, on="account_id", how="semi")
+        .group_by("account_id", key)
+        .len()
+        .filter(pl.col("len") > 1)
+    )
+    detail = di.fmt(f"{what} {{}} appears {{}} times", pl.col(key).cast(pl.String).fill_null("null"), pl.col("len"))
+    table_name = "balances" if key == "asset" else "open_orders"
+    return di.grouped_issue(repeats, pl.lit(True), table_name, "duplicate_row", detail)
 
 
 def _switch_stage(switches: pl.LazyFrame, policy: Policy) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """(row issues, per-account count of switches in [start of as_of's UTC day, as_of])."""
     day_start = policy.as_of.replace(hour=0, minute=0, second=0, microsecond=0)
     today = pl.col("switched_at").is_between(day_start, policy.as_of, closed="both")
-    counts = switches.with_columns(today.alias("switches_today")).group_by("account_id").agg(
+    counts = switches.filter(pl.col("account_id").is_not_null()).with_columns(today.alias("switches_today"))
+    counts = counts.group_by("account_id").agg(
         pl.col("switches_today").sum().cast(pl.Int64), pl.len().alias("switch_rows")
     )
     return di.issue_rows(switches, di.switch_rules()), counts
@@ -88,7 +100,7 @@ def _switch_stage(switches: pl.LazyFrame, policy: Policy) -> tuple[pl.LazyFrame,
 def _unknown(sums: pl.LazyFrame, accounts: pl.LazyFrame, table: str, rows: str) -> pl.LazyFrame:
     stray = sums.join(accounts.select("account_id"), on="account_id", how="anti")
     return di.grouped_issue(
-        stray, pl.lit(True), table, "unknown_account", pl.format("{} {} row(s) for an account not in accounts", pl.col(rows), pl.lit(table))
+        stray, pl.lit(True), table, "unknown_account", di.fmt("{} {} row(s) for an account not in accounts", pl.col(rows), pl.lit(table))
     )
 
 
@@ -105,18 +117,26 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
     terms = asset_terms(
         t["prices"].collect(), t["collateral_tiers"].collect(), t["liability_brackets"].collect(), policy.as_of
     )
-    # phase 1 — row level: every input row read once, reduced to per-account sums and row issues
-    row_frames = [
-        *_balance_stage(t["balances"], terms),
-        *_order_stage(t["open_orders"], terms),
-        *_switch_stage(t["mode_switches"], policy),
-        di.issue_rows(t["accounts"], di.account_rules(policy)),
-        t["accounts"],
-    ]
-    collected = pl.collect_all(row_frames, engine="streaming")
-    bal_issues, bal_sums, ord_issues, ord_sums, sw_issues, sw_counts, acct_issues, accounts = (
-        f.lazy() for f in collected
+    # phase 1 — row level: every input row read once (streaming), reduced to per-account sums
+    bal_issues, bal_values = _balance_stage(t["balances"], terms)
+    ord_issues, ord_values = _order_stage(t["open_orders"], terms)
+    sw_issues, sw_counts = _switch_stage(t["mode_switches"], policy)
+    acct_issues = di.issue_rows(t["accounts"], di.account_rules(policy))
+    collected = pl.collect_all(
+        [bal_issues, bal_values, ord_issues, ord_values, sw_issues, sw_counts, acct_issues, t["accounts"]],
+        engine="streaming",
     )
+    bal_issues, bal_values, ord_issues, ord_values, sw_issues, sw_counts, acct_issues, accounts = collected
+    bal_sums = account_sums.segment_sums(bal_values, quantities.BALANCE_SUMS, "key", "balance_rows")
+    ord_sums = account_sums.segment_sums(ord_values, ["open_order_loss_usdt"], "key", "order_rows")
+    repeats = [
+        _repeated_keys(t["balances"], bal_sums, "asset", "asset"),
+        _repeated_keys(t["open_orders"], ord_sums, "order_id", "order_id"),
+    ]
+    bal_issues, ord_issues, sw_issues, sw_counts, acct_issues, accounts = (
+        f.lazy() for f in (bal_issues, ord_issues, sw_issues, sw_counts, acct_issues, accounts)
+    )
+    bal_sums, ord_sums = bal_sums.lazy(), ord_sums.lazy()
     # phase 2 — account level: levels, decisions, group checks, outputs
 
     computed = (
@@ -132,27 +152,27 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
     for stage in [*levels.all_levels(policy), *decisions.all_decisions(policy)]:
         computed = computed.with_columns(**stage)
 
-    overflow = pl.any_horizontal([~pl.col(c).is_finite() for c in QUANTITY_COLUMNS])
     issues = pl.concat(
         [
             acct_issues,
             bal_issues,
-            di.grouped_issue(
-                bal_sums, pl.col("balance_rows") != pl.col("balance_assets"), "balances", "duplicate_row",
-                pl.format("{} balance rows for {} distinct assets", pl.col("balance_rows"), pl.col("balance_assets")),
-            ),
+            *repeats,
             _unknown(bal_sums, accounts, "balances", "balance_rows"),
             ord_issues,
-            di.grouped_issue(
-                ord_sums, pl.col("order_rows") != pl.col("order_ids"), "open_orders", "duplicate_row",
-                pl.format("{} order rows for {} distinct order_ids", pl.col("order_rows"), pl.col("order_ids")),
-            ),
             _unknown(ord_sums, accounts, "open_orders", "order_rows"),
             sw_issues,
             _unknown(sw_counts, accounts, "mode_switches", "switch_rows"),
+        ],
+        how="vertical_relaxed",
+    )
+    # finite inputs whose sums still overflow float64 (accounts without another issue)
+    overflow = computed.join(issues.select("account_id"), on="account_id", how="anti")
+    issues = pl.concat(
+        [
+            issues,
             di.grouped_issue(
-                computed, overflow, "balances", "non_finite_value",
-                pl.lit("an account sum overflows float64 (values too large)"),
+                overflow, pl.any_horizontal([~pl.col(c).is_finite() for c in QUANTITY_COLUMNS]), "balances",
+                "non_finite_value", pl.lit("account sums overflow float64 (values too large)"),
             ),
         ],
         how="vertical_relaxed",
@@ -226,7 +246,7 @@ def run_job(
 
     from crossmargin import __version__, outputs
     from crossmargin.errors import CrossmarginError, IssueRateExceeded
-    from crossmargin.inputs import load_inputs
+    from crossmargin.inputs import load_inputs, unreadable_table
     from crossmargin.policy import PolicyError, resolve
     from crossmargin.progress import Progress
 
@@ -256,7 +276,10 @@ def run_job(
                         name: frame.filter(_in_bucket(lo, hi)) if name in ACCOUNT_TABLES else frame
                         for name, frame in tables.items()
                     }
-                    result = compute(part, policy)
+                    try:
+                        result = compute(part, policy)
+                    except (pl.exceptions.PolarsError, OSError) as exc:
+                        raise unreadable_table([f for _, f in loaded.values()]) or exc from None
                     writers["account_risk"].write(result.account_risk)
                     writers["actions"].write(result.actions)
                     writers["data_issues"].write(result.data_issues)

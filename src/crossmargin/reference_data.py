@@ -66,5 +66,6 @@ def asset_terms(
         .join(liab, on="asset", how="left", validate="1:1")
         .with_columns(pl.col("price_present", f"{COLLATERAL}present", f"{LIABILITY}present").fill_null(False))
         .sort("asset")
+        .with_row_index("asset_idx")
     )
     return AssetTerms(frame, kc, kl)

@@ -1,0 +1,40 @@
+"""Per-account sums that are the same to the last bit on every run.
+
+A parallel hash group-by adds an account's rows in whatever order its threads meet them, so the last
+bits of a float sum can change between identical runs. Here an account's rows are added in input
+order: rows are (stably) sorted by account_id — nearly free when the input is already sorted, as
+exports are — and each account's contiguous run is reduced with `numpy.add.reduceat`.
+
+The same pass flags accounts that may hold a key twice (an asset twice in balances, an order_id
+twice in open orders) with a 64-bit set per account: each row sets bit `key_bit % 64`; fewer set bits
+than rows means a repeat or a bit collision. Only those few candidates are then checked exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+ACCOUNT = "account_id"
+
+
+def segment_sums(rows: pl.DataFrame, value_columns: list[str], key: str, count_name: str) -> pl.DataFrame:
+    """Per account_id: the sum of each value column (input order), `count_name` rows, `maybe_repeat`.
+
+    `rows` holds account_id (no nulls), the value columns (float, no nulls) and `key` (an integer
+    standing for the asset or order id; distinct keys below 64 never collide).
+    """
+    if not rows[ACCOUNT].is_sorted():
+        rows = rows.sort(ACCOUNT, maintain_order=True)
+    ids = rows[ACCOUNT].to_numpy()
+    if ids.size == 0:
+        schema = {ACCOUNT: pl.Int64, **{c: pl.Float64 for c in value_columns}, count_name: pl.Int64}
+        return pl.DataFrame(schema={**schema, "maybe_repeat": pl.Boolean})
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    counts = np.diff(np.r_[starts, ids.size])
+    key_bits = np.left_shift(np.uint64(1), (rows[key].to_numpy() % 64).astype(np.uint64))
+    bits = np.bitwise_or.reduceat(key_bits, starts)
+    out = {ACCOUNT: ids[starts]}
+    out |= {c: np.add.reduceat(rows[c].to_numpy(), starts) for c in value_columns}
+    out |= {count_name: counts, "maybe_repeat": np.bitwise_count(bits) < counts}
+    return pl.DataFrame(out)
