@@ -38,3 +38,10 @@ def segment_sums(rows: pl.DataFrame, value_columns: list[str], key: str, count_n
     out |= {c: np.add.reduceat(rows[c].to_numpy(), starts) for c in value_columns}
     out |= {count_name: counts, "maybe_repeat": np.bitwise_count(bits) < counts}
     return pl.DataFrame(out)
+
+
+def sorted_by_account(frame: pl.DataFrame) -> pl.LazyFrame:
+    """The frame in account_id order (a stable sort only if needed), flagged sorted, as a LazyFrame."""
+    if not frame[ACCOUNT].is_sorted():
+        frame = frame.sort(ACCOUNT, maintain_order=True, nulls_last=False)
+    return frame.lazy().with_columns(pl.col(ACCOUNT).set_sorted())

@@ -136,18 +136,15 @@ def pro_failed_conditions(policy: Policy) -> pl.Expr:
     return pl.when(is_pro()).then(pl.lit(1 << len(conditions), pl.UInt16)).otherwise(mask)
 
 
-def pro_ineligible_reasons(policy: Policy) -> pl.DataFrame:
-    """Lookup pro_failed_conditions -> pro_ineligible_reasons (names of the failed conditions, in order).
+def pro_ineligible_reasons(policy: Policy) -> pl.Expr:
+    """Names of the failed conditions in SPEC order, read off pro_failed_conditions; Pro: ["already_pro"].
 
-    A join on this small table (at most 2^7 + 1 rows) turns the bitmask into the list column.
+    Every bitmask value indexes a small table of name lists (2^7 + 1 entries at most).
     """
     names = list(pro_conditions(policy))
-    masks = range(1 << len(names))
-    reasons = [[n for i, n in enumerate(names) if m >> i & 1] for m in masks]
-    return pl.DataFrame(
-        {"pro_failed_conditions": [*masks, 1 << len(names)], "pro_ineligible_reasons": [*reasons, [NOT_CLASSIC]]},
-        schema={"pro_failed_conditions": pl.UInt16, "pro_ineligible_reasons": pl.List(pl.String)},
-    )
+    reasons = [[n for i, n in enumerate(names) if m >> i & 1] for m in range(1 << len(names))]
+    table = pl.Series([*reasons, [NOT_CLASSIC]], dtype=pl.List(pl.String))
+    return pl.lit(table).gather(pl.col("pro_failed_conditions")).alias("pro_ineligible_reasons")
 
 
 def eligible_for_pro() -> pl.Expr:

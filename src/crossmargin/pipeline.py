@@ -108,10 +108,12 @@ def _unknown(sums: pl.LazyFrame, accounts: pl.LazyFrame, table: str, rows: str) 
 
 
 def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame]:
-    """(account_risk, actions, data_issues) for one as_of, as lazy frames over the row-level results.
+    """(account_risk, actions, data_issues) for one as_of.
 
-    Two phases: the row-level tables are reduced (streaming engine) to per-account sums and row
-    issues in one `collect_all`; the account-level plan then runs over those in-memory frames.
+    Phase 1 reads every input row once (streaming engine, one `collect_all`) and reduces it to
+    per-account sums and row issues. Phase 2 runs over those in-memory, account-sorted frames:
+    levels and decisions, then data issues, then account_risk (what phase 2 reads twice is
+    materialised once). Actions are returned lazy over account_risk.
     """
     t = {name: _lazy(frame) for name, frame in tables.items()}
     terms = asset_terms(
@@ -133,17 +135,19 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
         _repeated_keys(t["balances"], bal_sums, "asset", "asset"),
         _repeated_keys(t["open_orders"], ord_sums, "order_id", "order_id"),
     ]
-    bal_issues, ord_issues, sw_issues, sw_counts, acct_issues, accounts = (
-        f.lazy() for f in (bal_issues, ord_issues, sw_issues, sw_counts, acct_issues, accounts)
+    # per-account frames sorted by account_id and flagged so: the joins below are merge joins and
+    # account_risk comes out in account order without another sort
+    accounts, sw_counts, bal_sums, ord_sums = (
+        account_sums.sorted_by_account(f) for f in (accounts, sw_counts, bal_sums, ord_sums)
     )
-    bal_sums, ord_sums = bal_sums.lazy(), ord_sums.lazy()
+    bal_issues, ord_issues, sw_issues, acct_issues = (f.lazy() for f in (bal_issues, ord_issues, sw_issues, acct_issues))
     # phase 2 — account level: levels, decisions, group checks, outputs
 
     computed = (
         accounts.filter(~pl.col("account_id").is_duplicated(), pl.col("account_id").is_not_null())
-        .join(bal_sums, on="account_id", how="left", validate="1:1")
-        .join(ord_sums, on="account_id", how="left", validate="1:1")
-        .join(sw_counts, on="account_id", how="left", validate="1:1")
+        .join(bal_sums, on="account_id", how="left", validate="1:1", maintain_order="left")
+        .join(ord_sums, on="account_id", how="left", validate="1:1", maintain_order="left")
+        .join(sw_counts, on="account_id", how="left", validate="1:1", maintain_order="left")
         .with_columns(
             pl.col(*[c for c in QUANTITY_COLUMNS if c not in ("net_equity_usdt", "net_collateral_usdt")]).fill_null(0.0),
             pl.col("switches_today").fill_null(0),
@@ -151,6 +155,7 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
     )
     for stage in [*levels.all_levels(policy), *decisions.all_decisions(policy)]:
         computed = computed.with_columns(**stage)
+    computed = computed.collect().lazy()  # read by the overflow check and by account_risk
 
     issues = pl.concat(
         [
@@ -177,19 +182,25 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
         ],
         how="vertical_relaxed",
     )
-    issues = issues.unique().sort("account_id", "table", "code", "detail", nulls_last=True).select(
-        [pl.col(c).cast(d) for c, d in DATA_ISSUES.items()]
+    issues = (
+        issues.unique()
+        .sort("account_id", "table", "code", "detail", nulls_last=True)
+        .select([pl.col(c).cast(d) for c, d in DATA_ISSUES.items()])
+        .collect()
+        .lazy()
     )
     risk = (
         computed.join(issues.select("account_id").unique(), on="account_id", how="anti")
-        .join(decisions.pro_ineligible_reasons(policy).lazy(), on="pro_failed_conditions", how="left", validate="m:1")
         .with_columns(
+            decisions.pro_ineligible_reasons(policy),
             pl.col("margin_mode").cast(MarginMode, strict=False),
             pl.lit(policy.as_of).dt.cast_time_unit("us").alias("as_of"),
             pl.lit(policy.version).alias("policy_version"),
         )
         .sort("account_id")
         .select([pl.col(c).cast(d) for c, d in ACCOUNT_RISK.items()])
+        .collect()
+        .lazy()
     )
     return risk, actions_frame(risk, policy), issues
 
