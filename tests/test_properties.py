@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
+import random
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -41,33 +43,42 @@ POLICY_DATES = [
     dt.datetime(2025, 1, 21, 10, tzinfo=UTC),
 ]
 ASSETS = ["USDT", "BTC", "ETH", "BNB", "DOGE"]
-COUNTRIES = ["FR", "DE", "SG", "US", "CA", "NL"]
+COUNTRIES = ["FR", "DE", "SG", "JP", "BR", "ES", "US", "CA", "NL"]
 
 
 def weighted(*pairs):
-    """st.one_of with integer weights: weighted((3, a), (1, b))."""
-    return st.integers(0, sum(w for w, _ in pairs) - 1).flatmap(lambda i: _pick(pairs, i))
+    """One of several strategies, with integer weights: weighted((3, a), (1, b)). Build once, at import."""
+    total = sum(w for w, _ in pairs)
+    table = [s for w, s in pairs for _ in range(w)]
+    return st.integers(0, total - 1).flatmap(lambda i: table[i])
 
 
-def _pick(pairs, i):
-    for w, s in pairs:
-        if i < w:
-            return s
-        i -= w
-    raise AssertionError
+SEEDS = st.integers(0, 2**32 - 1)
+
+
+def chance(rng: random.Random, p: float) -> bool:
+    """True with probability p. Hypothesis' own integer/float draws lean heavily towards boundary values
+    (an integers(0, 999) < 40 test is true ~12% of the time), so the rates of rare events (bad rows,
+    missing data) come from a plain PRNG seeded by one hypothesis draw per scenario."""
+    return rng.random() < p
 
 
 # ----------------------------------------------------------------------------- scalar strategies
-as_ofs = st.one_of(
-    st.builds(
-        lambda d, o: d + o,
-        st.sampled_from(POLICY_DATES),
-        st.sampled_from([-DAY, -SEC, -US, dt.timedelta(0), US, SEC, DAY, dt.timedelta(hours=13, minutes=7)]),
+NEW = POLICY_DATES[-1]
+# half the examples under the new policy, half under the old one; every policy date +- 1 us / 1 s / 1 day
+as_ofs_new = st.one_of(
+    st.sampled_from([NEW, NEW + US, NEW + SEC, NEW + DAY, NEW + dt.timedelta(hours=13, minutes=7)]),
+    st.integers(0, 60 * 24 * 40).map(lambda m: NEW + dt.timedelta(minutes=m)),
+)
+as_ofs_old = st.one_of(
+    st.sampled_from(
+        [d + o for d in POLICY_DATES for o in (-DAY, -SEC, -US, dt.timedelta(0), US, SEC, DAY, dt.timedelta(hours=13))
+         if d + o < NEW]
     ),
     st.just(dt.datetime(2025, 1, 21, 9, 59, 59, tzinfo=UTC)),
-    st.just(dt.datetime(2025, 1, 21, 10, 0, 0, tzinfo=UTC)),
-    st.integers(0, 60 * 24 * 90).map(lambda m: dt.datetime(2024, 12, 1, tzinfo=UTC) + dt.timedelta(minutes=m)),
+    st.integers(1, 60 * 24 * 60).map(lambda m: NEW - dt.timedelta(minutes=m)),
 )
+as_ofs = weighted((1, as_ofs_new), (1, as_ofs_old))
 
 nice = st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0, 10.0, 11.0, 13.0, 15.0, 20.0, 23.0, 100.0, 1250.0, 5000.0, 0.125])
 money = weighted(
@@ -78,11 +89,14 @@ money = weighted(
 )
 bad_number = st.sampled_from([-1.0, -1e-9, math.nan, math.inf, -math.inf])
 quantity = weighted((60, money), (1, bad_number))
+debt_quantity = weighted((2, st.just(0.0)), (1, quantity))
+interest_quantity = weighted((3, st.just(0.0)), (1, quantity))
 price_value = weighted(
     (2, st.just(0.0)),
     (6, st.sampled_from([1.0, 0.5, 2.0, 3000.0, 30000.0, 0.1, 600.0])),
     (3, st.floats(min_value=1e-4, max_value=1e5, allow_nan=False, allow_infinity=False)),
 )
+order_price = weighted((30, price_value), (1, bad_number))
 ratio = weighted(
     (4, st.sampled_from([0.0, 0.5, 0.9, 0.95, 1.0, 0.125, 0.25])),
     (2, st.floats(min_value=0.0, max_value=1.0, allow_nan=False)),
@@ -91,49 +105,60 @@ mm_rate = weighted(
     (4, st.sampled_from([0.0, 0.05, 0.07, 0.08, 0.1, 0.125, 0.25, 0.5, 1.0])),
     (1, st.floats(min_value=0.0, max_value=1.0, allow_nan=False)),
 )
+informational_leverage = st.sampled_from([3.0, 5.0, 10.0, 20.0, math.nan, -1.0])  # not validated by SPEC
 boundaries = st.lists(
     weighted((3, st.sampled_from([10.0, 50.0, 100.0, 1000.0, 5000.0, 50_000.0])), (1, st.floats(1e-3, 1e6))),
     max_size=3,
     unique=True,
 ).map(sorted)
+version_offsets = st.lists(st.sampled_from([None, -DAY, -US, dt.timedelta(0), US, DAY]), max_size=2, unique=True)
+price_offsets = st.lists(st.sampled_from([-DAY, -SEC, -US, dt.timedelta(0), US, DAY]), min_size=1, max_size=3, unique=True)
+corruptions = st.sampled_from(["gap", "overlap", "rate", "bounded", "start", "dup"])
+rate_keys = st.sampled_from(["maintenance_margin_rate", "initial_margin_rate"])
+bad_rates = st.sampled_from([1.5, -0.1, 1.0000001])
+modes = weighted((30, st.sampled_from(["classic", "pro"])), (1, st.sampled_from(["Pro", "margin", ""])))
+leverages = weighted((30, st.sampled_from([3, 5])), (1, st.sampled_from([4, 10, 0])))
+sides = weighted((40, st.sampled_from(["BUY", "SELL"])), (1, st.sampled_from(["buy", "HOLD"])))
+countries = st.sampled_from(COUNTRIES)
+stamp_kind = st.sampled_from(["cut", "cut", "cut", None, "cut-", "cut+", "as_of", "as_of+", "as_of-day", "hours"])
+stamp_hours = st.integers(-30 * 24, 30 * 24)
+switch_kind = st.sampled_from(["day-", "day", "day+", "as_of-", "as_of", "as_of+", "yesterday", "mid"])
+# (free, borrowed) of a USDT-only account whose levels land exactly on a threshold (1.5, 1.3, 1.25, 1.15, 1.1 ...)
+# (Pro: with USDT rates 0.125 / 0.25, (9.5, 8), (9, 8), (5.5, 4), (5, 4) put the Pro level on 1.5 / 1.0)
+KNIFE_PAIRS = [(13, 10), (11, 10), (15, 10), (23, 20), (5, 4), (3, 2), (2, 1), (1, 1), (12, 10), (5000, 0),
+               (10000, 5000), (5001, 1), (0, 0), (10, 0), (9.5, 8), (9, 8), (5.5, 4), (15, 12)]
+asset_subsets = st.lists(st.sampled_from(ASSETS), max_size=4, unique=True)
+pairs = st.lists(st.sampled_from(ASSETS), min_size=2, max_size=2, unique=True)
+small = st.integers(0, 3)
+n_switches = weighted((2, st.just(0)), (2, st.integers(1, 7)))
+ghost_tables = st.sampled_from(["balances", "open_orders", "mode_switches"])
 
 
 # ----------------------------------------------------------------------------- tables
-@st.composite
-def tier_versions(draw, asset, as_of, kind):
-    """Rows of 0–3 effective_from versions of one asset's collateral tiers ('c') or brackets ('l')."""
-    offsets = draw(
-        st.lists(
-            st.sampled_from([None, -DAY, -US, dt.timedelta(0), US, DAY]),
-            min_size=0,
-            max_size=2,
-            unique=True,
-        )
-    )
+def tier_versions(draw, rng, asset, as_of, kind):
+    """Rows of 0–2 effective_from versions of one asset's collateral tiers ('c') or brackets ('l')."""
     rows = []
-    for off in offsets:
+    for off in draw(version_offsets):
         eff = EPOCH if off is None else as_of + off
         cuts = draw(boundaries)
-        los = [0.0] + cuts
-        ups = cuts + [None]
         slices = []
-        for lo, up in zip(los, ups):
+        for lo, up in zip([0.0] + cuts, cuts + [None]):
             s = {"asset": asset, "effective_from": eff, "lower_usdt": lo, "upper_usdt": up}
             if kind == "c":
-                s["collateral_ratio"] = draw(ratio)
+                s["collateral_ratio"] = 1.0 if asset == "USDT" and chance(rng, 0.75) else draw(ratio)
             else:
                 s["maintenance_margin_rate"] = draw(mm_rate)
                 s["initial_margin_rate"] = draw(mm_rate)
-                s["leverage"] = draw(st.sampled_from([3.0, 5.0, 10.0, 20.0, math.nan, -1.0]))  # not validated
+                s["leverage"] = draw(informational_leverage)
             slices.append(s)
-        corruption = draw(weighted((25, st.just(None)), (1, st.sampled_from(["gap", "overlap", "rate", "bounded", "start", "dup"]))))
+        corruption = draw(corruptions) if chance(rng, 0.08) else None
         if corruption == "gap" and len(slices) > 1:
             slices[1]["lower_usdt"] = slices[0]["upper_usdt"] + 1.0
         elif corruption == "overlap" and len(slices) > 1:
             slices[1]["lower_usdt"] = slices[0]["upper_usdt"] / 2
         elif corruption == "rate":
-            key = "collateral_ratio" if kind == "c" else draw(st.sampled_from(["maintenance_margin_rate", "initial_margin_rate"]))
-            slices[draw(st.integers(0, len(slices) - 1))][key] = draw(st.sampled_from([1.5, -0.1, 1.0000001]))
+            key = "collateral_ratio" if kind == "c" else draw(rate_keys)
+            slices[draw(st.integers(0, len(slices) - 1))][key] = draw(bad_rates)
         elif corruption == "bounded":
             slices[-1]["upper_usdt"] = slices[-1]["lower_usdt"] + 100.0
         elif corruption == "start":
@@ -146,101 +171,97 @@ def tier_versions(draw, asset, as_of, kind):
 
 @st.composite
 def scenarios(draw):
+    rng = random.Random(draw(SEEDS))
     as_of = draw(as_ofs)
     day = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
-    assets = ASSETS
 
     # ---- reference data (each asset lacks a usable price / tiers / brackets only rarely)
-    rarely_missing = weighted((24, st.just(False)), (1, st.just(True)))
     prices = []
-    for a in assets:
-        offs = draw(
-            st.lists(st.sampled_from([-DAY, -SEC, -US, dt.timedelta(0), US, DAY]), min_size=1, max_size=3, unique=True)
-        )
-        missing = draw(rarely_missing)
-        if missing:
+    for a in ASSETS:
+        offs = draw(price_offsets)
+        if chance(rng, 0.04):  # no price at or before as_of
             offs = [o for o in offs if o > dt.timedelta(0)]
         elif all(o > dt.timedelta(0) for o in offs):
             offs.append(-2 * DAY)
         for o in offs:
-            p = 1.0 if a == "USDT" and draw(weighted((6, st.just(True)), (1, st.just(False)))) else draw(price_value)
+            p = 1.0 if a == "USDT" and chance(rng, 0.85) else draw(price_value)
             prices.append({"asset": a, "price_usdt": p, "priced_at": as_of + o})
     ctiers, lbrackets = [], []
-    for a in assets:
-        c = draw(tier_versions(a, as_of, "c"))
-        if not draw(rarely_missing):
+    for a in ASSETS:
+        c = tier_versions(draw, rng, a, as_of, "c")
+        if not chance(rng, 0.04):
+            r = 1.0 if a == "USDT" and chance(rng, 0.75) else draw(ratio)
             c.append({"asset": a, "effective_from": EPOCH - DAY, "lower_usdt": 0.0, "upper_usdt": None,
-                      "collateral_ratio": draw(ratio)})
+                      "collateral_ratio": r})
         ctiers += c
-        lb = draw(tier_versions(a, as_of, "l"))
-        if not draw(rarely_missing):
+        lb = tier_versions(draw, rng, a, as_of, "l")
+        if not chance(rng, 0.04):
             lb.append({"asset": a, "effective_from": EPOCH - DAY, "lower_usdt": 0.0, "upper_usdt": None, "leverage": 4.0,
                        "maintenance_margin_rate": draw(mm_rate), "initial_margin_rate": draw(mm_rate)})
         lbrackets += lb
 
     # ---- accounts
-    stamp = weighted(
-        (3, st.just(CUT)),
-        (2, st.sampled_from([None, CUT - US, CUT + US, as_of, as_of + US, as_of - DAY])),
-        (1, st.integers(-30 * 24, 30 * 24).map(lambda h: CUT + dt.timedelta(hours=h))),
-    )
+    def stamp():
+        k = draw(stamp_kind)
+        return {
+            None: None, "cut": CUT, "cut-": CUT - US, "cut+": CUT + US, "as_of": as_of, "as_of+": as_of + US,
+            "as_of-day": as_of - DAY,
+        }.get(k, CUT + dt.timedelta(hours=draw(stamp_hours)) if k == "hours" else None)
+
     n = draw(st.integers(1, 6))
-    ids = draw(st.lists(st.integers(1, 10**12), min_size=n, max_size=n, unique=True))
+    first = draw(st.integers(1, 10**12))
+    ids = [first + 3 * k + draw(st.integers(0, 2)) for k in range(n)]
     accounts = []
     for aid in ids:
         accounts.append(
             {
                 "account_id": aid,
-                "margin_mode": draw(weighted((30, st.sampled_from(["classic", "pro"])), (1, st.sampled_from(["Pro", "margin", ""])))),
-                "classic_leverage": draw(weighted((30, st.sampled_from([3, 5])), (1, st.sampled_from([4, 10, 0])))),
-                "cross_margin_activated": draw(weighted((4, st.just(True)), (1, st.just(False)))),
-                "pro_quiz_passed": draw(weighted((4, st.just(True)), (1, st.just(False)))),
-                "questionnaire_completed_at": draw(stamp),
-                "terms_agreed_at": draw(stamp),
-                "country": draw(st.sampled_from(COUNTRIES)),
+                "margin_mode": draw(modes),
+                "classic_leverage": draw(leverages),
+                "cross_margin_activated": chance(rng, 0.85),
+                "pro_quiz_passed": chance(rng, 0.85),
+                "questionnaire_completed_at": stamp(),
+                "terms_agreed_at": stamp(),
+                "country": draw(countries),
             }
         )
-    if draw(weighted((20, st.just(False)), (1, st.just(True)))):
+    if chance(rng, 0.05):
         dup = dict(draw(st.sampled_from(accounts)))
-        dup["margin_mode"] = draw(st.sampled_from(["classic", "pro"]))
+        dup["margin_mode"] = draw(modes)
         accounts.insert(draw(st.integers(0, len(accounts))), dup)
 
     # ---- balances, orders, switches
     balances, orders, switches = [], [], []
     oid = 0
     for aid in ids:
-        shape = draw(weighted((3, st.just("random")), (1, st.just("knife"))))
-        if shape == "knife":  # USDT-only account whose levels land exactly on a threshold
-            free, borrowed = draw(
-                st.sampled_from([(13, 10), (11, 10), (15, 10), (23, 20), (5, 4), (3, 2), (2, 1), (1, 1), (12, 10),
-                                 (5000, 0), (10000, 5000), (5001, 1), (0, 0), (10, 0)])
-            )
+        if chance(rng, 0.4):  # USDT-only account whose levels land exactly on a threshold
+            free, borrowed = rng.choice(KNIFE_PAIRS)
             balances.append({"account_id": aid, "asset": "USDT", "free": float(free), "locked": 0.0,
                              "borrowed": float(borrowed), "interest": 0.0})
         else:
-            for a in draw(st.lists(st.sampled_from(assets), max_size=4, unique=True)):
+            for a in draw(asset_subsets):
                 balances.append({"account_id": aid, "asset": a, "free": draw(quantity), "locked": draw(quantity),
-                                 "borrowed": draw(weighted((2, st.just(0.0)), (1, quantity))),
-                                 "interest": draw(weighted((3, st.just(0.0)), (1, quantity)))})
-            if balances and balances[-1]["account_id"] == aid and draw(weighted((30, st.just(False)), (1, st.just(True)))):
+                                 "borrowed": draw(debt_quantity), "interest": draw(interest_quantity)})
+            if balances and balances[-1]["account_id"] == aid and chance(rng, 0.03):
                 balances.append(dict(balances[-1]))  # duplicate (account_id, asset)
-        for _ in range(draw(st.integers(0, 3))):
-            base, quote = draw(st.lists(st.sampled_from(assets), min_size=2, max_size=2, unique=True))
+        if chance(rng, 0.15):  # an all-zero row needs nothing: no price, tiers or brackets exist for UNPRICED
+            balances.append({"account_id": aid, "asset": "UNPRICED", "free": 0.0, "locked": 0.0, "borrowed": 0.0,
+                             "interest": 0.0})
+        for _ in range(draw(small)):
+            base, quote = draw(pairs)
             oid += 1
             orders.append({"account_id": aid, "order_id": oid, "base_asset": base, "quote_asset": quote,
-                           "side": draw(weighted((40, st.sampled_from(["BUY", "SELL"])), (1, st.sampled_from(["buy", "HOLD"])))),
-                           "price": draw(weighted((30, price_value), (1, bad_number))), "remaining_qty": draw(quantity)})
-        for _ in range(draw(weighted((2, st.just(0)), (2, st.integers(1, 7))))):
-            at = draw(
-                st.sampled_from([day - US, day, day + SEC, as_of - US, as_of, as_of + US, day - DAY,
-                                 day + (as_of - day) / 2])
-            )
+                           "side": draw(sides), "price": draw(order_price), "remaining_qty": draw(quantity)})
+        for _ in range(draw(n_switches)):
+            k = draw(switch_kind)
+            at = {"day-": day - US, "day": day, "day+": day + SEC, "as_of-": as_of - US, "as_of": as_of,
+                  "as_of+": as_of + US, "yesterday": day - DAY, "mid": day + (as_of - day) / 2}[k]
             switches.append({"account_id": aid, "switched_at": at})
 
     # ---- rows of unknown accounts (rare)
-    if draw(weighted((15, st.just(False)), (1, st.just(True)))):
+    if chance(rng, 0.06):
         ghost = max(ids) + 1
-        table = draw(st.sampled_from(["balances", "open_orders", "mode_switches"]))
+        table = draw(ghost_tables)
         if table == "balances":
             balances.append({"account_id": ghost, "asset": "USDT", "free": 1.0, "locked": 0.0, "borrowed": 0.0, "interest": 0.0})
         elif table == "open_orders":
@@ -249,13 +270,11 @@ def scenarios(draw):
         else:
             switches.append({"account_id": ghost, "switched_at": as_of})
 
-    balances = draw(st.permutations(balances))
-    orders = draw(st.permutations(orders))
     tables = {
         "accounts": accounts,
-        "balances": balances,
+        "balances": draw(st.permutations(balances)),
         "prices": draw(st.permutations(prices)),
-        "open_orders": orders,
+        "open_orders": draw(st.permutations(orders)),
         "mode_switches": switches,
         "collateral_tiers": ctiers,
         "liability_brackets": lbrackets,
@@ -272,8 +291,10 @@ def _describe(tables, as_of):
 
 
 # ----------------------------------------------------------------------------- properties
+# ~40 s for the whole file on 2 cores; CROSSMARGIN_PROPERTY_EXAMPLES=N runs N (and N/3) examples instead.
+EXAMPLES = int(os.environ.get("CROSSMARGIN_PROPERTY_EXAMPLES", "500"))
 SETTINGS = settings(
-    max_examples=200,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
@@ -291,7 +312,11 @@ def test_engine_matches_reference(scenario):
     assert not errs, "\n".join(errs) + "\n" + _describe(tables, as_of)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=max(EXAMPLES // 3, 1),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(scenarios())
 def test_outputs_partition_accounts_and_actions_follow_flags(scenario):
     as_of, tables = scenario
@@ -313,4 +338,5 @@ def test_zz_knife_edge_skips_are_rare():
     """Booleans skipped at knife edges (levels not bit-identical near a threshold) must stay rare."""
     if STATS.accounts_compared == 0:
         pytest.skip("no comparison ran in this session")
+    print(f"compared {STATS.accounts_compared} accounts, {STATS.knife_edge_skips} knife-edge skips: {STATS.skipped}")
     assert STATS.knife_edge_skips <= max(2, 0.02 * STATS.accounts_compared), (STATS.knife_edge_skips, STATS.skipped)
