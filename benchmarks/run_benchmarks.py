@@ -354,6 +354,7 @@ def run_size(n: int, args: argparse.Namespace, store: dict, log: Path) -> dict:
         else:
             raise SystemExit(f"unknown implementation {impl}")
         if res is None:
+            res_extra = {"buckets": args.buckets} if impl == "engine" else {}
             timeout = PANDAS_MAX_SECONDS * 1.5 if impl == "pandas" else args.timeout
             runs = [measure(cmd, timeout, guard, log) for _ in range(args.repeat)]
             ok = [r for r in runs if "error" not in r]
@@ -367,10 +368,13 @@ def run_size(n: int, args: argparse.Namespace, store: dict, log: Path) -> dict:
                 res["slice_cpu_s"] = res.get("cpu_s")
                 res["cpu_s"] = per_account * n  # single-threaded Python: CPU time ~ wall time
                 res["extrapolated_from"] = n_slice
+            res.update(res_extra)
         rec["runs"][impl] = res
         print("  " + line_for(impl, n, res, rec["runs"].get("engine")), flush=True)
     if n <= args.verify_max and not args.no_verify:
-        rec["verification"] = verify(out, rec)
+        checked = verify(out, rec)
+        if checked:
+            rec["verification"] = checked
     return rec
 
 
@@ -601,6 +605,8 @@ def write_report(store: dict) -> None:
                     else ""
                 )
                 note = []
+                if impl == "engine" and res.get("buckets"):
+                    note.append(f"--buckets {res['buckets']}")
                 if "extrapolated_from" in res:
                     note.append(
                         f"extrapolated from {res['extrapolated_from']:,} accounts ({fmt_s(res['internal_s'])} s)"
@@ -768,7 +774,13 @@ def main() -> None:
         else:
             for n in sorted(args.sizes):
                 rec = run_size(n, args, store, log)
-                store.setdefault("sizes", {})[str(n)] = rec
+                old = store.setdefault("sizes", {}).get(str(n))
+                if old and set(args.impls) != set(IMPLS):  # a partial rerun keeps the other measurements
+                    rec["runs"] = {**old.get("runs", {}), **rec["runs"]}
+                    rec["runs"] = {k: rec["runs"][k] for k in IMPLS if k in rec["runs"]}
+                    if "verification" not in rec and "verification" in old:
+                        rec["verification"] = old["verification"]
+                store["sizes"][str(n)] = rec
                 save_store(store)
                 write_report(store)
                 print_targets(rec)
