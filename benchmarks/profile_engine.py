@@ -1,10 +1,9 @@
 """Where the engine's time goes: `run_job` with its stages timed (wall and CPU of the process).
 
 Wraps, without changing them, the calls the job makes: every `pl.collect_all` / `LazyFrame.collect`
-(the row-level phase and the account-level phase of the plan), the output writers, the output
-checksums and the input checksums (a background thread, so its time overlaps). Also reports what
-`compute`'s sub-plans cost when collected one by one, and the parquet write of account_risk with
-other codecs, to show what each part would save.
+(labelled by the engine source line that calls it), the output writers, the output checksums and
+the input checksums (a background thread, so its time overlaps). Time in none of these is eager
+DataFrame work and Python. Then times the parquet write of account_risk with other codecs.
 
     python benchmarks/profile_engine.py --input benchmarks/work/data_1000000 [--buckets N]
 
@@ -17,42 +16,59 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import polars as pl
 
 from crossmargin import inputs, outputs, pipeline
-from crossmargin.policy import resolve
 
 AS_OF = dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC)
 STATS: list[tuple[str, float, float]] = []
 
 
-def timed(label: str, fn):
+DEPTH = threading.local()  # per thread: the input checksums run in a background thread
+
+
+def _caller() -> str:
+    """file:line of the first frame outside polars and this script."""
+    f = sys._getframe(2)
+    while f and ("/polars/" in f.f_code.co_filename or f.f_code.co_filename == __file__):
+        f = f.f_back
+    return f"{Path(f.f_code.co_filename).name}:{f.f_lineno}" if f else "?"
+
+
+def timed(label, fn):  # label: a string, or a function of the call's arguments
     @functools.wraps(fn)
     def inner(*a, **k):
+        if getattr(DEPTH, "n", 0):  # nested call (e.g. collect inside collect_all): counted by the outer one
+            return fn(*a, **k)
+        name = label(a, k) if callable(label) else label
+        DEPTH.n = 1
         w, c = time.perf_counter(), time.process_time()
         try:
             return fn(*a, **k)
         finally:
-            name = label(a, k) if callable(label) else label
+            DEPTH.n = 0
             STATS.append((name, time.perf_counter() - w, time.process_time() - c))
 
     return inner
 
 
 def patch() -> None:
-    calls = {"n": 0}
-    original = pl.collect_all
-
-    def label(a, k):
-        calls["n"] += 1
+    def collect_all_label(a, k):
         frames = a[0] if a else k.get("lazy_frames", [])
-        return f"pl.collect_all ({k.get('engine', 'auto')}, {len(list(frames))} frames)"
+        n = len(frames) if hasattr(frames, "__len__") else "?"
+        return f"collect_all({n} frames, {k.get('engine', 'auto')}) at {_caller()}"
 
-    pl.collect_all = timed(label, original)
+    def collect_label(a, k):
+        return f"collect({k.get('engine', 'auto')}) at {_caller()}"
+
+    pl.collect_all = timed(collect_all_label, pl.collect_all)
+    pl.LazyFrame.collect = timed(collect_label, pl.LazyFrame.collect)
     for obj, name, lab in [
         (getattr(outputs, "PartWriter", None), "write", "output parquet write"),
         (getattr(outputs, "PartWriter", None), "close", "output parquet close"),
@@ -73,10 +89,10 @@ def report(title: str, total: tuple[float, float]) -> None:
         x[1] += w
         x[2] += c
     print(f"\n{title}")
-    print(f"  {'stage':<48} {'calls':>5} {'wall s':>8} {'cpu s':>8}")
+    print(f"  {'stage':<58} {'calls':>5} {'wall s':>8} {'cpu s':>8}")
     for name, (n, w, c) in agg.items():
-        print(f"  {name:<48} {n:>5} {w:>8.2f} {c:>8.2f}")
-    print(f"  {'total':<48} {'':>5} {total[0]:>8.2f} {total[1]:>8.2f}")
+        print(f"  {name:<58} {n:>5} {w:>8.2f} {c:>8.2f}")
+    print(f"  {'total':<58} {'':>5} {total[0]:>8.2f} {total[1]:>8.2f}")
     STATS.clear()
 
 
@@ -97,18 +113,10 @@ def main() -> None:
         w, c = time.perf_counter(), time.process_time()
         print(pipeline.run_job(AS_OF, args.input, Path(tmp) / "out", buckets=args.buckets))
         report("run_job, stage by stage", (time.perf_counter() - w, time.process_time() - c))
+        print(f"  {'(the rest: eager DataFrame work, Python)':<48}")
 
-        policy = resolve(AS_OF)
-        tables = inputs.load_tables(args.input)
-        print("\naccount-level plan collected piece by piece (after the row-level phase)")
-        print(f"  {'piece':<48} {'':>5} {'wall s':>8} {'cpu s':>8}")
-        risk, acts, issues = step("plan(): row-level phase", lambda: pipeline.plan(tables, policy))
         STATS.clear()
-        step("data_issues alone", issues.collect)
-        r = step("account_risk alone", risk.collect)
-        step("actions alone (recomputes account_risk)", acts.collect)
-        step("all three in one collect_all", lambda: pl.collect_all([risk, acts, issues]))
-        STATS.clear()
+        r = pl.read_parquet(Path(tmp) / "out" / "account_risk.parquet")
         print(
             f"\naccount_risk parquet write, {r.height:,} rows, {r.estimated_size() / 2**20:,.0f} MiB in memory"
         )
