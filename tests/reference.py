@@ -19,18 +19,25 @@ Conventions of this reference where SPEC.md leaves room (every one is a literal 
   finite upper above its lower, only the last upper null — or when a rate is outside [0, 1];
 - sums run in row order (balance rows and orders in input order; tier slices ascending);
 - tiered(x) is evaluated only when x comes from a held (owed) asset; otherwise the term is 0;
-- `PARTIAL_REPAYMENT` is an action only when partial_repayment_usdt > 0.
+- `PARTIAL_REPAYMENT` is an action only when partial_repayment_usdt > 0;
+- closed sets (`bad_value`): margin_mode (else `unknown_mode`), classic_leverage in the policy's
+  leverages, side BUY/SELL, the booleans not null, country an ISO 3166 alpha-2 code (two upper-case
+  letters; null is not one), switched_at not null; a null quantity is a `non_finite_value`;
+- a price the account needs is checked like a quantity: non-finite -> `non_finite_value`, negative ->
+  `negative_quantity` (the latest price <= as_of only: superseded and future rows are never used).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 INF = math.inf
+COUNTRY = re.compile(r"[A-Z]{2}")
 
 ACCOUNT_COLUMNS_FLOAT = [
     "total_asset_usdt",
@@ -194,7 +201,19 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
             issue((aid, "accounts", "unknown_mode", f"margin_mode {a['margin_mode']!r}"))
         if a["classic_leverage"] not in policy.classic:
             issue((aid, "accounts", "bad_value", f"classic_leverage {a['classic_leverage']!r}"))
+        if a["cross_margin_activated"] is None or a["pro_quiz_passed"] is None:
+            issue((aid, "accounts", "bad_value", "null boolean"))
+        if a["country"] is None or not COUNTRY.fullmatch(a["country"]):
+            issue((aid, "accounts", "bad_value", f"country {a['country']!r}"))
         acct[aid] = a
+
+    def check_price(aid: int, table: str, asset: str) -> None:
+        if asset not in price:
+            issue((aid, table, "missing_price", f"asset {asset}"))
+        elif not _finite(price[asset]):
+            issue((aid, "prices", "non_finite_value", f"price of {asset} {price[asset]!r}"))
+        elif price[asset] < 0:
+            issue((aid, "prices", "negative_quantity", f"price of {asset} {price[asset]!r}"))
 
     def unknown(table: str, aid: int) -> bool:
         if aid not in known:
@@ -221,8 +240,8 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
             continue
         holding = b["free"] + b["locked"]
         debt = b["borrowed"] + b["interest"]
-        if any(v != 0 for v in nums) and b["asset"] not in price:
-            issue((aid, "balances", "missing_price", f"asset {b['asset']}"))
+        if any(v != 0 for v in nums):
+            check_price(aid, "balances", b["asset"])
         if holding > 0:
             if b["asset"] not in ctiers:
                 issue((aid, "balances", "missing_collateral_tiers", f"asset {b['asset']}"))
@@ -250,8 +269,7 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
         elif o["price"] < 0 or o["remaining_qty"] < 0:
             issue((aid, "open_orders", "negative_quantity", f"order {o['order_id']}"))
         for asset in (o["base_asset"], o["quote_asset"]):
-            if asset not in price:
-                issue((aid, "open_orders", "missing_price", f"asset {asset}"))
+            check_price(aid, "open_orders", asset)
             if asset not in ctiers:
                 issue((aid, "open_orders", "missing_collateral_tiers", f"asset {asset}"))
             elif ctier_problem[asset]:
@@ -261,6 +279,9 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
     sw_by: dict[int, list[dt.datetime]] = defaultdict(list)
     for s in switches:
         if unknown("mode_switches", s["account_id"]):
+            continue
+        if s["switched_at"] is None:
+            issue((s["account_id"], "mode_switches", "bad_value", "switched_at is null"))
             continue
         sw_by[s["account_id"]].append(s["switched_at"])
 
