@@ -58,7 +58,8 @@ def _values(cols: list[str]) -> pl.Expr:
     return pl.concat_str(parts)
 
 
-def _first_broken(rules: list[Rule]) -> pl.Expr:
+def first_broken(rules: list[Rule]) -> pl.Expr:
+    """UInt8 index of the first rule a row breaks, null for a good row."""
     chain = pl.when(rules[0].broken).then(pl.lit(0, pl.UInt8))
     for i, rule in enumerate(rules[1:], start=1):
         chain = chain.when(rule.broken).then(pl.lit(i, pl.UInt8))
@@ -76,7 +77,7 @@ def _pick(rules: list[Rule], field: str) -> pl.Expr:
 def issue_rows(frame: pl.LazyFrame, rules: list[Rule]) -> pl.LazyFrame:
     """The first rule each row breaks, as data-issue rows (account_id, table, code, detail)."""
     return (
-        frame.with_columns(_first_broken(rules).alias("_rule"))
+        frame.with_columns(first_broken(rules).alias("_rule"))
         .filter(pl.col("_rule").is_not_null())
         .select(
             "account_id",

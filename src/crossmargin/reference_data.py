@@ -68,4 +68,6 @@ def asset_terms(
         .sort("asset")
         .with_row_index("asset_idx")
     )
+    if not frame["asset"].is_unique().all():  # the m:1 contract of every join onto this frame
+        raise AssertionError("asset terms must have one row per asset")
     return AssetTerms(frame, kc, kl)
