@@ -30,7 +30,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _parse_as_of(text: str) -> dt.datetime:
     try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = dt.datetime.fromisoformat(text)
     except ValueError:
         _fail(f"--as-of {text!r} is not an ISO-8601 timestamp (e.g. 2025-01-21T10:00:00Z)")
     if value.tzinfo is None:

@@ -100,7 +100,7 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _utc(value: Any, where: str) -> dt.datetime:
     if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        value = dt.datetime.fromisoformat(value)
     if not isinstance(value, dt.datetime) or value.tzinfo is None:
         raise PolicyError(f"policy: {where} must be a UTC timestamp with offset, got {value!r}")
     return value.astimezone(dt.UTC)

@@ -14,7 +14,7 @@ class Progress:
             self._bar = RichProgress(transient=True)
             self._task = self._bar.add_task(description, total=total)
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         if self._bar is not None:
             self._bar.start()
         return self
