@@ -298,8 +298,9 @@ def run_job(
             checksums = {name: pool.submit(f.sha256) for name, (_, f) in loaded.items()}
             writers = {name: outputs.PartWriter(tmp / f"{name}.parquet") for name in outputs.OUTPUT_TABLES}
             bad_accounts = 0
-            with Progress(len(bounds), "computing account buckets") as progress:
-                for lo, hi in bounds:
+            with Progress(len(bounds), "scoring accounts") as progress:
+                for i, (lo, hi) in enumerate(bounds, start=1):
+                    progress.step(f"scoring accounts (bucket {i}/{len(bounds)})")
                     part = {
                         name: frame.filter(_in_bucket(lo, hi)) if name in ACCOUNT_TABLES else frame
                         for name, frame in tables.items()
@@ -308,6 +309,7 @@ def run_job(
                         result = compute(part, policy)
                     except (pl.exceptions.PolarsError, OSError) as exc:
                         raise unreadable_table([f for _, f in loaded.values()]) or exc from None
+                    progress.step(f"writing outputs (bucket {i}/{len(bounds)})")
                     writers["account_risk"].write(result.account_risk)
                     writers["actions"].write(result.actions)
                     writers["data_issues"].write(result.data_issues)

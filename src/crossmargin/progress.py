@@ -7,18 +7,28 @@ from typing import Self
 
 
 class Progress:
+    """Steps of a run (buckets, writing); drawn on stderr only when it is a terminal."""
+
     def __init__(self, total: int, description: str) -> None:
         self._bar = None
-        if sys.stderr.isatty() and total > 1:
+        if sys.stderr.isatty():
+            from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
             from rich.progress import Progress as RichProgress
 
-            self._bar = RichProgress(transient=True)
+            self._bar = RichProgress(
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True
+            )
             self._task = self._bar.add_task(description, total=total)
 
     def __enter__(self) -> Self:
         if self._bar is not None:
             self._bar.start()
         return self
+
+    def step(self, description: str) -> None:
+        """Say what the run is doing now."""
+        if self._bar is not None:
+            self._bar.update(self._task, description=description)
 
     def advance(self) -> None:
         if self._bar is not None:
