@@ -42,10 +42,13 @@ def to_frames(tables: dict[str, list[dict[str, Any]]]) -> dict[str, pl.DataFrame
     return {name: pl.DataFrame(tables.get(name, []), schema=schema) for name, schema in INPUT_SCHEMAS.items()}
 
 
-def run_both(tables: dict[str, list[dict[str, Any]]], as_of: dt.datetime) -> tuple[Any, ref.ReferenceResult, Policy]:
+def run_both(
+    tables: dict[str, list[dict[str, Any]]], as_of: dt.datetime, policy: Policy | None = None
+) -> tuple[Any, ref.ReferenceResult, Policy]:
+    """Engine and reference on the same tables, under resolve(as_of) or the given policy."""
     from crossmargin.pipeline import compute
 
-    policy = resolve(as_of)
+    policy = resolve(as_of) if policy is None else policy
     engine = compute(to_frames(tables), policy)
     return engine, ref.compute(tables, policy), policy
 
@@ -188,7 +191,7 @@ def compare(engine: Any, reference: ref.ReferenceResult, policy: Policy, input_i
     return errs
 
 
-def consistency(engine: Any, input_ids: set[int]) -> list[str]:
+def consistency(engine: Any, input_ids: set[int], max_switches: int = 5) -> list[str]:
     """Properties of the engine's outputs alone (no reference): actions follow account_risk flags etc."""
     errs: list[str] = []
     ar, acts, di = engine.account_risk, engine.actions, engine.data_issues
@@ -239,7 +242,7 @@ def consistency(engine: Any, input_ids: set[int]) -> list[str]:
                 errs.append(f"account {aid}: Classic account can_switch_to_classic/due_for_migration set")
             if row["eligible_for_pro"] != (row["pro_ineligible_reasons"] == []):
                 errs.append(f"account {aid}: eligible_for_pro vs reasons {row['pro_ineligible_reasons']}")
-        if not 0 <= row["switches_left_today"] <= 5:
+        if not 0 <= row["switches_left_today"] <= max_switches:
             errs.append(f"account {aid}: switches_left_today {row['switches_left_today']}")
         a, l = row["total_asset_usdt"], row["total_liability_usdt"]
         if not 0 <= row["partial_repayment_usdt"] <= min(a, l):

@@ -12,6 +12,7 @@ date. Rarely: bad rows of every data-issue kind.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import os
@@ -29,6 +30,8 @@ except ImportError:  # tests/ imported as a package
     from tests.ref_compare import STATS, compare, consistency, run_both  # type: ignore[no-redef]
 
 pytest.importorskip("crossmargin.pipeline")
+
+from crossmargin.policy import ClassicTier, Policy, resolve  # noqa: E402
 
 UTC = dt.UTC
 US = dt.timedelta(microseconds=1)
@@ -120,7 +123,7 @@ corruptions = st.sampled_from(["gap", "overlap", "rate", "bounded", "start", "du
 rate_keys = st.sampled_from(["maintenance_margin_rate", "initial_margin_rate"])
 bad_rates = st.sampled_from([1.5, -0.1, 1.0000001])
 modes = weighted((30, st.sampled_from(["classic", "pro"])), (1, st.sampled_from(["Pro", "margin", ""])))
-leverages = weighted((30, st.sampled_from([3, 5])), (1, st.sampled_from([4, 10, 0])))
+leverages = weighted((20, st.sampled_from([3, 5])), (1, st.just(10)), (1, st.sampled_from([4, 0])))
 sides = weighted((40, st.sampled_from(["BUY", "SELL"])), (1, st.sampled_from(["buy", "HOLD"])))
 countries = st.sampled_from(COUNTRIES)
 stamp_kind = st.sampled_from(["cut", "cut", "cut", None, "cut-", "cut+", "as_of", "as_of+", "as_of-day", "hours"])
@@ -289,11 +292,50 @@ def scenarios(draw):
         "collateral_tiers": ctiers,
         "liability_brackets": lbrackets,
     }
-    return as_of, tables
+    return as_of, tables, policy_tweak(draw, rng, as_of)
 
 
-def _describe(tables, as_of):
-    lines = [f"as_of = {as_of.isoformat()}"]
+def policy_tweak(draw, rng, as_of):
+    """Usually none; sometimes other thresholds, an extra Classic leverage (10x), other restricted
+    countries, fewer switches a day, or policy dates placed at as_of +- 1 us, each independently (the
+    engine must take every value from the Policy, and compare each date with >=)."""
+    if not chance(rng, 0.3):
+        return {}
+    tweak = {"version": "property-test-tweak"}
+    if chance(rng, 0.5):
+        classic = {3: ClassicTier(1.5, 1.3, 1.1), 5: ClassicTier(1.25, 1.15, 1.1)}
+        if chance(rng, 0.5):
+            classic[3] = ClassicTier(1.25, 1.2, 1.0)
+        if chance(rng, 0.5):
+            classic[5] = ClassicTier(2.0, 1.5, 1.25)
+        if chance(rng, 0.5):
+            classic[10] = ClassicTier(1.1, 1.05, 1.0)  # accounts with classic_leverage 10 become valid
+        tweak["classic"] = classic
+    if chance(rng, 0.4):
+        tweak["pro_margin_call"], tweak["pro_liquidation"] = rng.choice([(1.25, 1.1), (2.0, 1.5), (1.0, 1.0)])
+    if chance(rng, 0.4):
+        tweak["new_min_pro_margin_level"] = rng.choice([1.5, 2.5, 1.0])
+        tweak["new_min_net_equity_usdt"] = rng.choice([0.0, 10.0, 5001.0, 10000.0])
+        tweak["old_min_classic_collateral_margin_level"] = rng.choice([1.5, 1.1, 2.0])
+    if chance(rng, 0.3):
+        tweak["restricted_jurisdictions"] = rng.choice([(), ("FR",), ("FR", "DE", "SG")])
+    if chance(rng, 0.3):
+        tweak["max_switches_per_utc_day"] = rng.choice([0, 1, 2, 10])
+    if chance(rng, 0.4):
+        for key in ("pro_new_formula_from", "compliance_required_from", "noncompliant_borrow_disabled_from",
+                    "noncompliant_switched_to_classic_from"):
+            if chance(rng, 0.6):
+                tweak[key] = as_of + rng.choice([-US, dt.timedelta(0), US])
+    return tweak
+
+
+def policy_for(as_of, tweak) -> Policy:
+    policy = resolve(as_of)
+    return dataclasses.replace(policy, **tweak) if tweak else policy
+
+
+def _describe(tables, as_of, tweak=None):
+    lines = [f"as_of = {as_of.isoformat()}", f"policy tweak = {tweak}"]
     for name, rows in tables.items():
         lines.append(f"{name}:")
         lines += [f"  {r}" for r in rows]
@@ -313,13 +355,13 @@ SETTINGS = settings(
 @SETTINGS
 @given(scenarios())
 def test_engine_matches_reference(scenario):
-    as_of, tables = scenario
-    engine, reference, policy = run_both(tables, as_of)
+    as_of, tables, tweak = scenario
+    engine, reference, policy = run_both(tables, as_of, policy_for(as_of, tweak))
     ids = {a["account_id"] for a in tables["accounts"]}
     errs = compare(engine, reference, policy, ids)
     event(f"valid accounts: {min(len(reference.account_risk), 3)}+")
     event("new policy" if policy.new_formula else "old policy")
-    assert not errs, "\n".join(errs) + "\n" + _describe(tables, as_of)
+    assert not errs, "\n".join(errs) + "\n" + _describe(tables, as_of, tweak)
 
 
 @settings(
@@ -329,19 +371,19 @@ def test_engine_matches_reference(scenario):
 )
 @given(scenarios())
 def test_outputs_partition_accounts_and_actions_follow_flags(scenario):
-    as_of, tables = scenario
+    as_of, tables, tweak = scenario
     from crossmargin.pipeline import compute
-    from crossmargin.policy import resolve
 
     try:
         from ref_compare import to_frames
     except ImportError:
         from tests.ref_compare import to_frames  # type: ignore[no-redef]
 
-    engine = compute(to_frames(tables), resolve(as_of))
+    policy = policy_for(as_of, tweak)
+    engine = compute(to_frames(tables), policy)
     ids = {a["account_id"] for a in tables["accounts"]}
-    errs = consistency(engine, ids)
-    assert not errs, "\n".join(errs) + "\n" + _describe(tables, as_of)
+    errs = consistency(engine, ids, policy.max_switches_per_utc_day)
+    assert not errs, "\n".join(errs) + "\n" + _describe(tables, as_of, tweak)
 
 
 def test_zz_knife_edge_skips_are_rare():
