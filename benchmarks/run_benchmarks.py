@@ -158,12 +158,21 @@ def fmt_s(x: float | None) -> str:
 
 
 def git_commit() -> str:
+    """HEAD, and whether src/ had uncommitted changes (the editable install runs the work tree)."""
     try:
-        return subprocess.run(
+        head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "?"
+    return f"{head} + uncommitted src/ changes" if dirty else head
 
 
 # ------------------------------------------------------------------------------------- data
