@@ -320,3 +320,15 @@ def test_effective_from_picks_latest_version_not_after_as_of():
     assert ref.compute(t, resolve(NEW - US)).account_risk[1]["collateral_usdt"] == 28_500.0
     for as_of in (NEW - US, NEW, later):
         check_engine(t, as_of)
+
+
+@pytest.mark.parametrize("bad_price", [math.nan, math.inf])
+def test_all_zero_row_needs_no_price_even_a_non_finite_one(bad_price):
+    """SPEC §4: 'a balance row that is all zeros needs nothing' -- so an unusable price of that asset
+    must not make the account a data issue (the engine once summed 0 * NaN into the account)."""
+    t = base_tables(accounts=[acc(1)], balances=[bal(1, "USDT", free=10), bal(1, "DOGE")])
+    t["prices"].append(px("DOGE", bad_price))
+    res = ref.compute(t, resolve(NEW))
+    assert set(res.account_risk) == {1} and not res.issues
+    assert res.account_risk[1]["total_asset_usdt"] == 10.0
+    check_engine(t, NEW)
