@@ -132,7 +132,8 @@ switch_kind = st.sampled_from(["day-", "day", "day+", "as_of-", "as_of", "as_of+
 # (free, borrowed) of a USDT-only account whose levels land exactly on a threshold (1.5, 1.3, 1.25, 1.15, 1.1 ...)
 # (Pro: with USDT rates 0.125 / 0.25, (9.5, 8), (9, 8), (5.5, 4), (5, 4) put the Pro level on 1.5 / 1.0)
 KNIFE_PAIRS = [(13, 10), (11, 10), (15, 10), (23, 20), (5, 4), (3, 2), (2, 1), (1, 1), (12, 10), (5000, 0),
-               (10000, 5000), (5001, 1), (0, 0), (10, 0), (9.5, 8), (9, 8), (5.5, 4), (15, 12)]
+               (10000, 5000), (5001, 1), (0, 0), (10, 0), (9.5, 8), (9, 8), (5.5, 4), (15, 12),
+               (115, 100), (207, 180)]  # 115/100 == 1.15 but 1.15 * 100 < 115: catches a rearranged comparison
 asset_subsets = st.lists(st.sampled_from(ASSETS), max_size=4, unique=True)
 pairs = st.lists(st.sampled_from(ASSETS), min_size=2, max_size=2, unique=True)
 small = st.integers(0, 3)

@@ -149,6 +149,7 @@ def test_empty_account_is_valid_with_infinite_levels():
         (5, 23, 20, True, False),   # 1.15 <= 1.15
         (5, 24, 20, False, False),
         (5, 11, 10, True, True),
+        (5, 115, 100, True, False),  # 115/100 == 1.15 in float64, but 1.15 * 100 < 115: no rearranging
         (3, 0, 10, True, True),
     ],
 )
