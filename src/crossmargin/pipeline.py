@@ -51,8 +51,12 @@ def _balance_stage(balances: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFr
     values = rows.select(
         "account_id",
         pl.coalesce(pl.col("asset_idx").cast(pl.UInt64), pl.col("asset").hash()).alias("key"),
-        # null where a price/table is missing: such a row is either all zeros or a data issue
-        *[v.fill_null(0.0) for v in quantities.balance_values(terms.collateral_slices, terms.liability_slices)],
+        # null (missing price/table) or NaN (0 × a NaN/inf price) only where the row needs no price
+        # or table — it adds exactly 0 — or is a data issue anyway
+        *[
+            v.fill_null(0.0).fill_nan(0.0)
+            for v in quantities.balance_values(terms.collateral_slices, terms.liability_slices)
+        ],
         di.first_broken(di.balance_rules()).alias("_rule"),
     )
     return rows, values
