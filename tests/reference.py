@@ -305,7 +305,9 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
         for b in bal_by.get(aid, []):
             holding = b["free"] + b["locked"]
             debt = b["borrowed"] + b["interest"]
-            p = price.get(b["asset"], 0.0)  # an all-zero row may have no price: its terms are 0
+            if not (holding > 0 or debt > 0):
+                continue  # an all-zero row needs nothing (SPEC §4) and adds 0, whatever its price
+            p = price[b["asset"]]
             hv = holding * p
             dv = debt * p
             total_asset += hv
