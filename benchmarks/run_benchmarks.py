@@ -172,7 +172,14 @@ def git_commit() -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "?"
-    return f"{head} + uncommitted src/ changes" if dirty else head
+    src = subprocess.run(
+        ["git", "log", "-1", "--format=%h", "--", "src"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return f"{head} (src/ of {src})" + (" + uncommitted src/ changes" if dirty else "")
 
 
 # ------------------------------------------------------------------------------------- data
@@ -718,6 +725,22 @@ def write_report(store: dict) -> None:
                 f"| (generate) | {fmt_s(gen['wall_s'])} | | {(gen.get('peak_rss_bytes') or 0) / GB:.2f} | | |"
             )
         lines.append("")
+    prof = store.get("profile")
+    if prof:
+        lines += [
+            "## Where the engine's time goes",
+            "",
+            (
+                f"`benchmarks/profile_engine.py` at {prof['accounts']:,} accounts (commit {prof['commit']}, "
+                f"{prof['measured_at']}, load average before {prof['loadavg_before']:.1f}): each `collect` of the"
+            ),
+            "engine labelled by its source line, wall and CPU seconds of the process (CPU > wall: both cores busy).",
+            "",
+            "```",
+            prof["output"],
+            "```",
+            "",
+        ]
     lines += ["## Plot", "", "![time vs accounts](time_vs_accounts.png)", ""]
     RESULTS_MD.write_text("\n".join(lines))
     plot(sizes, huge)
@@ -785,6 +808,12 @@ def main() -> None:
     ap.add_argument("--mem-guard-gb", type=float, default=20.0, help="kill a run whose RSS exceeds this")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--generate-only", action="store_true", help="only generate the inputs (and loop slices)")
+    ap.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        help="run profile_engine.py at this size and put its output in RESULTS.md",
+    )
     args = ap.parse_args()
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -798,7 +827,27 @@ def main() -> None:
                 make_slice(data, n, args.slice_accounts, args.work)
             print(f"{data}: {input_stats(data)}", flush=True)
         return
-    if not args.report_only:
+    if args.profile:
+        data, _ = ensure_data(args.profile, args.work, log)
+        warm_cache(data)
+        print(f"profiling the engine at {args.profile:,} accounts", flush=True)
+        proc = subprocess.run(
+            [PY, str(BENCH / "profile_engine.py"), "--input", str(data)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print(proc.stdout, proc.stderr[-2000:], flush=True)
+        store["profile"] = {
+            "accounts": args.profile,
+            "commit": git_commit(),
+            "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "loadavg_before": os.getloadavg()[0],
+            "output": proc.stdout.strip(),
+        }
+        save_store(store)
+    elif not args.report_only:
         if args.huge:
             store["huge"] = run_huge(args.huge, args, log)
             save_store(store)
