@@ -158,8 +158,10 @@ def _rewrite_one_value(out: Path) -> None:
 
 
 def _drop_a_row(out: Path) -> None:
-    p = out / "data_issues.parquet"
-    pl.read_parquet(p).head(0).write_parquet(p)
+    p = out / "actions.parquet"
+    frame = pl.read_parquet(p)
+    assert frame.height > 1  # a real change, not a rewrite of the same content
+    frame.head(frame.height - 1).write_parquet(p)
 
 
 def _edit_manifest_rows(out: Path) -> None:
@@ -171,7 +173,7 @@ def _edit_manifest_rows(out: Path) -> None:
 TAMPERING = {
     "flipped_bit": (_tamper_byte, ["actions", "checksum"]),
     "rewritten_value": (_rewrite_one_value, ["account_risk", "checksum"]),
-    "emptied_file": (_drop_a_row, ["data_issues"]),
+    "dropped_row": (_drop_a_row, ["actions"]),
     "deleted_file": (lambda out: (out / "actions.parquet").unlink(), ["actions", "missing"]),
     "manifest_row_count": (_edit_manifest_rows, ["actions", "rows"]),
     "manifest_deleted": (lambda out: (out / "manifest.json").unlink(), ["manifest.json"]),
