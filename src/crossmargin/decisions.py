@@ -18,10 +18,15 @@ def is_classic() -> pl.Expr:
 
 
 def classic_threshold(policy: Policy, field: str) -> pl.Expr:
-    """A Classic threshold of the account's own `classic_leverage` (initial_risk_ratio, margin_call, liquidation)."""
-    return pl.col("classic_leverage").replace_strict(
-        policy.classic_column(field), default=None, return_dtype=pl.Float64
-    )
+    """A Classic threshold of the account's own `classic_leverage` (initial_risk_ratio, margin_call, liquidation).
+
+    A chain over the policy's few leverages (null for any other; such accounts are data issues).
+    """
+    (first, value), *others = policy.classic_column(field).items()
+    chain = pl.when(pl.col("classic_leverage") == first).then(pl.lit(value, pl.Float64))
+    for leverage, value in others:
+        chain = chain.when(pl.col("classic_leverage") == leverage).then(pl.lit(value, pl.Float64))
+    return chain
 
 
 def _stamped_within(column: str, start, as_of) -> pl.Expr:

@@ -164,8 +164,9 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
     bal_issues, ord_issues, sw_issues, acct_issues = (f.lazy() for f in (bal_issues, ord_issues, sw_issues, acct_issues))
     # phase 2 — account level: levels, decisions, group checks, outputs
 
+    # duplicated account ids flow through and are left out below, with their duplicate_row issue
     computed = (
-        accounts.filter(~pl.col("account_id").is_duplicated(), pl.col("account_id").is_not_null())
+        accounts.filter(pl.col("account_id").is_not_null())
         .join(bal_sums, on="account_id", how="left", maintain_order="left")
         .join(ord_sums, on="account_id", how="left", maintain_order="left")
         .join(sw_counts, on="account_id", how="left", maintain_order="left")
@@ -176,7 +177,7 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
     )
     for stage in [*levels.all_levels(policy), *decisions.all_decisions(policy)]:
         computed = computed.with_columns(**stage)
-    computed = computed.collect().lazy()  # read by the overflow check and by account_risk
+    computed = computed.collect()  # read by the overflow check and by account_risk
 
     issues = pl.concat(
         [
@@ -190,39 +191,36 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
             _unknown(sw_counts, accounts, "mode_switches", "switch_rows"),
         ],
         how="vertical_relaxed",
-    )
+    ).collect()
     # finite inputs whose sums still overflow float64 (accounts without another issue)
-    overflow = computed.join(issues.select("account_id"), on="account_id", how="anti")
-    issues = pl.concat(
-        [
-            issues,
-            di.grouped_issue(
-                overflow, pl.any_horizontal([~pl.col(c).is_finite() for c in QUANTITY_COLUMNS]), "balances",
-                "non_finite_value", pl.lit("account sums overflow float64 (values too large)"),
-            ),
-        ],
-        how="vertical_relaxed",
+    overflow = di.grouped_issue(
+        computed.lazy().filter(~pl.col("account_id").is_in(issues["account_id"].implode())),
+        pl.any_horizontal([~pl.col(c).is_finite() for c in QUANTITY_COLUMNS]), "balances",
+        "non_finite_value", pl.lit("account sums overflow float64 (values too large)"),
     )
     issues = (
-        issues.unique()
+        pl.concat([issues.lazy(), overflow], how="vertical_relaxed")
+        .unique()
         .sort("account_id", "table", "code", "detail", nulls_last=True)
         .select([pl.col(c).cast(d) for c, d in DATA_ISSUES.items()])
         .collect()
-        .lazy()
     )
+    # a filter keeps the account order of `computed` (sorted accounts, order-keeping joins)
     risk = (
-        computed.join(issues.select("account_id").unique(), on="account_id", how="anti")
+        computed.lazy()
+        .filter(~pl.col("account_id").is_in(issues["account_id"].unique().implode()))
         .with_columns(
             decisions.pro_ineligible_reasons(policy),
             pl.col("margin_mode").cast(MarginMode, strict=False),
             pl.lit(policy.as_of).dt.cast_time_unit("us").alias("as_of"),
             pl.lit(policy.version).alias("policy_version"),
         )
-        .sort("account_id")
         .select([pl.col(c).cast(d) for c, d in ACCOUNT_RISK.items()])
         .collect()
-        .lazy()
     )
+    if not risk["account_id"].is_sorted():  # pragma: no cover - guards the construction above
+        risk = risk.sort("account_id")
+    risk, issues = risk.lazy(), issues.lazy()
     return risk, actions_frame(risk, policy), issues
 
 
