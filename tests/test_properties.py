@@ -26,12 +26,11 @@ try:
     import reference as ref
     from ref_compare import STATS, compare, consistency, run_both
 except ImportError:  # tests/ imported as a package
-    from tests import reference as ref  # type: ignore[no-redef]
     from tests.ref_compare import STATS, compare, consistency, run_both  # type: ignore[no-redef]
 
 pytest.importorskip("crossmargin.pipeline")
 
-from crossmargin.policy import ClassicTier, Policy, resolve  # noqa: E402
+from crossmargin.policy import ClassicTier, Policy, resolve
 
 UTC = dt.UTC
 US = dt.timedelta(microseconds=1)
