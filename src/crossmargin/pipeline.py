@@ -233,7 +233,7 @@ def compute(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> R
 # ------------------------------------------------------------------ the nightly job (files in, files out)
 
 ACCOUNT_TABLES = ["accounts", "balances", "open_orders", "mode_switches"]
-ACCOUNTS_PER_BUCKET = 12_000_000  # beyond this many accounts, --buckets 0 splits the run
+ACCOUNTS_PER_BUCKET = 10_000_000  # at most this many accounts per bucket with --buckets 0 (~0.7 GB per million)
 
 
 def bucket_bounds(accounts: pl.LazyFrame, buckets: int) -> list[tuple[int | None, int | None]]:
