@@ -10,13 +10,12 @@ same I/O as the engine. It computes the §1 quantities and the six levels only: 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import time
 from pathlib import Path
 
 import duckdb
+import impl_cli
 
 from crossmargin.policy import resolve
 
@@ -144,17 +143,12 @@ def build_sql(input_dir: Path, out: Path, as_of: dt.datetime) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--input", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--as-of", required=True)
-    args = ap.parse_args()
-    as_of = dt.datetime.fromisoformat(args.as_of).astimezone(dt.UTC)
+    input_dir, out, as_of = impl_cli.parse(__doc__)
     t0 = time.perf_counter()
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(build_sql(args.input, args.out, as_of))
-    print(json.dumps({"impl": "duckdb", "seconds": time.perf_counter() - t0}))
+    con.execute(build_sql(input_dir, out, as_of))
+    impl_cli.report("duckdb", time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

@@ -14,14 +14,14 @@ run_benchmarks.py extrapolates it to N accounts.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import math
 import time
 from collections import defaultdict
 from pathlib import Path
 
+import impl_cli
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crossmargin.policy import resolve
@@ -96,6 +96,8 @@ def compute(inp: Path, as_of: dt.datetime, new_formula: bool) -> list[tuple]:
         aid = acc["account_id"]
         total_asset = total_liability = collateral = mm = im = ool = 0.0
         for b in balances.get(aid, ()):
+            if b["free"] + b["locked"] == 0 and b["borrowed"] + b["interest"] == 0:
+                continue  # an all-zero row needs no price (SPEC §4)
             p = price[b["asset"]]
             holding_usdt = (b["free"] + b["locked"]) * p
             debt_usdt = (b["borrowed"] + b["interest"]) * p
@@ -136,20 +138,13 @@ COLUMNS = [
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--input", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--as-of", required=True)
-    args = ap.parse_args()
-    as_of = dt.datetime.fromisoformat(args.as_of).astimezone(dt.UTC)
+    input_dir, out, as_of = impl_cli.parse(__doc__)
     new_formula = resolve(as_of).new_formula
     t0 = time.perf_counter()
-    result = compute(args.input, as_of, new_formula)
-    import pyarrow as pa
-
+    result = compute(input_dir, as_of, new_formula)
     table = pa.Table.from_pylist([dict(zip(COLUMNS, r, strict=True)) for r in result])
-    pq.write_table(table, args.out)
-    print(json.dumps({"impl": "loop", "seconds": time.perf_counter() - t0, "accounts": len(result)}))
+    pq.write_table(table, out)
+    impl_cli.report("loop", time.perf_counter() - t0, accounts=len(result))
 
 
 if __name__ == "__main__":

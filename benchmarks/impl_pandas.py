@@ -10,12 +10,10 @@ only: no validation, no §3 decisions, no actions.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import json
 import time
 from pathlib import Path
 
+import impl_cli
 import numpy as np
 import pandas as pd
 
@@ -119,16 +117,10 @@ def compute(inp: Path, as_of: pd.Timestamp, new_formula: bool) -> pd.DataFrame:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--input", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--as-of", required=True)
-    args = ap.parse_args()
-    as_of = dt.datetime.fromisoformat(args.as_of).astimezone(dt.UTC)
+    input_dir, out, as_of = impl_cli.parse(__doc__)
     t0 = time.perf_counter()
-    out = compute(args.input, pd.Timestamp(as_of), resolve(as_of).new_formula)
-    out.to_parquet(args.out, index=False)
-    print(json.dumps({"impl": "pandas", "seconds": time.perf_counter() - t0}))
+    compute(input_dir, pd.Timestamp(as_of), resolve(as_of).new_formula).to_parquet(out, index=False)
+    impl_cli.report("pandas", time.perf_counter() - t0)
 
 
 if __name__ == "__main__":
