@@ -7,6 +7,15 @@ import datetime as dt
 import json
 from pathlib import Path
 
+# What every reference implementation writes: the SPEC §1 quantities and levels per account.
+OUTPUT_COLUMNS = [
+    "account_id", "margin_mode",
+    "total_asset_usdt", "total_liability_usdt", "collateral_usdt", "net_equity_usdt", "net_collateral_usdt",
+    "maintenance_margin_usdt", "initial_margin_usdt", "open_order_loss_usdt",
+    "classic_margin_level", "classic_collateral_margin_level", "pro_margin_level_old", "pro_margin_level_new",
+    "pro_margin_level", "margin_level",
+]  # fmt: skip
+
 
 def parse(doc: str) -> tuple[Path, Path, dt.datetime]:
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])

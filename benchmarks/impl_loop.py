@@ -128,13 +128,7 @@ def compute(inp: Path, as_of: dt.datetime, new_formula: bool) -> list[tuple]:
     return out
 
 
-COLUMNS = [
-    "account_id", "margin_mode",
-    "total_asset_usdt", "total_liability_usdt", "collateral_usdt", "net_equity_usdt", "net_collateral_usdt",
-    "maintenance_margin_usdt", "initial_margin_usdt", "open_order_loss_usdt",
-    "classic_margin_level", "classic_collateral_margin_level", "pro_margin_level_old", "pro_margin_level_new",
-    "pro_margin_level", "margin_level",
-]  # fmt: skip
+COLUMNS = impl_cli.OUTPUT_COLUMNS
 
 
 def main() -> None:

@@ -106,14 +106,7 @@ def compute(inp: Path, as_of: pd.Timestamp, new_formula: bool) -> pd.DataFrame:
     out["margin_level"] = np.where(
         out["margin_mode"] == "classic", out["classic_margin_level"], out["pro_margin_level"]
     )
-    cols = [
-        "account_id", "margin_mode",
-        "total_asset_usdt", "total_liability_usdt", "collateral_usdt", "net_equity_usdt", "net_collateral_usdt",
-        "maintenance_margin_usdt", "initial_margin_usdt", "open_order_loss_usdt",
-        "classic_margin_level", "classic_collateral_margin_level", "pro_margin_level_old", "pro_margin_level_new",
-        "pro_margin_level", "margin_level",
-    ]  # fmt: skip
-    return out[cols].sort_values("account_id")
+    return out[impl_cli.OUTPUT_COLUMNS].sort_values("account_id")
 
 
 def main() -> None:
