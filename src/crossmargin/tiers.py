@@ -95,8 +95,3 @@ def tiered(x: pl.Expr, prefix: str, rate: str, k_max: int) -> pl.Expr:
     for part in parts[1:]:
         total = total + part
     return total
-
-
-def first_slice(prefix: str, rate: str) -> pl.Expr:
-    """The rate of the slice that starts at 0 (slice 0 of a checked table)."""
-    return pl.col(f"{prefix}{rate}_0")
