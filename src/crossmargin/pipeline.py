@@ -91,18 +91,17 @@ def _row_issues(rows: pl.LazyFrame, values: pl.DataFrame, rules: list[di.Rule]) 
     return di.issue_rows(rows, rules).collect(engine="streaming")
 
 
-def _repeated_keys(table: pl.LazyFrame, sums: pl.DataFrame, key: str, what: str) -> pl.LazyFrame:
+def _repeated_keys(frame: pl.LazyFrame, sums: pl.DataFrame, key: str, table: str) -> pl.LazyFrame:
     """Exact check of the accounts flagged `maybe_repeat`: duplicate_row issues for keys seen twice."""
     candidates = sums.lazy().filter(pl.col("maybe_repeat")).select("account_id")
     repeats = (
-        table.join(candidates, on="account_id", how="semi")
+        frame.join(candidates, on="account_id", how="semi")
         .group_by("account_id", key)
         .len()
         .filter(pl.col("len") > 1)
     )
-    detail = di.fmt(f"{what} {{}} appears {{}} times", pl.col(key).cast(pl.String).fill_null("null"), pl.col("len"))
-    table_name = "balances" if key == "asset" else "open_orders"
-    return di.grouped_issue(repeats, pl.lit(True), table_name, "duplicate_row", detail)
+    detail = di.fmt(f"{key} {{}} appears {{}} times", pl.col(key).cast(pl.String).fill_null("null"), pl.col("len"))
+    return di.grouped_issue(repeats, pl.lit(True), table, "duplicate_row", detail)
 
 
 def _switch_stage(switches: pl.LazyFrame, policy: Policy) -> tuple[pl.LazyFrame, pl.LazyFrame]:
@@ -153,8 +152,8 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
     ord_sums = account_sums.segment_sums(ord_values.filter(has_account), ["open_order_loss_usdt"], "key", "order_rows")
     del bal_values, ord_values
     repeats = [
-        _repeated_keys(t["balances"], bal_sums, "asset", "asset"),
-        _repeated_keys(t["open_orders"], ord_sums, "order_id", "order_id"),
+        _repeated_keys(t["balances"], bal_sums, "asset", "balances"),
+        _repeated_keys(t["open_orders"], ord_sums, "order_id", "open_orders"),
     ]
     # per-account frames sorted by account_id and flagged so: the joins below are merge joins and
     # account_risk comes out in account order without another sort
@@ -171,7 +170,7 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
         .join(ord_sums, on="account_id", how="left", maintain_order="left")
         .join(sw_counts, on="account_id", how="left", maintain_order="left")
         .with_columns(
-            pl.col(*[c for c in QUANTITY_COLUMNS if c not in ("net_equity_usdt", "net_collateral_usdt")]).fill_null(0.0),
+            pl.col(*quantities.BALANCE_SUMS, "open_order_loss_usdt").fill_null(0.0),  # no rows: sums are 0
             pl.col("switches_today").fill_null(0),
         )
     )
