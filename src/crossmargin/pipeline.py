@@ -20,7 +20,7 @@ from crossmargin import account_sums, decisions, levels, quantities
 from crossmargin import data_issues as di
 from crossmargin.actions import actions as actions_frame
 from crossmargin.policy import Policy
-from crossmargin.reference_data import COLLATERAL, AssetTerms, asset_terms
+from crossmargin.reference_data import AssetTerms, asset_terms
 from crossmargin.schemas import ACCOUNT_RISK, DATA_ISSUES, QUANTITY_COLUMNS, MarginMode
 
 
@@ -36,45 +36,32 @@ def _lazy(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
 
 
 # ------------------------------------------------------------------ per-table stages
-# Joins onto the per-asset terms are m:1 by construction (`asset_terms` checks that each asset is one
-# row). They do not pass `validate="m:1"`: in polars 2.1 that makes the streaming engine materialise
-# the whole wide join (7.6 GB peak instead of 1.3 GB on 5M accounts). The per-account frames joined
-# in phase 2 are 1:1 by construction too (one row per account_id from sums / group_by).
-# Each stage gives (rows, values): `rows` is the input joined with its asset terms (wide, never
-# materialised); `values` is the narrow per-row result — account_id, a key for the repeat check, the
-# amounts each account sums, and `_rule`, the index of the first data-issue rule the row breaks.
+# Each stage gives (rows, values): `rows` is the input with its asset terms gathered by asset index
+# (reference_data.py: no join, input order kept, never materialised); `values` is the narrow per-row
+# result — account_id, a key for the repeat check, the amounts each account sums, and `_rule`, the
+# index of the first data-issue rule the row breaks.
 
 
 def _balance_stage(balances: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """Balances joined m:1 with their asset's terms (input order kept), and their per-row values."""
-    rows = balances.join(terms.frame.lazy(), on="asset", how="left", maintain_order="left")
-    values = rows.select(
+    """Balances with their asset's terms, and their per-row values."""
+    rows = terms.gather(balances, "asset")
+    values = rows
+    for step in quantities.balance_values(terms.collateral, terms.liability):
+        values = values.with_columns(**step)
+    values = values.select(
         "account_id",
         pl.coalesce(pl.col("asset_idx").cast(pl.UInt64), pl.col("asset").hash()).alias("key"),
-        # null (missing price/table) or NaN (0 × a NaN/inf price) only where the row needs no price
-        # or table — it adds exactly 0 — or is a data issue anyway
-        *[
-            v.fill_null(0.0).fill_nan(0.0)
-            for v in quantities.balance_values(terms.collateral_slices, terms.liability_slices)
-        ],
+        # null (unknown asset) or NaN (0 × a NaN/inf price) only where the row needs no price or
+        # table — it adds exactly 0 — or is a data issue anyway
+        *[pl.col(c).fill_null(0.0).fill_nan(0.0) for c in quantities.BALANCE_SUMS],
         di.first_broken(di.balance_rules()).alias("_rule"),
     )
     return rows, values
 
 
 def _order_stage(orders: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """Orders joined with base and quote asset terms, and their per-row open-order loss."""
-    cols = ["price_usdt", "price_present", f"{COLLATERAL}present", f"{COLLATERAL}problem", f"{COLLATERAL}collateral_ratio_0"]
-    leg = terms.frame.lazy().select("asset", *[c for c in cols if c in terms.frame.columns])
-    if f"{COLLATERAL}collateral_ratio_0" not in terms.frame.columns:  # no collateral table at all
-        leg = leg.with_columns(pl.lit(None, pl.Float64).alias(f"{COLLATERAL}collateral_ratio_0"))
-    rows = orders.join(
-        leg.rename(lambda c: c if c == "asset" else f"{c}_base"), left_on="base_asset", right_on="asset",
-        how="left", maintain_order="left",
-    ).join(
-        leg.rename(lambda c: c if c == "asset" else f"{c}_quote"), left_on="quote_asset", right_on="asset",
-        how="left", maintain_order="left",
-    )
+    """Orders with their base and quote assets' terms, and their per-row open-order loss."""
+    rows = terms.gather(terms.gather(orders, "base_asset", "_base"), "quote_asset", "_quote")
     values = rows.select(
         "account_id",
         pl.col("order_id").cast(pl.UInt64).fill_null(0).alias("key"),

@@ -1,15 +1,14 @@
 """Quantities of SPEC.md §1, one small named expression each (all money in USDT, float64).
 
-Row level (a balance row joined with its asset's terms, or an open order joined with both of its
-assets' terms), then account level (sums over the account's rows).
+Row level (a balance row with its asset's terms, or an open order with both of its assets' terms,
+as gathered by `AssetTerms.columns`), then account level (sums over the account's rows).
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from crossmargin.reference_data import COLLATERAL, LIABILITY
-from crossmargin.tiers import tiered
+from crossmargin.tiers import Slices, slice_index, tiered
 
 # ------------------------------------------------------------------ per balance row (one asset)
 
@@ -32,22 +31,19 @@ def debt_value_usdt() -> pl.Expr:
     return debt() * pl.col("price_usdt")
 
 
-def collateral_value_usdt(k_max: int) -> pl.Expr:
+def collateral_value_usdt(slices: Slices) -> pl.Expr:
     """tiered(holding·price, collateral_tiers[asset]): the haircut value of one holding."""
-    return tiered(asset_value_usdt(), COLLATERAL, "collateral_ratio", k_max)
+    return tiered(pl.col("total_asset_usdt"), pl.col("collateral_slice"), slices, "collateral_ratio")
 
 
-def maintenance_margin_of_debt(k_max: int) -> pl.Expr:
-    """tiered(debt·price, liability_brackets[asset], maintenance_margin_rate); 0 for a non-liability asset.
-
-    (tiered(0) is exactly 0; an asset without brackets gives null, which the account sum skips.)
-    """
-    return tiered(debt_value_usdt(), LIABILITY, "maintenance_margin_rate", k_max)
+def maintenance_margin_of_debt(slices: Slices) -> pl.Expr:
+    """tiered(debt·price, liability_brackets[asset], maintenance_margin_rate); exactly 0 without debt."""
+    return tiered(pl.col("total_liability_usdt"), pl.col("debt_slice"), slices, "maintenance_margin_rate")
 
 
-def initial_margin_of_debt(k_max: int) -> pl.Expr:
+def initial_margin_of_debt(slices: Slices) -> pl.Expr:
     """Same as maintenance_margin_of_debt with initial_margin_rate."""
-    return tiered(debt_value_usdt(), LIABILITY, "initial_margin_rate", k_max)
+    return tiered(pl.col("total_liability_usdt"), pl.col("debt_slice"), slices, "initial_margin_rate")
 
 
 # ------------------------------------------------------------------ per open order
@@ -56,13 +52,13 @@ def initial_margin_of_debt(k_max: int) -> pl.Expr:
 
 def order_quote_leg_usdt() -> pl.Expr:
     """qty·price·P_quote·r_quote: the quote side of an order at its limit price, haircut."""
-    r_quote = pl.col(f"{COLLATERAL}collateral_ratio_0_quote")
+    r_quote = pl.col("first_collateral_ratio_quote")
     return pl.col("remaining_qty") * pl.col("price") * pl.col("price_usdt_quote") * r_quote
 
 
 def order_base_leg_usdt() -> pl.Expr:
     """qty·P_base·r_base: the base side of an order at index price, haircut."""
-    return pl.col("remaining_qty") * pl.col("price_usdt_base") * pl.col(f"{COLLATERAL}collateral_ratio_0_base")
+    return pl.col("remaining_qty") * pl.col("price_usdt_base") * pl.col("first_collateral_ratio_base")
 
 
 def _is_buy() -> pl.Expr:
@@ -114,12 +110,18 @@ BALANCE_SUMS = [
 ]
 
 
-def balance_values(kc: int, kl: int) -> list[pl.Expr]:
-    """Per balance row, the terms each account sum adds up (named after that sum)."""
+def balance_values(collateral: Slices, liability: Slices) -> list[dict[str, pl.Expr]]:
+    """Per balance row, the terms each account sum adds up (named after that sum), in steps: the
+    USDT values, then the slice each falls in, then the tiered values (each step reads the last)."""
     return [
-        asset_value_usdt().alias("total_asset_usdt"),
-        debt_value_usdt().alias("total_liability_usdt"),
-        collateral_value_usdt(kc).alias("collateral_usdt"),
-        maintenance_margin_of_debt(kl).alias("maintenance_margin_usdt"),
-        initial_margin_of_debt(kl).alias("initial_margin_usdt"),
+        {"total_asset_usdt": asset_value_usdt(), "total_liability_usdt": debt_value_usdt()},
+        {
+            "collateral_slice": slice_index(pl.col("total_asset_usdt"), pl.col("asset_idx"), collateral),
+            "debt_slice": slice_index(pl.col("total_liability_usdt"), pl.col("asset_idx"), liability),
+        },
+        {
+            "collateral_usdt": collateral_value_usdt(collateral),
+            "maintenance_margin_usdt": maintenance_margin_of_debt(liability),
+            "initial_margin_usdt": initial_margin_of_debt(liability),
+        },
     ]

@@ -4,9 +4,13 @@ Prices (market data) and collateral tiers / liability brackets (reference data) 
 inputs, each valued at the one `as_of` of the run:
 - price: the latest `priced_at <= as_of` (SPEC §4);
 - tiers and brackets: per asset the rows of the latest `effective_from <= as_of` (SPEC §2), checked
-  (start at 0, contiguous, rates in [0, 1]) and laid out wide (tiers.py).
+  (start at 0, contiguous, rates in [0, 1]) and laid out flat by asset index (tiers.py).
 An asset's problem (no price, a bad table) is carried as a status column; it becomes a data issue
 only for the accounts that touch that asset.
+
+Positions reach these terms by *gather*, not join: an asset name becomes its index in the sorted
+asset list (a cast to an Enum of those names), and each per-asset value is read at that index from
+a Series of a few hundred entries. The streaming engine does that in place, in input order.
 """
 
 from __future__ import annotations
@@ -26,11 +30,33 @@ LIABILITY_RATES = ["maintenance_margin_rate", "initial_margin_rate"]
 
 @dataclass(frozen=True)
 class AssetTerms:
-    """Per asset: price and wide tier columns in effect, with status flags; and the slice counts."""
+    """Per asset (row `asset_idx`): price and table status in effect; the tables themselves, flat."""
 
     frame: pl.DataFrame
-    collateral_slices: int
-    liability_slices: int
+    collateral: tiers.Slices
+    liability: tiers.Slices
+
+    def index(self, asset: pl.Expr) -> pl.Expr:
+        """asset_idx of an asset name; null for a name no price or table mentions."""
+        return asset.cast(pl.Enum(self.frame["asset"]), strict=False).to_physical().cast(pl.UInt32)
+
+    def gather(self, frame: pl.LazyFrame, asset: str, suffix: str = "") -> pl.LazyFrame:
+        """`frame` with the terms of the asset named in column `asset` (`asset_idx{suffix}`, ...)."""
+        idx = pl.col(f"asset_idx{suffix}")
+        return frame.with_columns(self.index(pl.col(asset)).alias(idx.meta.output_name())).with_columns(
+            pl.lit(self.frame[c]).gather(idx).alias(f"{c}{suffix}") for c in TERM_COLUMNS
+        )
+
+
+TERM_COLUMNS = [
+    "price_usdt",
+    "price_present",
+    f"{COLLATERAL}present",
+    f"{COLLATERAL}problem",
+    f"{LIABILITY}present",
+    f"{LIABILITY}problem",
+    "first_collateral_ratio",
+]
 
 
 def prices_in_effect(prices: pl.DataFrame, as_of: dt.datetime) -> pl.DataFrame:
@@ -44,30 +70,37 @@ def prices_in_effect(prices: pl.DataFrame, as_of: dt.datetime) -> pl.DataFrame:
     )
 
 
-def _table(rows: pl.DataFrame, as_of: dt.datetime, rates: list[str], prefix: str) -> tuple[pl.DataFrame, int]:
+def _table(rows: pl.DataFrame, as_of: dt.datetime, rates: list[str], prefix: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(asset -> {prefix}present, {prefix}problem; the slice rows of the good tables)."""
     effective = tiers.in_effect(rows.filter(pl.col("asset").is_not_null()), as_of)
     problems = tiers.table_problems(effective, rates).rename({"problem": f"{prefix}problem"})
     good = effective.join(problems, on="asset", how="anti")
-    wide, k_max = tiers.wide(good, rates, prefix)
     assets = effective.select("asset").unique().with_columns(pl.lit(True).alias(f"{prefix}present"))
-    return assets.join(problems, on="asset", how="left").join(wide, on="asset", how="left"), k_max
+    return assets.join(problems, on="asset", how="left"), good
 
 
 def asset_terms(
     prices: pl.DataFrame, collateral_tiers: pl.DataFrame, liability_brackets: pl.DataFrame, as_of: dt.datetime
 ) -> AssetTerms:
     price = prices_in_effect(prices, as_of).with_columns(pl.lit(True).alias("price_present"))
-    coll, kc = _table(collateral_tiers, as_of, COLLATERAL_RATES, COLLATERAL)
-    liab, kl = _table(liability_brackets, as_of, LIABILITY_RATES, LIABILITY)
+    coll, coll_slices = _table(collateral_tiers, as_of, COLLATERAL_RATES, COLLATERAL)
+    liab, liab_slices = _table(liability_brackets, as_of, LIABILITY_RATES, LIABILITY)
+    first_ratio = coll_slices.filter(pl.col("lower_usdt") == 0).select("asset", pl.col("collateral_ratio").alias("first_collateral_ratio"))
     assets = pl.concat([price.select("asset"), coll.select("asset"), liab.select("asset")]).unique()
     frame = (
         assets.join(price, on="asset", how="left", validate="1:1")
         .join(coll, on="asset", how="left", validate="1:1")
         .join(liab, on="asset", how="left", validate="1:1")
+        .join(first_ratio, on="asset", how="left", validate="1:1")
         .with_columns(pl.col("price_present", f"{COLLATERAL}present", f"{LIABILITY}present").fill_null(False))
         .sort("asset")
         .with_row_index("asset_idx")
     )
-    if not frame["asset"].is_unique().all():  # the m:1 contract of every join onto this frame
+    if not frame["asset"].is_unique().all():  # the gathers by asset_idx read one row per asset
         raise AssertionError("asset terms must have one row per asset")
-    return AssetTerms(frame, kc, kl)
+    index = frame.select("asset", "asset_idx")
+    return AssetTerms(
+        frame.select("asset", "asset_idx", *TERM_COLUMNS),
+        tiers.flat(coll_slices, index, COLLATERAL_RATES),
+        tiers.flat(liab_slices, index, LIABILITY_RATES),
+    )

@@ -1,14 +1,22 @@
 """Tiered (progressive) sums, SPEC.md §1: `tiered(x) = Σ_k rate_k · clip(x − lower_k, 0, upper_k − lower_k)`.
 
-A tier table is small reference data (a few slices per asset). It is checked, then laid out *wide*:
-one row per asset with columns `{prefix}lower_k`, `{prefix}width_k` and `{prefix}{rate}_k` for
-k = 0..K-1 (null where an asset has fewer slices). Joined m:1 onto positions, the progressive sum is
-then a fixed horizontal sum of K expressions — no explode, no per-row lookup.
+A tier table is small reference data (a few slices per asset). It is checked, then laid out *flat*:
+entry `asset_idx·K + k` holds slice k of that asset (K = the most slices any asset has), with
+`lower_k`, `rate_k` and `below_k = Σ_{j<k} rate_j · (upper_j − lower_j)`, the sum of the full slices
+under it. For an amount x in slice k (lower_k ≤ x < lower_{k+1}) every slice below is full and
+every slice above adds 0, so
+
+    tiered(x) = below_k + rate_k · (x − lower_k)
+
+— the same terms added in the same (ascending) order as the SPEC sum, so the same float bits. A
+row then costs K − 1 comparisons (its slice) and three gathers from arrays of a few hundred
+entries: no join of 3K wide columns, no per-row lookup in Python.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -60,38 +68,59 @@ def table_problems(rows: pl.DataFrame, rates: list[str]) -> pl.DataFrame:
     )
 
 
-def wide(rows: pl.DataFrame, rates: list[str], prefix: str) -> tuple[pl.DataFrame, int]:
-    """One row per asset: `{prefix}lower_k`, `{prefix}width_k`, `{prefix}{rate}_k` for k < K.
+@dataclass(frozen=True)
+class Slices:
+    """A checked tier table in effect, flat by (asset_idx, slice k): entry asset_idx·K + k.
 
-    An asset with fewer than K slices is padded with empty slices (width 0, rate 0), which add
-    exactly 0 to the sum, so the sum needs no null handling.
+    An asset with fewer than K slices (or none) is padded with `lower = +inf` slices, which no finite
+    amount reaches; an asset without a table has one slice [0, ∞) at rate 0 (its rows need no
+    table, or are a data issue).
     """
-    rows = rows.sort("asset", "lower_usdt")
-    k_max = int(rows.group_by("asset").len()["len"].max() or 0)
+
+    k_max: int
+    lower: pl.Series
+    rate: dict[str, pl.Series]
+    below: dict[str, pl.Series]
+
+
+def flat(rows: pl.DataFrame, asset_index: pl.DataFrame, rates: list[str]) -> Slices:
+    """Slices of the checked tables in `rows`, flat over every asset of `asset_index` (asset, asset_idx)."""
+    rows = rows.join(asset_index, on="asset", how="inner", validate="m:1").sort("asset_idx", "lower_usdt")
+    k_max = max(1, int(rows.group_by("asset").len()["len"].max() or 0))
     width = (pl.col("upper_usdt") - pl.col("lower_usdt")).fill_null(float("inf"))
-    lists = rows.group_by("asset", maintain_order=True).agg(
-        pl.col("lower_usdt").alias("lower"), width.alias("width"), *[pl.col(r) for r in rates]
+    slices = rows.select(
+        "asset_idx",
+        pl.int_range(pl.len()).over("asset_idx").alias("k"),
+        "lower_usdt",
+        *rates,
+        # below_k, added in ascending slice order (cum_sum is a sequential left-to-right sum)
+        *[(pl.col(r) * width).cum_sum().shift(1, fill_value=0.0).over("asset_idx").alias(f"below_{r}") for r in rates],
     )
-    cols = [
-        pl.col(name).list.get(k, null_on_oob=True).fill_null(0.0).alias(f"{prefix}{name}_{k}")
-        for k in range(k_max)
-        for name in ["lower", "width", *rates]
-    ]
-    return lists.select("asset", *cols), k_max
+    grid = asset_index.select(pl.col("asset_idx").cast(pl.UInt32)).join(
+        pl.DataFrame({"k": range(k_max)}, schema={"k": pl.UInt32}), how="cross"
+    )
+    padded = grid.join(slices.with_columns(pl.col("asset_idx", "k").cast(pl.UInt32)), on=["asset_idx", "k"], how="left")
+    padded = padded.sort("asset_idx", "k").with_columns(
+        pl.col("lower_usdt").fill_null(pl.when(pl.col("k") == 0).then(0.0).otherwise(float("inf"))),
+        pl.col(*rates, *[f"below_{r}" for r in rates]).fill_null(0.0),
+    )
+    return Slices(
+        k_max,
+        padded["lower_usdt"],
+        {r: padded[r] for r in rates},
+        {r: padded[f"below_{r}"] for r in rates},
+    )
 
 
-def tiered(x: pl.Expr, prefix: str, rate: str, k_max: int) -> pl.Expr:
-    """Σ_k rate_k · clip(x − lower_k, 0, width_k), summed in ascending slice order.
+def slice_index(x: pl.Expr, asset_idx: pl.Expr, s: Slices) -> pl.Expr:
+    """asset_idx·K + k for the slice k holding x (lower_k <= x < lower_{k+1}); null without an asset."""
+    base = asset_idx.cast(pl.Int64) * s.k_max
+    k = pl.lit(0, pl.Int64)
+    for j in range(1, s.k_max):
+        k = k + (x >= pl.lit(s.lower).gather(base + j)).cast(pl.Int64)
+    return base + k
 
-    Null where the asset has no table (the row then needs none, or is a data issue); 0 with K = 0.
-    """
-    parts = [
-        pl.col(f"{prefix}{rate}_{k}") * (x - pl.col(f"{prefix}lower_{k}")).clip(0.0, pl.col(f"{prefix}width_{k}"))
-        for k in range(k_max)
-    ]
-    if not parts:
-        return pl.lit(0.0)
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total
+
+def tiered(x: pl.Expr, at: pl.Expr, s: Slices, rate: str) -> pl.Expr:
+    """below_k + rate_k · (x − lower_k) at `at` = slice_index(x, ...): the progressive sum of x."""
+    return pl.lit(s.below[rate]).gather(at) + pl.lit(s.rate[rate]).gather(at) * (x - pl.lit(s.lower).gather(at))
