@@ -6,8 +6,9 @@ order: rows are (stably) sorted by account_id — nearly free when the input is 
 exports are — and each account's contiguous run is reduced with `numpy.add.reduceat`.
 
 The same pass flags accounts that may hold a key twice (an asset twice in balances, an order_id
-twice in open orders) with a 64-bit set per account: each row sets bit `key_bit % 64`; fewer set bits
-than rows means a repeat or a bit collision. Only those few candidates are then checked exactly.
+twice in open orders) with a 64-bit set per account: each row sets bit `key % 64` (its `key_bit`,
+computed by the streaming per-row stage); fewer set bits than rows means a repeat or a bit
+collision. Only those few candidates are then checked exactly.
 """
 
 from __future__ import annotations
@@ -16,14 +17,22 @@ import numpy as np
 import polars as pl
 
 ACCOUNT = "account_id"
+_POWERS_OF_TWO = pl.Series("bit", [1 << i for i in range(64)], dtype=pl.UInt64)
 
 
-def segment_sums(rows: pl.DataFrame, value_columns: list[str], key: str, count_name: str) -> pl.DataFrame:
+def key_bit(key: pl.Expr) -> pl.Expr:
+    """1 << (key % 64) for an unsigned integer key: the row's bit in its account's key set."""
+    return pl.lit(_POWERS_OF_TWO).gather(key % 64).alias("key_bit")
+
+
+def segment_sums(rows: pl.DataFrame, value_columns: list[str], count_name: str) -> pl.DataFrame:
     """Per account_id: the sum of each value column (input order), `count_name` rows, `maybe_repeat`.
 
-    `rows` holds account_id (no nulls), the value columns (float, no nulls) and `key` (an integer
-    standing for the asset or order id; distinct keys below 64 never collide).
+    `rows` holds account_id, the value columns (float, no nulls) and `key_bit` (see `key_bit`;
+    distinct keys below 64 never collide). Rows without an account_id (a data issue) are left out.
     """
+    if rows[ACCOUNT].has_nulls():  # only then: an eager filter of a large frame is not free
+        rows = rows.filter(pl.col(ACCOUNT).is_not_null())
     if not rows[ACCOUNT].is_sorted():
         rows = rows.sort(ACCOUNT, maintain_order=True)
     ids = rows[ACCOUNT].to_numpy()
@@ -32,8 +41,7 @@ def segment_sums(rows: pl.DataFrame, value_columns: list[str], key: str, count_n
         return pl.DataFrame(schema={**schema, "maybe_repeat": pl.Boolean})
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
     counts = np.diff(np.r_[starts, ids.size])
-    key_bits = np.left_shift(np.uint64(1), (rows[key].to_numpy() % 64).astype(np.uint64))
-    bits = np.bitwise_or.reduceat(key_bits, starts)
+    bits = np.bitwise_or.reduceat(rows["key_bit"].to_numpy(), starts)
     out = {ACCOUNT: ids[starts]}
     out |= {c: np.add.reduceat(rows[c].to_numpy(), starts) for c in value_columns}
     out |= {count_name: counts, "maybe_repeat": np.bitwise_count(bits) < counts}

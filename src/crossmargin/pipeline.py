@@ -38,8 +38,8 @@ def _lazy(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
 # ------------------------------------------------------------------ per-table stages
 # Each stage gives (rows, values): `rows` is the input with its asset terms gathered by asset index
 # (reference_data.py: no join, input order kept, never materialised); `values` is the narrow per-row
-# result — account_id, a key for the repeat check, the amounts each account sums, and `_rule`, the
-# index of the first data-issue rule the row breaks.
+# result — account_id, the bit of its key for the repeat check, the amounts each account sums, and
+# `_rule`, the index of the first data-issue rule the row breaks.
 
 
 def _balance_stage(balances: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame, pl.LazyFrame]:
@@ -50,7 +50,7 @@ def _balance_stage(balances: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFr
         values = values.with_columns(**step)
     values = values.select(
         "account_id",
-        pl.coalesce(pl.col("asset_idx").cast(pl.UInt64), pl.col("asset").hash()).alias("key"),
+        account_sums.key_bit(pl.coalesce(pl.col("asset_idx").cast(pl.UInt64), pl.col("asset").hash())),
         # null (unknown asset) or NaN (0 × a NaN/inf price) only where the row needs no price or
         # table — it adds exactly 0 — or is a data issue anyway
         *[pl.col(c).fill_null(0.0).fill_nan(0.0) for c in quantities.BALANCE_SUMS],
@@ -64,7 +64,7 @@ def _order_stage(orders: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame,
     rows = terms.gather(terms.gather(orders, "base_asset", "_base"), "quote_asset", "_quote")
     values = rows.select(
         "account_id",
-        pl.col("order_id").cast(pl.UInt64).fill_null(0).alias("key"),
+        account_sums.key_bit(pl.col("order_id").cast(pl.UInt64).fill_null(0)),
         quantities.order_loss_usdt().fill_null(0.0).alias("open_order_loss_usdt"),
         di.first_broken(di.order_rules()).alias("_rule"),
     )
@@ -134,9 +134,8 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
     )
     bal_issues = _row_issues(bal_rows, bal_values, di.balance_rules())
     ord_issues = _row_issues(ord_rows, ord_values, di.order_rules())
-    has_account = pl.col("account_id").is_not_null()
-    bal_sums = account_sums.segment_sums(bal_values.filter(has_account), quantities.BALANCE_SUMS, "key", "balance_rows")
-    ord_sums = account_sums.segment_sums(ord_values.filter(has_account), ["open_order_loss_usdt"], "key", "order_rows")
+    bal_sums = account_sums.segment_sums(bal_values, quantities.BALANCE_SUMS, "balance_rows")
+    ord_sums = account_sums.segment_sums(ord_values, ["open_order_loss_usdt"], "order_rows")
     del bal_values, ord_values
     repeats = [
         _repeated_keys(t["balances"], bal_sums, "asset", "balances"),
@@ -219,7 +218,7 @@ def compute(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> R
 # ------------------------------------------------------------------ the nightly job (files in, files out)
 
 ACCOUNT_TABLES = ["accounts", "balances", "open_orders", "mode_switches"]
-ACCOUNTS_PER_BUCKET = 10_000_000  # at most this many accounts per bucket with --buckets 0 (~0.7 GB per million)
+ACCOUNTS_PER_BUCKET = 12_000_000  # at most this many accounts per bucket with --buckets 0 (~0.5 GB peak per million)
 
 
 def bucket_bounds(accounts: pl.LazyFrame, buckets: int) -> list[tuple[int | None, int | None]]:
