@@ -48,6 +48,14 @@ def segment_sums(rows: pl.DataFrame, value_columns: list[str], count_name: str) 
     return pl.DataFrame(out)
 
 
+def repeated(frame: pl.DataFrame) -> pl.Series:
+    """The account_ids that appear more than once in `frame` (a sort and a shift: O(n) when sorted)."""
+    ids = frame[ACCOUNT].drop_nulls()
+    if not ids.is_sorted():
+        ids = ids.sort()
+    return ids.filter(ids == ids.shift(1)).unique()
+
+
 def sorted_by_account(frame: pl.DataFrame) -> pl.LazyFrame:
     """The frame in account_id order (a stable sort only if needed), flagged sorted, as a LazyFrame."""
     if not frame[ACCOUNT].is_sorted():

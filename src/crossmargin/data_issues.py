@@ -140,12 +140,13 @@ def _null_account(table: str) -> Rule:
     return Rule("bad_value", table, pl.col("account_id").is_null(), pl.lit("account_id is null"))
 
 
-def account_rules(policy: Policy) -> list[Rule]:
+def account_rules(policy: Policy, repeated_ids: pl.Series) -> list[Rule]:
+    """repeated_ids: the account_ids that appear more than once (account_sums.repeated)."""
     leverages = policy.leverages
     return [
         _null_account("accounts"),
         Rule(
-            "duplicate_row", "accounts", pl.col("account_id").is_duplicated(),
+            "duplicate_row", "accounts", pl.col("account_id").is_in(repeated_ids.implode()),
             fmt("account_id appears {} times in accounts", pl.len().over("account_id")),
         ),
         Rule(

@@ -79,10 +79,14 @@ def _row_issues(rows: pl.LazyFrame, values: pl.DataFrame, rules: list[di.Rule]) 
 
 
 def _repeated_keys(frame: pl.LazyFrame, sums: pl.DataFrame, key: str, table: str) -> pl.LazyFrame:
-    """Exact check of the accounts flagged `maybe_repeat`: duplicate_row issues for keys seen twice."""
-    candidates = sums.lazy().filter(pl.col("maybe_repeat")).select("account_id")
+    """Exact check of the accounts flagged `maybe_repeat`: duplicate_row issues for keys seen twice.
+
+    The input is read again only when some account is flagged (a repeat or a bit collision)."""
+    candidates = sums.filter(pl.col("maybe_repeat"))["account_id"]
+    if candidates.is_empty():
+        return di.empty_issues()
     repeats = (
-        frame.join(candidates, on="account_id", how="semi")
+        frame.filter(pl.col("account_id").is_in(candidates.implode()))
         .group_by("account_id", key)
         .len()
         .filter(pl.col("len") > 1)
@@ -103,7 +107,9 @@ def _switch_stage(switches: pl.LazyFrame, policy: Policy) -> tuple[pl.LazyFrame,
 
 
 def _unknown(sums: pl.LazyFrame, accounts: pl.LazyFrame, table: str, rows: str) -> pl.LazyFrame:
-    stray = sums.join(accounts.select("account_id"), on="account_id", how="anti")
+    # a left join of two account-sorted frames is a merge join (8x faster than how="anti" at 10M)
+    known = accounts.select("account_id", pl.lit(True).alias("_known"))
+    stray = sums.join(known, on="account_id", how="left", maintain_order="left").filter(pl.col("_known").is_null())
     return di.grouped_issue(
         stray, pl.lit(True), table, "unknown_account", di.fmt("{} {} row(s) for an account not in accounts", pl.col(rows), pl.lit(table))
     )
@@ -125,12 +131,13 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
         t["prices"].collect(), t["collateral_tiers"].collect(), t["liability_brackets"].collect(), policy.as_of
     )
     # phase 1 — row level: every input row read once (streaming), reduced to per-account sums
+    accounts = t["accounts"].collect(engine="streaming")
     bal_rows, bal_values = _balance_stage(t["balances"], terms)
     ord_rows, ord_values = _order_stage(t["open_orders"], terms)
     sw_issues, sw_counts = _switch_stage(t["mode_switches"], policy)
-    acct_issues = di.issue_rows(t["accounts"], di.account_rules(policy))
-    bal_values, ord_values, sw_issues, sw_counts, acct_issues, accounts = pl.collect_all(
-        [bal_values, ord_values, sw_issues, sw_counts, acct_issues, t["accounts"]], engine="streaming"
+    acct_issues = di.issue_rows(accounts.lazy(), di.account_rules(policy, account_sums.repeated(accounts)))
+    bal_values, ord_values, sw_issues, sw_counts, acct_issues = pl.collect_all(
+        [bal_values, ord_values, sw_issues, sw_counts, acct_issues], engine="streaming"
     )
     bal_issues = _row_issues(bal_rows, bal_values, di.balance_rules())
     ord_issues = _row_issues(ord_rows, ord_values, di.order_rules())
