@@ -30,6 +30,7 @@ Conventions of this reference where SPEC.md leaves room (every one is a literal 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import re
 from collections import Counter, defaultdict
@@ -134,7 +135,7 @@ def table_problem(slices: list[dict[str, Any]], rate_keys: list[str]) -> str | N
     for s in ordered:
         if s["upper_usdt"] is not None and not s["upper_usdt"] > s["lower_usdt"]:
             return "upper not above lower"
-    for prev, cur in zip(ordered, ordered[1:]):
+    for prev, cur in itertools.pairwise(ordered):
         if prev["upper_usdt"] is None:
             return "unbounded slice is not the last"
         if prev["upper_usdt"] != cur["lower_usdt"]:

@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 try:
-    import reference as ref
     from ref_compare import STATS, compare, consistency, run_both
 except ImportError:  # tests/ imported as a package
     from tests.ref_compare import STATS, compare, consistency, run_both  # type: ignore[no-redef]

@@ -47,7 +47,7 @@ def initial_margin_of_debt(slices: Slices) -> pl.Expr:
 
 
 # ------------------------------------------------------------------ per open order
-# An order joined with base-asset terms (suffix _base) and quote-asset terms (suffix _quote).
+# An order with its base-asset terms (suffix _base) and quote-asset terms (suffix _quote).
 
 
 def order_quote_leg_usdt() -> pl.Expr:
