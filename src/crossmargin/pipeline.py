@@ -157,15 +157,24 @@ def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tupl
     # phase 2 — account level: levels, decisions, group checks, outputs
 
     # duplicated account ids flow through and are left out below, with their duplicate_row issue
-    computed = (
-        accounts.filter(pl.col("account_id").is_not_null())
-        .join(bal_sums, on="account_id", how="left", maintain_order="left")
-        .join(ord_sums, on="account_id", how="left", maintain_order="left")
-        .join(sw_counts, on="account_id", how="left", maintain_order="left")
-        .with_columns(
-            pl.col(*quantities.BALANCE_SUMS, "open_order_loss_usdt").fill_null(0.0),  # no rows: sums are 0
-            pl.col("switches_today").fill_null(0),
-        )
+    known = accounts.filter(pl.col("account_id").is_not_null()).collect()
+    # the per-account frames have one row per account_id, so each left join keeps `known`'s rows
+    # one to one and in order: join on the ids alone, then put the account columns beside them
+    # (joining all of `accounts` copies its columns three times: 1.5 s instead of 0.55 s at 10M)
+    sums = (
+        known.lazy()
+        .select("account_id")
+        .join(bal_sums.select("account_id", *quantities.BALANCE_SUMS), on="account_id", how="left", maintain_order="left")
+        .join(ord_sums.select("account_id", "open_order_loss_usdt"), on="account_id", how="left", maintain_order="left")
+        .join(sw_counts.select("account_id", "switches_today"), on="account_id", how="left", maintain_order="left")
+        .drop("account_id")
+        .collect()
+    )
+    if sums.height != known.height:  # pragma: no cover - guards the one-row-per-account construction
+        raise AssertionError("per-account sums must have one row per account_id")
+    computed = pl.concat([known, sums], how="horizontal").lazy().with_columns(
+        pl.col(*quantities.BALANCE_SUMS, "open_order_loss_usdt").fill_null(0.0),  # no rows: sums are 0
+        pl.col("switches_today").fill_null(0),
     )
     for stage in [*levels.all_levels(policy), *decisions.all_decisions(policy)]:
         computed = computed.with_columns(**stage)
