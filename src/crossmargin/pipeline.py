@@ -121,7 +121,8 @@ def _unknown(sums: pl.LazyFrame, accounts: pl.LazyFrame, table: str, rows: str) 
 def plan(tables: dict[str, pl.DataFrame | pl.LazyFrame], policy: Policy) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame]:
     """(account_risk, actions, data_issues) for one as_of.
 
-    Phase 1 reads every input row once (streaming engine, one `collect_all`) and reduces it to
+    Phase 1 reads every input row once (streaming engine: the accounts first, whose ids the
+    duplicate check needs, then the other tables in one `collect_all`) and reduces them to
     per-account sums and row issues. Phase 2 runs over those in-memory, account-sorted frames:
     levels and decisions, then data issues, then account_risk (what phase 2 reads twice is
     materialised once). Actions are returned lazy over account_risk.

@@ -1,7 +1,7 @@
 """Quantities of SPEC.md §1, one small named expression each (all money in USDT, float64).
 
 Row level (a balance row with its asset's terms, or an open order with both of its assets' terms,
-as gathered by `AssetTerms.columns`), then account level (sums over the account's rows).
+as gathered by `AssetTerms.gather`), then account level (sums over the account's rows).
 """
 
 from __future__ import annotations
