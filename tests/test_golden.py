@@ -42,7 +42,7 @@ def run_sample(as_of: str, out: Path, *extra: str) -> None:
 def as_text(frame: pl.DataFrame) -> pl.DataFrame:
     """A CSV-able view of an output: lists joined with '|', floats kept exact by the CSV writer."""
     return frame.with_columns(
-        [pl.col(c).list.join("|") for c, t in frame.schema.items() if isinstance(t, pl.List)]
+        [pl.col(c).cast(pl.List(pl.String)).list.join("|") for c, t in frame.schema.items() if isinstance(t, pl.List)]
     ).with_columns([pl.col(c).cast(pl.String) for c, t in frame.schema.items() if isinstance(t, (pl.Enum, pl.Datetime))])
 
 

@@ -10,7 +10,7 @@ import polars as pl
 
 from crossmargin.levels import is_pro
 from crossmargin.policy import Policy
-from crossmargin.schemas import NOT_CLASSIC, PRO_CONDITIONS_NEW, PRO_CONDITIONS_OLD, BorrowBlockedReason
+from crossmargin.schemas import NOT_CLASSIC, PRO_CONDITIONS_NEW, PRO_CONDITIONS_OLD, BorrowBlockedReason, ProCondition
 
 
 def is_classic() -> pl.Expr:
@@ -148,7 +148,7 @@ def pro_ineligible_reasons(policy: Policy) -> pl.Expr:
     """
     names = list(pro_conditions(policy))
     reasons = [[n for i, n in enumerate(names) if m >> i & 1] for m in range(1 << len(names))]
-    table = pl.Series([*reasons, [NOT_CLASSIC]], dtype=pl.List(pl.String))
+    table = pl.Series([*reasons, [NOT_CLASSIC]], dtype=pl.List(ProCondition))
     return pl.lit(table).gather(pl.col("pro_failed_conditions")).alias("pro_ineligible_reasons")
 
 

@@ -6,6 +6,8 @@ Output schemas are the exact column order and dtypes written by `outputs.py`.
 
 from __future__ import annotations
 
+import string
+
 import polars as pl
 
 UTC_TS = pl.Datetime("us", "UTC")
@@ -108,6 +110,11 @@ MarginMode = pl.Enum(MARGIN_MODES)
 Action = pl.Enum(ACTIONS)
 BorrowBlockedReason = pl.Enum(BORROW_BLOCKED_REASONS)
 IssueCode = pl.Enum(ISSUE_CODES)
+# Closed sets written as enums (dictionary-encoded in parquet: read as plain strings by DuckDB; 0.5 s
+# less to write than strings at 10M accounts): a validated country is two letters A-Z, and a reason
+# is a condition name.
+Country = pl.Enum([a + b for a in string.ascii_uppercase for b in string.ascii_uppercase])
+ProCondition = pl.Enum(list(dict.fromkeys([*PRO_CONDITIONS_NEW, *PRO_CONDITIONS_OLD, NOT_CLASSIC])))
 
 QUANTITY_COLUMNS = [
     "total_asset_usdt",
@@ -132,7 +139,7 @@ ACCOUNT_RISK: dict[str, pl.DataType] = {
     "account_id": pl.Int64(),
     "margin_mode": MarginMode,
     "classic_leverage": pl.Int64(),
-    "country": pl.String(),
+    "country": Country,
     **{c: pl.Float64() for c in QUANTITY_COLUMNS},
     **{c: pl.Float64() for c in LEVEL_COLUMNS},
     "pro_available_margin_usdt": pl.Float64(),
@@ -147,7 +154,7 @@ ACCOUNT_RISK: dict[str, pl.DataType] = {
     "bad_debt_usdt": pl.Float64(),
     "switches_left_today": pl.Int64(),
     "eligible_for_pro": pl.Boolean(),
-    "pro_ineligible_reasons": pl.List(pl.String()),
+    "pro_ineligible_reasons": pl.List(ProCondition),
     "can_switch_to_classic": pl.Boolean(),
     "as_of": UTC_TS,
     "policy_version": pl.String(),

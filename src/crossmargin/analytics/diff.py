@@ -96,6 +96,7 @@ def _state(out_dir: Path) -> pl.LazyFrame:
         .with_columns(
             pl.col("margin_mode").cast(pl.String),
             pl.col("borrow_blocked_reason").cast(pl.String),
+            pl.col("pro_ineligible_reasons").cast(pl.List(pl.String)),  # enums compare across runs as text
             pl.lit(True).alias("in_risk"),
         )
     )
