@@ -17,6 +17,8 @@ collision. Only those few candidates are then checked exactly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import polars as pl
 
@@ -42,62 +44,87 @@ def segment_sums(rows: pl.DataFrame, value_columns: list[str], count_name: str) 
     if rows.height == 0:
         schema = {ACCOUNT: pl.Int64, **{c: pl.Float64 for c in value_columns}, count_name: pl.Int64}
         return pl.DataFrame(schema={**schema, "maybe_repeat": pl.Boolean})
-    starts, ends, ids = _runs(rows[ACCOUNT])
-    counts = ends - starts
-    bits = _reduce_runs(np.bitwise_or, rows["key_bit"], starts, ends)
-    out = {ACCOUNT: ids}
-    out |= {c: _reduce_runs(np.add, rows[c], starts, ends) for c in value_columns}
+    runs = Runs.of(rows[ACCOUNT])
+    counts = runs.ends - runs.starts
+    bits = runs.reduce(np.bitwise_or, rows["key_bit"])
+    out = {ACCOUNT: runs.ids}
+    out |= {c: runs.reduce(np.add, rows[c]) for c in value_columns}
     out |= {count_name: counts, "maybe_repeat": np.bitwise_count(bits) < counts}
     return pl.DataFrame(out)
 
 
-def _runs(ids: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(starts, ends, id) of the runs of equal ids in a sorted column (global row positions, end
-    exclusive), chunk by chunk like `_reduce_runs`."""
-    starts, run_ids, lo, previous = [], [], 0, None
-    for chunk in ids.get_chunks():
-        v = chunk.to_numpy()
-        if v.size == 0:
-            continue
-        change = np.empty(len(v), dtype=bool)
-        change[0] = previous is None or v[0] != previous
-        np.not_equal(v[1:], v[:-1], out=change[1:])
-        local = np.flatnonzero(change)
-        starts.append(local + lo)
-        run_ids.append(v[local])
-        lo, previous = lo + len(v), v[-1]
-    first = np.concatenate(starts)
-    return first, np.r_[first[1:], lo], np.concatenate(run_ids)
+@dataclass
+class Runs:
+    """The runs of equal ids in a sorted column: run j is rows [starts[j], ends[j]) and holds ids[j].
 
-
-def _reduce_runs(ufunc: np.ufunc, column: pl.Series, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """`ufunc.reduce` over each run [starts[j], ends[j]) of `column`, chunk by chunk, without a copy.
-
-    The streaming engine hands back the rows in many chunks (its morsels); making them one array
-    first (`to_numpy` of the column) copied 46.5M rows × 7 columns, 2.2 s of the 3.6 s at 10M
-    accounts. Here a run inside one chunk is reduced in place (`reduceat` on a zero-copy view of the
-    chunk) and the few runs that cross a chunk boundary are gathered into one small array and reduced
-    there. Either way a run is reduced as one contiguous array of its values in order, so the result
-    does not depend on where the chunks split: it is the same as for the column in one piece.
+    `reduce` works chunk by chunk. The streaming engine hands back the rows in many chunks (its
+    morsels); making a column one array first (`to_numpy`) copied 46.5M rows × 7 columns, 2.2 s of
+    the 3.6 s at 10M accounts. Here a run inside one chunk is reduced in place (`reduceat` on a
+    zero-copy view of the chunk) and the few runs that cross a chunk boundary are gathered into one
+    small array and reduced there. Either way a run is reduced as one contiguous array of its values
+    in order, so the result does not depend on where the chunks split.
     """
-    chunks = column.get_chunks()
-    out = np.empty(len(starts), dtype=chunks[0].to_numpy().dtype)
-    crossing = np.ones(len(starts), dtype=bool)
-    lo = 0
-    for chunk in chunks:  # a loop over chunks (hundreds), each reduced as a whole
-        values, hi = chunk.to_numpy(), lo + len(chunk)
-        first = np.searchsorted(starts, lo, "left")  # the first run that starts in this chunk
-        last = np.searchsorted(ends, hi, "right")  # runs first..last-1 end in it too
-        if first < last:
-            out[first:last] = ufunc.reduceat(values[: ends[last - 1] - lo], starts[first:last] - lo)
-            crossing[first:last] = False
-        lo = hi
-    if crossing.any():
-        s, e = starts[crossing], ends[crossing]
-        local = np.r_[0, np.cumsum(e - s)[:-1]]  # where each crossing run starts in the gathered array
-        rows = np.repeat(s - local, e - s) + np.arange(local[-1] + (e[-1] - s[-1]))
-        out[crossing] = ufunc.reduceat(column.gather(rows).to_numpy(), local)
-    return out
+
+    starts: np.ndarray
+    ends: np.ndarray
+    ids: np.ndarray
+    _layouts: dict[tuple[int, ...], _Layout] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, ids: pl.Series) -> Runs:
+        starts, run_ids, lo, previous = [], [], 0, None
+        for chunk in ids.get_chunks():  # a loop over chunks (hundreds), each handled whole
+            v = chunk.to_numpy()
+            if v.size == 0:
+                continue
+            change = np.empty(v.size, dtype=bool)
+            change[0] = previous is None or v[0] != previous
+            np.not_equal(v[1:], v[:-1], out=change[1:])
+            local = np.flatnonzero(change)
+            starts.append(local + lo)
+            run_ids.append(v[local])
+            lo, previous = lo + v.size, v[-1]
+        first = np.concatenate(starts)
+        ends = np.empty_like(first)
+        ends[:-1], ends[-1] = first[1:], lo
+        return cls(first, ends, np.concatenate(run_ids))
+
+    def reduce(self, ufunc: np.ufunc, column: pl.Series) -> np.ndarray:
+        """`ufunc.reduceat` of `column` over each run (a value column of the same rows, no nulls)."""
+        chunks = column.get_chunks()
+        lengths = tuple(len(c) for c in chunks)
+        layout = self._layouts.get(lengths) or self._layouts.setdefault(lengths, self._layout(lengths))
+        out = np.empty(self.starts.size, dtype=chunks[0].to_numpy().dtype)
+        for i, first, last, local, stop in layout.inside:
+            ufunc.reduceat(chunks[i].to_numpy()[:stop], local, out=out[first:last])
+        if layout.crossing.size:
+            out[layout.crossing] = ufunc.reduceat(column.gather(layout.gather).to_numpy(), layout.gather_starts)
+        return out
+
+    def _layout(self, lengths: tuple[int, ...]) -> _Layout:
+        """Which runs lie inside which chunk (and where), and which cross a boundary."""
+        inside, crossing, lo = [], np.ones(self.starts.size, dtype=bool), 0
+        for i, n in enumerate(lengths):
+            hi = lo + n
+            first = np.searchsorted(self.starts, lo, "left")  # the first run that starts in this chunk
+            last = np.searchsorted(self.ends, hi, "right")  # runs first..last-1 end in it too
+            if first < last:
+                inside.append((i, first, last, self.starts[first:last] - lo, self.ends[last - 1] - lo))
+                crossing[first:last] = False
+            lo = hi
+        s, e = self.starts[crossing], self.ends[crossing]
+        local = np.zeros(s.size, dtype=np.int64)  # where each crossing run starts in the gathered rows
+        np.cumsum((e - s)[:-1], out=local[1:])
+        gather = np.repeat(s - local, e - s) + np.arange(int((e - s).sum()))
+        return _Layout(inside, np.flatnonzero(crossing), gather, local)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    inside: list[tuple[int, int, int, np.ndarray, int]]  # chunk, runs first..last-1, their starts in it, end
+    crossing: np.ndarray  # the runs that cross a chunk boundary
+    gather: np.ndarray  # their rows, run after run
+    gather_starts: np.ndarray  # where each starts among those rows
 
 
 def repeated(frame: pl.DataFrame) -> pl.Series:
