@@ -127,7 +127,7 @@ def _asset_rules(
             fmt("no {} for {} ({}) effective at as_of", pl.lit(tiers_table), asset, pl.lit(role)),
         ),
         Rule(
-            "bad_tier_table", tiers_table, need_tiers & pl.col(f"{prefix}problem{suffix}").is_not_null(),
+            "bad_tier_table", tiers_table, need_tiers & pl.col(f"{prefix}bad{suffix}").fill_null(False),
             fmt("{} of {}: {}", pl.lit(tiers_table), asset, pl.col(f"{prefix}problem{suffix}")),
         ),
     ]

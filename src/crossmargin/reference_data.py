@@ -53,8 +53,10 @@ TERM_COLUMNS = [
     "price_present",
     f"{COLLATERAL}present",
     f"{COLLATERAL}problem",
+    f"{COLLATERAL}bad",
     f"{LIABILITY}present",
     f"{LIABILITY}problem",
+    f"{LIABILITY}bad",
     "first_collateral_ratio",
 ]
 
@@ -93,6 +95,8 @@ def asset_terms(
         .join(liab, on="asset", how="left", validate="1:1")
         .join(first_ratio, on="asset", how="left", validate="1:1")
         .with_columns(pl.col("price_present", f"{COLLATERAL}present", f"{LIABILITY}present").fill_null(False))
+        # the rules test these flags; the problem text is read only for the detail of an issue row
+        .with_columns(pl.col(f"{p}problem").is_not_null().alias(f"{p}bad") for p in (COLLATERAL, LIABILITY))
         .sort("asset")
         .with_row_index("asset_idx")
     )
