@@ -93,7 +93,9 @@ class Runs:
         """`ufunc.reduceat` of `column` over each run (a value column of the same rows, no nulls)."""
         chunks = column.get_chunks()
         lengths = tuple(len(c) for c in chunks)
-        layout = self._layouts.get(lengths) or self._layouts.setdefault(lengths, self._layout(lengths))
+        if lengths not in self._layouts:  # the columns of one frame share their chunking: worked out once
+            self._layouts[lengths] = self._layout(lengths)
+        layout = self._layouts[lengths]
         out = np.empty(self.starts.size, dtype=chunks[0].to_numpy().dtype)
         for i, first, last, local, stop in layout.inside:
             ufunc.reduceat(chunks[i].to_numpy()[:stop], local, out=out[first:last])
