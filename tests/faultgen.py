@@ -52,10 +52,17 @@ def _rows(name: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=INPUT_SCHEMAS[name])
 
 
-def tier_rows(asset: str, slices: list[tuple[float, float | None, float]], eff: dt.datetime = EPOCH) -> list[dict]:
+def tier_rows(
+    asset: str, slices: list[tuple[float, float | None, float]], eff: dt.datetime = EPOCH
+) -> list[dict]:
     return [
-        {"asset": asset, "effective_from": eff, "lower_usdt": float(lo), "upper_usdt": None if up is None else float(up),
-         "collateral_ratio": float(r)}
+        {
+            "asset": asset,
+            "effective_from": eff,
+            "lower_usdt": float(lo),
+            "upper_usdt": None if up is None else float(up),
+            "collateral_ratio": float(r),
+        }
         for lo, up, r in slices
     ]
 
@@ -64,8 +71,15 @@ def bracket_rows(
     asset: str, slices: list[tuple[float, float | None, float, float]], eff: dt.datetime = EPOCH
 ) -> list[dict]:
     return [
-        {"asset": asset, "effective_from": eff, "lower_usdt": float(lo), "upper_usdt": None if up is None else float(up),
-         "leverage": 5.0, "maintenance_margin_rate": float(mmr), "initial_margin_rate": float(imr)}
+        {
+            "asset": asset,
+            "effective_from": eff,
+            "lower_usdt": float(lo),
+            "upper_usdt": None if up is None else float(up),
+            "leverage": 5.0,
+            "maintenance_margin_rate": float(mmr),
+            "initial_margin_rate": float(imr),
+        }
         for lo, up, mmr, imr in slices
     ]
 
@@ -100,7 +114,18 @@ def reference_tables(faulty_assets: bool = False) -> dict[str, pl.DataFrame]:
         ok_b = [(0, None, 0.05, 0.1)]
         for a in [NO_PRICE, LATE_PRICE, NO_BRACKETS, BAD_BRACKET, INF_PRICE, NAN_PRICE, NEG_PRICE]:
             tiers += tier_rows(a, ok_t)
-        for a in [NO_PRICE, LATE_PRICE, NO_TIERS, GAP, OVERLAP, BAD_RATE, NOT_AT_ZERO, INF_PRICE, NAN_PRICE, NEG_PRICE]:
+        for a in [
+            NO_PRICE,
+            LATE_PRICE,
+            NO_TIERS,
+            GAP,
+            OVERLAP,
+            BAD_RATE,
+            NOT_AT_ZERO,
+            INF_PRICE,
+            NAN_PRICE,
+            NEG_PRICE,
+        ]:
             brackets += bracket_rows(a, ok_b)
         tiers += tier_rows(GAP, [(0, 100, 0.9), (200, None, 0.8)])
         tiers += tier_rows(OVERLAP, [(0, 100, 0.9), (50, None, 0.8)])
@@ -119,8 +144,13 @@ def clean_tables(n: int, seed: int = 0, first_id: int = 1_000) -> dict[str, pl.D
     rng = np.random.default_rng(seed)
     ids = first_id + 2 * np.arange(n, dtype=np.int64)
     pro = rng.random(n) < 0.4
-    t_q = pl.Series(np.where(rng.random(n) < 0.8, np.datetime64(COMPLIANT.replace(tzinfo=None), "us"),
-                             np.datetime64("NaT", "us"))).dt.replace_time_zone("UTC")
+    t_q = pl.Series(
+        np.where(
+            rng.random(n) < 0.8,
+            np.datetime64(COMPLIANT.replace(tzinfo=None), "us"),
+            np.datetime64("NaT", "us"),
+        )
+    ).dt.replace_time_zone("UTC")
     accounts = _frame(
         "accounts",
         {
@@ -137,7 +167,7 @@ def clean_tables(n: int, seed: int = 0, first_id: int = 1_000) -> dict[str, pl.D
     # balances: every account holds USDT; each other asset with probability 0.3, owed with 0.3 of that
     assets = list(GOOD)
     parts = []
-    for j, a in enumerate(assets):
+    for _j, a in enumerate(assets):
         take = np.ones(n, bool) if a == "USDT" else rng.random(n) < 0.3
         m = int(take.sum())
         scale = 1e5 / GOOD[a]
@@ -182,8 +212,13 @@ def clean_tables(n: int, seed: int = 0, first_id: int = 1_000) -> dict[str, pl.D
             - rng.integers(0, 30 * 3600, k).astype("timedelta64[s]"),
         },
     )
-    return {"accounts": accounts, "balances": balances, "open_orders": orders, "mode_switches": switches,
-            **reference_tables(faulty_assets=False)}
+    return {
+        "accounts": accounts,
+        "balances": balances,
+        "open_orders": orders,
+        "mode_switches": switches,
+        **reference_tables(faulty_assets=False),
+    }
 
 
 # ---------------------------------------------------------------- fault injection
@@ -217,7 +252,11 @@ FAULT_KINDS = [
     ("nan_price", ("prices", "non_finite_value")),
     ("overflow", ("balances", "non_finite_value")),
 ]
-UNKNOWN_KINDS = [("unknown_balance", "balances"), ("unknown_order", "open_orders"), ("unknown_switch", "mode_switches")]
+UNKNOWN_KINDS = [
+    ("unknown_balance", "balances"),
+    ("unknown_order", "open_orders"),
+    ("unknown_switch", "mode_switches"),
+]
 
 
 def inject_faults(
@@ -233,7 +272,10 @@ def inject_faults(
     rng = np.random.default_rng(seed)
     ids = tables["accounts"]["account_id"].to_numpy()
     pick = rng.choice(ids, size=per_kind * len(FAULT_KINDS), replace=False)
-    victims = {kind: [int(x) for x in pick[i * per_kind : (i + 1) * per_kind]] for i, (kind, _) in enumerate(FAULT_KINDS)}
+    victims = {
+        kind: [int(x) for x in pick[i * per_kind : (i + 1) * per_kind]]
+        for i, (kind, _) in enumerate(FAULT_KINDS)
+    }
     expected: dict[int, set[tuple[str, str]]] = {}
     for kind, issue in FAULT_KINDS:
         for a in victims[kind]:
@@ -245,9 +287,22 @@ def inject_faults(
     switches = tables["mode_switches"]
     ref = reference_tables(faulty_assets=True)
 
-    def bal(a: int, asset: str, free: float = 1.0, locked: float = 0.0, borrowed: float = 0.0, interest: float = 0.0):
-        return {"account_id": a, "asset": asset, "free": free, "locked": locked, "borrowed": borrowed,
-                "interest": interest}
+    def bal(
+        a: int,
+        asset: str,
+        free: float = 1.0,
+        locked: float = 0.0,
+        borrowed: float = 0.0,
+        interest: float = 0.0,
+    ):
+        return {
+            "account_id": a,
+            "asset": asset,
+            "free": free,
+            "locked": locked,
+            "borrowed": borrowed,
+            "interest": interest,
+        }
 
     new_bal: list[dict] = []
     new_ord: list[dict] = []
@@ -256,8 +311,15 @@ def inject_faults(
     def order(a: int, base: str, quote: str, side: str = "BUY", price: float = 1.0, qty: float = 1.0):
         nonlocal next_order
         next_order += 1
-        return {"account_id": a, "order_id": next_order, "base_asset": base, "quote_asset": quote, "side": side,
-                "price": price, "remaining_qty": qty}
+        return {
+            "account_id": a,
+            "order_id": next_order,
+            "base_asset": base,
+            "quote_asset": quote,
+            "side": side,
+            "price": price,
+            "remaining_qty": qty,
+        }
 
     v = victims
     new_bal += [bal(a, NO_PRICE) for a in v["missing_price"]]
@@ -293,14 +355,20 @@ def inject_faults(
         + [(a, "BTC") for a in v["overflow"]]
     )
     drop = pl.DataFrame(touched, schema={"account_id": pl.Int64, "asset": pl.String}, orient="row")
-    balances = pl.concat([balances.join(drop, on=["account_id", "asset"], how="anti"), _rows("balances", new_bal)])
+    balances = pl.concat(
+        [balances.join(drop, on=["account_id", "asset"], how="anti"), _rows("balances", new_bal)]
+    )
     orders = pl.concat([orders, _rows("open_orders", new_ord)])
 
     accounts = accounts.with_columns(
-        pl.when(pl.col("account_id").is_in(v["unknown_mode"])).then(pl.lit("isolated"))
-        .otherwise(pl.col("margin_mode")).alias("margin_mode"),
-        pl.when(pl.col("account_id").is_in(v["bad_leverage"])).then(pl.lit(10, pl.Int64))
-        .otherwise(pl.col("classic_leverage")).alias("classic_leverage"),
+        pl.when(pl.col("account_id").is_in(v["unknown_mode"]))
+        .then(pl.lit("isolated"))
+        .otherwise(pl.col("margin_mode"))
+        .alias("margin_mode"),
+        pl.when(pl.col("account_id").is_in(v["bad_leverage"]))
+        .then(pl.lit(10, pl.Int64))
+        .otherwise(pl.col("classic_leverage"))
+        .alias("classic_leverage"),
     )
     accounts = pl.concat([accounts, accounts.filter(pl.col("account_id").is_in(v["duplicate_account"]))])
 
@@ -308,14 +376,17 @@ def inject_faults(
     unknown = {"balances": 1_000_001, "open_orders": 1_000_003, "mode_switches": 1_000_005}
     balances = pl.concat([balances, _rows("balances", [bal(unknown["balances"], "USDT")])])
     orders = pl.concat([orders, _rows("open_orders", [order(unknown["open_orders"], "BTC", "USDT")])])
-    switches = pl.concat([switches, _rows("mode_switches", [{"account_id": unknown["mode_switches"],
-                                                               "switched_at": AS_OF}])])
+    switches = pl.concat(
+        [switches, _rows("mode_switches", [{"account_id": unknown["mode_switches"], "switched_at": AS_OF}])]
+    )
 
     # broken reference data for an asset nobody touches: must not produce any issue
-    ref["collateral_tiers"] = pl.concat([ref["collateral_tiers"], _rows("collateral_tiers",
-                                         tier_rows(UNTOUCHED, [(5, 1, 7.0)]))])
-    ref["liability_brackets"] = pl.concat([ref["liability_brackets"], _rows("liability_brackets",
-                                           bracket_rows(UNTOUCHED, [(0, 10, 2.0, 3.0)]))])
+    ref["collateral_tiers"] = pl.concat(
+        [ref["collateral_tiers"], _rows("collateral_tiers", tier_rows(UNTOUCHED, [(5, 1, 7.0)]))]
+    )
+    ref["liability_brackets"] = pl.concat(
+        [ref["liability_brackets"], _rows("liability_brackets", bracket_rows(UNTOUCHED, [(0, 10, 2.0, 3.0)]))]
+    )
 
     # shuffle rows: nothing may depend on input order
     def shuffle(df: pl.DataFrame) -> pl.DataFrame:
@@ -349,7 +420,9 @@ def write_inputs(tables: dict[str, pl.DataFrame], directory: Path, fmt: str = "p
 def to_csv(df: pl.DataFrame) -> pl.DataFrame:
     """Timestamps as ISO-8601 with Z (what a CSV export from the upstream feed looks like)."""
     return df.with_columns(
-        pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ") for c, t in df.schema.items() if isinstance(t, pl.Datetime)
+        pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        for c, t in df.schema.items()
+        if isinstance(t, pl.Datetime)
     )
 
 
@@ -370,27 +443,55 @@ def literal(
         "open_orders": _rows("open_orders", open_orders or []),
         "mode_switches": _rows("mode_switches", mode_switches or []),
         "prices": ref["prices"] if prices is None else _rows("prices", prices),
-        "collateral_tiers": ref["collateral_tiers"] if collateral_tiers is None else _rows("collateral_tiers",
-                                                                                            collateral_tiers),
-        "liability_brackets": ref["liability_brackets"] if liability_brackets is None else _rows(
-            "liability_brackets", liability_brackets),
+        "collateral_tiers": ref["collateral_tiers"]
+        if collateral_tiers is None
+        else _rows("collateral_tiers", collateral_tiers),
+        "liability_brackets": ref["liability_brackets"]
+        if liability_brackets is None
+        else _rows("liability_brackets", liability_brackets),
     }
 
 
 def acct(account_id: int, mode: str = "classic", leverage: int = 3, **kw: Any) -> dict[str, Any]:
-    row = {"account_id": account_id, "margin_mode": mode, "classic_leverage": leverage, "cross_margin_activated": True,
-           "pro_quiz_passed": True, "questionnaire_completed_at": COMPLIANT, "terms_agreed_at": COMPLIANT,
-           "country": "FR"}
+    row = {
+        "account_id": account_id,
+        "margin_mode": mode,
+        "classic_leverage": leverage,
+        "cross_margin_activated": True,
+        "pro_quiz_passed": True,
+        "questionnaire_completed_at": COMPLIANT,
+        "terms_agreed_at": COMPLIANT,
+        "country": "FR",
+    }
     row.update(kw)
     return row
 
 
-def bal(account_id: int, asset: str, free: float = 0.0, locked: float = 0.0, borrowed: float = 0.0,
-        interest: float = 0.0) -> dict[str, Any]:
-    return {"account_id": account_id, "asset": asset, "free": float(free), "locked": float(locked),
-            "borrowed": float(borrowed), "interest": float(interest)}
+def bal(
+    account_id: int,
+    asset: str,
+    free: float = 0.0,
+    locked: float = 0.0,
+    borrowed: float = 0.0,
+    interest: float = 0.0,
+) -> dict[str, Any]:
+    return {
+        "account_id": account_id,
+        "asset": asset,
+        "free": float(free),
+        "locked": float(locked),
+        "borrowed": float(borrowed),
+        "interest": float(interest),
+    }
 
 
 def order(account_id: int, order_id: int, base: str, quote: str, side: str, price: float, qty: float) -> dict:
-    return {"account_id": account_id, "order_id": order_id, "base_asset": base, "quote_asset": quote, "side": side,
-            "price": float(price), "remaining_qty": float(qty)}
+    return {
+        "account_id": account_id,
+        "order_id": order_id,
+        "base_asset": base,
+        "quote_asset": quote,
+        "side": side,
+        "price": float(price),
+        "remaining_qty": float(qty),
+    }

@@ -218,10 +218,7 @@ def tables(
     With defaults=True, the USDT price, tiers and bracket of the module docstring are added when the
     caller gives none for USDT.
     """
-    if isinstance(prices, Mapping):
-        price_rows = [price(a, p) for a, p in prices.items()]
-    else:
-        price_rows = _flatten(prices)
+    price_rows = [price(a, p) for a, p in prices.items()] if isinstance(prices, Mapping) else _flatten(prices)
     tier_rows = _flatten(collateral_tiers)
     bracket_rows = _flatten(liability_brackets)
     if defaults:

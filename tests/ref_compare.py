@@ -80,7 +80,11 @@ def knife_edges(e: dict[str, Any], r: dict[str, Any], policy: Policy) -> list[st
         ("margin_level", ct.liquidation, ["liquidation", "margin_call"]),
         ("margin_level", policy.pro_margin_call, ["margin_call"]),
         ("margin_level", policy.pro_liquidation, ["liquidation", "margin_call"]),
-        ("classic_collateral_margin_level", ct.initial_risk_ratio, ["borrow_blocked", "can_switch_to_classic"]),
+        (
+            "classic_collateral_margin_level",
+            ct.initial_risk_ratio,
+            ["borrow_blocked", "can_switch_to_classic"],
+        ),
         ("pro_available_margin_usdt", 0.0, ["borrow_blocked"]),
         ("classic_margin_level", ct.margin_call, ["partial_repayment_usdt"]),
         ("classic_margin_level", ct.initial_risk_ratio, ["can_switch_to_classic"]),
@@ -112,7 +116,11 @@ def compare(engine: Any, reference: ref.ReferenceResult, policy: Policy, input_i
     ar, acts, di = engine.account_risk, engine.actions, engine.data_issues
 
     # ---- shapes and dtypes of the three outputs
-    for name, df, schema in (("account_risk", ar, ACCOUNT_RISK), ("actions", acts, ACTIONS_SCHEMA), ("data_issues", di, DATA_ISSUES)):
+    for name, df, schema in (
+        ("account_risk", ar, ACCOUNT_RISK),
+        ("actions", acts, ACTIONS_SCHEMA),
+        ("data_issues", di, DATA_ISSUES),
+    ):
         if dict(df.schema) != schema:
             errs.append(f"{name} schema {dict(df.schema)} != {schema}")
     if ar["account_id"].to_list() != sorted(ar["account_id"].to_list()):
@@ -127,7 +135,8 @@ def compare(engine: Any, reference: ref.ReferenceResult, policy: Policy, input_i
     issue_r = reference.issue_accounts
     if valid_e != valid_r:
         errs.append(
-            f"valid accounts differ: engine-only {sorted(valid_e - valid_r)} reference-only {sorted(valid_r - valid_e)}; "
+            f"valid accounts differ: engine-only {sorted(valid_e - valid_r)} "
+            f"reference-only {sorted(valid_r - valid_e)}; "
             f"reference issues {[i for i in reference.issues if i[0] in valid_e ^ valid_r]}; "
             f"engine issues {di.filter(pl.col('account_id').is_in(sorted(valid_e ^ valid_r))).to_dicts()}"
         )
@@ -167,15 +176,21 @@ def compare(engine: Any, reference: ref.ReferenceResult, policy: Policy, input_i
                 errs.append(f"account {aid} {col}: engine {ev!r} reference {rv!r}")
 
     # ---- actions (long form)
-    def norm(rows: list[tuple[int, str, str | None, float | None]]) -> list[tuple[int, str, str | None, float | None]]:
+    def norm(
+        rows: list[tuple[int, str, str | None, float | None]],
+    ) -> list[tuple[int, str, str | None, float | None]]:
         return sorted(rows, key=lambda t: (t[0], t[1]))
 
-    eng_acts = norm([(a["account_id"], str(a["action"]), a["reason"], a["amount_usdt"]) for a in acts.to_dicts()])
+    eng_acts = norm(
+        [(a["account_id"], str(a["action"]), a["reason"], a["amount_usdt"]) for a in acts.to_dicts()]
+    )
     ref_acts = norm([a for a in reference.actions])
     e_keys = {(a, act) for a, act, _, _ in eng_acts if a not in skipped_accounts}
     r_keys = {(a, act) for a, act, _, _ in ref_acts if a not in skipped_accounts}
     if e_keys != r_keys:
-        errs.append(f"action rows differ: engine-only {sorted(e_keys - r_keys)} reference-only {sorted(r_keys - e_keys)}")
+        errs.append(
+            f"action rows differ: engine-only {sorted(e_keys - r_keys)} reference-only {sorted(r_keys - e_keys)}"
+        )
     if len(eng_acts) != len({(a, act) for a, act, _, _ in eng_acts}):
         errs.append("duplicate (account_id, action) rows in actions")
     eng_by = {(a, act): (rs, amt) for a, act, rs, amt in eng_acts}
@@ -234,9 +249,15 @@ def consistency(engine: Any, input_ids: set[int], max_switches: int = 5) -> list
         if row["migrate_now"] and not row["due_for_migration"]:
             errs.append(f"account {aid}: migrate_now without due_for_migration")
         if (row["borrow_blocked_reason"] is None) == row["borrow_blocked"]:
-            errs.append(f"account {aid}: borrow_blocked {row['borrow_blocked']} vs reason {row['borrow_blocked_reason']}")
-        if row["margin_mode"] == "pro" and (row["eligible_for_pro"] or row["pro_ineligible_reasons"] != ["already_pro"]):
-            errs.append(f"account {aid}: Pro account eligible_for_pro/reasons wrong: {row['pro_ineligible_reasons']}")
+            errs.append(
+                f"account {aid}: borrow_blocked {row['borrow_blocked']} vs reason {row['borrow_blocked_reason']}"
+            )
+        if row["margin_mode"] == "pro" and (
+            row["eligible_for_pro"] or row["pro_ineligible_reasons"] != ["already_pro"]
+        ):
+            errs.append(
+                f"account {aid}: Pro account eligible_for_pro/reasons wrong: {row['pro_ineligible_reasons']}"
+            )
         if row["margin_mode"] == "classic":
             if row["can_switch_to_classic"] or row["due_for_migration"]:
                 errs.append(f"account {aid}: Classic account can_switch_to_classic/due_for_migration set")
@@ -244,9 +265,11 @@ def consistency(engine: Any, input_ids: set[int], max_switches: int = 5) -> list
                 errs.append(f"account {aid}: eligible_for_pro vs reasons {row['pro_ineligible_reasons']}")
         if not 0 <= row["switches_left_today"] <= max_switches:
             errs.append(f"account {aid}: switches_left_today {row['switches_left_today']}")
-        a, l = row["total_asset_usdt"], row["total_liability_usdt"]
-        if not 0 <= row["partial_repayment_usdt"] <= min(a, l):
-            errs.append(f"account {aid}: partial_repayment_usdt {row['partial_repayment_usdt']} outside [0, min(A, L)]")
+        assets, liabilities = row["total_asset_usdt"], row["total_liability_usdt"]
+        if not 0 <= row["partial_repayment_usdt"] <= min(assets, liabilities):
+            errs.append(
+                f"account {aid}: partial_repayment_usdt {row['partial_repayment_usdt']} outside [0, min(A, L)]"
+            )
         for col in ref.ACCOUNT_COLUMNS_FLOAT:
             v = row[col]
             if v is None or math.isnan(v) or v == -math.inf:

@@ -149,7 +149,9 @@ def in_effect(rows: list[dict[str, Any]], as_of: dt.datetime) -> dict[str, list[
     """Per asset, the rows with the latest effective_from <= as_of."""
     latest: dict[str, dt.datetime] = {}
     for r in rows:
-        if r["effective_from"] <= as_of and (r["asset"] not in latest or r["effective_from"] > latest[r["asset"]]):
+        if r["effective_from"] <= as_of and (
+            r["asset"] not in latest or r["effective_from"] > latest[r["asset"]]
+        ):
             latest[r["asset"]] = r["effective_from"]
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -247,13 +249,20 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
             if b["asset"] not in ctiers:
                 issue((aid, "balances", "missing_collateral_tiers", f"asset {b['asset']}"))
             elif ctier_problem[b["asset"]]:
-                issue((aid, "collateral_tiers", "bad_tier_table", f"{b['asset']}: {ctier_problem[b['asset']]}"))
+                issue(
+                    (aid, "collateral_tiers", "bad_tier_table", f"{b['asset']}: {ctier_problem[b['asset']]}")
+                )
         if debt > 0:
             if b["asset"] not in lbrackets:
                 issue((aid, "balances", "missing_liability_brackets", f"asset {b['asset']}"))
             elif lbracket_problem[b["asset"]]:
                 issue(
-                    (aid, "liability_brackets", "bad_tier_table", f"{b['asset']}: {lbracket_problem[b['asset']]}")
+                    (
+                        aid,
+                        "liability_brackets",
+                        "bad_tier_table",
+                        f"{b['asset']}: {lbracket_problem[b['asset']]}",
+                    )
                 )
 
     # ---- open orders
@@ -342,10 +351,7 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
         new_policy = as_of >= policy.pro_new_formula_from
         pro_ml = pro_new if new_policy else pro_old
         margin_level = classic_ml if mode == "classic" else pro_ml
-        if new_policy:
-            avail = max(net_collateral - ool - im, 0.0)
-        else:
-            avail = max(net_collateral - im, 0.0)
+        avail = max(net_collateral - ool - im, 0.0) if new_policy else max(net_collateral - im, 0.0)
 
         # ---- §3 decisions
         q, t = a["questionnaire_completed_at"], a["terms_agreed_at"]
@@ -368,11 +374,10 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
         if mode == "classic":
             if classic_cml <= ct.initial_risk_ratio:
                 reason = "collateral_below_initial_risk_ratio"
-        else:
-            if (not compliant) and as_of >= policy.noncompliant_borrow_disabled_from:
-                reason = "pro_not_compliant"
-            elif avail <= 0:
-                reason = "no_available_margin"
+        elif (not compliant) and as_of >= policy.noncompliant_borrow_disabled_from:
+            reason = "pro_not_compliant"
+        elif avail <= 0:
+            reason = "no_available_margin"
 
         due = mode == "pro" and not compliant and as_of >= policy.compliance_required_from
         migrate_now = due and as_of >= policy.noncompliant_switched_to_classic_from
@@ -406,7 +411,8 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
                     "cross_margin_activated": a["cross_margin_activated"],
                     "pro_quiz_passed": a["pro_quiz_passed"],
                     "country_not_restricted": not restricted,
-                    "classic_collateral_margin_level": classic_cml > policy.old_min_classic_collateral_margin_level,
+                    "classic_collateral_margin_level": classic_cml
+                    > policy.old_min_classic_collateral_margin_level,
                     "switches_left_today": switches_left > 0,
                 }
                 names = OLD_CONDITIONS

@@ -8,6 +8,8 @@ however the rows are split.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import polars as pl
 import pytest
@@ -31,7 +33,7 @@ def _frame(ids: list[int], values: list[float], keys: list[int] | None = None) -
 def _chunked(frame: pl.DataFrame, cuts: list[int]) -> pl.DataFrame:
     """The same rows split into chunks at `cuts` (row positions)."""
     edges = [0, *sorted(set(c for c in cuts if 0 < c < frame.height)), frame.height]
-    return pl.concat([frame[lo:hi] for lo, hi in zip(edges, edges[1:], strict=False)], rechunk=False)
+    return pl.concat([frame[lo:hi] for lo, hi in itertools.pairwise(edges)], rechunk=False)
 
 
 def _expected(frame: pl.DataFrame) -> dict[int, float]:
@@ -75,7 +77,10 @@ def test_unsorted_rows_and_null_account_ids() -> None:
     )
     got = segment_sums(frame, ["x"], "n")
     assert got.to_dict(as_series=False) == {
-        "account_id": [1, 2], "x": [6.0, 4.0], "n": [2, 2], "maybe_repeat": [False, False]
+        "account_id": [1, 2],
+        "x": [6.0, 4.0],
+        "n": [2, 2],
+        "maybe_repeat": [False, False],
     }
 
 

@@ -72,8 +72,14 @@ def assert_schema_error(res, words: list[str]) -> str:
     return text
 
 
-def run_bad(tmp_path: Path, tables: dict[str, pl.DataFrame], fmt: str, mutate: Callable[[Path], None],
-            previous: Path | None, words: list[str]) -> str:
+def run_bad(
+    tmp_path: Path,
+    tables: dict[str, pl.DataFrame],
+    fmt: str,
+    mutate: Callable[[Path], None],
+    previous: Path | None,
+    words: list[str],
+) -> str:
     """Write the input, break it, run; check the failure and that --out is exactly as before."""
     inp = fg.write_inputs(tables, tmp_path / "in", fmt)
     mutate(inp)
@@ -96,10 +102,12 @@ def run_bad(tmp_path: Path, tables: dict[str, pl.DataFrame], fmt: str, mutate: C
 
 # ---------------------------------------------------------------------------- mutations
 
+
 def drop_file(name: str) -> Callable[[Path], None]:
     def mutate(inp: Path) -> None:
         for p in inp.glob(f"{name}.*"):
             p.unlink()
+
     return mutate
 
 
@@ -107,6 +115,7 @@ def edit_parquet(name: str, fn: Callable[[pl.DataFrame], pl.DataFrame]) -> Calla
     def mutate(inp: Path) -> None:
         path = inp / f"{name}.parquet"
         fn(pl.read_parquet(path)).write_parquet(path)
+
     return mutate
 
 
@@ -114,6 +123,7 @@ def edit_csv_text(name: str, fn: Callable[[str], str]) -> Callable[[Path], None]
     def mutate(inp: Path) -> None:
         path = inp / f"{name}.csv"
         path.write_text(fn(path.read_text()))
+
     return mutate
 
 
@@ -122,12 +132,14 @@ def truncate(name: str, ext: str, keep: float) -> Callable[[Path], None]:
         path = inp / f"{name}.{ext}"
         data = path.read_bytes()
         path.write_bytes(data[: int(len(data) * keep)])
+
     return mutate
 
 
 def overwrite(name: str, ext: str, data: bytes) -> Callable[[Path], None]:
     def mutate(inp: Path) -> None:
         (inp / f"{name}.{ext}").write_bytes(data)
+
     return mutate
 
 
@@ -140,7 +152,10 @@ def replace_col(col: str, expr: pl.Expr) -> Callable[[pl.DataFrame], pl.DataFram
 PARQUET_CASES = {
     # id: (mutation, words the message must contain)
     "missing_table": (drop_file("prices"), ["'prices'", "missing", "prices.parquet"]),
-    "missing_column": (edit_parquet("balances", lambda d: d.drop("interest")), ["'balances'", "'interest'", "number"]),
+    "missing_column": (
+        edit_parquet("balances", lambda d: d.drop("interest")),
+        ["'balances'", "'interest'", "number"],
+    ),
     "missing_ts_column": (
         edit_parquet("collateral_tiers", lambda d: d.drop("effective_from")),
         ["'collateral_tiers'", "'effective_from'", "timestamp"],
@@ -158,7 +173,9 @@ PARQUET_CASES = {
         ["'balances'", "'free'", "number"],
     ),
     "bool_as_int": (
-        edit_parquet("accounts", replace_col("cross_margin_activated", pl.col("cross_margin_activated").cast(pl.Int8))),
+        edit_parquet(
+            "accounts", replace_col("cross_margin_activated", pl.col("cross_margin_activated").cast(pl.Int8))
+        ),
         ["'accounts'", "'cross_margin_activated'", "boolean"],
     ),
     "timestamp_as_string": (
@@ -166,7 +183,9 @@ PARQUET_CASES = {
         ["'prices'", "'priced_at'", "timestamp"],
     ),
     "timestamp_tz_naive": (
-        edit_parquet("mode_switches", replace_col("switched_at", pl.col("switched_at").dt.replace_time_zone(None))),
+        edit_parquet(
+            "mode_switches", replace_col("switched_at", pl.col("switched_at").dt.replace_time_zone(None))
+        ),
         ["'mode_switches'", "'switched_at'", "naive", "UTC"],
     ),
     "nullable_timestamp_tz_naive": (
@@ -180,10 +199,16 @@ PARQUET_CASES = {
         edit_parquet("liability_brackets", replace_col("effective_from", pl.col("effective_from").dt.date())),
         ["'liability_brackets'", "'effective_from'", "timestamp"],
     ),
-    "truncated_half": (truncate("balances", "parquet", 0.5), ["'balances'", "cannot read", "balances.parquet"]),
+    "truncated_half": (
+        truncate("balances", "parquet", 0.5),
+        ["'balances'", "cannot read", "balances.parquet"],
+    ),
     "truncated_last_byte": (truncate("accounts", "parquet", 0.999), ["'accounts'", "cannot read"]),
     "empty_file": (overwrite("open_orders", "parquet", b""), ["'open_orders'", "cannot read"]),
-    "not_parquet": (overwrite("prices", "parquet", b"asset,price_usdt\nBTC,1\n"), ["'prices'", "cannot read"]),
+    "not_parquet": (
+        overwrite("prices", "parquet", b"asset,price_usdt\nBTC,1\n"),
+        ["'prices'", "cannot read"],
+    ),
 }
 
 
@@ -195,6 +220,7 @@ def test_parquet_schema_error(case, has_previous, tmp_path, good, previous_run):
 
 
 # ---------------------------------------------------------------------------- CSV cases
+
 
 def _replace_first_value(col: str, new: str) -> Callable[[str], str]:
     """Replace the first data row's value of one column (no quoting in our generated CSVs)."""
@@ -214,14 +240,19 @@ def _drop_column(col: str) -> Callable[[str], str]:
     def fn(text: str) -> str:
         lines = [ln for ln in text.split("\n")]
         i = lines[0].split(",").index(col)
-        return "\n".join(",".join(v for j, v in enumerate(ln.split(",")) if j != i) if ln else ln for ln in lines)
+        return "\n".join(
+            ",".join(v for j, v in enumerate(ln.split(",")) if j != i) if ln else ln for ln in lines
+        )
 
     return fn
 
 
 CSV_CASES = {
     "missing_table": (drop_file("liability_brackets"), ["'liability_brackets'", "missing"]),
-    "missing_column": (edit_csv_text("accounts", _drop_column("country")), ["'accounts'", "'country'", "string"]),
+    "missing_column": (
+        edit_csv_text("accounts", _drop_column("country")),
+        ["'accounts'", "'country'", "string"],
+    ),
     "bad_integer": (
         edit_csv_text("balances", _replace_first_value("account_id", "12x")),
         ["'balances'", "'account_id'", "integer", "'12x'", "row 1"],
@@ -286,6 +317,7 @@ def test_first_missing_table_is_named_when_all_are_missing(tmp_path):
 
 # ---------------------------------------------------------------------------- positive controls
 
+
 def _run_ok(inp: Path, out: Path) -> pl.DataFrame:
     res = invoke(inp, out)
     assert res.exit_code == 0, res.output
@@ -305,11 +337,14 @@ def test_csv_with_windows_line_endings_and_offsets(tmp_path, good):
     a = _run_ok(fg.write_inputs(good, tmp_path / "pq", "parquet"), tmp_path / "out_pq")
     inp = fg.write_inputs(good, tmp_path / "csv", "csv")
     for p in inp.glob("*.csv"):
-        p.write_bytes(p.read_bytes().replace(b"Z\n", b"+00:00\n").replace(b"Z,", b"+00:00,").replace(b"\n", b"\r\n"))
+        p.write_bytes(
+            p.read_bytes().replace(b"Z\n", b"+00:00\n").replace(b"Z,", b"+00:00,").replace(b"\n", b"\r\n")
+        )
     # the same instant written in another offset
     prices = inp / "prices.csv"
-    prices.write_bytes(prices.read_bytes().replace(b"2020-01-01T00:00:00.000000+00:00",
-                                                   b"2020-01-01T01:00:00.000000+01:00"))
+    prices.write_bytes(
+        prices.read_bytes().replace(b"2020-01-01T00:00:00.000000+00:00", b"2020-01-01T01:00:00.000000+01:00")
+    )
     assert b"+01:00" in prices.read_bytes()
     assert _run_ok(inp, tmp_path / "out_csv").equals(a)
 
@@ -341,6 +376,7 @@ def test_narrower_numeric_types_and_extra_columns_are_accepted(tmp_path, good):
 
 # ---------------------------------------------------------------------------- a real process
 
+
 def _cli() -> list[str]:
     exe = Path(sys.executable).with_name("crossmargin")
     return [str(exe)] if exe.exists() else [sys.executable, "-c", "from crossmargin.cli import main; main()"]
@@ -353,7 +389,11 @@ def test_subprocess_prints_one_line_and_no_traceback(tmp_path, good, fmt):
     truncate("balances", fmt, 0.6)(inp)
     proc = subprocess.run(
         [*_cli(), "run", "--as-of", fg.AS_OF_TEXT, "--input", str(inp), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"}, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+        check=False,
     )
     assert proc.returncode == SCHEMA_EXIT, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -380,7 +420,12 @@ def test_corrupt_column_data_is_a_clean_error(tmp_path, good):
 
 def test_schema_errors_name_expected_dtypes_for_every_column(tmp_path, good):
     """Each column of each table, turned into an unrelated type, is rejected naming table and column."""
-    bad_for = {pl.Int64: pl.lit("x"), pl.Float64: pl.lit("x"), pl.String: pl.lit(1.5), pl.Boolean: pl.lit("x")}
+    bad_for = {
+        pl.Int64: pl.lit("x"),
+        pl.Float64: pl.lit("x"),
+        pl.String: pl.lit(1.5),
+        pl.Boolean: pl.lit("x"),
+    }
     from crossmargin.schemas import INPUT_SCHEMAS, UTC_TS
 
     inp = fg.write_inputs(good, tmp_path / "in", "parquet")
@@ -389,8 +434,13 @@ def test_schema_errors_name_expected_dtypes_for_every_column(tmp_path, good):
         original = (inp / f"{table}.parquet").read_bytes()
         for col, dtype in schema.items():
             bad = pl.lit(1.5) if dtype == UTC_TS else bad_for[dtype.base_type()]
-            df = good[table].with_columns(bad.alias(col)) if good[table].height else good[table].with_columns(
-                pl.Series(col, [], dtype=pl.Float64 if dtype != pl.Float64 else pl.String))
+            df = (
+                good[table].with_columns(bad.alias(col))
+                if good[table].height
+                else good[table].with_columns(
+                    pl.Series(col, [], dtype=pl.Float64 if dtype != pl.Float64 else pl.String)
+                )
+            )
             df.write_parquet(inp / f"{table}.parquet")
             res = invoke(inp, tmp_path / "out")
             assert_schema_error(res, [f"'{table}'", f"'{col}'", "expected"])

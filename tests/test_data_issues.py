@@ -69,8 +69,11 @@ def check_clean(r, *ids: int) -> None:
 # ---------------------------------------------------------------------------- one case per code
 # id -> (tables for accounts 1 (clean) and 2 (faulty), expected table, code, words in the detail)
 
+
 def _with(balances=(), orders=(), accounts=None, **ref) -> dict[str, pl.DataFrame]:
-    return literal(accounts=accounts or CLEAN, balances=CLEAN_BAL + list(balances), open_orders=list(orders), **ref)
+    return literal(
+        accounts=accounts or CLEAN, balances=CLEAN_BAL + list(balances), open_orders=list(orders), **ref
+    )
 
 
 def _ref_with(table: str, extra: list[dict]) -> dict[str, list[dict]]:
@@ -88,98 +91,234 @@ def _accounts_with(row: dict) -> dict[str, pl.DataFrame]:
 
 CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
     # missing_price
-    "held_asset_without_price": (_with([bal(2, fg.NO_PRICE, free=1)]), "prices", "missing_price", [fg.NO_PRICE]),
-    "locked_only_without_price": (_with([bal(2, fg.NO_PRICE, locked=1)]), "prices", "missing_price", [fg.NO_PRICE]),
+    "held_asset_without_price": (
+        _with([bal(2, fg.NO_PRICE, free=1)]),
+        "prices",
+        "missing_price",
+        [fg.NO_PRICE],
+    ),
+    "locked_only_without_price": (
+        _with([bal(2, fg.NO_PRICE, locked=1)]),
+        "prices",
+        "missing_price",
+        [fg.NO_PRICE],
+    ),
     "owed_asset_without_price": (
-        _with([bal(2, fg.NO_PRICE, borrowed=1)]), "prices", "missing_price", [fg.NO_PRICE]),
+        _with([bal(2, fg.NO_PRICE, borrowed=1)]),
+        "prices",
+        "missing_price",
+        [fg.NO_PRICE],
+    ),
     "interest_only_without_price": (
-        _with([bal(2, fg.NO_PRICE, interest=0.5)]), "prices", "missing_price", [fg.NO_PRICE]),
+        _with([bal(2, fg.NO_PRICE, interest=0.5)]),
+        "prices",
+        "missing_price",
+        [fg.NO_PRICE],
+    ),
     "only_future_price": (_with([bal(2, fg.LATE_PRICE, free=1)]), "prices", "missing_price", [fg.LATE_PRICE]),
     "order_base_without_price": (
-        _with(orders=[order(2, 9, fg.NO_PRICE, "USDT", "SELL", 1, 1)]), "prices", "missing_price", [fg.NO_PRICE]),
+        _with(orders=[order(2, 9, fg.NO_PRICE, "USDT", "SELL", 1, 1)]),
+        "prices",
+        "missing_price",
+        [fg.NO_PRICE],
+    ),
     "order_quote_without_price": (
-        _with(orders=[order(2, 9, "BTC", fg.NO_PRICE, "BUY", 1, 1)]), "prices", "missing_price", [fg.NO_PRICE]),
+        _with(orders=[order(2, 9, "BTC", fg.NO_PRICE, "BUY", 1, 1)]),
+        "prices",
+        "missing_price",
+        [fg.NO_PRICE],
+    ),
     # negative_quantity
     "negative_free": (_with([bal(2, "ETH", free=-1)]), "balances", "negative_quantity", ["ETH", "free=-1.0"]),
-    "negative_locked": (_with([bal(2, "ETH", free=2, locked=-1)]), "balances", "negative_quantity", ["locked=-1.0"]),
-    "negative_borrowed": (_with([bal(2, "ETH", borrowed=-1)]), "balances", "negative_quantity", ["borrowed=-1.0"]),
+    "negative_locked": (
+        _with([bal(2, "ETH", free=2, locked=-1)]),
+        "balances",
+        "negative_quantity",
+        ["locked=-1.0"],
+    ),
+    "negative_borrowed": (
+        _with([bal(2, "ETH", borrowed=-1)]),
+        "balances",
+        "negative_quantity",
+        ["borrowed=-1.0"],
+    ),
     "negative_interest": (
-        _with([bal(2, "ETH", borrowed=1, interest=-0.1)]), "balances", "negative_quantity", ["interest=-0.1"]),
+        _with([bal(2, "ETH", borrowed=1, interest=-0.1)]),
+        "balances",
+        "negative_quantity",
+        ["interest=-0.1"],
+    ),
     "negative_order_price": (
-        _with(orders=[order(2, 9, "BTC", "USDT", "BUY", -100, 1)]), "open_orders", "negative_quantity", ["-100"]),
+        _with(orders=[order(2, 9, "BTC", "USDT", "BUY", -100, 1)]),
+        "open_orders",
+        "negative_quantity",
+        ["-100"],
+    ),
     "negative_order_qty": (
-        _with(orders=[order(2, 9, "BTC", "USDT", "SELL", 100, -1)]), "open_orders", "negative_quantity", ["-1.0"]),
-    "negative_price": (_with([bal(2, fg.NEG_PRICE, free=1)]), "prices", "negative_quantity", [fg.NEG_PRICE, "-1.0"]),
+        _with(orders=[order(2, 9, "BTC", "USDT", "SELL", 100, -1)]),
+        "open_orders",
+        "negative_quantity",
+        ["-1.0"],
+    ),
+    "negative_price": (
+        _with([bal(2, fg.NEG_PRICE, free=1)]),
+        "prices",
+        "negative_quantity",
+        [fg.NEG_PRICE, "-1.0"],
+    ),
     # duplicate_row
     "account_twice": (_dup_accounts(), "accounts", "duplicate_row", ["2 times"]),
     "balance_twice": (_with([bal(2, "USDT", free=500)]), "balances", "duplicate_row", ["2"]),
     "order_id_twice": (
         _with(orders=[order(2, 9, "BTC", "USDT", "BUY", 1, 1), order(2, 9, "BTC", "USDT", "BUY", 1, 1)]),
-        "open_orders", "duplicate_row", ["order"]),
+        "open_orders",
+        "duplicate_row",
+        ["order"],
+    ),
     # unknown_mode / bad_value
     "unknown_mode": (_accounts_with(acct(2, "isolated")), "accounts", "unknown_mode", ["isolated"]),
     "mode_wrong_case": (_accounts_with(acct(2, "Pro")), "accounts", "unknown_mode", ["Pro"]),
     "mode_null": (_accounts_with(acct(2, None)), "accounts", "unknown_mode", ["null"]),
     "leverage_4": (_accounts_with(acct(2, "classic", 4)), "accounts", "bad_value", ["classic_leverage", "4"]),
-    "leverage_null_on_pro": (_accounts_with(acct(2, "pro", None)), "accounts", "bad_value", ["classic_leverage"]),
+    "leverage_null_on_pro": (
+        _accounts_with(acct(2, "pro", None)),
+        "accounts",
+        "bad_value",
+        ["classic_leverage"],
+    ),
     "activated_null": (
-        _accounts_with(acct(2, cross_margin_activated=None)), "accounts", "bad_value", ["cross_margin_activated"]),
+        _accounts_with(acct(2, cross_margin_activated=None)),
+        "accounts",
+        "bad_value",
+        ["cross_margin_activated"],
+    ),
     "country_not_iso": (_accounts_with(acct(2, country="France")), "accounts", "bad_value", ["France"]),
     "side_lowercase": (
-        _with(orders=[order(2, 9, "BTC", "USDT", "buy", 1, 1)]), "open_orders", "bad_value", ["buy"]),
+        _with(orders=[order(2, 9, "BTC", "USDT", "buy", 1, 1)]),
+        "open_orders",
+        "bad_value",
+        ["buy"],
+    ),
     "switch_time_null": (
-        _with() | {"mode_switches": pl.DataFrame([{"account_id": 2, "switched_at": None}],
-                                                 schema=fg.INPUT_SCHEMAS["mode_switches"])},
-        "mode_switches", "bad_value", ["switched_at"]),
+        _with()
+        | {
+            "mode_switches": pl.DataFrame(
+                [{"account_id": 2, "switched_at": None}], schema=fg.INPUT_SCHEMAS["mode_switches"]
+            )
+        },
+        "mode_switches",
+        "bad_value",
+        ["switched_at"],
+    ),
     # missing tiers / brackets
     "held_asset_without_collateral_tiers": (
-        _with([bal(2, fg.NO_TIERS, free=1)]), "collateral_tiers", "missing_collateral_tiers", [fg.NO_TIERS]),
+        _with([bal(2, fg.NO_TIERS, free=1)]),
+        "collateral_tiers",
+        "missing_collateral_tiers",
+        [fg.NO_TIERS],
+    ),
     "order_base_without_collateral_tiers": (
         _with(orders=[order(2, 9, fg.NO_TIERS, "USDT", "BUY", 1, 1)]),
-        "collateral_tiers", "missing_collateral_tiers", [fg.NO_TIERS]),
+        "collateral_tiers",
+        "missing_collateral_tiers",
+        [fg.NO_TIERS],
+    ),
     "order_quote_without_collateral_tiers": (
         _with(orders=[order(2, 9, "BTC", fg.NO_TIERS, "SELL", 1, 1)]),
-        "collateral_tiers", "missing_collateral_tiers", [fg.NO_TIERS]),
+        "collateral_tiers",
+        "missing_collateral_tiers",
+        [fg.NO_TIERS],
+    ),
     "owed_asset_without_brackets": (
         _with([bal(2, fg.NO_BRACKETS, borrowed=1)]),
-        "liability_brackets", "missing_liability_brackets", [fg.NO_BRACKETS]),
+        "liability_brackets",
+        "missing_liability_brackets",
+        [fg.NO_BRACKETS],
+    ),
     "interest_only_without_brackets": (
         _with([bal(2, fg.NO_BRACKETS, interest=1e-8)]),
-        "liability_brackets", "missing_liability_brackets", [fg.NO_BRACKETS]),
+        "liability_brackets",
+        "missing_liability_brackets",
+        [fg.NO_BRACKETS],
+    ),
     # bad_tier_table
     "tiers_gap": (_with([bal(2, fg.GAP, free=1)]), "collateral_tiers", "bad_tier_table", [fg.GAP, "gap"]),
     "tiers_overlap": (_with([bal(2, fg.OVERLAP, free=1)]), "collateral_tiers", "bad_tier_table", ["overlap"]),
-    "tiers_rate_above_1": (_with([bal(2, fg.BAD_RATE, free=1)]), "collateral_tiers", "bad_tier_table", ["1.5"]),
+    "tiers_rate_above_1": (
+        _with([bal(2, fg.BAD_RATE, free=1)]),
+        "collateral_tiers",
+        "bad_tier_table",
+        ["1.5"],
+    ),
     "tiers_not_from_zero": (
-        _with([bal(2, fg.NOT_AT_ZERO, free=1)]), "collateral_tiers", "bad_tier_table", ["starts at 100"]),
+        _with([bal(2, fg.NOT_AT_ZERO, free=1)]),
+        "collateral_tiers",
+        "bad_tier_table",
+        ["starts at 100"],
+    ),
     "brackets_negative_rate": (
-        _with([bal(2, fg.BAD_BRACKET, borrowed=1)]), "liability_brackets", "bad_tier_table", [fg.BAD_BRACKET, "-0.1"]),
+        _with([bal(2, fg.BAD_BRACKET, borrowed=1)]),
+        "liability_brackets",
+        "bad_tier_table",
+        [fg.BAD_BRACKET, "-0.1"],
+    ),
     "brackets_imr_nan": (
-        _with([bal(2, "XB", borrowed=1)], prices=fg.reference_tables(True)["prices"].to_dicts()
-              + [{"asset": "XB", "price_usdt": 1.0, "priced_at": fg.EPOCH}],
-              **_ref_with("liability_brackets", bracket_rows("XB", [(0, None, 0.1, NAN)]))),
-        "liability_brackets", "bad_tier_table", ["initial_margin_rate"]),
+        _with(
+            [bal(2, "XB", borrowed=1)],
+            prices=[
+                *fg.reference_tables(True)["prices"].to_dicts(),
+                {"asset": "XB", "price_usdt": 1.0, "priced_at": fg.EPOCH},
+            ],
+            **_ref_with("liability_brackets", bracket_rows("XB", [(0, None, 0.1, NAN)])),
+        ),
+        "liability_brackets",
+        "bad_tier_table",
+        ["initial_margin_rate"],
+    ),
     "brackets_gap": (
-        _with([bal(2, "XB", borrowed=1)], prices=fg.reference_tables(True)["prices"].to_dicts()
-              + [{"asset": "XB", "price_usdt": 1.0, "priced_at": fg.EPOCH}],
-              **_ref_with("liability_brackets", bracket_rows("XB", [(0, 10, 0.1, 0.2), (20, None, 0.1, 0.2)]))),
-        "liability_brackets", "bad_tier_table", ["gap"]),
+        _with(
+            [bal(2, "XB", borrowed=1)],
+            prices=[
+                *fg.reference_tables(True)["prices"].to_dicts(),
+                {"asset": "XB", "price_usdt": 1.0, "priced_at": fg.EPOCH},
+            ],
+            **_ref_with("liability_brackets", bracket_rows("XB", [(0, 10, 0.1, 0.2), (20, None, 0.1, 0.2)])),
+        ),
+        "liability_brackets",
+        "bad_tier_table",
+        ["gap"],
+    ),
     "tiers_last_slice_bounded": (
-        _with([bal(2, "XT", free=1)], prices=fg.reference_tables(True)["prices"].to_dicts()
-              + [{"asset": "XT", "price_usdt": 1.0, "priced_at": fg.EPOCH}],
-              **_ref_with("collateral_tiers", tier_rows("XT", [(0, 10, 0.9), (10, 20, 0.8)]))),
-        "collateral_tiers", "bad_tier_table", ["XT"]),
+        _with(
+            [bal(2, "XT", free=1)],
+            prices=[
+                *fg.reference_tables(True)["prices"].to_dicts(),
+                {"asset": "XT", "price_usdt": 1.0, "priced_at": fg.EPOCH},
+            ],
+            **_ref_with("collateral_tiers", tier_rows("XT", [(0, 10, 0.9), (10, 20, 0.8)])),
+        ),
+        "collateral_tiers",
+        "bad_tier_table",
+        ["XT"],
+    ),
     # non_finite_value
     "nan_free": (_with([bal(2, "ETH", free=NAN)]), "balances", "non_finite_value", ["NaN"]),
     "inf_borrowed": (_with([bal(2, "ETH", borrowed=INF)]), "balances", "non_finite_value", ["inf"]),
     "minus_inf_locked": (_with([bal(2, "ETH", locked=-INF)]), "balances", "non_finite_value", ["-inf"]),
     "nan_order_price": (
-        _with(orders=[order(2, 9, "BTC", "USDT", "BUY", NAN, 1)]), "open_orders", "non_finite_value", ["NaN"]),
+        _with(orders=[order(2, 9, "BTC", "USDT", "BUY", NAN, 1)]),
+        "open_orders",
+        "non_finite_value",
+        ["NaN"],
+    ),
     "inf_price": (_with([bal(2, fg.INF_PRICE, free=1)]), "prices", "non_finite_value", [fg.INF_PRICE, "inf"]),
     "nan_price_of_order_leg": (
-        _with(orders=[order(2, 9, fg.NAN_PRICE, "USDT", "SELL", 1, 1)]), "prices", "non_finite_value", ["NaN"]),
-    "sum_overflows": (
-        _with([bal(2, "BTC", free=1e305)]), "balances", "non_finite_value", ["overflow"]),
+        _with(orders=[order(2, 9, fg.NAN_PRICE, "USDT", "SELL", 1, 1)]),
+        "prices",
+        "non_finite_value",
+        ["NaN"],
+    ),
+    "sum_overflows": (_with([bal(2, "BTC", free=1e305)]), "balances", "non_finite_value", ["overflow"]),
 }
 
 
@@ -199,9 +338,12 @@ def test_every_spec_code_has_a_literal_case():
 @pytest.mark.parametrize("table", ["balances", "open_orders", "mode_switches"])
 def test_unknown_account(table):
     rows = {
-        "balances": {"balances": CLEAN_BAL + [bal(77, "USDT", free=1)]},
+        "balances": {"balances": [*CLEAN_BAL, bal(77, "USDT", free=1)]},
         "open_orders": {"balances": CLEAN_BAL, "open_orders": [order(77, 9, "BTC", "USDT", "BUY", 1, 1)]},
-        "mode_switches": {"balances": CLEAN_BAL, "mode_switches": [{"account_id": 77, "switched_at": fg.AS_OF}]},
+        "mode_switches": {
+            "balances": CLEAN_BAL,
+            "mode_switches": [{"account_id": 77, "switched_at": fg.AS_OF}],
+        },
     }[table]
     r = run(literal(accounts=CLEAN, **rows))
     check_excluded(r, 77, table, "unknown_account", ["not in accounts"])
@@ -217,11 +359,17 @@ def test_null_account_id_in_accounts_is_an_issue_not_a_crash():
 
 
 def test_one_account_with_several_faults_is_listed_once_per_fault_and_excluded_once():
-    t = _with([bal(2, "ETH", free=-1), bal(2, fg.NO_PRICE, free=1)],
-              orders=[order(2, 9, "BTC", "USDT", "HOLD", 1, 1)])
+    t = _with(
+        [bal(2, "ETH", free=-1), bal(2, fg.NO_PRICE, free=1)],
+        orders=[order(2, 9, "BTC", "USDT", "HOLD", 1, 1)],
+    )
     r = run(t)
     codes = {(i["table"], i["code"]) for i in issues_of(r, 2)}
-    assert codes == {("balances", "negative_quantity"), ("prices", "missing_price"), ("open_orders", "bad_value")}
+    assert codes == {
+        ("balances", "negative_quantity"),
+        ("prices", "missing_price"),
+        ("open_orders", "bad_value"),
+    }
     assert r.data_issues.filter(pl.col("account_id") == 2).height == 3
     check_clean(r, 1)
 
@@ -240,38 +388,57 @@ NO_ISSUE = {
     # reference data an account does not touch: broken or missing for UNTOUCHED, NOPRICE, INFP, ...
     "broken_reference_data_untouched": _with(),
     # zero price is a price (not missing, not negative)
-    "zero_price": _with([bal(2, "Z0", free=5, borrowed=2)],
-                        prices=fg.reference_tables(True)["prices"].to_dicts()
-                        + [{"asset": "Z0", "price_usdt": 0.0, "priced_at": fg.EPOCH}],
-                        collateral_tiers=fg.reference_tables(True)["collateral_tiers"].to_dicts()
-                        + tier_rows("Z0", [(0, None, 0.5)]),
-                        liability_brackets=fg.reference_tables(True)["liability_brackets"].to_dicts()
-                        + bracket_rows("Z0", [(0, None, 0.1, 0.2)])),
+    "zero_price": _with(
+        [bal(2, "Z0", free=5, borrowed=2)],
+        prices=[
+            *fg.reference_tables(True)["prices"].to_dicts(),
+            {"asset": "Z0", "price_usdt": 0.0, "priced_at": fg.EPOCH},
+        ],
+        collateral_tiers=fg.reference_tables(True)["collateral_tiers"].to_dicts()
+        + tier_rows("Z0", [(0, None, 0.5)]),
+        liability_brackets=fg.reference_tables(True)["liability_brackets"].to_dicts()
+        + bracket_rows("Z0", [(0, None, 0.1, 0.2)]),
+    ),
     # tier versions: a broken table superseded before as_of, or taking effect after it, is not in effect
     "broken_tiers_superseded_or_future": _with(
         [bal(2, "XT", free=3)],
-        prices=fg.reference_tables(True)["prices"].to_dicts()
-        + [{"asset": "XT", "price_usdt": 1.0, "priced_at": fg.EPOCH}],
+        prices=[
+            *fg.reference_tables(True)["prices"].to_dicts(),
+            {"asset": "XT", "price_usdt": 1.0, "priced_at": fg.EPOCH},
+        ],
         collateral_tiers=fg.reference_tables(True)["collateral_tiers"].to_dicts()
         + tier_rows("XT", [(5, 1, 9.0)], fg.EPOCH - dt.timedelta(days=1))
         + tier_rows("XT", [(0, None, 0.5)], fg.EPOCH)
-        + tier_rows("XT", [(0, 1, 2.0), (3, None, -1.0)], fg.AS_OF + dt.timedelta(microseconds=1))),
+        + tier_rows("XT", [(0, 1, 2.0), (3, None, -1.0)], fg.AS_OF + dt.timedelta(microseconds=1)),
+    ),
     # a NaN / inf / negative price of a superseded snapshot is not the price in effect
     "bad_old_price_superseded": _with(
         [bal(2, "XT", free=3)],
-        prices=fg.reference_tables(True)["prices"].to_dicts()
-        + [{"asset": "XT", "price_usdt": NAN, "priced_at": fg.EPOCH - dt.timedelta(days=2)},
-           {"asset": "XT", "price_usdt": -4.0, "priced_at": fg.EPOCH - dt.timedelta(days=1)},
-           {"asset": "XT", "price_usdt": 2.0, "priced_at": fg.EPOCH},
-           {"asset": "XT", "price_usdt": INF, "priced_at": fg.AS_OF + dt.timedelta(seconds=1)}],
-        collateral_tiers=fg.reference_tables(True)["collateral_tiers"].to_dicts() + tier_rows("XT", [(0, None, 0.5)])),
+        prices=[
+            *fg.reference_tables(True)["prices"].to_dicts(),
+            {"asset": "XT", "price_usdt": NAN, "priced_at": fg.EPOCH - dt.timedelta(days=2)},
+            {"asset": "XT", "price_usdt": -4.0, "priced_at": fg.EPOCH - dt.timedelta(days=1)},
+            {"asset": "XT", "price_usdt": 2.0, "priced_at": fg.EPOCH},
+            {"asset": "XT", "price_usdt": INF, "priced_at": fg.AS_OF + dt.timedelta(seconds=1)},
+        ],
+        collateral_tiers=fg.reference_tables(True)["collateral_tiers"].to_dicts()
+        + tier_rows("XT", [(0, None, 0.5)]),
+    ),
     # the same order_id in two different accounts is not a duplicate row of either account
-    "same_order_id_in_two_accounts": _with(orders=[order(1, 9, "BTC", "USDT", "BUY", 1, 1),
-                                                   order(2, 9, "BTC", "USDT", "SELL", 1, 1)]),
+    "same_order_id_in_two_accounts": _with(
+        orders=[order(1, 9, "BTC", "USDT", "BUY", 1, 1), order(2, 9, "BTC", "USDT", "SELL", 1, 1)]
+    ),
     # a mode switch far in the past, or in the future, is valid data
-    "switches_outside_today": _with() | {"mode_switches": pl.DataFrame(
-        [{"account_id": 2, "switched_at": fg.EPOCH}, {"account_id": 2, "switched_at": fg.AS_OF + dt.timedelta(1)}],
-        schema=fg.INPUT_SCHEMAS["mode_switches"])},
+    "switches_outside_today": _with()
+    | {
+        "mode_switches": pl.DataFrame(
+            [
+                {"account_id": 2, "switched_at": fg.EPOCH},
+                {"account_id": 2, "switched_at": fg.AS_OF + dt.timedelta(1)},
+            ],
+            schema=fg.INPUT_SCHEMAS["mode_switches"],
+        )
+    },
 }
 
 
@@ -306,7 +473,8 @@ def conservation(r, input_ids: set[int], unknown_ids: set[int]) -> None:
     assert set(r.actions["account_id"].to_list()) <= risk_ids
     # issues of unknown accounts are only ever unknown_account
     assert set(r.data_issues.filter(pl.col("account_id").is_in(sorted(unknown_ids)))["code"].to_list()) <= {
-        "unknown_account"}
+        "unknown_account"
+    }
     assert r.data_issues["detail"].null_count() == 0
     assert (r.data_issues["detail"].str.len_chars() > 5).all()
     assert r.data_issues.is_duplicated().sum() == 0
@@ -328,8 +496,9 @@ def test_conservation_with_faults_of_every_kind(seed):
         assert exp <= got.get(a, set()), f"account {a}: expected {exp}, got {got.get(a)}"
         extra = got[a] - exp
         if extra:  # the only tolerated extra: a NaN/inf input also makes the account's sums non-finite
-            assert extra == {("balances", "non_finite_value")} and "non_finite_value" in {c for _, c in exp}, (
-                f"account {a}: unexpected extra issues {extra}")
+            assert extra == {("balances", "non_finite_value")} and "non_finite_value" in {
+                c for _, c in exp
+            }, f"account {a}: unexpected extra issues {extra}"
     # no clean account was flagged, and every code of SPEC §4 was produced
     assert set(got) - set(expected) == unknown
     assert {c for codes in got.values() for _, c in codes} == set(ISSUE_CODES)

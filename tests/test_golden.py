@@ -42,8 +42,14 @@ def run_sample(as_of: str, out: Path, *extra: str) -> None:
 def as_text(frame: pl.DataFrame) -> pl.DataFrame:
     """A CSV-able view of an output: lists joined with '|', floats kept exact by the CSV writer."""
     return frame.with_columns(
-        [pl.col(c).cast(pl.List(pl.String)).list.join("|") for c, t in frame.schema.items() if isinstance(t, pl.List)]
-    ).with_columns([pl.col(c).cast(pl.String) for c, t in frame.schema.items() if isinstance(t, (pl.Enum, pl.Datetime))])
+        [
+            pl.col(c).cast(pl.List(pl.String)).list.join("|")
+            for c, t in frame.schema.items()
+            if isinstance(t, pl.List)
+        ]
+    ).with_columns(
+        [pl.col(c).cast(pl.String) for c, t in frame.schema.items() if isinstance(t, (pl.Enum, pl.Datetime))]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +98,21 @@ def test_contract_of_section_5(runs: dict[str, Path]) -> None:
 def test_every_decision_is_demonstrated(runs: dict[str, Path]) -> None:
     """The sample shows every flag of SPEC §3 both ways, every block reason, and both migration reasons."""
     risk = pl.read_parquet(runs["new"] / "account_risk.parquet")
-    for flag in ["margin_call", "liquidation", "borrow_blocked", "due_for_migration", "migrate_now",
-                 "eligible_for_pro", "can_switch_to_classic"]:
+    for flag in [
+        "margin_call",
+        "liquidation",
+        "borrow_blocked",
+        "due_for_migration",
+        "migrate_now",
+        "eligible_for_pro",
+        "can_switch_to_classic",
+    ]:
         assert risk[flag].any() and not risk[flag].all(), flag
     assert set(risk["borrow_blocked_reason"].drop_nulls().cast(pl.String)) == {
-        "collateral_below_initial_risk_ratio", "pro_not_compliant", "no_available_margin"}
+        "collateral_below_initial_risk_ratio",
+        "pro_not_compliant",
+        "no_available_margin",
+    }
     assert (risk["partial_repayment_usdt"] > 0).any() and (risk["bad_debt_usdt"] > 0).any()
     assert (risk["switches_left_today"] == 0).any()
     assert risk.filter(pl.col("total_liability_usdt") == 0)["classic_margin_level"].eq(float("inf")).all()

@@ -72,9 +72,8 @@ def test_report_without_pro_accounts(tmp_path):
     runs = sample_runs()
     inputs = tmp_path / "in"
     inputs.mkdir()
-    for name, frame in load_tables(runs.input_dir).items():
-        if name == "accounts":
-            frame = frame.filter(pl.col("margin_mode") == "classic")
+    for name, table in load_tables(runs.input_dir).items():
+        frame = table.filter(pl.col("margin_mode") == "classic") if name == "accounts" else table
         frame.collect().write_parquet(inputs / f"{name}.parquet")
     out = tmp_path / "out"
     run_job(NEW_AS_OF, inputs, out, max_issue_rate=1.0)

@@ -50,15 +50,26 @@ BRACKETS = (
 
 
 def run_one(balances=(), orders=(), mode="classic", leverage=3):
-    t = literal(accounts=[acct(1, mode, leverage)], balances=list(balances), open_orders=list(orders),
-                prices=PRICES, collateral_tiers=TIERS, liability_brackets=BRACKETS)
+    t = literal(
+        accounts=[acct(1, mode, leverage)],
+        balances=list(balances),
+        open_orders=list(orders),
+        prices=PRICES,
+        collateral_tiers=TIERS,
+        liability_brackets=BRACKETS,
+    )
     r = compute(t, NEW)
     assert r.data_issues.height == 0, r.data_issues.to_dicts()
     rows = r.account_risk.to_dicts()
     assert len(rows) == 1
     row = rows[0]
-    for c in [*QUANTITY_COLUMNS, *LEVEL_COLUMNS, "pro_available_margin_usdt", "partial_repayment_usdt",
-              "bad_debt_usdt"]:
+    for c in [
+        *QUANTITY_COLUMNS,
+        *LEVEL_COLUMNS,
+        "pro_available_margin_usdt",
+        "partial_repayment_usdt",
+        "bad_debt_usdt",
+    ]:
         assert not math.isnan(row[c]), c
         assert row[c] != -INF, c
     return row, r
@@ -75,10 +86,18 @@ def assert_values(row: dict, **expected: float) -> None:
 def test_huge_quantities_exact():
     row, _ = run_one([bal(1, "USDT", free=2.0**60, borrowed=2.0**59)])
     assert_values(
-        row, total_asset_usdt=2.0**60, total_liability_usdt=2.0**59, collateral_usdt=2.0**60,
-        net_equity_usdt=2.0**59, maintenance_margin_usdt=2.0**56, initial_margin_usdt=2.0**57,
-        classic_margin_level=2.0, classic_collateral_margin_level=2.0, pro_margin_level_old=8.0,
-        pro_margin_level_new=8.0, bad_debt_usdt=0.0,
+        row,
+        total_asset_usdt=2.0**60,
+        total_liability_usdt=2.0**59,
+        collateral_usdt=2.0**60,
+        net_equity_usdt=2.0**59,
+        maintenance_margin_usdt=2.0**56,
+        initial_margin_usdt=2.0**57,
+        classic_margin_level=2.0,
+        classic_collateral_margin_level=2.0,
+        pro_margin_level_old=8.0,
+        pro_margin_level_new=8.0,
+        bad_debt_usdt=0.0,
     )
 
 
@@ -86,8 +105,11 @@ def test_huge_values_across_tier_slices_exact():
     # 2**40 BTC at 2**16: value 2**56; collateral 0.75*2**16 + 0.5*(2**56 - 2**16)
     row, _ = run_one([bal(1, "BTC", free=2.0**40), bal(1, "USDT", borrowed=2.0**50)])
     assert_values(
-        row, total_asset_usdt=2.0**56, total_liability_usdt=2.0**50,
-        collateral_usdt=0.75 * BTC + 0.5 * (2.0**56 - BTC), maintenance_margin_usdt=2.0**47,
+        row,
+        total_asset_usdt=2.0**56,
+        total_liability_usdt=2.0**50,
+        collateral_usdt=0.75 * BTC + 0.5 * (2.0**56 - BTC),
+        maintenance_margin_usdt=2.0**47,
         classic_margin_level=64.0,
     )
 
@@ -102,8 +124,13 @@ def test_near_float_max_but_finite_is_scored():
 def test_tiny_quantities_exact():
     row, _ = run_one([bal(1, "USDT", free=2.0**-1000, borrowed=2.0**-1001)])
     assert_values(
-        row, total_asset_usdt=2.0**-1000, total_liability_usdt=2.0**-1001, classic_margin_level=2.0,
-        maintenance_margin_usdt=2.0**-1004, pro_margin_level_old=8.0, pro_margin_level_new=8.0,
+        row,
+        total_asset_usdt=2.0**-1000,
+        total_liability_usdt=2.0**-1001,
+        classic_margin_level=2.0,
+        maintenance_margin_usdt=2.0**-1004,
+        pro_margin_level_old=8.0,
+        pro_margin_level_new=8.0,
     )
     assert row["margin_call"] is False
 
@@ -131,17 +158,29 @@ def test_negative_zero_quantities_are_not_negative_and_levels_are_plus_inf():
 def test_zero_price_asset_held_and_owed_counts_for_nothing():
     row, _ = run_one([bal(1, "Z0", free=1e9, borrowed=1e6)])
     assert_values(
-        row, total_asset_usdt=0.0, total_liability_usdt=0.0, collateral_usdt=0.0,
-        maintenance_margin_usdt=0.0, initial_margin_usdt=0.0, classic_margin_level=INF,
-        classic_collateral_margin_level=INF, pro_margin_level_old=INF, pro_margin_level_new=INF,
+        row,
+        total_asset_usdt=0.0,
+        total_liability_usdt=0.0,
+        collateral_usdt=0.0,
+        maintenance_margin_usdt=0.0,
+        initial_margin_usdt=0.0,
+        classic_margin_level=INF,
+        classic_collateral_margin_level=INF,
+        pro_margin_level_old=INF,
+        pro_margin_level_new=INF,
         bad_debt_usdt=0.0,
     )
 
 
 def test_zero_price_next_to_priced_assets():
     row, _ = run_one([bal(1, "Z0", free=3, borrowed=7), bal(1, "USDT", free=300, borrowed=100)])
-    assert_values(row, total_asset_usdt=300.0, total_liability_usdt=100.0, classic_margin_level=3.0,
-                  maintenance_margin_usdt=12.5)
+    assert_values(
+        row,
+        total_asset_usdt=300.0,
+        total_liability_usdt=100.0,
+        classic_margin_level=3.0,
+        maintenance_margin_usdt=12.5,
+    )
 
 
 def test_order_on_a_zero_priced_base():
@@ -162,19 +201,37 @@ def test_order_at_limit_price_zero():
 def test_account_with_only_interest():
     row, r = run_one([bal(1, "USDT", interest=10.0)])
     assert_values(
-        row, total_asset_usdt=0.0, total_liability_usdt=10.0, collateral_usdt=0.0, net_equity_usdt=-10.0,
-        net_collateral_usdt=-10.0, maintenance_margin_usdt=1.25, initial_margin_usdt=2.5,
-        classic_margin_level=0.0, classic_collateral_margin_level=0.0, pro_margin_level_old=-8.0,
-        pro_margin_level_new=-8.0, pro_available_margin_usdt=0.0, bad_debt_usdt=10.0,
+        row,
+        total_asset_usdt=0.0,
+        total_liability_usdt=10.0,
+        collateral_usdt=0.0,
+        net_equity_usdt=-10.0,
+        net_collateral_usdt=-10.0,
+        maintenance_margin_usdt=1.25,
+        initial_margin_usdt=2.5,
+        classic_margin_level=0.0,
+        classic_collateral_margin_level=0.0,
+        pro_margin_level_old=-8.0,
+        pro_margin_level_new=-8.0,
+        pro_available_margin_usdt=0.0,
+        bad_debt_usdt=10.0,
     )
     assert row["liquidation"] is True and row["margin_call"] is True
-    assert ("LIQUIDATION", "classic_3x") in {(str(a), b) for a, b in r.actions.select("action", "reason").rows()}
+    assert ("LIQUIDATION", "classic_3x") in {
+        (str(a), b) for a, b in r.actions.select("action", "reason").rows()
+    }
 
 
 def test_account_with_only_interest_in_a_non_usdt_asset():
     row, _ = run_one([bal(1, "ETH", interest=0.25)], mode="pro")
-    assert_values(row, total_liability_usdt=1024.0, maintenance_margin_usdt=128.0, initial_margin_usdt=256.0,
-                  pro_margin_level_new=-8.0, margin_level=-8.0)
+    assert_values(
+        row,
+        total_liability_usdt=1024.0,
+        maintenance_margin_usdt=128.0,
+        initial_margin_usdt=256.0,
+        pro_margin_level_new=-8.0,
+        margin_level=-8.0,
+    )
     assert row["liquidation"] is True
 
 
@@ -182,9 +239,17 @@ def test_account_with_only_orders():
     # no balance rows: BUY 0.5 BTC at 65536 USDT: gives 32768, receives 0.5*65536*0.75 = 24576 -> 8192
     row, _ = run_one(orders=[order(1, 1, "BTC", "USDT", "BUY", BTC, 0.5)], mode="pro")
     assert_values(
-        row, total_asset_usdt=0.0, total_liability_usdt=0.0, collateral_usdt=0.0,
-        maintenance_margin_usdt=0.0, open_order_loss_usdt=8192.0, classic_margin_level=INF,
-        pro_margin_level_old=INF, pro_margin_level_new=INF, margin_level=INF, pro_available_margin_usdt=0.0,
+        row,
+        total_asset_usdt=0.0,
+        total_liability_usdt=0.0,
+        collateral_usdt=0.0,
+        maintenance_margin_usdt=0.0,
+        open_order_loss_usdt=8192.0,
+        classic_margin_level=INF,
+        pro_margin_level_old=INF,
+        pro_margin_level_new=INF,
+        margin_level=INF,
+        pro_available_margin_usdt=0.0,
     )
     assert row["liquidation"] is False and row["margin_call"] is False
 
@@ -198,8 +263,9 @@ def test_account_with_nothing_at_all():
 
 def test_orders_are_not_netted():
     # a losing BUY (loss 8192) and a winning SELL (BTC SELL at 2x index: received > given) do not offset
-    row, _ = run_one(orders=[order(1, 1, "BTC", "USDT", "BUY", BTC, 0.5),
-                             order(1, 2, "BTC", "USDT", "SELL", 2 * BTC, 0.5)])
+    row, _ = run_one(
+        orders=[order(1, 1, "BTC", "USDT", "BUY", BTC, 0.5), order(1, 2, "BTC", "USDT", "SELL", 2 * BTC, 0.5)]
+    )
     assert row["open_order_loss_usdt"] == 8192.0
 
 
@@ -208,9 +274,16 @@ def test_orders_are_not_netted():
 
 def test_asset_with_brackets_but_no_debt_adds_no_margin():
     row, _ = run_one([bal(1, "BTC", free=1.0), bal(1, "ETH", free=2.0)], mode="pro")
-    assert_values(row, total_liability_usdt=0.0, maintenance_margin_usdt=0.0, initial_margin_usdt=0.0,
-                  pro_margin_level_old=INF, pro_margin_level_new=INF, classic_margin_level=INF,
-                  collateral_usdt=0.75 * BTC + 0.5 * 2 * ETH)
+    assert_values(
+        row,
+        total_liability_usdt=0.0,
+        maintenance_margin_usdt=0.0,
+        initial_margin_usdt=0.0,
+        pro_margin_level_old=INF,
+        pro_margin_level_new=INF,
+        classic_margin_level=INF,
+        collateral_usdt=0.75 * BTC + 0.5 * 2 * ETH,
+    )
 
 
 def test_only_owed_assets_count_in_margin():
@@ -222,26 +295,35 @@ def test_only_owed_assets_count_in_margin():
 def test_debt_across_bracket_slices():
     # 2 BTC owed = 131072 USDT: 0.0625*65536 + 0.125*65536 = 12288 maintenance
     row, _ = run_one([bal(1, "USDT", free=2.0**20), bal(1, "BTC", borrowed=1.5, interest=0.5)])
-    assert_values(row, total_liability_usdt=131072.0, maintenance_margin_usdt=12288.0,
-                  initial_margin_usdt=24576.0)
+    assert_values(
+        row, total_liability_usdt=131072.0, maintenance_margin_usdt=12288.0, initial_margin_usdt=24576.0
+    )
 
 
 # ---------------------------------------------------------------------------- missing prices, untouched
 
 
-@pytest.mark.parametrize("rows", [
-    [bal(1, "USDT", free=10)],
-    [bal(1, "USDT", free=10), bal(1, "DOGE")],  # all-zero row of an unpriced asset
-    [bal(1, "USDT", free=10), bal(1, "NOPX")],  # tiers but no price, all-zero row
-])
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [bal(1, "USDT", free=10)],
+        [bal(1, "USDT", free=10), bal(1, "DOGE")],  # all-zero row of an unpriced asset
+        [bal(1, "USDT", free=10), bal(1, "NOPX")],  # tiers but no price, all-zero row
+    ],
+)
 def test_price_missing_only_for_untouched_assets_is_no_issue(rows):
     row, _ = run_one(rows)
     assert row["total_asset_usdt"] == 10.0
 
 
 def test_price_missing_for_a_touched_asset_is_an_issue_for_that_account_only():
-    t = literal(accounts=[acct(1), acct(2)], balances=[bal(1, "USDT", free=10), bal(2, "NOPX", free=1)],
-                prices=PRICES, collateral_tiers=TIERS, liability_brackets=BRACKETS)
+    t = literal(
+        accounts=[acct(1), acct(2)],
+        balances=[bal(1, "USDT", free=10), bal(2, "NOPX", free=1)],
+        prices=PRICES,
+        collateral_tiers=TIERS,
+        liability_brackets=BRACKETS,
+    )
     r = compute(t, NEW)
     assert r.account_risk["account_id"].to_list() == [1]
     assert [(i["account_id"], i["code"]) for i in r.data_issues.to_dicts()] == [(2, "missing_price")]
@@ -253,8 +335,15 @@ def test_many_assets_in_one_account():
     tiers = TIERS + [r for i in range(n) for r in tier_rows(f"A{i}", [(0, None, 0.5)])]
     brackets = BRACKETS + [r for i in range(n) for r in bracket_rows(f"A{i}", [(0, None, 0.125, 0.25)])]
     bals = [bal(1, f"A{i}", free=4.0, borrowed=1.0) for i in range(n)]
-    t = literal(accounts=[acct(1)], balances=bals, prices=prices, collateral_tiers=tiers,
-                liability_brackets=brackets)
+    t = literal(
+        accounts=[acct(1)], balances=bals, prices=prices, collateral_tiers=tiers, liability_brackets=brackets
+    )
     row = compute(t, NEW).account_risk.to_dicts()[0]
-    assert_values(row, total_asset_usdt=8.0 * n, total_liability_usdt=2.0 * n, collateral_usdt=4.0 * n,
-                  maintenance_margin_usdt=0.25 * n, classic_margin_level=4.0)
+    assert_values(
+        row,
+        total_asset_usdt=8.0 * n,
+        total_liability_usdt=2.0 * n,
+        collateral_usdt=4.0 * n,
+        maintenance_margin_usdt=0.25 * n,
+        classic_margin_level=4.0,
+    )

@@ -73,15 +73,21 @@ as_ofs_new = st.one_of(
 )
 as_ofs_old = st.one_of(
     st.sampled_from(
-        [d + o for d in POLICY_DATES for o in (-DAY, -SEC, -US, dt.timedelta(0), US, SEC, DAY, dt.timedelta(hours=13))
-         if d + o < NEW]
+        [
+            d + o
+            for d in POLICY_DATES
+            for o in (-DAY, -SEC, -US, dt.timedelta(0), US, SEC, DAY, dt.timedelta(hours=13))
+            if d + o < NEW
+        ]
     ),
     st.just(dt.datetime(2025, 1, 21, 9, 59, 59, tzinfo=UTC)),
     st.integers(1, 60 * 24 * 60).map(lambda m: NEW - dt.timedelta(minutes=m)),
 )
 as_ofs = weighted((1, as_ofs_new), (1, as_ofs_old))
 
-nice = st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0, 10.0, 11.0, 13.0, 15.0, 20.0, 23.0, 100.0, 1250.0, 5000.0, 0.125])
+nice = st.sampled_from(
+    [0.0, 0.5, 1.0, 2.0, 3.0, 10.0, 11.0, 13.0, 15.0, 20.0, 23.0, 100.0, 1250.0, 5000.0, 0.125]
+)
 money = weighted(
     (5, st.just(0.0)),
     (4, nice),
@@ -115,8 +121,12 @@ boundaries = st.lists(
     max_size=3,
     unique=True,
 ).map(sorted)
-version_offsets = st.lists(st.sampled_from([None, -DAY, -US, dt.timedelta(0), US, DAY]), max_size=2, unique=True)
-price_offsets = st.lists(st.sampled_from([-DAY, -SEC, -US, dt.timedelta(0), US, DAY]), min_size=1, max_size=3, unique=True)
+version_offsets = st.lists(
+    st.sampled_from([None, -DAY, -US, dt.timedelta(0), US, DAY]), max_size=2, unique=True
+)
+price_offsets = st.lists(
+    st.sampled_from([-DAY, -SEC, -US, dt.timedelta(0), US, DAY]), min_size=1, max_size=3, unique=True
+)
 corruptions = st.sampled_from(["gap", "overlap", "rate", "bounded", "start", "dup"])
 rate_keys = st.sampled_from(["maintenance_margin_rate", "initial_margin_rate"])
 bad_rates = st.sampled_from([1.5, -0.1, 1.0000001])
@@ -124,14 +134,35 @@ modes = weighted((30, st.sampled_from(["classic", "pro"])), (1, st.sampled_from(
 leverages = weighted((20, st.sampled_from([3, 5])), (1, st.just(10)), (1, st.sampled_from([4, 0])))
 sides = weighted((40, st.sampled_from(["BUY", "SELL"])), (1, st.sampled_from(["buy", "HOLD"])))
 countries = st.sampled_from(COUNTRIES)
-stamp_kind = st.sampled_from(["cut", "cut", "cut", None, "cut-", "cut+", "as_of", "as_of+", "as_of-day", "hours"])
+stamp_kind = st.sampled_from(
+    ["cut", "cut", "cut", None, "cut-", "cut+", "as_of", "as_of+", "as_of-day", "hours"]
+)
 stamp_hours = st.integers(-30 * 24, 30 * 24)
 switch_kind = st.sampled_from(["day-", "day", "day+", "as_of-", "as_of", "as_of+", "yesterday", "mid"])
 # (free, borrowed) of a USDT-only account whose levels land exactly on a threshold (1.5, 1.3, 1.25, 1.15, 1.1 ...)
 # (Pro: with USDT rates 0.125 / 0.25, (9.5, 8), (9, 8), (5.5, 4), (5, 4) put the Pro level on 1.5 / 1.0)
-KNIFE_PAIRS = [(13, 10), (11, 10), (15, 10), (23, 20), (5, 4), (3, 2), (2, 1), (1, 1), (12, 10), (5000, 0),
-               (10000, 5000), (5001, 1), (0, 0), (10, 0), (9.5, 8), (9, 8), (5.5, 4), (15, 12),
-               (115, 100), (207, 180)]  # 115/100 == 1.15 but 1.15 * 100 < 115: catches a rearranged comparison
+KNIFE_PAIRS = [
+    (13, 10),
+    (11, 10),
+    (15, 10),
+    (23, 20),
+    (5, 4),
+    (3, 2),
+    (2, 1),
+    (1, 1),
+    (12, 10),
+    (5000, 0),
+    (10000, 5000),
+    (5001, 1),
+    (0, 0),
+    (10, 0),
+    (9.5, 8),
+    (9, 8),
+    (5.5, 4),
+    (15, 12),
+    (115, 100),
+    (207, 180),
+]  # 115/100 == 1.15 but 1.15 * 100 < 115: catches a rearranged comparison
 asset_subsets = st.lists(st.sampled_from(ASSETS), max_size=4, unique=True)
 pairs = st.lists(st.sampled_from(ASSETS), min_size=2, max_size=2, unique=True)
 small = st.integers(0, 3)
@@ -147,7 +178,7 @@ def tier_versions(draw, rng, asset, as_of, kind):
         eff = EPOCH if off is None else as_of + off
         cuts = draw(boundaries)
         slices = []
-        for lo, up in zip([0.0] + cuts, cuts + [None]):
+        for lo, up in zip([0.0, *cuts], [*cuts, None], strict=False):
             s = {"asset": asset, "effective_from": eff, "lower_usdt": lo, "upper_usdt": up}
             if kind == "c":
                 s["collateral_ratio"] = 1.0 if asset == "USDT" and chance(rng, 0.75) else draw(ratio)
@@ -200,20 +231,41 @@ def scenarios(draw):
         c = tier_versions(draw, rng, a, as_of, "c")
         if not chance(rng, 0.04):
             r = 1.0 if a == "USDT" and chance(rng, 0.75) else draw(ratio)
-            c.append({"asset": a, "effective_from": EPOCH - DAY, "lower_usdt": 0.0, "upper_usdt": None,
-                      "collateral_ratio": r})
+            c.append(
+                {
+                    "asset": a,
+                    "effective_from": EPOCH - DAY,
+                    "lower_usdt": 0.0,
+                    "upper_usdt": None,
+                    "collateral_ratio": r,
+                }
+            )
         ctiers += c
         lb = tier_versions(draw, rng, a, as_of, "l")
         if not chance(rng, 0.04):
-            lb.append({"asset": a, "effective_from": EPOCH - DAY, "lower_usdt": 0.0, "upper_usdt": None, "leverage": 4.0,
-                       "maintenance_margin_rate": draw(mm_rate), "initial_margin_rate": draw(mm_rate)})
+            lb.append(
+                {
+                    "asset": a,
+                    "effective_from": EPOCH - DAY,
+                    "lower_usdt": 0.0,
+                    "upper_usdt": None,
+                    "leverage": 4.0,
+                    "maintenance_margin_rate": draw(mm_rate),
+                    "initial_margin_rate": draw(mm_rate),
+                }
+            )
         lbrackets += lb
 
     # ---- accounts
     def stamp():
         k = draw(stamp_kind)
         return {
-            None: None, "cut": CUT, "cut-": CUT - US, "cut+": CUT + US, "as_of": as_of, "as_of+": as_of + US,
+            None: None,
+            "cut": CUT,
+            "cut-": CUT - US,
+            "cut+": CUT + US,
+            "as_of": as_of,
+            "as_of+": as_of + US,
             "as_of-day": as_of - DAY,
         }.get(k, CUT + dt.timedelta(hours=draw(stamp_hours)) if k == "hours" else None)
 
@@ -248,26 +300,67 @@ def scenarios(draw):
     for aid in ids:
         if chance(rng, 0.4):  # USDT-only account whose levels land exactly on a threshold
             free, borrowed = rng.choice(KNIFE_PAIRS)
-            balances.append({"account_id": aid, "asset": "USDT", "free": float(free), "locked": 0.0,
-                             "borrowed": float(borrowed), "interest": 0.0})
+            balances.append(
+                {
+                    "account_id": aid,
+                    "asset": "USDT",
+                    "free": float(free),
+                    "locked": 0.0,
+                    "borrowed": float(borrowed),
+                    "interest": 0.0,
+                }
+            )
         else:
             for a in draw(asset_subsets):
-                balances.append({"account_id": aid, "asset": a, "free": draw(quantity), "locked": draw(quantity),
-                                 "borrowed": draw(debt_quantity), "interest": draw(interest_quantity)})
+                balances.append(
+                    {
+                        "account_id": aid,
+                        "asset": a,
+                        "free": draw(quantity),
+                        "locked": draw(quantity),
+                        "borrowed": draw(debt_quantity),
+                        "interest": draw(interest_quantity),
+                    }
+                )
             if balances and balances[-1]["account_id"] == aid and chance(rng, 0.03):
                 balances.append(dict(balances[-1]))  # duplicate (account_id, asset)
         if chance(rng, 0.15):  # an all-zero row needs nothing: no price, tiers or brackets exist for UNPRICED
-            balances.append({"account_id": aid, "asset": "UNPRICED", "free": 0.0, "locked": 0.0, "borrowed": 0.0,
-                             "interest": 0.0})
+            balances.append(
+                {
+                    "account_id": aid,
+                    "asset": "UNPRICED",
+                    "free": 0.0,
+                    "locked": 0.0,
+                    "borrowed": 0.0,
+                    "interest": 0.0,
+                }
+            )
         for _ in range(draw(small)):
             base, quote = draw(pairs)
             oid += 1
-            orders.append({"account_id": aid, "order_id": oid, "base_asset": base, "quote_asset": quote,
-                           "side": draw(sides), "price": draw(order_price), "remaining_qty": draw(quantity)})
+            orders.append(
+                {
+                    "account_id": aid,
+                    "order_id": oid,
+                    "base_asset": base,
+                    "quote_asset": quote,
+                    "side": draw(sides),
+                    "price": draw(order_price),
+                    "remaining_qty": draw(quantity),
+                }
+            )
         for _ in range(draw(n_switches)):
             k = draw(switch_kind)
-            at = {"day-": day - US, "day": day, "day+": day + SEC, "as_of-": as_of - US, "as_of": as_of,
-                  "as_of+": as_of + US, "yesterday": day - DAY, "mid": day + (as_of - day) / 2}[k]
+            at = {
+                "day-": day - US,
+                "day": day,
+                "day+": day + SEC,
+                "as_of-": as_of - US,
+                "as_of": as_of,
+                "as_of+": as_of + US,
+                "yesterday": day - DAY,
+                "mid": day + (as_of - day) / 2,
+            }[k]
             switches.append({"account_id": aid, "switched_at": None if chance(rng, 0.01) else at})
 
     # ---- rows of unknown accounts (rare)
@@ -275,10 +368,28 @@ def scenarios(draw):
         ghost = max(ids) + 1
         table = draw(ghost_tables)
         if table == "balances":
-            balances.append({"account_id": ghost, "asset": "USDT", "free": 1.0, "locked": 0.0, "borrowed": 0.0, "interest": 0.0})
+            balances.append(
+                {
+                    "account_id": ghost,
+                    "asset": "USDT",
+                    "free": 1.0,
+                    "locked": 0.0,
+                    "borrowed": 0.0,
+                    "interest": 0.0,
+                }
+            )
         elif table == "open_orders":
-            orders.append({"account_id": ghost, "order_id": 10**6, "base_asset": "BTC", "quote_asset": "USDT",
-                           "side": "BUY", "price": 1.0, "remaining_qty": 1.0})
+            orders.append(
+                {
+                    "account_id": ghost,
+                    "order_id": 10**6,
+                    "base_asset": "BTC",
+                    "quote_asset": "USDT",
+                    "side": "BUY",
+                    "price": 1.0,
+                    "remaining_qty": 1.0,
+                }
+            )
         else:
             switches.append({"account_id": ghost, "switched_at": as_of})
 
@@ -321,8 +432,12 @@ def policy_tweak(draw, rng, as_of):
     if chance(rng, 0.3):
         tweak["max_switches_per_utc_day"] = rng.choice([0, 1, 2, 10])
     if chance(rng, 0.4):
-        for key in ("pro_new_formula_from", "compliance_required_from", "noncompliant_borrow_disabled_from",
-                    "noncompliant_switched_to_classic_from"):
+        for key in (
+            "pro_new_formula_from",
+            "compliance_required_from",
+            "noncompliant_borrow_disabled_from",
+            "noncompliant_switched_to_classic_from",
+        ):
             if chance(rng, 0.6):
                 tweak[key] = as_of + rng.choice([-US, dt.timedelta(0), US])
     return tweak
@@ -389,5 +504,10 @@ def test_zz_knife_edge_skips_are_rare():
     """Booleans skipped at knife edges (levels not bit-identical near a threshold) must stay rare."""
     if STATS.accounts_compared == 0:
         pytest.skip("no comparison ran in this session")
-    print(f"compared {STATS.accounts_compared} accounts, {STATS.knife_edge_skips} knife-edge skips: {STATS.skipped}")
-    assert STATS.knife_edge_skips <= max(2, 0.02 * STATS.accounts_compared), (STATS.knife_edge_skips, STATS.skipped)
+    print(
+        f"compared {STATS.accounts_compared} accounts, {STATS.knife_edge_skips} knife-edge skips: {STATS.skipped}"
+    )
+    assert STATS.knife_edge_skips <= max(2, 0.02 * STATS.accounts_compared), (
+        STATS.knife_edge_skips,
+        STATS.skipped,
+    )

@@ -41,8 +41,14 @@ def acc(aid, mode="classic", lev=3, *, act=True, quiz=True, q=CUT, t=CUT, countr
 
 
 def bal(aid, asset, free=0.0, locked=0.0, borrowed=0.0, interest=0.0):
-    return {"account_id": aid, "asset": asset, "free": float(free), "locked": float(locked),
-            "borrowed": float(borrowed), "interest": float(interest)}
+    return {
+        "account_id": aid,
+        "asset": asset,
+        "free": float(free),
+        "locked": float(locked),
+        "borrowed": float(borrowed),
+        "interest": float(interest),
+    }
 
 
 def px(asset, p, at=EPOCH):
@@ -50,19 +56,37 @@ def px(asset, p, at=EPOCH):
 
 
 def ctier(asset, lo, up, r, at=EPOCH):
-    return {"asset": asset, "effective_from": at, "lower_usdt": float(lo),
-            "upper_usdt": None if up is None else float(up), "collateral_ratio": float(r)}
+    return {
+        "asset": asset,
+        "effective_from": at,
+        "lower_usdt": float(lo),
+        "upper_usdt": None if up is None else float(up),
+        "collateral_ratio": float(r),
+    }
 
 
 def bracket(asset, lo, up, mmr, imr, at=EPOCH):
-    return {"asset": asset, "effective_from": at, "lower_usdt": float(lo),
-            "upper_usdt": None if up is None else float(up), "leverage": 10.0,
-            "maintenance_margin_rate": float(mmr), "initial_margin_rate": float(imr)}
+    return {
+        "asset": asset,
+        "effective_from": at,
+        "lower_usdt": float(lo),
+        "upper_usdt": None if up is None else float(up),
+        "leverage": 10.0,
+        "maintenance_margin_rate": float(mmr),
+        "initial_margin_rate": float(imr),
+    }
 
 
 def order(aid, oid, base, quote, side, price, qty):
-    return {"account_id": aid, "order_id": oid, "base_asset": base, "quote_asset": quote, "side": side,
-            "price": float(price), "remaining_qty": float(qty)}
+    return {
+        "account_id": aid,
+        "order_id": oid,
+        "base_asset": base,
+        "quote_asset": quote,
+        "side": side,
+        "price": float(price),
+        "remaining_qty": float(qty),
+    }
 
 
 def base_tables(**kw):
@@ -72,7 +96,11 @@ def base_tables(**kw):
         "prices": [px("USDT", 1.0), px("BTC", 30_000.0), px("ETH", 3_000.0)],
         "open_orders": [],
         "mode_switches": [],
-        "collateral_tiers": [ctier("USDT", 0, None, 1.0), ctier("BTC", 0, None, 0.95), ctier("ETH", 0, None, 0.9)],
+        "collateral_tiers": [
+            ctier("USDT", 0, None, 1.0),
+            ctier("BTC", 0, None, 0.95),
+            ctier("ETH", 0, None, 0.9),
+        ],
         "liability_brackets": [
             bracket("BTC", 0, 50_000, 0.05, 0.1112),
             bracket("BTC", 50_000, 100_000, 0.07, 0.1429),
@@ -99,7 +127,9 @@ def check_engine(tables, as_of):
 
 # ----------------------------------------------------------------------------- worked example (SPEC §1)
 def test_worked_example_maintenance_and_initial_margin():
-    t = base_tables(accounts=[acc(1, "pro")], balances=[bal(1, "BTC", borrowed=13), bal(1, "ETH", borrowed=13)])
+    t = base_tables(
+        accounts=[acc(1, "pro")], balances=[bal(1, "BTC", borrowed=13), bal(1, "ETH", borrowed=13)]
+    )
     r = ref.compute(t, resolve(NEW)).account_risk[1]
     assert math.isclose(r["maintenance_margin_usdt"], 31_330.0, rel_tol=1e-12)
     assert math.isclose(r["initial_margin_usdt"], 75_327.1, rel_tol=1e-12)
@@ -109,7 +139,9 @@ def test_worked_example_maintenance_and_initial_margin():
 
 
 def test_worked_example_bracket_row_order_does_not_matter():
-    t = base_tables(accounts=[acc(1, "pro")], balances=[bal(1, "BTC", borrowed=13), bal(1, "ETH", borrowed=13)])
+    t = base_tables(
+        accounts=[acc(1, "pro")], balances=[bal(1, "BTC", borrowed=13), bal(1, "ETH", borrowed=13)]
+    )
     t["liability_brackets"] = list(reversed(t["liability_brackets"]))
     r = ref.compute(t, resolve(NEW)).account_risk[1]
     assert math.isclose(r["maintenance_margin_usdt"], 31_330.0, rel_tol=1e-12)
@@ -132,8 +164,14 @@ def test_empty_account_is_valid_with_infinite_levels():
     res = ref.compute(t, resolve(NEW))
     assert set(res.account_risk) == {1, 2} and not res.issues
     for r in res.account_risk.values():
-        for c in ["classic_margin_level", "classic_collateral_margin_level", "pro_margin_level_old",
-                  "pro_margin_level_new", "pro_margin_level", "margin_level"]:
+        for c in [
+            "classic_margin_level",
+            "classic_collateral_margin_level",
+            "pro_margin_level_old",
+            "pro_margin_level_new",
+            "pro_margin_level",
+            "margin_level",
+        ]:
             assert r[c] == math.inf
         assert not r["margin_call"] and not r["liquidation"]
     check_engine(t, NEW)
@@ -142,11 +180,11 @@ def test_empty_account_is_valid_with_infinite_levels():
 @pytest.mark.parametrize(
     "lev,free,borrowed,mc,liq",
     [
-        (3, 13, 10, True, False),   # 1.3 <= 1.3 margin call (knife edge, exact)
+        (3, 13, 10, True, False),  # 1.3 <= 1.3 margin call (knife edge, exact)
         (3, 14, 10, False, False),
-        (3, 11, 10, True, True),    # 1.1 <= 1.1 liquidation
+        (3, 11, 10, True, True),  # 1.1 <= 1.1 liquidation
         (3, 12, 10, True, False),
-        (5, 23, 20, True, False),   # 1.15 <= 1.15
+        (5, 23, 20, True, False),  # 1.15 <= 1.15
         (5, 24, 20, False, False),
         (5, 11, 10, True, True),
         (5, 115, 100, True, False),  # 115/100 == 1.15 in float64, but 1.15 * 100 < 115: no rearranging
@@ -154,7 +192,9 @@ def test_empty_account_is_valid_with_infinite_levels():
     ],
 )
 def test_classic_margin_call_and_liquidation_knife_edges(lev, free, borrowed, mc, liq):
-    t = base_tables(accounts=[acc(1, "classic", lev)], balances=[bal(1, "USDT", free=free, borrowed=borrowed)])
+    t = base_tables(
+        accounts=[acc(1, "classic", lev)], balances=[bal(1, "USDT", free=free, borrowed=borrowed)]
+    )
     r = ref.compute(t, resolve(NEW)).account_risk[1]
     assert r["classic_margin_level"] == free / borrowed
     assert (r["margin_call"], r["liquidation"]) == (mc, liq)
@@ -186,7 +226,11 @@ def test_pro_levels_old_and_new_and_available_margin():
     # A = 20000 USDT + 1 BTC (30000) = 50000 ; L = 10 ETH = 30000 ; collateral = 20000 + 28500 = 48500
     t = base_tables(
         accounts=[acc(1, "pro")],
-        balances=[bal(1, "USDT", free=20_000), bal(1, "BTC", locked=1), bal(1, "ETH", borrowed=9, interest=1)],
+        balances=[
+            bal(1, "USDT", free=20_000),
+            bal(1, "BTC", locked=1),
+            bal(1, "ETH", borrowed=9, interest=1),
+        ],
         open_orders=[order(1, 1, "BTC", "USDT", "BUY", 31_000, 0.5)],
     )
     for as_of in (JUST_OLD, NEW):
@@ -249,7 +293,10 @@ def test_compliance_boundaries():
 def test_switch_window_both_ends_inclusive():
     as_of = dt.datetime(2025, 1, 21, 10, tzinfo=UTC)
     day = dt.datetime(2025, 1, 21, tzinfo=UTC)
-    sw = [{"account_id": 1, "switched_at": s} for s in (day - US, day, as_of, as_of + US, day + dt.timedelta(hours=1))]
+    sw = [
+        {"account_id": 1, "switched_at": s}
+        for s in (day - US, day, as_of, as_of + US, day + dt.timedelta(hours=1))
+    ]
     sw += [{"account_id": 2, "switched_at": day} for _ in range(6)]
     t = base_tables(accounts=[acc(1), acc(2)], mode_switches=sw)
     res = ref.compute(t, resolve(as_of))
@@ -265,7 +312,11 @@ def test_eligibility_new_and_old():
     )
     res = ref.compute(t, resolve(NEW))
     assert res.account_risk[1]["eligible_for_pro"] and res.account_risk[1]["pro_ineligible_reasons"] == []
-    assert res.account_risk[2]["pro_ineligible_reasons"] == ["pro_quiz_passed", "net_equity", "country_not_restricted"]
+    assert res.account_risk[2]["pro_ineligible_reasons"] == [
+        "pro_quiz_passed",
+        "net_equity",
+        "country_not_restricted",
+    ]
     assert res.account_risk[3]["pro_ineligible_reasons"] == ["terms_agreed", "net_equity"]
     check_engine(t, NEW)
     res = ref.compute(t, resolve(JUST_OLD))
@@ -277,12 +328,24 @@ def test_eligibility_new_and_old():
 # ----------------------------------------------------------------------------- data issues
 def test_data_issues_partition():
     t = base_tables(
-        accounts=[acc(1), acc(2), acc(2), acc(3, "margin"), acc(4, lev=4), acc(5), acc(6), acc(7), acc(8), acc(9)],
+        accounts=[
+            acc(1),
+            acc(2),
+            acc(2),
+            acc(3, "margin"),
+            acc(4, lev=4),
+            acc(5),
+            acc(6),
+            acc(7),
+            acc(8),
+            acc(9),
+        ],
         balances=[
             bal(1, "DOGE"),  # all-zero row: needs nothing
             bal(5, "DOGE", free=1),  # missing price
             bal(6, "USDT", free=-1),
-            bal(7, "USDT", free=1), bal(7, "USDT", free=2),
+            bal(7, "USDT", free=1),
+            bal(7, "USDT", free=2),
             bal(8, "USDT", interest=math.nan),
             bal(99, "USDT", free=1),  # unknown account
         ],
@@ -297,11 +360,20 @@ def test_data_issues_partition():
 def test_bad_tier_tables_only_matter_when_used():
     t = base_tables(
         accounts=[acc(1), acc(2), acc(3), acc(4)],
-        balances=[bal(1, "BNB", free=1), bal(2, "BNB", borrowed=1), bal(3, "SOL", free=1), bal(4, "SOL", borrowed=1)],
+        balances=[
+            bal(1, "BNB", free=1),
+            bal(2, "BNB", borrowed=1),
+            bal(3, "SOL", free=1),
+            bal(4, "SOL", borrowed=1),
+        ],
         prices=base_tables()["prices"] + [px("BNB", 600), px("SOL", 100)],
     )
     # BNB: gap in collateral tiers; SOL: liability brackets last slice bounded (and an older, good version)
-    t["collateral_tiers"] += [ctier("BNB", 0, 100, 1.0), ctier("BNB", 200, None, 0.5), ctier("SOL", 0, None, 0.8)]
+    t["collateral_tiers"] += [
+        ctier("BNB", 0, 100, 1.0),
+        ctier("BNB", 200, None, 0.5),
+        ctier("SOL", 0, None, 0.8),
+    ]
     t["liability_brackets"] += [
         bracket("BNB", 0, None, 0.1, 0.2),
         bracket("SOL", 0, None, 0.1, 0.2, at=EPOCH),

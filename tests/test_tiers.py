@@ -27,16 +27,25 @@ def spec_tiered(x: float, table: list[tuple[float, float | None, float]]) -> flo
     return total
 
 
-def engine_tiered(tables: dict[str, list[tuple[float, float | None, float]]], asset: str, xs: list[float]) -> list[float]:
+def engine_tiered(
+    tables: dict[str, list[tuple[float, float | None, float]]], asset: str, xs: list[float]
+) -> list[float]:
     rows = pl.DataFrame(
         [(a, lo, up, r) for a, t in tables.items() for lo, up, r in t],
-        schema={"asset": pl.String, "lower_usdt": pl.Float64, "upper_usdt": pl.Float64, "collateral_ratio": pl.Float64},
+        schema={
+            "asset": pl.String,
+            "lower_usdt": pl.Float64,
+            "upper_usdt": pl.Float64,
+            "collateral_ratio": pl.Float64,
+        },
         orient="row",
     )
     index = pl.DataFrame({"asset": sorted(tables)}).with_row_index("asset_idx")
     slices = tiers.flat(rows, index, ["collateral_ratio"])
     idx = index.filter(pl.col("asset") == asset)["asset_idx"].item()
-    frame = pl.DataFrame({"x": xs, "asset_idx": [idx] * len(xs)}, schema={"x": pl.Float64, "asset_idx": pl.UInt32})
+    frame = pl.DataFrame(
+        {"x": xs, "asset_idx": [idx] * len(xs)}, schema={"x": pl.Float64, "asset_idx": pl.UInt32}
+    )
     at = tiers.slice_index(pl.col("x"), pl.col("asset_idx"), slices)
     return frame.select(tiers.tiered(pl.col("x"), at, slices, "collateral_ratio").alias("v"))["v"].to_list()
 
@@ -83,29 +92,45 @@ def test_asset_without_a_table_gives_zero() -> None:
     index = pl.DataFrame({"asset": ["BTC", "LUNA"]}).with_row_index("asset_idx")
     rows = pl.DataFrame(
         {"asset": ["BTC"], "lower_usdt": [0.0], "upper_usdt": [None], "collateral_ratio": [0.9]},
-        schema={"asset": pl.String, "lower_usdt": pl.Float64, "upper_usdt": pl.Float64, "collateral_ratio": pl.Float64},
+        schema={
+            "asset": pl.String,
+            "lower_usdt": pl.Float64,
+            "upper_usdt": pl.Float64,
+            "collateral_ratio": pl.Float64,
+        },
     )
     s = tiers.flat(rows, index, ["collateral_ratio"])
-    frame = pl.DataFrame({"x": [5.0, 5.0], "asset_idx": [0, 1]}, schema={"x": pl.Float64, "asset_idx": pl.UInt32})
+    frame = pl.DataFrame(
+        {"x": [5.0, 5.0], "asset_idx": [0, 1]}, schema={"x": pl.Float64, "asset_idx": pl.UInt32}
+    )
     at = tiers.slice_index(pl.col("x"), pl.col("asset_idx"), s)
-    assert frame.select(tiers.tiered(pl.col("x"), at, s, "collateral_ratio").alias("v"))["v"].to_list() == [4.5, 0.0]
+    assert frame.select(tiers.tiered(pl.col("x"), at, s, "collateral_ratio").alias("v"))["v"].to_list() == [
+        4.5,
+        0.0,
+    ]
 
 
 def test_null_asset_index_gives_null() -> None:
     s = tiers.flat(
-        pl.DataFrame({"asset": ["BTC"], "lower_usdt": [0.0], "upper_usdt": [None], "collateral_ratio": [0.9]}),
+        pl.DataFrame(
+            {"asset": ["BTC"], "lower_usdt": [0.0], "upper_usdt": [None], "collateral_ratio": [0.9]}
+        ),
         pl.DataFrame({"asset": ["BTC"]}).with_row_index("asset_idx"),
         ["collateral_ratio"],
     )
     frame = pl.DataFrame({"x": [5.0], "asset_idx": [None]}, schema={"x": pl.Float64, "asset_idx": pl.UInt32})
     at = tiers.slice_index(pl.col("x"), pl.col("asset_idx"), s)
-    assert frame.select(tiers.tiered(pl.col("x"), at, s, "collateral_ratio").alias("v"))["v"].to_list() == [None]
+    assert frame.select(tiers.tiered(pl.col("x"), at, s, "collateral_ratio").alias("v"))["v"].to_list() == [
+        None
+    ]
 
 
 # ------------------------------------------------------------------ property: any table, any amount
 
 rates = st.floats(0.0, 1.0, allow_nan=False)
-bounds = st.lists(st.floats(1e-6, 1e12, allow_nan=False, allow_infinity=False), min_size=0, max_size=6, unique=True)
+bounds = st.lists(
+    st.floats(1e-6, 1e12, allow_nan=False, allow_infinity=False), min_size=0, max_size=6, unique=True
+)
 
 
 @st.composite

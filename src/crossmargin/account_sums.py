@@ -100,7 +100,9 @@ class Runs:
         for i, first, last, local, stop in layout.inside:
             ufunc.reduceat(chunks[i].to_numpy()[:stop], local, out=out[first:last])
         if layout.crossing.size:
-            out[layout.crossing] = ufunc.reduceat(column.gather(layout.gather).to_numpy(), layout.gather_starts)
+            out[layout.crossing] = ufunc.reduceat(
+                column.gather(layout.gather).to_numpy(), layout.gather_starts
+            )
         return out
 
     def _layout(self, lengths: tuple[int, ...]) -> _Layout:

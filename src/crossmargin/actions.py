@@ -10,11 +10,13 @@ from crossmargin.schemas import ACTIONS_SCHEMA, Action
 
 
 def _mode_label() -> pl.Expr:
-    """"pro", "classic_3x" or "classic_5x": the threshold family a margin call / liquidation came from."""
+    """ "pro", "classic_3x" or "classic_5x": the threshold family a margin call / liquidation came from."""
     return (
         pl.when(is_pro())
         .then(pl.lit("pro"))
-        .otherwise(pl.concat_str([pl.lit("classic_"), pl.col("classic_leverage").cast(pl.String), pl.lit("x")]))
+        .otherwise(
+            pl.concat_str([pl.lit("classic_"), pl.col("classic_leverage").cast(pl.String), pl.lit("x")])
+        )
     )
 
 
@@ -25,9 +27,17 @@ def action_rules(policy: Policy) -> dict[str, tuple[pl.Expr, pl.Expr, pl.Expr]]:
     return {
         "LIQUIDATION": (pl.col("liquidation"), _mode_label(), null_amount),
         "MARGIN_CALL": (pl.col("margin_call") & ~pl.col("liquidation"), _mode_label(), null_amount),
-        "BORROW_BLOCKED": (pl.col("borrow_blocked"), pl.col("borrow_blocked_reason").cast(pl.String), null_amount),
+        "BORROW_BLOCKED": (
+            pl.col("borrow_blocked"),
+            pl.col("borrow_blocked_reason").cast(pl.String),
+            null_amount,
+        ),
         "MIGRATE_TO_CLASSIC": (pl.col("due_for_migration"), pl.lit(migration), null_amount),
-        "PARTIAL_REPAYMENT": (pl.col("partial_repayment_usdt") > 0, pl.lit(None, pl.String), pl.col("partial_repayment_usdt")),
+        "PARTIAL_REPAYMENT": (
+            pl.col("partial_repayment_usdt") > 0,
+            pl.lit(None, pl.String),
+            pl.col("partial_repayment_usdt"),
+        ),
         "ELIGIBLE_FOR_PRO": (pl.col("eligible_for_pro"), pl.lit(None, pl.String), null_amount),
     }
 
@@ -43,6 +53,8 @@ def actions(account_risk: pl.LazyFrame, policy: Policy) -> pl.LazyFrame:
         )
         for name, (when, reason, amount) in action_rules(policy).items()
     ]
-    return pl.concat(parts).sort("account_id", "action").select(
-        [pl.col(c).cast(t) for c, t in ACTIONS_SCHEMA.items()]
+    return (
+        pl.concat(parts)
+        .sort("account_id", "action")
+        .select([pl.col(c).cast(t) for c, t in ACTIONS_SCHEMA.items()])
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +17,7 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     csv = "csv"
     parquet = "parquet"
@@ -43,9 +43,12 @@ def run(
     as_of: Annotated[str, typer.Option("--as-of", help="Valuation time, UTC (e.g. 2025-01-21T10:00:00Z)")],
     input: Annotated[Path, typer.Option("--input", help="Directory with one file per input table")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (replaced atomically)")],
-    policy: Annotated[Path | None, typer.Option("--policy", help="Policy TOML merged over the shipped one")] = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy TOML merged over the shipped one")
+    ] = None,
     max_issue_rate: Annotated[
-        float, typer.Option("--max-issue-rate", help="Fail if more than this share of accounts has data issues")
+        float,
+        typer.Option("--max-issue-rate", help="Fail if more than this share of accounts has data issues"),
     ] = 0.01,
     buckets: Annotated[
         int, typer.Option("--buckets", help="Process accounts in N hash buckets (0 = choose from input size)")
@@ -115,7 +118,9 @@ def sql(
 def diff(
     before: Annotated[Path, typer.Option("--before", help="Earlier run's output directory")],
     after: Annotated[Path, typer.Option("--after", help="Later run's output directory")],
-    dest: Annotated[Path | None, typer.Option("--dest", help="Parquet file for the per-account changes")] = None,
+    dest: Annotated[
+        Path | None, typer.Option("--dest", help="Parquet file for the per-account changes")
+    ] = None,
 ) -> None:
     """Day-over-day changes per account between two runs."""
     from crossmargin.analytics.diff import diff_cli

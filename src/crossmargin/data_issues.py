@@ -81,8 +81,12 @@ def issue_rows(frame: pl.LazyFrame, rules: list[Rule]) -> pl.LazyFrame:
         .filter(pl.col("_rule").is_not_null())
         .select(
             "account_id",
-            pl.col("_rule").replace_strict({i: r.table for i, r in enumerate(rules)}, return_dtype=pl.String).alias("table"),
-            pl.col("_rule").replace_strict({i: r.code for i, r in enumerate(rules)}, return_dtype=IssueCode).alias("code"),
+            pl.col("_rule")
+            .replace_strict({i: r.table for i, r in enumerate(rules)}, return_dtype=pl.String)
+            .alias("table"),
+            pl.col("_rule")
+            .replace_strict({i: r.code for i, r in enumerate(rules)}, return_dtype=IssueCode)
+            .alias("code"),
             _pick(rules, "detail").alias("detail"),
         )
     )
@@ -92,10 +96,15 @@ def empty_issues() -> pl.LazyFrame:
     return pl.LazyFrame(schema=DATA_ISSUES)
 
 
-def grouped_issue(frame: pl.LazyFrame, broken: pl.Expr, table: str, code: str, detail: pl.Expr) -> pl.LazyFrame:
+def grouped_issue(
+    frame: pl.LazyFrame, broken: pl.Expr, table: str, code: str, detail: pl.Expr
+) -> pl.LazyFrame:
     """Issue rows for a per-account (group-level) condition."""
     return frame.filter(broken).select(
-        "account_id", pl.lit(table).alias("table"), pl.lit(code).cast(IssueCode).alias("code"), detail.alias("detail")
+        "account_id",
+        pl.lit(table).alias("table"),
+        pl.lit(code).cast(IssueCode).alias("code"),
+        detail.alias("detail"),
     )
 
 
@@ -111,23 +120,33 @@ def _asset_rules(
     missing_tiers = "missing_collateral_tiers" if prefix == COLLATERAL else "missing_liability_brackets"
     return [
         Rule(
-            "missing_price", "prices", need_price & ~pl.col(f"price_present{suffix}").fill_null(False),
+            "missing_price",
+            "prices",
+            need_price & ~pl.col(f"price_present{suffix}").fill_null(False),
             fmt("no price for {} ({}) priced at or before as_of", asset, pl.lit(role)),
         ),
         Rule(
-            "non_finite_value", "prices", need_price & ~price.is_finite(),
+            "non_finite_value",
+            "prices",
+            need_price & ~price.is_finite(),
             fmt("price_usdt of {} is {}", asset, _s(price)),
         ),
         Rule(
-            "negative_quantity", "prices", need_price & (price < 0),
+            "negative_quantity",
+            "prices",
+            need_price & (price < 0),
             fmt("price_usdt of {} is {}", asset, _s(price)),
         ),
         Rule(
-            missing_tiers, tiers_table, need_tiers & ~pl.col(f"{prefix}present{suffix}").fill_null(False),
+            missing_tiers,
+            tiers_table,
+            need_tiers & ~pl.col(f"{prefix}present{suffix}").fill_null(False),
             fmt("no {} for {} ({}) effective at as_of", pl.lit(tiers_table), asset, pl.lit(role)),
         ),
         Rule(
-            "bad_tier_table", tiers_table, need_tiers & pl.col(f"{prefix}bad{suffix}").fill_null(False),
+            "bad_tier_table",
+            tiers_table,
+            need_tiers & pl.col(f"{prefix}bad{suffix}").fill_null(False),
             fmt("{} of {}: {}", pl.lit(tiers_table), asset, pl.col(f"{prefix}problem{suffix}")),
         ),
     ]
@@ -146,25 +165,37 @@ def account_rules(policy: Policy, repeated_ids: pl.Series) -> list[Rule]:
     return [
         _null_account("accounts"),
         Rule(
-            "duplicate_row", "accounts", pl.col("account_id").is_in(repeated_ids.implode()),
+            "duplicate_row",
+            "accounts",
+            pl.col("account_id").is_in(repeated_ids.implode()),
             fmt("account_id appears {} times in accounts", pl.len().over("account_id")),
         ),
         Rule(
-            "unknown_mode", "accounts", ~pl.col("margin_mode").is_in(MARGIN_MODES).fill_null(False),
+            "unknown_mode",
+            "accounts",
+            ~pl.col("margin_mode").is_in(MARGIN_MODES).fill_null(False),
             fmt("margin_mode {} is not one of {}", _s(pl.col("margin_mode")), pl.lit("/".join(MARGIN_MODES))),
         ),
         Rule(
-            "bad_value", "accounts", ~pl.col("classic_leverage").is_in(leverages).fill_null(False),
-            fmt("classic_leverage {} is not one of {}", _s(pl.col("classic_leverage")),
-                      pl.lit("/".join(map(str, leverages)))),
+            "bad_value",
+            "accounts",
+            ~pl.col("classic_leverage").is_in(leverages).fill_null(False),
+            fmt(
+                "classic_leverage {} is not one of {}",
+                _s(pl.col("classic_leverage")),
+                pl.lit("/".join(map(str, leverages))),
+            ),
         ),
         Rule(
-            "bad_value", "accounts",
+            "bad_value",
+            "accounts",
             pl.col("cross_margin_activated").is_null() | pl.col("pro_quiz_passed").is_null(),
             _values(["cross_margin_activated", "pro_quiz_passed"]),
         ),
         Rule(
-            "bad_value", "accounts", ~pl.col("country").str.contains(r"^[A-Z]{2}$").fill_null(False),
+            "bad_value",
+            "accounts",
+            ~pl.col("country").str.contains(r"^[A-Z]{2}$").fill_null(False),
             fmt("country {} is not an ISO 3166 alpha-2 code", _s(pl.col("country"))),
         ),
     ]
@@ -175,9 +206,21 @@ def balance_rules() -> list[Rule]:
     return [
         _null_account("balances"),
         Rule("bad_value", "balances", pl.col("asset").is_null(), pl.lit("asset is null")),
-        Rule("bad_value", "balances", _any(QUANTITIES, lambda c: c.is_null()), _values(["asset", *QUANTITIES])),
-        Rule("non_finite_value", "balances", _any(QUANTITIES, lambda c: ~c.is_finite()), _values(["asset", *QUANTITIES])),
-        Rule("negative_quantity", "balances", _any(QUANTITIES, lambda c: c < 0), _values(["asset", *QUANTITIES])),
+        Rule(
+            "bad_value", "balances", _any(QUANTITIES, lambda c: c.is_null()), _values(["asset", *QUANTITIES])
+        ),
+        Rule(
+            "non_finite_value",
+            "balances",
+            _any(QUANTITIES, lambda c: ~c.is_finite()),
+            _values(["asset", *QUANTITIES]),
+        ),
+        Rule(
+            "negative_quantity",
+            "balances",
+            _any(QUANTITIES, lambda c: c < 0),
+            _values(["asset", *QUANTITIES]),
+        ),
         *_asset_rules(pl.col("asset"), "", holds | owes, holds, "held or owed", COLLATERAL),
         *_asset_rules(pl.col("asset"), "", pl.lit(False), owes, "owed", LIABILITY)[3:],
     ]
@@ -189,11 +232,23 @@ def order_rules() -> list[Rule]:
         _null_account("open_orders"),
         Rule("bad_value", "open_orders", _any(fields, lambda c: c.is_null()), _values(fields)),
         Rule(
-            "bad_value", "open_orders", ~pl.col("side").is_in(SIDES),
+            "bad_value",
+            "open_orders",
+            ~pl.col("side").is_in(SIDES),
             fmt("order {}: side {} is not BUY/SELL", pl.col("order_id"), pl.col("side")),
         ),
-        Rule("non_finite_value", "open_orders", _any(ORDER_NUMBERS, lambda c: ~c.is_finite()), _values(["order_id", *ORDER_NUMBERS])),
-        Rule("negative_quantity", "open_orders", _any(ORDER_NUMBERS, lambda c: c < 0), _values(["order_id", *ORDER_NUMBERS])),
+        Rule(
+            "non_finite_value",
+            "open_orders",
+            _any(ORDER_NUMBERS, lambda c: ~c.is_finite()),
+            _values(["order_id", *ORDER_NUMBERS]),
+        ),
+        Rule(
+            "negative_quantity",
+            "open_orders",
+            _any(ORDER_NUMBERS, lambda c: c < 0),
+            _values(["order_id", *ORDER_NUMBERS]),
+        ),
         *_asset_rules(pl.col("base_asset"), "_base", pl.lit(True), pl.lit(True), "order base", COLLATERAL),
         *_asset_rules(pl.col("quote_asset"), "_quote", pl.lit(True), pl.lit(True), "order quote", COLLATERAL),
     ]

@@ -10,7 +10,13 @@ import polars as pl
 
 from crossmargin.levels import is_pro
 from crossmargin.policy import Policy
-from crossmargin.schemas import NOT_CLASSIC, PRO_CONDITIONS_NEW, PRO_CONDITIONS_OLD, BorrowBlockedReason, ProCondition
+from crossmargin.schemas import (
+    NOT_CLASSIC,
+    PRO_CONDITIONS_NEW,
+    PRO_CONDITIONS_OLD,
+    BorrowBlockedReason,
+    ProCondition,
+)
 
 
 def is_classic() -> pl.Expr:
@@ -44,20 +50,31 @@ def pro_compliant(policy: Policy) -> pl.Expr:
 
 def liquidation(policy: Policy) -> pl.Expr:
     """margin_level <= liquidation threshold of the account's mode."""
-    threshold = pl.when(is_pro()).then(pl.lit(policy.pro_liquidation)).otherwise(classic_threshold(policy, "liquidation"))
+    threshold = (
+        pl.when(is_pro())
+        .then(pl.lit(policy.pro_liquidation))
+        .otherwise(classic_threshold(policy, "liquidation"))
+    )
     return pl.col("margin_level") <= threshold
 
 
 def margin_call(policy: Policy) -> pl.Expr:
     """margin_level <= margin-call threshold of its mode (Classic: of its leverage); true when liquidated."""
-    threshold = pl.when(is_pro()).then(pl.lit(policy.pro_margin_call)).otherwise(classic_threshold(policy, "margin_call"))
+    threshold = (
+        pl.when(is_pro())
+        .then(pl.lit(policy.pro_margin_call))
+        .otherwise(classic_threshold(policy, "margin_call"))
+    )
     return (pl.col("margin_level") <= threshold) | pl.col("liquidation")
 
 
 def borrow_blocked_reason(policy: Policy) -> pl.Expr:
     """First matching reason: Classic collateral level <= IRR; Pro non-compliant (from 2024-12-19); Pro no margin."""
     return (
-        pl.when(is_classic() & (pl.col("classic_collateral_margin_level") <= classic_threshold(policy, "initial_risk_ratio")))
+        pl.when(
+            is_classic()
+            & (pl.col("classic_collateral_margin_level") <= classic_threshold(policy, "initial_risk_ratio"))
+        )
         .then(pl.lit("collateral_below_initial_risk_ratio"))
         .when(is_pro() & ~pl.col("pro_compliant") & pl.lit(policy.noncompliant_borrow_disabled))
         .then(pl.lit("pro_not_compliant"))
@@ -101,9 +118,9 @@ def bad_debt_usdt() -> pl.Expr:
 
 def switches_left_today(policy: Policy) -> pl.Expr:
     """5 − switches in [start of as_of's UTC day, as_of], floored at 0 (count joined as switches_today)."""
-    return pl.max_horizontal(pl.lit(policy.max_switches_per_utc_day) - pl.col("switches_today"), pl.lit(0)).cast(
-        pl.Int64
-    )
+    return pl.max_horizontal(
+        pl.lit(policy.max_switches_per_utc_day) - pl.col("switches_today"), pl.lit(0)
+    ).cast(pl.Int64)
 
 
 def pro_conditions(policy: Policy) -> dict[str, pl.Expr]:
@@ -160,7 +177,11 @@ def eligible_for_pro() -> pl.Expr:
 def can_switch_to_classic(policy: Policy) -> pl.Expr:
     """Pro: (new) collateral level > IRR, (old) classic margin level > IRR, of its leverage; and a switch left."""
     level = "classic_collateral_margin_level" if policy.new_formula else "classic_margin_level"
-    return is_pro() & (pl.col(level) > classic_threshold(policy, "initial_risk_ratio")) & (pl.col("switches_left_today") > 0)
+    return (
+        is_pro()
+        & (pl.col(level) > classic_threshold(policy, "initial_risk_ratio"))
+        & (pl.col("switches_left_today") > 0)
+    )
 
 
 def all_decisions(policy: Policy) -> list[dict[str, pl.Expr]]:

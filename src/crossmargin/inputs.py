@@ -114,7 +114,7 @@ def _read_parquet(table: str, path: Path) -> tuple[pl.LazyFrame, int]:
         meta = pq.ParquetFile(path).metadata  # reads the footer: a truncated file fails here
         rows = meta.num_rows
         schema = pl.read_parquet_schema(path)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is the same user-facing error
+    except Exception as exc:
         raise InputSchemaError(f"input table '{table}': cannot read {path}: {_first_line(exc)}") from None
     expected = INPUT_SCHEMAS[table]
     missing = [c for c in expected if c not in schema]
@@ -134,7 +134,7 @@ def _read_csv(table: str, path: Path) -> tuple[pl.LazyFrame, int]:
         with path.open("rb") as f:  # a file cut short (interrupted copy) ends mid-row, without a newline
             f.seek(max(path.stat().st_size - 1, 0))
             last = f.read(1)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise InputSchemaError(f"input table '{table}': cannot read {path}: {_first_line(exc)}") from None
     if last not in (b"\n", b"\r"):
         raise InputSchemaError(
@@ -207,7 +207,7 @@ def unreadable_table(files: list[InputFile]) -> InputSchemaError | None:
             continue
         try:
             pq.read_table(f.path)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return InputSchemaError(f"input table '{f.table}': cannot read {f.path}: {first}")
     return None

@@ -81,7 +81,10 @@ class Policy:
         """The resolved values, JSON-ready (for manifest.json)."""
         record = asdict(self)
         record["classic"] = {str(lev): asdict(t) for lev, t in self.classic.items()}
-        return {k: v.isoformat().replace("+00:00", "Z") if isinstance(v, dt.datetime) else v for k, v in record.items()}
+        return {
+            k: v.isoformat().replace("+00:00", "Z") if isinstance(v, dt.datetime) else v
+            for k, v in record.items()
+        }
 
     def classic_column(self, field: str) -> dict[int, float]:
         """{leverage: value} of one Classic threshold, for a per-row lookup expression."""
@@ -165,7 +168,9 @@ def _build(d: dict[str, Any], as_of: dt.datetime, digest: str) -> Policy:
             version=str(d["name"]),
             as_of=as_of,
             pro_new_formula_from=_utc(dates["pro_new_formula_from"], "dates.pro_new_formula_from"),
-            compliance_required_from=_utc(dates["compliance_required_from"], "dates.compliance_required_from"),
+            compliance_required_from=_utc(
+                dates["compliance_required_from"], "dates.compliance_required_from"
+            ),
             noncompliant_borrow_disabled_from=_utc(
                 dates["noncompliant_borrow_disabled_from"], "dates.noncompliant_borrow_disabled_from"
             ),
@@ -173,7 +178,9 @@ def _build(d: dict[str, Any], as_of: dt.datetime, digest: str) -> Policy:
                 dates["noncompliant_switched_to_classic_from"], "dates.noncompliant_switched_to_classic_from"
             ),
             classic=tiers,
-            transfer_out_min_collateral_margin_level=float(classic["transfer_out_min_collateral_margin_level"]),
+            transfer_out_min_collateral_margin_level=float(
+                classic["transfer_out_min_collateral_margin_level"]
+            ),
             pro_liquidation=float(pro["liquidation"]),
             pro_margin_call=float(pro["margin_call"]),
             pro_max_leverage_old=int(pro["max_leverage_old"]),

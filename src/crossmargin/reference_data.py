@@ -72,7 +72,9 @@ def prices_in_effect(prices: pl.DataFrame, as_of: dt.datetime) -> pl.DataFrame:
     )
 
 
-def _table(rows: pl.DataFrame, as_of: dt.datetime, rates: list[str], prefix: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _table(
+    rows: pl.DataFrame, as_of: dt.datetime, rates: list[str], prefix: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(asset -> {prefix}present, {prefix}problem; the slice rows of the good tables)."""
     effective = tiers.in_effect(rows.filter(pl.col("asset").is_not_null()), as_of)
     problems = tiers.table_problems(effective, rates).rename({"problem": f"{prefix}problem"})
@@ -87,7 +89,9 @@ def asset_terms(
     price = prices_in_effect(prices, as_of).with_columns(pl.lit(True).alias("price_present"))
     coll, coll_slices = _table(collateral_tiers, as_of, COLLATERAL_RATES, COLLATERAL)
     liab, liab_slices = _table(liability_brackets, as_of, LIABILITY_RATES, LIABILITY)
-    first_ratio = coll_slices.filter(pl.col("lower_usdt") == 0).select("asset", pl.col("collateral_ratio").alias("first_collateral_ratio"))
+    first_ratio = coll_slices.filter(pl.col("lower_usdt") == 0).select(
+        "asset", pl.col("collateral_ratio").alias("first_collateral_ratio")
+    )
     assets = pl.concat([price.select("asset"), coll.select("asset"), liab.select("asset")]).unique()
     frame = (
         assets.join(price, on="asset", how="left", validate="1:1")

@@ -200,7 +200,7 @@ def _liability_class(symbol: str, klass: str) -> str:
 # First-slice ratios / rates in force at the showcase as_of (v2), used to size random debt.
 FIRST_RATIO = np.array([COLLATERAL_TIERS[c][1][0][2] for c in ASSET_CLASS])
 FIRST_MMR = np.array(
-    [LIABILITY_BRACKETS[_liability_class(s, c)][1][0][3] for s, c in zip(SYMBOLS, ASSET_CLASS)]
+    [LIABILITY_BRACKETS[_liability_class(s, c)][1][0][3] for s, c in zip(SYMBOLS, ASSET_CLASS, strict=False)]
 )
 
 # fmt: off
@@ -295,7 +295,7 @@ def reference_tables(include_fault_assets: bool = False) -> dict[str, pl.DataFra
 
     tier_rows: list[tuple[Any, ...]] = []
     bracket_rows: list[tuple[Any, ...]] = []
-    tables = [(s, c, _liability_class(s, c), True, True) for s, c in zip(SYMBOLS, ASSET_CLASS)]
+    tables = [(s, c, _liability_class(s, c), True, True) for s, c in zip(SYMBOLS, ASSET_CLASS, strict=False)]
     if include_fault_assets:
         fault_prices = [(s, p) for s, p, _, _ in FAULT_ASSETS if p is not None]
         price_frames.append(
@@ -314,7 +314,7 @@ def reference_tables(include_fault_assets: bool = False) -> dict[str, pl.DataFra
         ]
     for symbol, coll_class, liab_class, has_tiers, has_brackets in tables:
         for eff, tiers, brackets in zip(
-            (TIER_V1, TIER_V2), COLLATERAL_TIERS[coll_class], LIABILITY_BRACKETS[liab_class]
+            (TIER_V1, TIER_V2), COLLATERAL_TIERS[coll_class], LIABILITY_BRACKETS[liab_class], strict=False
         ):
             if has_tiers:
                 tier_rows += [
@@ -573,7 +573,8 @@ SHOWCASE: list[Showcase] = [
              balances=(("BTC", 1.0, 0.0, 0.0, 0.0),),
              expect={"eligible_for_pro": True, "total_asset_usdt": 104000.0, "collateral_usdt": 98800.0}),
     Showcase(57, "Whale: 250 BTC across all four collateral slices: 950k + 3.6M + 12M + 3M",
-             balances=(("BTC", 250.0, 0.0, 0.0, 0.0),), expect={"eligible_for_pro": True, "collateral_usdt": 19_550_000.0}),
+             balances=(("BTC", 250.0, 0.0, 0.0, 0.0),),
+             expect={"eligible_for_pro": True, "collateral_usdt": 19_550_000.0}),
     Showcase(58, "Pro whale owing 20 BTC across three liability brackets: MM 120,600, IM 250,907", mode="pro",
              leverage=5, balances=(_usdt(5_000_000), ("BTC", 0.0, 0.0, 20.0, 0.0)),
              expect={"can_switch_to_classic": True, "maintenance_margin_usdt": 120_600.0,
@@ -782,7 +783,8 @@ def _balances(
     wsum = np.bincount(acc, weights=weight, minlength=n)
     # Classic: classic margin level m ~ 1 + LN(0.98, 1.4) (~6% <= 1.3, ~1% <= 1.1)
     level_classic = np.where(underwater, rng.uniform(0.75, 1.0, n), 1.0 + np.exp(rng.normal(0.98, 1.4, n)))
-    # Pro: target Pro level t ~ LN(1.5, 0.6) (before open-order losses and haircuts beyond the first slice), from C = L (1 + mmr t)
+    # Pro: target Pro level t ~ LN(1.5, 0.6) (before open-order losses and haircuts beyond the first
+    # slice), from C = L (1 + mmr t)
     primary_mmr = np.zeros(n)
     primary_mmr[acc[primary]] = FIRST_MMR[asset[primary]]
     level_pro = np.where(underwater, rng.uniform(-4.0, 0.0, n), np.exp(rng.normal(1.5, 0.6, n)))

@@ -73,7 +73,14 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 TABLES = list(INPUT_SCHEMAS)
 
 # ---------------------------------------------------------------- outputs (SPEC §5)
-ACTIONS = ["LIQUIDATION", "MARGIN_CALL", "BORROW_BLOCKED", "MIGRATE_TO_CLASSIC", "PARTIAL_REPAYMENT", "ELIGIBLE_FOR_PRO"]
+ACTIONS = [
+    "LIQUIDATION",
+    "MARGIN_CALL",
+    "BORROW_BLOCKED",
+    "MIGRATE_TO_CLASSIC",
+    "PARTIAL_REPAYMENT",
+    "ELIGIBLE_FOR_PRO",
+]
 BORROW_BLOCKED_REASONS = ["collateral_below_initial_risk_ratio", "pro_not_compliant", "no_available_margin"]
 ISSUE_CODES = [
     "missing_price",

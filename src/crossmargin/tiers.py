@@ -33,12 +33,17 @@ def _problem(rates: list[str]) -> pl.Expr:
     nxt = lower.shift(-1).over("asset")
     first = pl.int_range(pl.len()).over("asset") == 0
     last = pl.int_range(pl.len()).over("asset") == pl.len().over("asset") - 1
-    fmt = lambda v: v.round(6).cast(pl.String).fill_null("null")
+
+    def fmt(v):
+        return v.round(6).cast(pl.String).fill_null("null")
+
     rule = pl.when(lower.is_null() | ~lower.is_finite() | (upper.is_not_null() & ~upper.is_finite())).then(
         pl.lit("slice bound is null or not finite")
     )
     for r in rates:
-        rule = rule.when(pl.col(r).is_null() | ~pl.col(r).is_finite() | (pl.col(r) < 0) | (pl.col(r) > 1)).then(
+        rule = rule.when(
+            pl.col(r).is_null() | ~pl.col(r).is_finite() | (pl.col(r) < 0) | (pl.col(r) > 1)
+        ).then(
             pl.concat_str([pl.lit(f"{r} "), fmt(pl.col(r)), pl.lit(" outside [0, 1] at lower "), fmt(lower)])
         )
     return (
@@ -53,7 +58,11 @@ def _problem(rates: list[str]) -> pl.Expr:
         .when(~last & (upper < nxt))
         .then(pl.concat_str([pl.lit("gap between "), fmt(upper), pl.lit(" and "), fmt(nxt)]))
         .when(~last & (upper > nxt))
-        .then(pl.concat_str([pl.lit("overlap: slice ends at "), fmt(upper), pl.lit(", next starts at "), fmt(nxt)]))
+        .then(
+            pl.concat_str(
+                [pl.lit("overlap: slice ends at "), fmt(upper), pl.lit(", next starts at "), fmt(nxt)]
+            )
+        )
     )
 
 
@@ -94,12 +103,17 @@ def flat(rows: pl.DataFrame, asset_index: pl.DataFrame, rates: list[str]) -> Sli
         "lower_usdt",
         *rates,
         # below_k, added in ascending slice order (cum_sum is a sequential left-to-right sum)
-        *[(pl.col(r) * width).cum_sum().shift(1, fill_value=0.0).over("asset_idx").alias(f"below_{r}") for r in rates],
+        *[
+            (pl.col(r) * width).cum_sum().shift(1, fill_value=0.0).over("asset_idx").alias(f"below_{r}")
+            for r in rates
+        ],
     )
     grid = asset_index.select(pl.col("asset_idx").cast(pl.UInt32)).join(
         pl.DataFrame({"k": range(k_max)}, schema={"k": pl.UInt32}), how="cross"
     )
-    padded = grid.join(slices.with_columns(pl.col("asset_idx", "k").cast(pl.UInt32)), on=["asset_idx", "k"], how="left")
+    padded = grid.join(
+        slices.with_columns(pl.col("asset_idx", "k").cast(pl.UInt32)), on=["asset_idx", "k"], how="left"
+    )
     padded = padded.sort("asset_idx", "k").with_columns(
         pl.col("lower_usdt").fill_null(pl.when(pl.col("k") == 0).then(0.0).otherwise(float("inf"))),
         pl.col(*rates, *[f"below_{r}" for r in rates]).fill_null(0.0),
@@ -123,4 +137,6 @@ def slice_index(x: pl.Expr, asset_idx: pl.Expr, s: Slices) -> pl.Expr:
 
 def tiered(x: pl.Expr, at: pl.Expr, s: Slices, rate: str) -> pl.Expr:
     """below_k + rate_k · (x − lower_k) at `at` = slice_index(x, ...): the progressive sum of x."""
-    return pl.lit(s.below[rate]).gather(at) + pl.lit(s.rate[rate]).gather(at) * (x - pl.lit(s.lower).gather(at))
+    return pl.lit(s.below[rate]).gather(at) + pl.lit(s.rate[rate]).gather(at) * (
+        x - pl.lit(s.lower).gather(at)
+    )

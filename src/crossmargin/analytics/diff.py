@@ -132,8 +132,13 @@ def diff_runs(before_dir: Path, after_dir: Path) -> pl.DataFrame:
     before = _state(before_dir)
     after = _state(after_dir)
     j = before.join(after, on="account_id", how="full", coalesce=True, suffix="_after")
-    b = lambda c: pl.col(c).fill_null(False)
-    a = lambda c: pl.col(f"{c}_after").fill_null(False)
+
+    def b(c):
+        return pl.col(c).fill_null(False)
+
+    def a(c):
+        return pl.col(f"{c}_after").fill_null(False)
+
     both = b("in_risk") & a("in_risk")
 
     def turned_on(c: str) -> pl.Expr:
@@ -218,7 +223,7 @@ def _as_of(out_dir: Path) -> str:
             .collect()
             .item()
         )
-    except Exception:  # noqa: BLE001 - only a label for the summary
+    except Exception:
         return "?"
     return v.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if v is not None else "?"
 

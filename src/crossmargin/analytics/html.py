@@ -332,7 +332,7 @@ def _funnel_chart(funnel: pl.DataFrame) -> str:
     ax.set_xlabel("Classic accounts", fontsize=8)
     ax.tick_params(axis="x", labelsize=8)
     ax.set_title("Pro eligibility funnel (Classic accounts, activation conditions in order)", fontsize=10)
-    ax.set_xlim(0, max(max(remaining), max(failing), 1) * 1.3)
+    ax.set_xlim(0, max(*remaining, *failing, 1) * 1.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2)
     return _svg(fig)
 
