@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from crossmargin import inputs, outputs, pipeline
+from crossmargin import inputs, job, outputs
 
 AS_OF = dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC)
 STATS: list[tuple[str, float, float]] = []
@@ -111,7 +111,7 @@ def main() -> None:
     patch()
     with tempfile.TemporaryDirectory() as tmp:
         w, c = time.perf_counter(), time.process_time()
-        print(pipeline.run_job(AS_OF, args.input, Path(tmp) / "out", buckets=args.buckets))
+        print(job.run_job(AS_OF, args.input, Path(tmp) / "out", buckets=args.buckets))
         report("run_job, stage by stage", (time.perf_counter() - w, time.process_time() - c))
         print(f"  {'(the rest: eager DataFrame work, Python)':<48}")
 

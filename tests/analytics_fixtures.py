@@ -1,6 +1,6 @@
 """Real runs of the job for the analyst-surface tests (SQL reports, diff, HTML report, notebooks).
 
-`sample_runs()` runs `crossmargin.pipeline.run_job` once per test session (cached) on the committed
+`sample_runs()` runs `crossmargin.job.run_job` once per test session (cached) on the committed
 sample `data/sample` (or, if it is absent, on `crossmargin.sample.write_sample(accounts=300, seed=1)`):
 
 - `new`: as_of 2025-01-21T10:00Z (new Pro formula, non-compliant Pro accounts switched now);
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
-from crossmargin.pipeline import run_job
+from crossmargin.job import run_job
 
 REPO = Path(__file__).resolve().parents[1]
 NEW_AS_OF = dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC)

@@ -6,7 +6,7 @@ Typical use in a test::
         accounts=[account(1, "pro")],
         balances=[balance(1, "USDT", free=950.0, borrowed=800.0)],
     )
-    r = run(t, NEW)          # crossmargin.pipeline.compute(t, resolve(NEW))
+    r = run(t, NEW)          # crossmargin.engine.score(t, resolve(NEW))
     assert one(r, 1)["margin_call"] is True
 
 Defaults (documented, so hand arithmetic in tests can rely on them):
@@ -241,8 +241,8 @@ def tables(
 
 # --------------------------------------------------------------------------------- running
 def run(t: Mapping[str, pl.DataFrame], as_of: dt.datetime, policy_file: Any = None) -> Any:
-    """crossmargin.pipeline.compute(t, policy.resolve(as_of)) -> RunResult."""
-    from crossmargin.pipeline import compute
+    """crossmargin.engine.score(t, policy.resolve(as_of)) -> RunResult."""
+    from crossmargin.engine import score as compute
     from crossmargin.policy import resolve
 
     return compute(dict(t), resolve(as_of, policy_file))

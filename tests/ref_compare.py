@@ -46,7 +46,7 @@ def run_both(
     tables: dict[str, list[dict[str, Any]]], as_of: dt.datetime, policy: Policy | None = None
 ) -> tuple[Any, ref.ReferenceResult, Policy]:
     """Engine and reference on the same tables, under resolve(as_of) or the given policy."""
-    from crossmargin.pipeline import compute
+    from crossmargin.engine import score as compute
 
     policy = resolve(as_of) if policy is None else policy
     engine = compute(to_frames(tables), policy)

@@ -37,7 +37,7 @@ except ImportError:  # tests/ imported as a package
 import crossmargin
 from crossmargin import outputs
 from crossmargin.cli import app
-from crossmargin.pipeline import run_job
+from crossmargin.job import run_job
 
 AS_OF_1 = "2025-01-21T10:00:00Z"  # new Pro formula
 AS_OF_2 = "2025-01-20T12:00:00Z"  # old formula: different content, same input

@@ -1,7 +1,7 @@
 """Every comparison of SPEC.md §3 (and the +inf rule of §1), exactly at, just above and just below it.
 
 Literal one- or few-account input frames (tests/frames.py) go through
-`crossmargin.pipeline.compute(tables, policy)`; each case asserts the exact flag / value.
+`crossmargin.engine.score(tables, policy)`; each case asserts the exact flag / value.
 
 Exactness: levels are made with power-of-two denominators (liability 128 USDT for Classic levels, a
 maintenance margin of 128 = 0.125 * 1024 for Pro levels), so the engine's one float64 division gives

@@ -25,7 +25,7 @@ except ImportError:  # tests/ imported as a package
     from tests import faultgen as fg  # type: ignore[no-redef]
     from tests.faultgen import acct, bal, bracket_rows, literal, order, tier_rows  # type: ignore[no-redef]
 
-from crossmargin.pipeline import compute
+from crossmargin.engine import score as compute
 from crossmargin.policy import resolve
 from crossmargin.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, ISSUE_CODES
 

@@ -16,7 +16,7 @@ from crossmargin.analytics.html import render_report, write_report
 from crossmargin.analytics.sql import run_report
 from crossmargin.cli import app
 from crossmargin.inputs import load_tables
-from crossmargin.pipeline import run_job
+from crossmargin.job import run_job
 
 CHROMIUM = Path("/usr/bin/chromium")
 N_CHARTS = 4  # margin level distribution, cohorts, partial repayments, funnel

@@ -1,4 +1,4 @@
-"""Property tests: the vectorized engine (crossmargin.pipeline.compute) against the independent scalar
+"""Property tests: the vectorized engine (crossmargin.engine.score) against the independent scalar
 reference (tests/reference.py) on small, adversarial, hypothesis-generated inputs.
 
 Generated: a handful of assets with prices (incl. 0, several priced_at around as_of), multi-slice
@@ -27,7 +27,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.ref_compare import STATS, compare, consistency, run_both  # type: ignore[no-redef]
 
-pytest.importorskip("crossmargin.pipeline")
+pytest.importorskip("crossmargin.engine")
 
 from crossmargin.policy import ClassicTier, Policy, resolve
 
@@ -486,7 +486,7 @@ def test_engine_matches_reference(scenario):
 @given(scenarios())
 def test_outputs_partition_accounts_and_actions_follow_flags(scenario):
     as_of, tables, tweak = scenario
-    from crossmargin.pipeline import compute
+    from crossmargin.engine import score as compute
 
     try:
         from ref_compare import to_frames

@@ -24,7 +24,7 @@ NEW = dt.datetime(2025, 1, 21, 10, 0, tzinfo=UTC)
 JUST_OLD = NEW - dt.timedelta(seconds=1)
 CUT = dt.datetime(2024, 12, 17, tzinfo=UTC)
 US = dt.timedelta(microseconds=1)
-HAVE_ENGINE = importlib.util.find_spec("crossmargin.pipeline") is not None
+HAVE_ENGINE = importlib.util.find_spec("crossmargin.engine") is not None
 
 
 def acc(aid, mode="classic", lev=3, *, act=True, quiz=True, q=CUT, t=CUT, country="FR"):

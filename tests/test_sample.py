@@ -17,8 +17,8 @@ import polars as pl
 import pytest
 
 from crossmargin import sample as S
+from crossmargin.engine import score as compute
 from crossmargin.inputs import load_tables
-from crossmargin.pipeline import compute
 from crossmargin.policy import resolve
 from crossmargin.schemas import BORROW_BLOCKED_REASONS, INPUT_SCHEMAS, ISSUE_CODES, PRO_CONDITIONS_NEW, TABLES
 

@@ -14,7 +14,24 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from crossmargin import __version__
+
+        typer.echo(f"crossmargin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """crossmargin: the nightly cross-margin risk job and its analyst commands."""
 
 
 class Format(StrEnum):
@@ -56,7 +73,7 @@ def run(
 ) -> None:
     """Compute levels and decisions for every account at AS_OF and write the outputs into OUT."""
     from crossmargin.errors import CrossmarginError
-    from crossmargin.pipeline import run_job
+    from crossmargin.job import run_job
 
     try:
         summary = run_job(
@@ -139,5 +156,23 @@ def report(
     write_report_cli(out, html)
 
 
-def main() -> None:  # pragma: no cover - console entry
-    sys.exit(app())
+def main(argv: list[str] | None = None) -> int:
+    """The console entry point: the one place where the project's errors become messages and exit codes.
+
+    A `CrossmarginError` (bad option, bad input, bad policy, refused destination, ...) prints one line
+    `crossmargin: error: ...` on stderr and exits with its code; nothing else is caught here.
+    """
+    from crossmargin.errors import CrossmarginError
+
+    try:
+        app(args=argv, prog_name="crossmargin")  # typer's own usage errors: its message, exit 2
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
+    except CrossmarginError as exc:
+        typer.echo(f"crossmargin: error: {exc}", err=True)
+        return exc.exit_code
+    return 0
+
+
+def console() -> None:  # pragma: no cover - the installed `crossmargin` script
+    sys.exit(main())

@@ -2,7 +2,7 @@
 
 Each table has an ordered list of named rules; a row reports the first rule it breaks (one issue row
 per bad input row, in the order below). Group-level checks (duplicates, unknown accounts, overflow of
-an account's sums) are in `pipeline.py`, next to the aggregates they read.
+an account's sums) are in `engine.py`, next to the aggregates they read.
 """
 
 from __future__ import annotations
