@@ -11,44 +11,43 @@ depends only on its values, not on where the chunks split (tests/test_account_su
 
 The same pass flags accounts that may hold a key twice (an asset twice in balances, an order_id
 twice in open orders) with a 64-bit set per account: each row sets bit `key % 64` (its `key_bit`,
-computed by the streaming per-row stage); fewer set bits than rows means a repeat or a bit
+computed by the streaming per-row stage: validation/groups.py); fewer set bits than rows means a repeat or a bit
 collision. Only those few candidates are then checked exactly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
 ACCOUNT = "account_id"
-_POWERS_OF_TWO = pl.Series("bit", [1 << i for i in range(64)], dtype=pl.UInt64)
 
 
-def key_bit(key: pl.Expr) -> pl.Expr:
-    """1 << (key % 64) for an unsigned integer key: the row's bit in its account's key set."""
-    return pl.lit(_POWERS_OF_TWO).gather(key % 64).alias("key_bit")
-
-
-def segment_sums(rows: pl.DataFrame, value_columns: list[str], count_name: str) -> pl.DataFrame:
+def segment_sums(
+    rows: pl.DataFrame, value_columns: Mapping[str, str] | list[str], count_name: str
+) -> pl.DataFrame:
     """Per account_id: the sum of each value column (rows in input order), `count_name` rows, `maybe_repeat`.
 
-    `rows` holds account_id, the value columns (float, no nulls) and `key_bit` (see `key_bit`;
+    `rows` holds account_id, the value columns (float, no nulls) and `key_bit` (validation.groups;
     distinct keys below 64 never collide). Rows without an account_id (a data issue) are left out.
+    `value_columns` maps a per-row column to the name of its account sum (a list: the same names).
     """
+    names = dict(value_columns) if isinstance(value_columns, Mapping) else {c: c for c in value_columns}
     if rows[ACCOUNT].has_nulls():  # only then: an eager filter of a large frame is not free
         rows = rows.filter(pl.col(ACCOUNT).is_not_null())
     if not rows[ACCOUNT].is_sorted():
         rows = rows.sort(ACCOUNT, maintain_order=True)
     if rows.height == 0:
-        schema = {ACCOUNT: pl.Int64, **{c: pl.Float64 for c in value_columns}, count_name: pl.Int64}
+        schema = {ACCOUNT: pl.Int64, **{c: pl.Float64 for c in names.values()}, count_name: pl.Int64}
         return pl.DataFrame(schema={**schema, "maybe_repeat": pl.Boolean})
     runs = Runs.of(rows[ACCOUNT])
     counts = runs.ends - runs.starts
     bits = runs.reduce(np.bitwise_or, rows["key_bit"])
     out = {ACCOUNT: runs.ids}
-    out |= {c: runs.reduce(np.add, rows[c]) for c in value_columns}
+    out |= {total: runs.reduce(np.add, rows[c]) for c, total in names.items()}
     out |= {count_name: counts, "maybe_repeat": np.bitwise_count(bits) < counts}
     return pl.DataFrame(out)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from crossmargin.levels import is_pro
 from crossmargin.policy import Policy
+from crossmargin.quantities import is_pro
 from crossmargin.schemas import ACTIONS_SCHEMA, Action
 
 
@@ -50,6 +50,7 @@ def actions(account_risk: pl.LazyFrame, policy: Policy) -> pl.LazyFrame:
             pl.lit(name).cast(Action).alias("action"),
             reason.cast(pl.String).alias("reason"),
             amount.alias("amount_usdt"),
+            pl.lit(policy.version).alias("policy_version"),
         )
         for name, (when, reason, amount) in action_rules(policy).items()
     ]

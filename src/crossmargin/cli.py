@@ -7,14 +7,39 @@ exit non-zero without a traceback.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+
+class _App(typer.Typer):
+    """Every command turns the project's errors (CrossmarginError) into one line and its exit code."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(f)
+            def reporting_errors(*a: Any, **k: Any) -> Any:
+                from crossmargin.errors import CrossmarginError
+
+                try:
+                    return f(*a, **k)
+                except CrossmarginError as exc:
+                    typer.echo(f"crossmargin: error: {exc}", err=True)
+                    raise typer.Exit(exc.exit_code) from None
+
+            return register(reporting_errors)
+
+        return decorator
+
+
+app = _App(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 
 
 def _version(value: bool) -> None:
@@ -40,6 +65,9 @@ class Format(StrEnum):
     parquet = "parquet"
 
 
+from crossmargin.errors import UsageError  # noqa: E402 - light, and every command uses it
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"crossmargin: error: {message}", err=True)
     raise typer.Exit(code)
@@ -49,9 +77,11 @@ def _parse_as_of(text: str) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
-        _fail(f"--as-of {text!r} is not an ISO-8601 timestamp (e.g. 2025-01-21T10:00:00Z)")
+        raise UsageError(
+            f"--as-of {text!r} is not an ISO-8601 timestamp (e.g. 2025-01-21T10:00:00Z)"
+        ) from None
     if value.tzinfo is None:
-        _fail(f"--as-of {text!r} has no time zone; give it in UTC, e.g. 2025-01-21T10:00:00Z")
+        raise UsageError(f"--as-of {text!r} has no time zone; give it in UTC, e.g. 2025-01-21T10:00:00Z")
     return value.astimezone(dt.UTC)
 
 
@@ -68,24 +98,23 @@ def run(
         typer.Option("--max-issue-rate", help="Fail if more than this share of accounts has data issues"),
     ] = 0.01,
     buckets: Annotated[
-        int, typer.Option("--buckets", help="Process accounts in N hash buckets (0 = choose from input size)")
-    ] = 0,
+        int | None,
+        typer.Option(
+            "--buckets", help="Score accounts in N account-id buckets (default: from the input size)"
+        ),
+    ] = None,
 ) -> None:
     """Compute levels and decisions for every account at AS_OF and write the outputs into OUT."""
-    from crossmargin.errors import CrossmarginError
     from crossmargin.job import run_job
 
-    try:
-        summary = run_job(
-            as_of=_parse_as_of(as_of),
-            input_dir=input,
-            out_dir=out,
-            policy_file=policy,
-            max_issue_rate=max_issue_rate,
-            buckets=buckets,
-        )
-    except CrossmarginError as exc:
-        _fail(str(exc), exc.exit_code)
+    summary = run_job(
+        as_of=_parse_as_of(as_of),
+        input_dir=input,
+        out_dir=out,
+        policy_file=policy,
+        max_issue_rate=max_issue_rate,
+        buckets=buckets,
+    )
     typer.echo(summary)
 
 
@@ -99,7 +128,17 @@ def sample(
     ] = 0.0,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
 ) -> None:
-    """Write a realistic synthetic input directory (deterministic for a seed)."""
+    """Write a realistic synthetic input directory (deterministic for a seed) into a new or empty OUT."""
+    if accounts < 1:
+        raise UsageError(f"--accounts {accounts} must be at least 1")
+    if seed < 0:
+        raise UsageError(f"--seed {seed} must be at least 0")
+    if not 0.0 <= faults <= 1.0:
+        raise UsageError(f"--faults {faults} is outside [0, 1]")
+    if fmt not in ("parquet", "csv"):
+        raise UsageError(f"--format {fmt!r} is not one of parquet, csv")
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise UsageError(f"--out {out} exists and is not an empty directory; give a new or empty directory")
     from crossmargin.sample import write_sample
 
     typer.echo(write_sample(out, accounts=accounts, seed=seed, faults=faults, fmt=fmt))
@@ -157,20 +196,11 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The console entry point: the one place where the project's errors become messages and exit codes.
-
-    A `CrossmarginError` (bad option, bad input, bad policy, refused destination, ...) prints one line
-    `crossmargin: error: ...` on stderr and exits with its code; nothing else is caught here.
-    """
-    from crossmargin.errors import CrossmarginError
-
+    """Run the command line with `argv` and return its exit code (for callers that want no exit)."""
     try:
-        app(args=argv, prog_name="crossmargin")  # typer's own usage errors: its message, exit 2
+        app(args=argv, prog_name="crossmargin")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0
-    except CrossmarginError as exc:
-        typer.echo(f"crossmargin: error: {exc}", err=True)
-        return exc.exit_code
     return 0
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from crossmargin.levels import is_pro
 from crossmargin.policy import Policy
+from crossmargin.quantities import is_classic, is_pro
 from crossmargin.schemas import (
     NOT_CLASSIC,
     PRO_CONDITIONS_NEW,
@@ -17,10 +17,6 @@ from crossmargin.schemas import (
     BorrowBlockedReason,
     ProCondition,
 )
-
-
-def is_classic() -> pl.Expr:
-    return pl.col("margin_mode") == "classic"
 
 
 def classic_threshold(policy: Policy, field: str) -> pl.Expr:

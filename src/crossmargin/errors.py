@@ -15,3 +15,11 @@ class IssueRateExceeded(CrossmarginError):
     """Too many accounts have data issues: data_issues went to the rejected location, nothing else."""
 
     exit_code = 4
+
+
+class UsageError(CrossmarginError):
+    """An option outside its range or a value that cannot be parsed: nothing is done."""
+
+
+class DestinationError(CrossmarginError):
+    """An unclear or unsafe output destination: refused before any work, nothing created or deleted."""

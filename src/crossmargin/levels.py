@@ -9,7 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from crossmargin.policy import Policy
-from crossmargin.quantities import net_collateral_usdt, net_equity_usdt
+from crossmargin.quantities import is_pro, net_collateral_usdt, net_equity_usdt
 
 INF = float("inf")
 
@@ -42,10 +42,6 @@ def pro_margin_level_new() -> pl.Expr:
 def pro_margin_level(policy: Policy) -> pl.Expr:
     """The Pro formula in force at as_of."""
     return pl.col("pro_margin_level_new" if policy.new_formula else "pro_margin_level_old")
-
-
-def is_pro() -> pl.Expr:
-    return pl.col("margin_mode") == "pro"
 
 
 def margin_level() -> pl.Expr:

@@ -1,10 +1,16 @@
-"""Outputs of SPEC.md §5: written atomically (all files or none), byte-identical on rerun.
+"""Outputs: written atomically (all files or none), byte-identical on rerun, never over a stranger's file.
 
 Files are written into a fresh sibling directory `.<out>.tmp-<pid>` and fsynced; the finished
 directory then replaces `--out` in one step: `renameat2(RENAME_EXCHANGE)` swaps the two directories
 atomically on Linux (a plain rename when `--out` does not exist yet), and the old contents are
 removed afterwards. A run killed at any point leaves either the old or the new complete directory;
 leftover temporary siblings of killed runs are removed by the next run.
+
+What `--out` may be (`check_destination`, before any work): a path that does not exist, an empty
+directory, or a directory holding a previous crossmargin run (its manifest.json) and nothing but
+the files that run wrote. Anything else is refused (exit 2), and so is a destination equal to,
+inside, or containing the input directory. The sibling `OUT.rejected/` (data issues of a run
+stopped by the issue-rate gate) follows the same rule, and a later run that publishes removes it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from typing import Any
 
 import polars as pl
 
+from crossmargin.errors import DestinationError
+
 OUTPUT_TABLES = ["account_risk", "actions", "data_issues"]
+PRODUCER = "crossmargin"  # manifest.json's "producer": how a directory is known to hold our run
 # zstd level 1: on 10M accounts 28% faster to write than level 3 for 7% more bytes (benchmarks/RESULTS.md)
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1, "row_group_size": 1_000_000}
 MANIFEST = "manifest.json"
@@ -37,7 +46,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -74,11 +83,96 @@ def _alive(pid_text: str) -> bool:
     return True
 
 
+def rejected_dir(out: Path) -> Path:
+    """Where a run stopped by the issue-rate gate leaves its data issues: the sibling OUT.rejected/."""
+    out = out.absolute()
+    return out.parent / f"{out.name}.rejected"
+
+
+def _our_files(directory: Path) -> set[str] | None:
+    """The file names a crossmargin run wrote into `directory` (per its manifest), or None if not ours."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(manifest, dict):
+        return None
+    ours = manifest.get("producer") == PRODUCER or {"software_version", "outputs"} <= manifest.keys()
+    outputs = manifest.get("outputs")
+    if not ours or not isinstance(outputs, dict):
+        return None
+    files = {e.get("file") for e in outputs.values() if isinstance(e, dict)}
+    return {MANIFEST, *(f for f in files if isinstance(f, str))}
+
+
+def _check_previous_run(directory: Path, what: str) -> None:
+    """Refuse a directory unless it is empty or holds a previous run of ours and nothing else."""
+    entries = sorted(p.name for p in directory.iterdir())
+    if not entries:
+        return
+    ours = _our_files(directory)
+    if ours is None:
+        raise DestinationError(
+            f"{what} {directory} is a non-empty directory without a crossmargin manifest.json; "
+            "refusing to replace it (give a new or empty directory)"
+        )
+    strangers = [e for e in entries if e not in ours or not (directory / e).is_file()]
+    if strangers:
+        raise DestinationError(
+            f"{what} {directory} holds {strangers[0]!r}, which the previous crossmargin run did not write; "
+            "refusing to replace it"
+        )
+
+
+def _related(a: Path, b: Path) -> bool:
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def check_destination(out: Path, input_dir: Path | None = None) -> None:
+    """Raise DestinationError (exit 2) unless `out` may receive a run; creates, moves, deletes nothing."""
+    out = Path(out)
+    if out.is_symlink():
+        raise DestinationError(f"--out {out} is a symbolic link; give the directory itself")
+    real = Path(os.path.realpath(out))
+    if input_dir is not None:
+        inp = Path(os.path.realpath(input_dir))
+        if _related(real, inp):
+            where = "is" if real == inp else "is inside" if real.is_relative_to(inp) else "contains"
+            raise DestinationError(
+                f"--out {out} {where} the input directory {input_dir}; choose another --out"
+            )
+    if out.exists() and not out.is_dir():
+        raise DestinationError(f"--out {out} is an existing file, not a directory; refusing to replace it")
+    parent = next((p for p in real.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise DestinationError(f"--out {out}: {parent} is a file, not a directory")
+    if out.is_dir():
+        _check_previous_run(out, "--out")
+    rejected = rejected_dir(out)
+    if rejected.is_symlink() or (rejected.exists() and not rejected.is_dir()):
+        raise DestinationError(
+            f"{rejected} exists and is not a directory of rejected data issues; move it away"
+        )
+    if rejected.is_dir():
+        _check_previous_run(rejected, "the rejected-run directory")
+
+
+def remove_rejected(out: Path) -> None:
+    """After a good publish: drop a stale OUT.rejected/ if it holds only what a rejected run wrote."""
+    rejected = rejected_dir(out)
+    if not rejected.is_dir() or rejected.is_symlink():
+        return
+    ours = _our_files(rejected)
+    entries = {p.name for p in rejected.iterdir()}
+    if ours is not None and entries <= ours and all((rejected / e).is_file() for e in entries):
+        shutil.rmtree(rejected)
+
+
 def staging_dir(out: Path) -> Path:
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in out.parent.glob(f".{out.name}.tmp-*"):  # left by a killed run (not a live concurrent one)
-        if not _alive(stale.name.rsplit("-", 1)[-1]):
+        if stale.is_dir() and not stale.is_symlink() and not _alive(stale.name.rsplit("-", 1)[-1]):
             shutil.rmtree(stale, ignore_errors=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     tmp.mkdir()
@@ -88,7 +182,7 @@ def staging_dir(out: Path) -> Path:
 def publish(tmp: Path, out: Path) -> None:
     """Make `tmp` the new `out` in one atomic step; then drop the previous contents."""
     out = out.absolute()
-    _fsync(tmp)
+    fsync(tmp)
     if not out.exists():
         os.rename(tmp, out)
     elif _exchange(tmp, out):
@@ -98,7 +192,7 @@ def publish(tmp: Path, out: Path) -> None:
         os.rename(out, old)
         os.rename(tmp, out)
         shutil.rmtree(old)
-    _fsync(out.parent)
+    fsync(out.parent)
 
 
 def output_entry(path: Path, rows: int) -> dict[str, Any]:
@@ -108,7 +202,7 @@ def output_entry(path: Path, rows: int) -> dict[str, Any]:
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     path = directory / MANIFEST
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    _fsync(path)
+    fsync(path)
 
 
 def utc_now() -> str:
@@ -143,34 +237,3 @@ def verify_outputs(out: Path) -> list[str]:
     missing = [t for t in OUTPUT_TABLES if t not in manifest.get("outputs", {})]
     problems += [f"manifest lists no {t}" for t in missing]
     return problems
-
-
-class PartWriter:
-    """One output table, written bucket by bucket; `close()` returns its row count.
-
-    Each bucket's frame goes to a part file with polars' (parallel) parquet writer; `close()` turns
-    the parts into the one output file: a rename for a single part, a streaming concatenation for
-    several (memory stays that of one bucket). Every bucket writes, an empty one too, so the file
-    always exists with its schema.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._parts: list[Path] = []
-        self._rows = 0
-
-    def write(self, frame: pl.DataFrame) -> None:
-        part = self.path.with_name(f".{self.path.stem}.part{len(self._parts)}.parquet")
-        frame.write_parquet(part, **PARQUET_OPTIONS)
-        self._parts.append(part)
-        self._rows += frame.height
-
-    def close(self) -> int:
-        if len(self._parts) == 1:
-            os.replace(self._parts[0], self.path)
-        else:
-            pl.scan_parquet(self._parts).sink_parquet(self.path, **PARQUET_OPTIONS)
-            for part in self._parts:
-                part.unlink()
-        _fsync(self.path)
-        return self._rows

@@ -53,6 +53,8 @@ class Policy:
     old_min_classic_collateral_margin_level: float
     restricted_jurisdictions: tuple[str, ...]
     max_switches_per_utc_day: int
+    max_price_age: dt.timedelta
+    stable_assets: tuple[str, ...]
     source_sha256: str = ""
 
     # --- the date switches of SPEC §3, evaluated once at as_of -------------------------------
@@ -81,6 +83,8 @@ class Policy:
         """The resolved values, JSON-ready (for manifest.json)."""
         record = asdict(self)
         record["classic"] = {str(lev): asdict(t) for lev, t in self.classic.items()}
+        record["max_price_age_hours"] = self.max_price_age.total_seconds() / 3600
+        del record["max_price_age"]
         return {
             k: v.isoformat().replace("+00:00", "Z") if isinstance(v, dt.datetime) else v
             for k, v in record.items()
@@ -107,6 +111,12 @@ def _utc(value: Any, where: str) -> dt.datetime:
     if not isinstance(value, dt.datetime) or value.tzinfo is None:
         raise PolicyError(f"policy: {where} must be a UTC timestamp with offset, got {value!r}")
     return value.astimezone(dt.UTC)
+
+
+def _hours(value: Any, where: str) -> dt.timedelta:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise PolicyError(f"policy: {where} must be a positive number of hours, got {value!r}")
+    return dt.timedelta(hours=value)
 
 
 def _versions(text: str, origin: str) -> list[dict[str, Any]]:
@@ -155,7 +165,7 @@ def resolve(as_of: dt.datetime, policy_file: Path | None = None) -> Policy:
 def _build(d: dict[str, Any], as_of: dt.datetime, digest: str) -> Policy:
     try:
         dates, classic, pro = d["dates"], d["classic"], d["pro"]
-        act, sw = d["activation"], d["switching"]
+        act, sw, market = d["activation"], d["switching"], d["market"]
         tiers = {
             int(lev): ClassicTier(
                 initial_risk_ratio=float(t["initial_risk_ratio"]),
@@ -190,6 +200,8 @@ def _build(d: dict[str, Any], as_of: dt.datetime, digest: str) -> Policy:
             old_min_classic_collateral_margin_level=float(act["old_min_classic_collateral_margin_level"]),
             restricted_jurisdictions=tuple(str(c) for c in act["restricted_jurisdictions"]),
             max_switches_per_utc_day=int(sw["max_switches_per_utc_day"]),
+            max_price_age=_hours(market["max_price_age_hours"], "market.max_price_age_hours"),
+            stable_assets=tuple(str(a) for a in market["stable_assets"]),
             source_sha256=digest,
         )
     except KeyError as exc:

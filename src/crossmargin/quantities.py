@@ -1,7 +1,9 @@
-"""Quantities of SPEC.md §1, one small named expression each (all money in USDT, float64).
+"""Quantities, one small named expression each (all money in USDT, float64).
 
 Row level (a balance row with its asset's terms, or an open order with both of its assets' terms,
-as gathered by `AssetTerms.gather`), then account level (sums over the account's rows).
+as gathered by `AssetTerms.gather`), then account level (sums over the account's rows). A per-row
+value has its own name (`asset_value_usdt`); the account total it adds into has the account name
+(`total_asset_usdt`): `ACCOUNT_SUMS` maps one to the other.
 """
 
 from __future__ import annotations
@@ -9,6 +11,17 @@ from __future__ import annotations
 import polars as pl
 
 from crossmargin.tiers import Slices, slice_index, tiered
+
+# ------------------------------------------------------------------ the account's mode
+
+
+def is_pro() -> pl.Expr:
+    return pl.col("margin_mode") == "pro"
+
+
+def is_classic() -> pl.Expr:
+    return pl.col("margin_mode") == "classic"
+
 
 # ------------------------------------------------------------------ per balance row (one asset)
 
@@ -33,17 +46,17 @@ def debt_value_usdt() -> pl.Expr:
 
 def collateral_value_usdt(slices: Slices) -> pl.Expr:
     """tiered(holding·price, collateral_tiers[asset]): the haircut value of one holding."""
-    return tiered(pl.col("total_asset_usdt"), pl.col("collateral_slice"), slices, "collateral_ratio")
+    return tiered(pl.col("asset_value_usdt"), pl.col("collateral_slice"), slices, "collateral_ratio")
 
 
 def maintenance_margin_of_debt(slices: Slices) -> pl.Expr:
     """tiered(debt·price, liability_brackets[asset], maintenance_margin_rate); exactly 0 without debt."""
-    return tiered(pl.col("total_liability_usdt"), pl.col("debt_slice"), slices, "maintenance_margin_rate")
+    return tiered(pl.col("debt_value_usdt"), pl.col("debt_slice"), slices, "maintenance_margin_rate")
 
 
 def initial_margin_of_debt(slices: Slices) -> pl.Expr:
     """Same as maintenance_margin_of_debt with initial_margin_rate."""
-    return tiered(pl.col("total_liability_usdt"), pl.col("debt_slice"), slices, "initial_margin_rate")
+    return tiered(pl.col("debt_value_usdt"), pl.col("debt_slice"), slices, "initial_margin_rate")
 
 
 # ------------------------------------------------------------------ per open order
@@ -101,27 +114,29 @@ def net_collateral_usdt() -> pl.Expr:
     return pl.col("collateral_usdt") - total_liability_usdt()
 
 
-BALANCE_SUMS = [
-    "total_asset_usdt",
-    "total_liability_usdt",
-    "collateral_usdt",
-    "maintenance_margin_usdt",
-    "initial_margin_usdt",
-]
+# per-row value -> the account total it adds into
+BALANCE_SUMS = {
+    "asset_value_usdt": "total_asset_usdt",
+    "debt_value_usdt": "total_liability_usdt",
+    "collateral_value_usdt": "collateral_usdt",
+    "debt_maintenance_margin_usdt": "maintenance_margin_usdt",
+    "debt_initial_margin_usdt": "initial_margin_usdt",
+}
+ORDER_SUMS = {"order_loss_usdt": "open_order_loss_usdt"}
 
 
 def balance_values(collateral: Slices, liability: Slices) -> list[dict[str, pl.Expr]]:
-    """Per balance row, the terms each account sum adds up (named after that sum), in steps: the
-    USDT values, then the slice each falls in, then the tiered values (each step reads the last)."""
+    """Per balance row, the values the account totals add up, in steps: the USDT values, then the
+    slice each falls in, then the tiered values (each step reads the last)."""
     return [
-        {"total_asset_usdt": asset_value_usdt(), "total_liability_usdt": debt_value_usdt()},
+        {"asset_value_usdt": asset_value_usdt(), "debt_value_usdt": debt_value_usdt()},
         {
-            "collateral_slice": slice_index(pl.col("total_asset_usdt"), pl.col("asset_idx"), collateral),
-            "debt_slice": slice_index(pl.col("total_liability_usdt"), pl.col("asset_idx"), liability),
+            "collateral_slice": slice_index(pl.col("asset_value_usdt"), pl.col("asset_idx"), collateral),
+            "debt_slice": slice_index(pl.col("debt_value_usdt"), pl.col("asset_idx"), liability),
         },
         {
-            "collateral_usdt": collateral_value_usdt(collateral),
-            "maintenance_margin_usdt": maintenance_margin_of_debt(liability),
-            "initial_margin_usdt": initial_margin_of_debt(liability),
+            "collateral_value_usdt": collateral_value_usdt(collateral),
+            "debt_maintenance_margin_usdt": maintenance_margin_of_debt(liability),
+            "debt_initial_margin_usdt": initial_margin_of_debt(liability),
         },
     ]

@@ -2,9 +2,9 @@
 
 Prices (market data) and collateral tiers / liability brackets (reference data) are separate explicit
 inputs, each valued at the one `as_of` of the run:
-- price: the latest `priced_at <= as_of` (SPEC §4);
-- tiers and brackets: per asset the rows of the latest `effective_from <= as_of` (SPEC §2), checked
-  (start at 0, contiguous, rates in [0, 1]) and laid out flat by asset index (tiers.py).
+- price: the latest `priced_at <= as_of`, unless ambiguous, null or stale (validation/prices.py);
+- tiers and brackets: per asset the rows of the latest `effective_from <= as_of`, checked
+  (validation/tier_tables.py) and laid out flat by asset index (tiers.py).
 An asset's problem (no price, a bad table) is carried as a status column; it becomes a data issue
 only for the accounts that touch that asset.
 
@@ -21,11 +21,28 @@ from dataclasses import dataclass
 import polars as pl
 
 from crossmargin import tiers
+from crossmargin.validation.prices import price_in_effect
+from crossmargin.validation.tier_tables import table_problems
 
-COLLATERAL = "c_"  # column prefix of the collateral tier table
-LIABILITY = "l_"  # column prefix of the liability bracket table
+COLLATERAL = "c_"  # column prefix of the collateral tier table's terms
+LIABILITY = "l_"  # column prefix of the liability bracket table's terms
+BASE = "_base"  # column suffix of an order's base-asset terms
+QUOTE = "_quote"  # column suffix of an order's quote-asset terms
 COLLATERAL_RATES = ["collateral_ratio"]
 LIABILITY_RATES = ["maintenance_margin_rate", "initial_margin_rate"]
+
+TERM_COLUMNS = [
+    "price_usdt",
+    "price_problem",
+    "price_detail",
+    f"{COLLATERAL}present",
+    f"{COLLATERAL}problem",
+    f"{COLLATERAL}bad",
+    f"{LIABILITY}present",
+    f"{LIABILITY}problem",
+    f"{LIABILITY}bad",
+    "first_collateral_ratio",
+]
 
 
 @dataclass(frozen=True)
@@ -47,46 +64,38 @@ class AssetTerms:
             pl.lit(self.frame[c]).gather(idx).alias(f"{c}{suffix}") for c in TERM_COLUMNS
         )
 
-
-TERM_COLUMNS = [
-    "price_usdt",
-    "price_present",
-    f"{COLLATERAL}present",
-    f"{COLLATERAL}problem",
-    f"{COLLATERAL}bad",
-    f"{LIABILITY}present",
-    f"{LIABILITY}problem",
-    f"{LIABILITY}bad",
-    "first_collateral_ratio",
-]
+    def with_prices(self, price_usdt: pl.Series) -> AssetTerms:
+        """The same terms with other prices (one per asset_idx): a scenario's moved prices."""
+        return AssetTerms(
+            self.frame.with_columns(price_usdt.alias("price_usdt")), self.collateral, self.liability
+        )
 
 
-def prices_in_effect(prices: pl.DataFrame, as_of: dt.datetime) -> pl.DataFrame:
-    """asset -> price_usdt of its latest priced_at <= as_of (ties: the last row in input order)."""
-    return (
-        prices.filter(pl.col("priced_at") <= as_of, pl.col("asset").is_not_null())
-        .with_row_index("_row")
-        .sort("asset", "priced_at", "_row", nulls_last=False)
-        .group_by("asset", maintain_order=True)
-        .agg(pl.col("price_usdt").last())
-    )
+def in_effect(table: pl.DataFrame, as_of: dt.datetime, ts: str = "effective_from") -> pl.DataFrame:
+    """Per asset, the rows of the latest `ts <= as_of` (the version in effect at as_of)."""
+    rows = table.filter(pl.col(ts) <= as_of)
+    return rows.filter(pl.col(ts) == pl.col(ts).max().over("asset"))
 
 
 def _table(
     rows: pl.DataFrame, as_of: dt.datetime, rates: list[str], prefix: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(asset -> {prefix}present, {prefix}problem; the slice rows of the good tables)."""
-    effective = tiers.in_effect(rows.filter(pl.col("asset").is_not_null()), as_of)
-    problems = tiers.table_problems(effective, rates).rename({"problem": f"{prefix}problem"})
+    effective = in_effect(rows.filter(pl.col("asset").is_not_null()), as_of)
+    problems = table_problems(effective, rates).rename({"problem": f"{prefix}problem"})
     good = effective.join(problems, on="asset", how="anti")
     assets = effective.select("asset").unique().with_columns(pl.lit(True).alias(f"{prefix}present"))
     return assets.join(problems, on="asset", how="left"), good
 
 
 def asset_terms(
-    prices: pl.DataFrame, collateral_tiers: pl.DataFrame, liability_brackets: pl.DataFrame, as_of: dt.datetime
+    prices: pl.DataFrame,
+    collateral_tiers: pl.DataFrame,
+    liability_brackets: pl.DataFrame,
+    as_of: dt.datetime,
+    max_price_age: dt.timedelta,
 ) -> AssetTerms:
-    price = prices_in_effect(prices, as_of).with_columns(pl.lit(True).alias("price_present"))
+    price = price_in_effect(prices, as_of, max_price_age)
     coll, coll_slices = _table(collateral_tiers, as_of, COLLATERAL_RATES, COLLATERAL)
     liab, liab_slices = _table(liability_brackets, as_of, LIABILITY_RATES, LIABILITY)
     first_ratio = coll_slices.filter(pl.col("lower_usdt") == 0).select(
@@ -98,7 +107,7 @@ def asset_terms(
         .join(coll, on="asset", how="left", validate="1:1")
         .join(liab, on="asset", how="left", validate="1:1")
         .join(first_ratio, on="asset", how="left", validate="1:1")
-        .with_columns(pl.col("price_present", f"{COLLATERAL}present", f"{LIABILITY}present").fill_null(False))
+        .with_columns(pl.col(f"{COLLATERAL}present", f"{LIABILITY}present").fill_null(False))
         # the rules test these flags; the problem text is read only for the detail of an issue row
         .with_columns(pl.col(f"{p}problem").is_not_null().alias(f"{p}bad") for p in (COLLATERAL, LIABILITY))
         .sort("asset")

@@ -6,9 +6,9 @@ Output schemas are the exact column order and dtypes written by `outputs.py`.
 
 from __future__ import annotations
 
-import string
-
 import polars as pl
+
+from crossmargin.validation.countries import ISO_COUNTRIES
 
 UTC_TS = pl.Datetime("us", "UTC")
 
@@ -93,6 +93,8 @@ ISSUE_CODES = [
     "missing_liability_brackets",
     "bad_tier_table",
     "non_finite_value",
+    "ambiguous_price",
+    "stale_price",
 ]
 # Names of the Pro activation conditions (SPEC §3 eligible_for_pro), in the order they are listed.
 PRO_CONDITIONS_NEW = [
@@ -118,9 +120,9 @@ Action = pl.Enum(ACTIONS)
 BorrowBlockedReason = pl.Enum(BORROW_BLOCKED_REASONS)
 IssueCode = pl.Enum(ISSUE_CODES)
 # Closed sets written as enums (dictionary-encoded in parquet: read as plain strings by DuckDB; 0.5 s
-# less to write than strings at 10M accounts): a validated country is two letters A-Z, and a reason
-# is a condition name.
-Country = pl.Enum([a + b for a in string.ascii_uppercase for b in string.ascii_uppercase])
+# less to write than strings at 10M accounts): a validated country is an officially assigned
+# ISO 3166-1 alpha-2 code, and a reason is a condition name.
+Country = pl.Enum(ISO_COUNTRIES)
 ProCondition = pl.Enum(list(dict.fromkeys([*PRO_CONDITIONS_NEW, *PRO_CONDITIONS_OLD, NOT_CLASSIC])))
 
 QUANTITY_COLUMNS = [
@@ -140,6 +142,23 @@ LEVEL_COLUMNS = [
     "pro_margin_level_new",
     "pro_margin_level",
     "margin_level",
+]
+
+# the denominator of each level (a level is +inf exactly when its denominator is 0)
+LEVEL_DENOMINATORS = {
+    "classic_margin_level": "total_liability_usdt",
+    "classic_collateral_margin_level": "total_liability_usdt",
+    "pro_margin_level_old": "maintenance_margin_usdt",
+    "pro_margin_level_new": "maintenance_margin_usdt",
+}
+# every float of account_risk that must be a finite number (levels: unless +inf by the rule above);
+# pro_margin_level and margin_level are copies of the levels above
+FLOAT_OUTPUTS = [
+    *QUANTITY_COLUMNS,
+    *LEVEL_DENOMINATORS,
+    "pro_available_margin_usdt",
+    "partial_repayment_usdt",
+    "bad_debt_usdt",
 ]
 
 ACCOUNT_RISK: dict[str, pl.DataType] = {
@@ -172,6 +191,16 @@ ACTIONS_SCHEMA: dict[str, pl.DataType] = {
     "action": Action,
     "reason": pl.String(),
     "amount_usdt": pl.Float64(),
+    "policy_version": pl.String(),
+}
+
+# issue rows inside the engine: `asset` names the reference-data asset a price / tier issue is about
+ISSUE_COLUMNS: dict[str, pl.DataType] = {
+    "account_id": pl.Int64(),
+    "table": pl.String(),
+    "code": IssueCode,
+    "detail": pl.String(),
+    "asset": pl.String(),
 }
 
 DATA_ISSUES: dict[str, pl.DataType] = {
@@ -179,4 +208,13 @@ DATA_ISSUES: dict[str, pl.DataType] = {
     "table": pl.String(),
     "code": IssueCode,
     "detail": pl.String(),
+    "policy_version": pl.String(),
+}
+
+# per asset: a price problem and how many accounts it took out of the outputs (summary, manifest)
+PRICE_PROBLEMS: dict[str, pl.DataType] = {
+    "asset": pl.String(),
+    "code": IssueCode,
+    "detail": pl.String(),
+    "accounts": pl.Int64(),
 }
