@@ -12,6 +12,7 @@ import itertools
 
 import polars as pl
 import pytest
+
 from frames import NEW, account, balance, one, one_slice, run, tables
 
 H = dt.timedelta(hours=1)
