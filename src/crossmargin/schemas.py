@@ -182,6 +182,11 @@ ACCOUNT_RISK: dict[str, pl.DataType] = {
     "eligible_for_pro": pl.Boolean(),
     "pro_ineligible_reasons": pl.List(ProCondition),
     "can_switch_to_classic": pl.Boolean(),
+    # distances to thresholds under a uniform move of the non-stable prices (docs/rules.md §8)
+    "liquidation_drop": pl.Float64(),
+    "liquidation_rise": pl.Float64(),
+    "margin_call_drop": pl.Float64(),
+    "margin_call_rise": pl.Float64(),
     "as_of": UTC_TS,
     "policy_version": pl.String(),
 }
