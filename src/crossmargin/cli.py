@@ -103,6 +103,13 @@ def run(
             "--buckets", help="Score accounts in N account-id buckets (default: from the input size)"
         ),
     ] = None,
+    scenarios: Annotated[
+        str | None,
+        typer.Option(
+            "--scenarios",
+            help="Stress scenarios: a TOML file, or 'default' for the shipped set; adds scenario_risk.parquet",
+        ),
+    ] = None,
 ) -> None:
     """Compute levels and decisions for every account at AS_OF and write the outputs into OUT."""
     from crossmargin.job import run_job
@@ -114,6 +121,7 @@ def run(
         policy_file=policy,
         max_issue_rate=max_issue_rate,
         buckets=buckets,
+        scenarios=scenarios,
     )
     typer.echo(summary)
 

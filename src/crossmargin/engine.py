@@ -295,7 +295,8 @@ def score(tables: Tables, policy: Policy, scenario_set: scenarios.ScenarioSet | 
     version = pl.lit(policy.version).alias("policy_version")
     chunks = None
     if scenario_set is not None:
-        chunks = scenarios.scenario_risk(lazy, terms, computed, risk["account_id"], policy, scenario_set)
+        accounts = scenarios.scenario_accounts(computed, risk["account_id"])
+        chunks = scenarios.scenario_risk(lazy, terms, accounts, policy, scenario_set)
     return Scores(
         account_risk=risk,
         actions=actions_frame(risk.lazy(), policy).collect(),

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from crossmargin import decisions, levels, quantities
+from crossmargin import account_sums, decisions, levels, quantities
 from crossmargin.errors import UsageError
 from crossmargin.policy import Policy
 from crossmargin.reference_data import BASE, QUOTE, AssetTerms
@@ -230,9 +230,21 @@ def pro_lines(
             o_lines, o_events = _order_lines(orders, terms, stable, side)
             lines.append(o_lines)
             events[side].append(o_events)
-        summed = pl.concat(lines).group_by("account_id").agg(pl.col(LINE).sum())
+        summed = _account_sums(pl.concat(lines).collect(engine="streaming")).lazy()
         out[side] = (summed, pl.concat(events[side]) if events[side] else None)
     return out
+
+
+def _account_sums(rows: pl.DataFrame) -> pl.DataFrame:
+    """Per account_id the sums of the LINE columns, rows added in input order (the same bits on every
+    run, whatever the buckets: account_sums)."""
+    rows = rows.filter(pl.col("account_id").is_not_null())
+    if not rows["account_id"].is_sorted():
+        rows = rows.sort("account_id", maintain_order=True)
+    if rows.height == 0:
+        return pl.DataFrame(schema={"account_id": pl.Int64, **{c: pl.Float64 for c in LINE}})
+    runs = account_sums.Runs.of(rows["account_id"])
+    return pl.DataFrame({"account_id": runs.ids, **{c: runs.reduce(np.add, rows[c]) for c in LINE}})
 
 
 def _order_lines(
@@ -328,7 +340,7 @@ def first_crossing(lines: pl.LazyFrame, events: pl.LazyFrame | None, side: str) 
         ev = ev.join(lines.select("account_id"), on="account_id", how="semi")
         pieces = (
             pl.concat([start, ev], how="vertical_relaxed")
-            .sort("account_id", "order", "m", descending=[False, False, drop])
+            .sort("account_id", "order", "m", descending=[False, False, drop], maintain_order=True)
             .with_columns(pl.col(LINE).cum_sum().over("account_id"), pl.col(THRESHOLDS).forward_fill())
             .with_columns(m_end=pl.col("m").shift(-1).over("account_id").fill_null(boundary))
         )
@@ -630,21 +642,25 @@ def _scenario_sums(
     )
 
 
+def scenario_accounts(computed: pl.DataFrame, valid: pl.Series) -> pl.DataFrame:
+    """The columns of the valid accounts that scenario_risk reads (their inputs and switches_today)."""
+    return computed.filter(pl.col("account_id").is_in(valid.implode())).select(ACCOUNT_INPUT)
+
+
 def scenario_risk(
     tables: dict[str, pl.LazyFrame],
     terms: AssetTerms,
-    computed: pl.DataFrame,
-    valid: pl.Series,
+    accounts: pl.DataFrame,
     policy: Policy,
     scenario_set: ScenarioSet,
 ) -> Iterator[pl.DataFrame]:
-    """scenario_risk of the valid accounts, chunk after chunk of accounts (each chunk sorted by
-    account_id then scenario in the set's order)."""
+    """scenario_risk of `accounts` (scenario_accounts: valid, in account order), chunk after chunk of
+    accounts, each chunk sorted by account_id then scenario in the set's order; at least one chunk."""
     n_s = len(scenario_set.scenarios)
     n_assets = terms.frame.height
     stable = stable_mask(terms, policy)
     flat = moved_prices(terms, policy, scenario_set)
-    accounts = computed.filter(pl.col("account_id").is_in(valid.implode())).select(ACCOUNT_INPUT)
+    valid = accounts["account_id"]
     balances = _sorted_rows(
         tables["balances"],
         valid,
@@ -692,6 +708,9 @@ def scenario_risk(
     per_account = (balances.height + orders.height) / max(accounts.height, 1)
     step = max(1, int(ROWS_PER_CHUNK / (n_s * max(per_account, 1.0))))
     ids = accounts["account_id"].to_numpy()
+    if ids.size == 0:
+        yield pl.DataFrame(schema=schema)
+        return
     bal_ids, ord_ids = balances["account_id"].to_numpy(), orders["account_id"].to_numpy()
     for lo in range(0, len(ids), step):  # chunks of accounts (bounded memory), never one per scenario
         chunk_ids = ids[lo : lo + step]
