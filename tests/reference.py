@@ -479,3 +479,33 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
         if eligible:
             res.actions.append((aid, "ELIGIBLE_FOR_PRO", None, None))
     return res
+
+
+# ------------------------------------------------------------------------------------ moved prices
+def moved(
+    tables: dict[str, list[dict[str, Any]]],
+    multipliers: dict[str, float],
+    default: float = 1.0,
+    stable: tuple[str, ...] = (),
+    stable_multiplier: float = 1.0,
+) -> dict[str, list[dict[str, Any]]]:
+    """The same tables with every price row multiplied: by `multipliers[asset]` when named, else by
+    `stable_multiplier` for an asset in `stable`, else by `default` (docs/rules.md §8: a uniform move r
+    is default = 1 + r with the policy's stable assets kept at 1)."""
+
+    def factor(asset: str) -> float:
+        if asset in multipliers:
+            return multipliers[asset]
+        return stable_multiplier if asset in stable else default
+
+    prices = [
+        {**p, "price_usdt": None if p["price_usdt"] is None else p["price_usdt"] * factor(p["asset"])}
+        for p in tables["prices"]
+    ]
+    return {**tables, "prices": prices}
+
+
+def level_at_move(tables: dict[str, list[dict[str, Any]]], policy: Any, r: float) -> dict[int, float]:
+    """Per valid account: its margin_level when every non-stable price is multiplied by 1 + r."""
+    result = compute(moved(tables, {}, 1.0 + r, tuple(policy.stable_assets)), policy)
+    return {aid: row["margin_level"] for aid, row in result.account_risk.items()}

@@ -370,7 +370,7 @@ def first_crossing(lines: pl.LazyFrame, events: pl.LazyFrame | None, side: str) 
     return best.select("account_id", *[m.alias(f"{n}_{side}") for m, n in zip(move, THRESHOLDS, strict=True)])
 
 
-def _thresholds(policy: Policy, pro: bool) -> dict[str, pl.Expr]:
+def thresholds(policy: Policy, pro: bool) -> dict[str, pl.Expr]:
     """Liquidation and margin-call thresholds of the account's mode (margin call: at least the liquidation
     one, as the margin_call flag is also true of a liquidated account)."""
     if pro:
@@ -400,7 +400,7 @@ def distances(
     flag); else the first crossing; null when none in range (so always for a level that stays +inf).
     Classic accounts: closed form from their sums; Pro accounts: from their rows, read again.
     """
-    classic = classic_lines(computed.lazy()).with_columns(**_thresholds(policy, pro=False))
+    classic = classic_lines(computed.lazy()).with_columns(**thresholds(policy, pro=False))
     classic_d = pl.concat(
         [first_crossing(classic, None, side).drop("account_id") for side in ("drop", "rise")],
         how="horizontal",
@@ -409,7 +409,7 @@ def distances(
     mine = pl.col("account_id").is_in(ids.implode())
     lines = pro_lines(balances.filter(mine), orders.filter(mine), terms, policy)
     pro = [
-        first_crossing(ls.with_columns(**_thresholds(policy, pro=True)), ev, side)
+        first_crossing(ls.with_columns(**thresholds(policy, pro=True)), ev, side)
         for side, (ls, ev) in lines.items()
     ]
     pro_d = pl.concat(pro, how="align")
