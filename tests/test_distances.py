@@ -284,7 +284,8 @@ def test_distances_against_the_reference(book) -> None:
                 assert not crosses(level, t_) or near(level, t_), f"{where}: crosses at {sign * g} ({level})"
             if value is not None:
                 level = ref.level_at_move(lists, policy, sign * value)[aid]
-                past = ref.level_at_move(lists, policy, sign * (value + 1e-9))[aid]
+                limit = scenarios.MAX_DROP if side == "drop" else scenarios.MAX_RISE
+                past = ref.level_at_move(lists, policy, sign * min(value + 1e-9, limit))[aid]
                 assert (
                     near(level, t_) or (crosses(past, t_) and not crosses(level, t_)) or crosses(level, t_)
                 ), f"{where}: level {level} at the reported move, threshold {t_}"
