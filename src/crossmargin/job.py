@@ -33,7 +33,7 @@ from crossmargin.errors import CrossmarginError, IssueRateExceeded, UsageError
 from crossmargin.inputs import InputFile, load_inputs, unreadable_table
 from crossmargin.policy import Policy, PolicyError, resolve
 from crossmargin.progress import Progress
-from crossmargin.scenarios import ScenarioSet, load_scenarios
+from crossmargin.scenarios import ScenarioSet, load_scenarios, scenario_schema
 from crossmargin.schemas import PRICE_PROBLEMS
 
 ACCOUNT_TABLES = ["accounts", "balances", "open_orders", "mode_switches"]
@@ -97,9 +97,7 @@ class BucketResult:
     price_problems: pl.DataFrame
 
 
-def part_path(staging: Path, table: str, bucket: int, chunk: int | None = None) -> Path:
-    if chunk is not None:  # scenario_risk: a bucket's rows in account chunks
-        return staging / f".{table}.part{bucket:05d}.{chunk:05d}.parquet"
+def part_path(staging: Path, table: str, bucket: int) -> Path:
     return staging / f".{table}.part{bucket:05d}.parquet"
 
 
@@ -129,14 +127,9 @@ def score_bucket(
     result = BucketResult({t: f.height for t, f in frames.items()}, bad, scores.price_problems)
     chunks = scores.scenario_risk
     del scores, frames  # the scenario chunks are computed while they are written: free the rest first
-    if chunks is not None:
-        rows = 0
-        for i, chunk in enumerate(chunks):
-            chunk.write_parquet(
-                part_path(staging, outputs.SCENARIO_TABLE, bucket, i), **outputs.PARQUET_OPTIONS
-            )
-            rows += chunk.height
-        result.rows[outputs.SCENARIO_TABLE] = rows
+    if chunks is not None and scenarios is not None:  # streamed into the part file as computed
+        path = part_path(staging, outputs.SCENARIO_TABLE, bucket)
+        result.rows[outputs.SCENARIO_TABLE] = outputs.sink_chunks(chunks, scenario_schema(scenarios), path)
     return result
 
 
@@ -178,8 +171,6 @@ def merge_parts(staging: Path, buckets: int, tables: list[str] | None = None) ->
     """Each table's part files, in bucket order, become its one output file (a rename for one part)."""
     for table in tables or outputs.OUTPUT_TABLES:
         parts = [part_path(staging, table, i) for i in range(buckets)]
-        if table == outputs.SCENARIO_TABLE:  # several per bucket; names sort in (bucket, chunk) order
-            parts = sorted(staging.glob(f".{table}.part*.parquet"))
         target = staging / f"{table}.parquet"
         if len(parts) == 1:
             os.replace(parts[0], target)

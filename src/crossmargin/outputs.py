@@ -22,10 +22,12 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from polars.io.plugins import register_io_source
 
 from crossmargin.errors import DestinationError
 
@@ -194,6 +196,22 @@ def publish(tmp: Path, out: Path) -> None:
         os.rename(tmp, out)
         shutil.rmtree(old)
     fsync(out.parent)
+
+
+def sink_chunks(chunks: Iterator[pl.DataFrame], schema: dict[str, pl.DataType], path: Path) -> int:
+    """Write frames computed one after another into one parquet file, streaming (each is computed as
+    the writer asks for it; none is kept): the same bytes as `write_parquet` of them all, however they
+    are chunked. Returns the rows written."""
+    rows = 0
+
+    def source(with_columns: list[str] | None, predicate: Any, n_rows: int | None, batch_size: int | None):
+        nonlocal rows
+        for chunk in chunks:
+            rows += chunk.height
+            yield chunk if with_columns is None else chunk.select(with_columns)
+
+    register_io_source(io_source=source, schema=schema).sink_parquet(path, **PARQUET_OPTIONS)
+    return rows
 
 
 def output_entry(path: Path, rows: int) -> dict[str, Any]:

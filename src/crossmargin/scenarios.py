@@ -26,6 +26,7 @@ Two things are computed from moved prices, both vectorized over every account at
 
 from __future__ import annotations
 
+import itertools
 import math
 import tomllib
 from collections.abc import Iterator
@@ -166,10 +167,16 @@ def pro_lines(
     rows = terms.gather(balances, "asset")
     for step in quantities.balance_values(terms.collateral, terms.liability, stable)[:2]:
         rows = rows.with_columns(**step)
-    rows = rows.with_columns(
+    rows = rows.select(
+        "account_id",
+        "asset_idx",
+        "collateral_slice",
+        "debt_slice",
         pl.lit(stable).gather(pl.col("asset_idx")).fill_null(True).alias("stable"),
         pl.col("asset_value_usdt", "debt_value_usdt").fill_null(0.0).fill_nan(0.0),
     )
+    rows = rows.collect(engine="streaming").lazy()  # the accounts' rows are read once
+    orders = orders.collect(engine="streaming").lazy()
     moving, still = ~pl.col("stable"), pl.col("stable")
     v, dv = pl.col("asset_value_usdt"), pl.col("debt_value_usdt")
     zero = pl.lit(0.0)
@@ -329,21 +336,25 @@ def first_crossing(lines: pl.LazyFrame, events: pl.LazyFrame | None, side: str) 
     if events is None:
         pieces = start.with_columns(m_end=pl.lit(boundary))
     else:
-        start = start.with_columns(order=pl.lit(0, pl.UInt8))
-        ev = events.select(
+        start = start.with_columns(order=pl.lit(0, pl.UInt8)).collect()
+        ev = events.join(start.lazy().select("account_id"), on="account_id", how="semi").select(
             "account_id",
             *[pl.col(d).alias(c) for d, c in zip(DELTA, LINE, strict=True)],
             *[pl.lit(None, pl.Float64).alias(n) for n in THRESHOLDS],
             "m",
             pl.lit(1, pl.UInt8).alias("order"),
         )
-        ev = ev.join(lines.select("account_id"), on="account_id", how="semi")
         pieces = (
-            pl.concat([start, ev], how="vertical_relaxed")
+            pl.concat([start.lazy(), ev], how="vertical_relaxed")
             .sort("account_id", "order", "m", descending=[False, False, drop], maintain_order=True)
-            .with_columns(pl.col(LINE).cum_sum().over("account_id"), pl.col(THRESHOLDS).forward_fill())
-            .with_columns(m_end=pl.col("m").shift(-1).over("account_id").fill_null(boundary))
+            .collect()
         )
+        same_next = pl.col("account_id").shift(-1) == pl.col("account_id")
+        pieces = pieces.with_columns(
+            *_segment_cum_sums(pieces, LINE),
+            pl.col(THRESHOLDS).forward_fill(),
+            m_end=pl.when(same_next).then(pl.col("m").shift(-1)).otherwise(pl.lit(boundary)),
+        ).lazy()
     m0, m1 = pl.col("m"), pl.col("m_end")
     lo, hi = pl.min_horizontal(m0, m1), pl.max_horizontal(m0, m1)
     found = []
@@ -368,6 +379,28 @@ def first_crossing(lines: pl.LazyFrame, events: pl.LazyFrame | None, side: str) 
         for n in THRESHOLDS
     ]
     return best.select("account_id", *[m.alias(f"{n}_{side}") for m, n in zip(move, THRESHOLDS, strict=True)])
+
+
+def _segment_cum_sums(frame: pl.DataFrame, columns: list[str]) -> list[pl.Series]:
+    """Per run of equal account_id (frame sorted by it): the running sums of `columns`, each run added
+    left to right on its own (a loop over the position within a run, not over accounts)."""
+    ids = frame["account_id"].to_numpy()
+    n = ids.size
+    if n == 0:
+        return [frame[c] for c in columns]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    lengths = np.diff(np.r_[starts, n])
+    position = np.arange(n) - np.repeat(starts, lengths)
+    by_position = np.argsort(position, kind="stable")
+    cut = np.searchsorted(position[by_position], np.arange(1, int(lengths.max()) + 1))
+    out = []
+    for c in columns:
+        x = frame[c].to_numpy().copy()
+        for lo, hi in itertools.pairwise(cut):  # rows at position d: add the sum up to d − 1
+            at = by_position[lo:hi]
+            x[at] += x[at - 1]
+        out.append(pl.Series(c, x))
+    return out
 
 
 def thresholds(policy: Policy, pro: bool) -> dict[str, pl.Expr]:
@@ -620,26 +653,43 @@ def _expand(ids: np.ndarray, n_scenarios: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _scenario_sums(
-    rows: pl.DataFrame, n_scenarios: int, values: list[dict[str, pl.Expr]], sums: dict[str, str]
-) -> pl.DataFrame:
-    """Per (account, scenario): the sums of the per-row `values` (added in input order, as the row pass)."""
+    rows: pl.DataFrame,
+    chunk_ids: np.ndarray,
+    n_scenarios: int,
+    values: list[dict[str, pl.Expr]],
+    sums: dict[str, str],
+) -> dict[str, np.ndarray]:
+    """Per (account of `chunk_ids`, scenario), account-major: the sums of the per-row `values` (added in
+    input order, as the row pass), 0 for an account without rows."""
     gather, scenario, first, run_ids = _expand(rows["account_id"].to_numpy(), n_scenarios)
     expanded = rows.lazy().select(pl.all().gather(pl.lit(pl.Series(gather))))
     expanded = expanded.with_columns(pl.Series("scenario_idx", scenario, dtype=pl.Int64))
     for step in values:
         expanded = expanded.with_columns(**step)
     got = expanded.select([pl.col(c).fill_null(0.0).fill_nan(0.0) for c in sums]).collect()
-    out: dict[str, Any] = {
-        "account_id": run_ids,
-        "scenario_idx": np.tile(np.arange(n_scenarios), run_ids.size // max(n_scenarios, 1)),
-    }
-    for c, total in sums.items():
-        column = got[c].to_numpy()
-        out[total] = np.add.reduceat(column, first) if first.size else np.empty(0)
-    return pl.DataFrame(
-        out,
-        schema={"account_id": pl.Int64, "scenario_idx": pl.Int64, **{t: pl.Float64 for t in sums.values()}},
+    # each run's place among the chunk's (account, scenario) pairs: no join
+    at = np.searchsorted(chunk_ids, run_ids) * n_scenarios + np.tile(
+        np.arange(n_scenarios), run_ids.size // n_scenarios
     )
+    out = {}
+    for c, total in sums.items():
+        full = np.zeros(chunk_ids.size * n_scenarios)
+        if first.size:
+            full[at] = np.add.reduceat(got[c].to_numpy(), first)
+        out[total] = full
+    return out
+
+
+# decisions that do not depend on prices: worked out once per account, then repeated per scenario
+PRICE_FREE = {"pro_compliant", "switches_left_today", "due_for_migration", "migrate_now"}
+
+
+def _stages(policy: Policy, price_free: bool) -> list[dict[str, pl.Expr]]:
+    """The decision stages restricted to (or without) the price-free decisions, in order."""
+    return [
+        {k: e for k, e in stage.items() if (k in PRICE_FREE) == price_free}
+        for stage in decisions.all_decisions(policy)
+    ]
 
 
 def scenario_accounts(computed: pl.DataFrame, valid: pl.Series) -> pl.DataFrame:
@@ -661,6 +711,12 @@ def scenario_risk(
     stable = stable_mask(terms, policy)
     flat = moved_prices(terms, policy, scenario_set)
     valid = accounts["account_id"]
+    price_free = accounts.lazy()
+    for stage in _stages(policy, price_free=True):
+        price_free = price_free.with_columns(**stage)
+    accounts = price_free.select([*ACCOUNT_INPUT, *sorted(PRICE_FREE)]).collect()
+    # the scenario sums: every account total but the stable parts (only the distances read those)
+    balance_sums = {k: v for k, v in quantities.BALANCE_SUMS.items() if not v.startswith("stable_")}
     balances = _sorted_rows(
         tables["balances"],
         valid,
@@ -717,21 +773,16 @@ def scenario_risk(
         first, last = chunk_ids[0], chunk_ids[-1]
         b0, b1 = np.searchsorted(bal_ids, first, "left"), np.searchsorted(bal_ids, last, "right")
         o0, o1 = np.searchsorted(ord_ids, first, "left"), np.searchsorted(ord_ids, last, "right")
-        bal_sums = _scenario_sums(balances[b0:b1], n_s, bal_values, quantities.BALANCE_SUMS)
-        ord_sums = _scenario_sums(orders[o0:o1], n_s, ord_values, quantities.ORDER_SUMS)
+        sums = _scenario_sums(balances[b0:b1], chunk_ids, n_s, bal_values, balance_sums)
+        sums |= _scenario_sums(orders[o0:o1], chunk_ids, n_s, ord_values, quantities.ORDER_SUMS)
         acc = accounts[lo : lo + step]
         base = acc.select(pl.all().gather(pl.lit(pl.Series(np.repeat(np.arange(acc.height), n_s)))))
         base = base.with_columns(
-            pl.Series("scenario_idx", np.tile(np.arange(n_s), acc.height), dtype=pl.Int64)
+            pl.Series("scenario_idx", np.tile(np.arange(n_s), acc.height), dtype=pl.Int64),
+            *[pl.Series(name, values, dtype=pl.Float64) for name, values in sums.items()],
         )
-        sums = list(quantities.BALANCE_SUMS.values()) + list(quantities.ORDER_SUMS.values())
-        frame = (
-            base.lazy()
-            .join(bal_sums.lazy(), on=["account_id", "scenario_idx"], how="left", maintain_order="left")
-            .join(ord_sums.lazy(), on=["account_id", "scenario_idx"], how="left", maintain_order="left")
-            .with_columns(pl.col(sums).fill_null(0.0))
-        )
-        for stage in [*levels.all_levels(policy), *decisions.all_decisions(policy)]:
+        frame = base.lazy()
+        for stage in [*levels.all_levels(policy), *_stages(policy, price_free=False)]:
             frame = frame.with_columns(**stage)
         yield (
             frame.with_columns(
