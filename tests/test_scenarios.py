@@ -309,3 +309,71 @@ def test_run_refuses_a_bad_scenario_file_before_any_work(tmp_path: Path, content
     assert proc.stderr.startswith("crossmargin: error: --scenarios")
     assert "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- reading them: SQL and HTML
+
+
+@pytest.fixture(scope="module")
+def scenario_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("scenario-run") / "out"
+    proc = run_sample(out, "--scenarios", "default")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_scenario_summary_report(scenario_run: Path) -> None:
+    """Per scenario and margin mode, the counts and sums recomputed here from the two parquet files."""
+    from crossmargin.analytics.sql import run_report
+
+    got = run_report("scenario_summary", scenario_run)
+    names = scenarios.load_scenarios("default").names
+    assert got["scenario"].unique(maintain_order=True).to_list() == names  # in the file's order
+    risk = pl.read_parquet(scenario_run / "account_risk.parquet").select(
+        "account_id",
+        pl.col("margin_call").alias("mc_now"),
+        pl.col("liquidation").alias("liq_now"),
+        pl.col("bad_debt_usdt").alias("bad_now"),
+    )
+    sr = pl.read_parquet(scenario_run / "scenario_risk.parquet").join(risk, on="account_id")
+    want = sr.group_by(pl.col("scenario").cast(pl.String), pl.col("margin_mode").cast(pl.String)).agg(
+        pl.len().alias("accounts"),
+        (pl.col("margin_call") & ~pl.col("mc_now")).sum().alias("newly_at_margin_call"),
+        (pl.col("liquidation") & ~pl.col("liq_now")).sum().alias("newly_at_liquidation"),
+        pl.col("bad_debt_usdt").sum(),
+        (pl.col("bad_debt_usdt").sum() - pl.col("bad_now").sum()).alias("bad_debt_change_usdt"),
+    )
+    joined = got.join(want, on=["scenario", "margin_mode"], suffix="_want")
+    assert joined.height == got.height == 2 * len(names)
+    for c in ("accounts", "newly_at_margin_call", "newly_at_liquidation"):
+        assert (joined[c] == joined[f"{c}_want"]).all(), c
+    for c in ("bad_debt_usdt", "bad_debt_change_usdt"):
+        assert ((joined[c] - joined[f"{c}_want"]).abs() <= 1e-6 * (1 + joined[c].abs())).all(), c
+    crash = got.filter(pl.col("scenario") == "uniform -50%")["newly_at_liquidation"].sum()
+    assert crash > got.filter(pl.col("scenario") == "uniform -10%")["newly_at_liquidation"].sum()
+
+
+def test_reports_without_scenarios(tmp_path: Path) -> None:
+    """A run without --scenarios: scenario_summary has no rows; liquidation_distance covers every account."""
+    from crossmargin.analytics.sql import run_report
+
+    out = tmp_path / "plain"
+    assert run_sample(out).returncode == 0
+    assert run_report("scenario_summary", out).height == 0
+    bands = run_report("liquidation_distance", out)
+    risk = pl.read_parquet(out / "account_risk.parquet")
+    assert bands["accounts"].sum() == risk.height
+    now = bands.filter(pl.col("liquidation_drop_band") == "now")["accounts"].sum()
+    assert now == risk.filter(pl.col("liquidation_drop") == 0).height
+    never = bands.filter(pl.col("liquidation_drop_band") == "never")["accounts"].sum()
+    assert never == risk["liquidation_drop"].null_count()
+
+
+def test_html_report_has_the_scenario_section(scenario_run: Path, tmp_path: Path) -> None:
+    html_path = tmp_path / "report.html"
+    proc = crossmargin("report", "--out", str(scenario_run), "--html", str(html_path))
+    assert proc.returncode == 0, proc.stderr
+    text = html_path.read_text(encoding="utf-8")
+    assert "Stress scenarios and distance to liquidation" in text
+    assert "stablecoin depeg" in text
+    assert "liquidation_distance" in text

@@ -113,7 +113,6 @@ def _tier_events(
     value: str,
     slice_col: str,
     target: str,
-    sign: float,
 ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """Breakpoints of a tiered value of the moving rows: (drop events, rise events) into N or M (`target`)."""
     s = terms.collateral if table == "collateral" else terms.liability
@@ -131,9 +130,7 @@ def _tier_events(
     lower = pl.lit(s.lower).gather(pl.col("at"))
     hi = _slice_terms(terms, table, rate, v, pl.col("at"))
     lo = _slice_terms(terms, table, rate, v, pl.col("at") - 1)
-    ev = ev.filter(lower.is_finite()).with_columns(
-        m=lower / v, da=(hi["a"] - lo["a"]) * sign, db=(hi["b"] - lo["b"]) * sign
-    )
+    ev = ev.filter(lower.is_finite()).with_columns(m=lower / v, da=hi["a"] - lo["a"], db=hi["b"] - lo["b"])
     a_col, b_col = ("dNa", "dNb") if target == "N" else ("dMa", "dMb")
     zero = [pl.lit(0.0).alias(c) for c in DELTA if c not in (a_col, b_col)]
     below_now = pl.col("at") <= pl.col(slice_col)  # slice k at or below the row's slice at m = 1
@@ -221,12 +218,11 @@ def pro_lines(
                 "asset_value_usdt",
                 "collateral_slice",
                 "N",
-                1.0,
             )
             events["drop"].append(d)
             events["rise"].append(r)
         d, r = _tier_events(
-            rows, terms, "liability", "maintenance_margin_rate", "debt_value_usdt", "debt_slice", "M", 1.0
+            rows, terms, "liability", "maintenance_margin_rate", "debt_value_usdt", "debt_slice", "M"
         )
         events["drop"].append(d)
         events["rise"].append(r)
