@@ -429,7 +429,11 @@ def distances(
     flag); else the first crossing; null when none in range (so always for a level that stays +inf).
     Classic accounts: closed form from their sums; Pro accounts: from their rows, read again.
     """
-    classic = classic_lines(computed.lazy()).with_columns(**thresholds(policy, pro=False))
+    # only the few columns needed are read (no copy of `computed`; the four results are put beside it)
+    need = ["account_id", "margin_mode", "classic_leverage", "liquidation", "margin_call"]
+    sums = ["total_asset_usdt", "stable_asset_value_usdt", "total_liability_usdt", "stable_debt_value_usdt"]
+    keys = computed.lazy().select(*need, *sums)
+    classic = classic_lines(keys).with_columns(**thresholds(policy, pro=False))
     classic_d = pl.concat(
         [first_crossing(classic, None, side).drop("account_id") for side in ("drop", "rise")],
         how="horizontal",
@@ -441,8 +445,8 @@ def distances(
         first_crossing(ls.with_columns(**thresholds(policy, pro=True)), ev, side)
         for side, (ls, ev) in lines.items()
     ]
-    pro_d = pl.concat(pro, how="align")
-    result = pl.concat([computed.lazy(), classic_d], how="horizontal").join(
+    pro_d = pro[0].join(pro[1], on="account_id", how="full", coalesce=True)
+    both = pl.concat([keys.select(need), classic_d], how="horizontal").join(
         pro_d.rename({c: f"_pro_{c}" for c in DISTANCE_COLUMNS}),
         on="account_id",
         how="left",
@@ -459,7 +463,10 @@ def distances(
             .otherwise(pl.col(c))
             .alias(c)
         )
-    return result.with_columns(out).drop([f"_pro_{c}" for c in DISTANCE_COLUMNS]).collect()
+    result = both.select(out).collect()
+    if result.height != computed.height:  # pragma: no cover - guards the row-for-row construction
+        raise AssertionError("distances must have one row per row of the account pass")
+    return computed.with_columns(result.get_columns())
 
 
 # ------------------------------------------------------------------ named scenarios
