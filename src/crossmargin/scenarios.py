@@ -226,15 +226,22 @@ def pro_lines(
         )
         events["drop"].append(d)
         events["rise"].append(r)
+    per_account = _account_sums(per_row.collect())  # the balance rows' part: the same on both sides
     out = {}
     for side in ("drop", "rise"):
-        lines = [per_row]
+        summed = per_account
         if kind == "new":
             o_lines, o_events = _order_lines(orders, terms, stable, side)
-            lines.append(o_lines)
             events[side].append(o_events)
-        summed = _account_sums(pl.concat(lines).collect(engine="streaming")).lazy()
-        out[side] = (summed, pl.concat(events[side]) if events[side] else None)
+            o_sums = _account_sums(o_lines.collect())
+            summed = (
+                per_account.join(o_sums, on="account_id", how="full", coalesce=True, suffix="_o")
+                .select(
+                    "account_id", *[pl.col(c).fill_null(0.0) + pl.col(f"{c}_o").fill_null(0.0) for c in LINE]
+                )
+                .sort("account_id")
+            )
+        out[side] = (summed.lazy(), pl.concat(events[side]) if events[side] else None)
     return out
 
 
@@ -411,13 +418,10 @@ def thresholds(policy: Policy, pro: bool) -> dict[str, pl.Expr]:
 
 
 def pro_candidates(computed: pl.DataFrame) -> pl.Series:
-    """Pro accounts whose level can cross (a liability, not yet liquidated), each id once."""
-    return computed.filter(
-        quantities.is_pro(),
-        pl.col("total_liability_usdt") > 0,
-        ~pl.col("liquidation"),
-        pl.col("account_id").is_unique(),
-    )["account_id"]
+    """Pro accounts whose level can cross (a liability, not yet liquidated)."""
+    return computed.filter(quantities.is_pro(), pl.col("total_liability_usdt") > 0, ~pl.col("liquidation"))[
+        "account_id"
+    ]
 
 
 def distances(
