@@ -131,6 +131,7 @@ def _tier_events(
     hi = _slice_terms(terms, table, rate, v, pl.col("at"))
     lo = _slice_terms(terms, table, rate, v, pl.col("at") - 1)
     ev = ev.filter(lower.is_finite()).with_columns(m=lower / v, da=hi["a"] - lo["a"], db=hi["b"] - lo["b"])
+    ev = ev.collect().lazy()  # once for both sides
     a_col, b_col = ("dNa", "dNb") if target == "N" else ("dMa", "dMb")
     zero = [pl.lit(0.0).alias(c) for c in DELTA if c not in (a_col, b_col)]
     below_now = pl.col("at") <= pl.col(slice_col)  # slice k at or below the row's slice at m = 1
@@ -419,9 +420,12 @@ def thresholds(policy: Policy, pro: bool) -> dict[str, pl.Expr]:
 
 def pro_candidates(computed: pl.DataFrame) -> pl.Series:
     """Pro accounts whose level can cross (a liability, not yet liquidated)."""
-    return computed.filter(quantities.is_pro(), pl.col("total_liability_usdt") > 0, ~pl.col("liquidation"))[
-        "account_id"
-    ]
+    return (
+        computed.lazy()
+        .select("account_id", "margin_mode", "total_liability_usdt", "liquidation")
+        .filter(quantities.is_pro(), pl.col("total_liability_usdt") > 0, ~pl.col("liquidation"))
+        .collect()["account_id"]
+    )
 
 
 def distances(
