@@ -19,7 +19,7 @@ from crossmargin.inputs import load_tables
 from crossmargin.job import run_job
 
 CHROMIUM = Path("/usr/bin/chromium")
-N_CHARTS = 4  # margin level distribution, cohorts, partial repayments, funnel
+N_CHARTS = 5  # margin level distribution, cohorts, partial repayments, funnel, stress scenarios
 
 
 @pytest.fixture(scope="module")
