@@ -100,7 +100,7 @@ def sample(
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
 ) -> None:
     """Write a realistic synthetic input directory (deterministic for a seed)."""
-    from crossmargin.sample import write_sample
+    from crossmargin.synthetic import write_sample
 
     typer.echo(write_sample(out, accounts=accounts, seed=seed, faults=faults, fmt=fmt))
 
