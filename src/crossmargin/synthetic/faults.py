@@ -1,8 +1,8 @@
 """Fault injection: the one injector of the project, behind `crossmargin sample --faults RATE` and the
 robustness tests.
 
-Every fault kind (FAULT_KINDS) is a data fault of docs/rules.md's data-issue list, written into one
-input table, for which the engine must report one data-issue code on one issue table. A kind is
+Every fault kind (FAULT_KINDS) is a data fault written into one input table, for which the engine must
+report one data-issue code (schemas.ISSUE_CODES) on one issue table. A kind is
 applied to a set of accounts at once (vectorized per kind, never per account); each faulted account
 gets exactly one kind. Two ways to choose the accounts:
 
@@ -328,8 +328,7 @@ def inject_faults(
         n_accounts = tables["accounts"].filter(not_showcase).height
         rng = np.random.default_rng([seed, 999_983])
         out, expected = inject_chunk(tables, pool, round(share * n_accounts), 0, rng, kinds)
-    else:
-        assert per_kind is not None
+    elif per_kind is not None:
         rng = np.random.default_rng(seed)
         pick = rng.choice(pool, size=per_kind * len(kinds), replace=False)
         victims = {kind: pick[i * per_kind : (i + 1) * per_kind] for i, kind in enumerate(kinds)}

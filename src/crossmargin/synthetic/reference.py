@@ -69,7 +69,7 @@ COLLATERAL_TIERS: dict[str, tuple[list[tuple[float, float | None, float]], ...]]
     ),
 }
 # Liability brackets per class: (lower_usdt, upper_usdt or None, leverage, MMR, IMR); v1 then v2.
-# BTC and ETH v1 are the worked example of SPEC §1 (MM 31,330 / IM 75,327.1 for 13 BTC @30k + 13 ETH @3k).
+# BTC and ETH v1 give the textbook example: MM 31,330 / IM 75,327.1 for 13 BTC @30k + 13 ETH @3k.
 LIABILITY_BRACKETS: dict[str, tuple[list[tuple[float, float | None, float, float, float]], ...]] = {
     "stable": (
         [(0, 1e6, 10, 0.05, 0.1112), (1e6, 5e6, 8, 0.07, 0.1429), (5e6, None, 5, 0.1, 0.25)],
