@@ -49,7 +49,7 @@ def _rows(name: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=INPUT_SCHEMAS[name])
 
 
-def tier_rows(
+def _tier_rows(
     asset: str, slices: list[tuple[float, float | None, float]], eff: dt.datetime = EPOCH
 ) -> list[dict]:
     return [
@@ -64,7 +64,7 @@ def tier_rows(
     ]
 
 
-def bracket_rows(
+def _bracket_rows(
     asset: str, slices: list[tuple[float, float | None, float, float]], eff: dt.datetime = EPOCH
 ) -> list[dict]:
     return [
@@ -93,11 +93,11 @@ def reference_tables(broken: bool = False) -> dict[str, pl.DataFrame]:
     brackets: list[dict] = []
     for a in GOOD:
         if a == "USDT":
-            tiers += tier_rows(a, [(0, None, 1.0)])
-            brackets += bracket_rows(a, [(0, None, 0.125, 0.25)])
+            tiers += _tier_rows(a, [(0, None, 1.0)])
+            brackets += _bracket_rows(a, [(0, None, 0.125, 0.25)])
         else:
-            tiers += tier_rows(a, [(0, 1e6, 0.95), (1e6, None, 0.5)])
-            brackets += bracket_rows(a, [(0, 1e6, 0.05, 0.1), (1e6, None, 0.1, 0.2)])
+            tiers += _tier_rows(a, [(0, 1e6, 0.95), (1e6, None, 0.5)])
+            brackets += _bracket_rows(a, [(0, 1e6, 0.05, 0.1), (1e6, None, 0.1, 0.2)])
     if broken:
         for a in [NO_TIERS, NO_BRACKETS, GAP, OVERLAP, BAD_RATE, NOT_AT_ZERO, BAD_BRACKET]:
             prices.append({"asset": a, "price_usdt": 2.0, "priced_at": EPOCH})
@@ -110,7 +110,7 @@ def reference_tables(broken: bool = False) -> dict[str, pl.DataFrame]:
         ok_t = [(0, None, 0.9)]
         ok_b = [(0, None, 0.05, 0.1)]
         for a in [NO_PRICE, LATE_PRICE, NO_BRACKETS, BAD_BRACKET, INF_PRICE, NAN_PRICE, NEG_PRICE]:
-            tiers += tier_rows(a, ok_t)
+            tiers += _tier_rows(a, ok_t)
         for a in [
             NO_PRICE,
             LATE_PRICE,
@@ -123,15 +123,15 @@ def reference_tables(broken: bool = False) -> dict[str, pl.DataFrame]:
             NAN_PRICE,
             NEG_PRICE,
         ]:
-            brackets += bracket_rows(a, ok_b)
-        tiers += tier_rows(GAP, [(0, 100, 0.9), (200, None, 0.8)])
-        tiers += tier_rows(OVERLAP, [(0, 100, 0.9), (50, None, 0.8)])
-        tiers += tier_rows(BAD_RATE, [(0, None, 1.5)])
-        tiers += tier_rows(NOT_AT_ZERO, [(100, None, 0.9)])
-        brackets += bracket_rows(BAD_BRACKET, [(0, None, -0.1, 0.1)])
+            brackets += _bracket_rows(a, ok_b)
+        tiers += _tier_rows(GAP, [(0, 100, 0.9), (200, None, 0.8)])
+        tiers += _tier_rows(OVERLAP, [(0, 100, 0.9), (50, None, 0.8)])
+        tiers += _tier_rows(BAD_RATE, [(0, None, 1.5)])
+        tiers += _tier_rows(NOT_AT_ZERO, [(100, None, 0.9)])
+        brackets += _bracket_rows(BAD_BRACKET, [(0, None, -0.1, 0.1)])
         # broken tables of an asset nobody holds, owes or trades: never an issue
-        tiers += tier_rows(UNTOUCHED, [(5, 1, 7.0)])
-        brackets += bracket_rows(UNTOUCHED, [(0, 10, 2.0, 3.0)])
+        tiers += _tier_rows(UNTOUCHED, [(5, 1, 7.0)])
+        brackets += _bracket_rows(UNTOUCHED, [(0, 10, 2.0, 3.0)])
     return {
         "prices": _rows("prices", prices),
         "collateral_tiers": _rows("collateral_tiers", tiers),
