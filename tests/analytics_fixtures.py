@@ -1,7 +1,7 @@
 """Real runs of the job for the analyst-surface tests (SQL reports, diff, HTML report, notebooks).
 
 `sample_runs()` runs `crossmargin.job.run_job` once per test session (cached) on the committed
-sample `data/sample` (or, if it is absent, on `crossmargin.sample.write_sample(accounts=300, seed=1)`):
+sample `data/sample` (or, if it is absent, on `crossmargin.synthetic.write_sample(accounts=300, seed=1)`):
 
 - `new`: as_of 2025-01-21T10:00Z (new Pro formula, non-compliant Pro accounts switched now);
 - `old`: as_of 2025-01-14T00:00Z (old formula, non-compliant Pro accounts pending);
@@ -43,7 +43,7 @@ def _has_inputs(d: Path) -> bool:
 
 
 def _write_sample(dest: Path, faults: float = 0.0) -> Path:
-    from crossmargin.sample import write_sample
+    from crossmargin.synthetic import write_sample
 
     write_sample(dest, accounts=300, seed=1, faults=faults)
     return dest

@@ -191,7 +191,9 @@ def frame(name: str, rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def _flatten(rows: Iterable[Any]) -> list[dict[str, Any]]:
+def _flatten(rows: Iterable[Any] | pl.DataFrame) -> list[dict[str, Any]]:
+    if isinstance(rows, pl.DataFrame):  # e.g. a table of crossmargin.synthetic.small.reference_tables()
+        return rows.to_dicts()
     out: list[dict[str, Any]] = []
     for r in rows:
         if isinstance(r, Mapping):
@@ -213,6 +215,8 @@ def tables(
     defaults: bool = True,
 ) -> dict[str, pl.DataFrame]:
     """The 7 input tables. `prices` may be {asset: price} (priced at EPOCH) or a list of price(...) rows.
+
+    Every table also takes a DataFrame of its rows.
 
     `collateral_tiers` / `liability_brackets` take rows or lists of rows (tiers(...), brackets(...)).
     With defaults=True, the USDT price, tiers and bracket of the module docstring are added when the

@@ -16,13 +16,9 @@ from typing import Any
 
 import polars as pl
 
+import reference as ref
 from crossmargin.policy import Policy, resolve
 from crossmargin.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, INPUT_SCHEMAS
-
-try:
-    import reference as ref
-except ImportError:  # tests/ imported as a package
-    from tests import reference as ref  # type: ignore[no-redef]
 
 REL, ABS = 1e-12, 1e-9
 EDGE = 1e-9

@@ -22,10 +22,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-try:
-    from ref_compare import STATS, compare, consistency, run_both
-except ImportError:  # tests/ imported as a package
-    from tests.ref_compare import STATS, compare, consistency, run_both  # type: ignore[no-redef]
+from ref_compare import STATS, compare, consistency, run_both
 
 pytest.importorskip("crossmargin.engine")
 
@@ -509,11 +506,7 @@ def test_engine_matches_reference(scenario):
 def test_outputs_partition_accounts_and_actions_follow_flags(scenario):
     as_of, tables, tweak = scenario
     from crossmargin.engine import score as compute
-
-    try:
-        from ref_compare import to_frames
-    except ImportError:
-        from tests.ref_compare import to_frames  # type: ignore[no-redef]
+    from ref_compare import to_frames
 
     policy = policy_for(as_of, tweak)
     engine = compute(to_frames(tables), policy)

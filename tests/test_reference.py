@@ -9,14 +9,9 @@ import math
 
 import pytest
 
+import reference as ref
 from crossmargin.policy import resolve
-
-try:
-    import reference as ref
-    from ref_compare import compare, consistency, run_both
-except ImportError:  # tests/ imported as a package
-    from tests import reference as ref  # type: ignore[no-redef]
-    from tests.ref_compare import compare, consistency, run_both  # type: ignore[no-redef]
+from ref_compare import compare, consistency, run_both
 
 UTC = dt.UTC
 EPOCH = dt.datetime(2020, 1, 1, tzinfo=UTC)

@@ -139,7 +139,7 @@ def sample(
         raise UsageError(f"--format {fmt!r} is not one of parquet, csv")
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise UsageError(f"--out {out} exists and is not an empty directory; give a new or empty directory")
-    from crossmargin.sample import write_sample
+    from crossmargin.synthetic import write_sample
 
     typer.echo(write_sample(out, accounts=accounts, seed=seed, faults=faults, fmt=fmt))
 
