@@ -137,7 +137,9 @@ def compare(engine: Any, reference: ref.ReferenceResult, policy: Policy, input_i
             f"engine issues {di.filter(pl.col('account_id').is_in(sorted(valid_e ^ valid_r))).to_dicts()}"
         )
     if issue_e != issue_r:
-        errs.append(f"data-issue accounts differ: engine {sorted(issue_e, key=str)} reference {sorted(issue_r, key=str)}")
+        errs.append(
+            f"data-issue accounts differ: engine {sorted(issue_e, key=str)} reference {sorted(issue_r, key=str)}"
+        )
     # ---- each account's issue codes (and tables), not only which accounts have issues
     codes_e: dict[Any, set[tuple[str, str]]] = {}
     for aid, table, code in di.select("account_id", "table", pl.col("code").cast(pl.String)).iter_rows():

@@ -238,7 +238,12 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
             (asset in price_problem, "prices", price_problem.get(asset, ""), f"price of {asset}"),
             (asset not in price, "prices", "missing_price", f"no price for {asset}"),
             (p is not None and not _finite(p), "prices", "non_finite_value", f"price of {asset} {p!r}"),
-            (p is not None and _finite(p) and p < 0, "prices", "negative_quantity", f"price of {asset} {p!r}"),
+            (
+                p is not None and _finite(p) and p < 0,
+                "prices",
+                "negative_quantity",
+                f"price of {asset} {p!r}",
+            ),
         ]
 
     def collateral_checks(asset: str) -> list[tuple[bool, str, str, str]]:
@@ -263,10 +268,25 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
             aid,
             [
                 (aid is None, "accounts", "bad_value", "account_id is null"),
-                (id_count[aid] > 1, "accounts", "duplicate_row", f"account {aid} appears {id_count[aid]} times"),
-                (a["margin_mode"] not in ("classic", "pro"), "accounts", "unknown_mode", f"{a['margin_mode']!r}"),
+                (
+                    id_count[aid] > 1,
+                    "accounts",
+                    "duplicate_row",
+                    f"account {aid} appears {id_count[aid]} times",
+                ),
+                (
+                    a["margin_mode"] not in ("classic", "pro"),
+                    "accounts",
+                    "unknown_mode",
+                    f"{a['margin_mode']!r}",
+                ),
                 (a["classic_leverage"] not in policy.classic, "accounts", "bad_value", "classic_leverage"),
-                (a["cross_margin_activated"] is None or a["pro_quiz_passed"] is None, "accounts", "bad_value", "bool"),
+                (
+                    a["cross_margin_activated"] is None or a["pro_quiz_passed"] is None,
+                    "accounts",
+                    "bad_value",
+                    "bool",
+                ),
                 (a["country"] not in ISO_3166_ALPHA_2, "accounts", "bad_value", f"country {a['country']!r}"),
             ],
         )
@@ -487,9 +507,8 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
         # ---- results that are not finite numbers (every input was good: the arithmetic overflowed)
         sums = [total_asset, total_liab, collateral, net_equity, net_collateral, mm, im, ool]
         levels = [(classic_ml, total_liab), (classic_cml, total_liab), (pro_old, mm), (pro_new, mm)]
-        if (
-            not all(math.isfinite(v) for v in [*sums, avail, repay, bad_debt])
-            or any(not math.isfinite(lv) and den != 0 for lv, den in levels)
+        if not all(math.isfinite(v) for v in [*sums, avail, repay, bad_debt]) or any(
+            not math.isfinite(lv) and den != 0 for lv, den in levels
         ):
             issue((aid, "balances", "non_finite_value", "a sum or level is not a finite number"))
             continue

@@ -239,7 +239,9 @@ def scenarios(draw):
             if twist == "null":
                 last["price_usdt"] = None
             else:
-                value = {"tie": last["price_usdt"] + 1.0, "tie_null": None, "duplicate": last["price_usdt"]}[twist]
+                value = {"tie": last["price_usdt"] + 1.0, "tie_null": None, "duplicate": last["price_usdt"]}[
+                    twist
+                ]
                 prices.append({**last, "price_usdt": value})
         if chance(rng, 0.05):  # a bad price: the latest one (a data issue where needed), superseded or future
             o = draw(st.sampled_from([-3 * DAY, -SEC / 2, SEC / 2, 2 * DAY]))

@@ -15,6 +15,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crossmargin.errors import UsageError
 from crossmargin.schemas import INPUT_SCHEMAS, TABLES
 from crossmargin.synthetic.population import chunks
 from crossmargin.synthetic.reference import reference_tables
@@ -94,14 +95,16 @@ class _Sink:
 def write_sample(out: Path, accounts: int, seed: int, faults: float = 0.0, fmt: str = "parquet") -> str:
     """Write the 7 input tables into `out` chunk by chunk (bounded memory); return a one-line summary.
 
-    Any existing NAME.parquet / NAME.csv of the 7 tables in `out` is replaced. Same arguments, same bytes.
+    `out` must not hold an input table yet (nothing is overwritten). Same arguments, same bytes.
     """
     started = time.perf_counter()
     out = Path(out)
+    existing = [
+        f"{name}.{ext}" for name in TABLES for ext in ("parquet", "csv") if (out / f"{name}.{ext}").exists()
+    ]
+    if existing:
+        raise UsageError(f"{out} already holds {existing[0]}; write a sample into a new or empty directory")
     out.mkdir(parents=True, exist_ok=True)
-    for name in TABLES:
-        for ext in ("parquet", "csv"):
-            (out / f"{name}.{ext}").unlink(missing_ok=True)
     sink = _Sink(out, fmt)
     count = _Counter()
     try:
