@@ -479,7 +479,7 @@ def test_issue_rate_above_the_limit_fails_and_writes_only_rejected(tmp_path, sma
     assert "2 of 100 accounts" in msg and "max-issue-rate" in msg and "out.rejected" in msg
     assert hashes(out) == before  # the previous report is untouched
     rejected = parent / "out.rejected"
-    assert sorted(p.name for p in rejected.iterdir()) == ["data_issues.parquet"]
+    assert sorted(p.name for p in rejected.iterdir()) == ["data_issues.parquet", "manifest.json"]
     issues = pl.read_parquet(rejected / "data_issues.parquet")
     assert issues.height == 2 and set(issues["code"].cast(pl.String)) == {"negative_quantity"}
     assert sorted(p.name for p in parent.iterdir()) == ["out", "out.rejected"]  # no staging leftovers

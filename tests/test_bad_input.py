@@ -340,7 +340,7 @@ def test_csv_with_windows_line_endings_and_offsets(tmp_path, good):
     # the same instant written in another offset
     prices = inp / "prices.csv"
     prices.write_bytes(
-        prices.read_bytes().replace(b"2020-01-01T00:00:00.000000+00:00", b"2020-01-01T01:00:00.000000+01:00")
+        prices.read_bytes().replace(b"2025-01-21T00:00:00.000000+00:00", b"2025-01-21T01:00:00.000000+01:00")
     )
     assert b"+01:00" in prices.read_bytes()
     assert _run_ok(inp, tmp_path / "out_csv").equals(a)

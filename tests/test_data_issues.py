@@ -22,7 +22,8 @@ from crossmargin.engine import score as compute
 from crossmargin.policy import resolve
 from crossmargin.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, INPUT_SCHEMAS, ISSUE_CODES
 from crossmargin.synthetic import small
-from crossmargin.synthetic.faults import ALL_FAULT_KINDS, inject_faults
+from crossmargin.synthetic.faults import ALL_FAULT_KINDS, NULL_PRICE, STALE_PRICE, TIED_PRICE, inject_faults
+from crossmargin.synthetic.small import ticking
 from frames import account, balance, brackets, order, tables, tiers
 
 POLICY = resolve(small.AS_OF)
@@ -105,6 +106,25 @@ def _accounts_with(row: dict) -> dict[str, pl.DataFrame]:
 
 
 CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
+    # the price in effect: stale, ambiguous, null
+    "held_asset_with_stale_price": (
+        _with([balance(2, STALE_PRICE, free=1)]),
+        "prices",
+        "stale_price",
+        [STALE_PRICE, "max_price_age 24 h"],
+    ),
+    "order_leg_with_tied_prices": (
+        _with(orders=[order(2, 5, TIED_PRICE, "USDT", "SELL", 1, 1)]),
+        "prices",
+        "ambiguous_price",
+        [TIED_PRICE, "2 distinct prices", "2.0, 2.5"],
+    ),
+    "owed_asset_with_null_price": (
+        _with([balance(2, NULL_PRICE, borrowed=1)]),
+        "prices",
+        "missing_price",
+        [NULL_PRICE, "is null"],
+    ),
     # missing_price
     "held_asset_without_price": (
         _with([balance(2, small.NO_PRICE, free=1)]),
@@ -307,7 +327,7 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
             [balance(2, "XB", borrowed=1)],
             prices=[
                 *small.reference_tables(True)["prices"].to_dicts(),
-                {"asset": "XB", "price_usdt": 1.0, "priced_at": small.EPOCH},
+                *ticking("XB", 1.0),
             ],
             **_ref_with("liability_brackets", brackets("XB", [(0, None, 0.1, NAN)])),
         ),
@@ -320,7 +340,7 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
             [balance(2, "XB", borrowed=1)],
             prices=[
                 *small.reference_tables(True)["prices"].to_dicts(),
-                {"asset": "XB", "price_usdt": 1.0, "priced_at": small.EPOCH},
+                *ticking("XB", 1.0),
             ],
             **_ref_with("liability_brackets", brackets("XB", [(0, 10, 0.1, 0.2), (20, None, 0.1, 0.2)])),
         ),
@@ -333,7 +353,7 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
             [balance(2, "XT", free=1)],
             prices=[
                 *small.reference_tables(True)["prices"].to_dicts(),
-                {"asset": "XT", "price_usdt": 1.0, "priced_at": small.EPOCH},
+                *ticking("XT", 1.0),
             ],
             **_ref_with("collateral_tiers", tiers("XT", [(0, 10, 0.9), (10, 20, 0.8)])),
         ),
@@ -437,7 +457,7 @@ NO_ISSUE = {
         [balance(2, "Z0", free=5, borrowed=2)],
         prices=[
             *small.reference_tables(True)["prices"].to_dicts(),
-            {"asset": "Z0", "price_usdt": 0.0, "priced_at": small.EPOCH},
+            *ticking("Z0", 0.0),
         ],
         collateral_tiers=small.reference_tables(True)["collateral_tiers"].to_dicts()
         + tiers("Z0", [(0, None, 0.5)]),
@@ -449,7 +469,7 @@ NO_ISSUE = {
         [balance(2, "XT", free=3)],
         prices=[
             *small.reference_tables(True)["prices"].to_dicts(),
-            {"asset": "XT", "price_usdt": 1.0, "priced_at": small.EPOCH},
+            *ticking("XT", 1.0),
         ],
         collateral_tiers=small.reference_tables(True)["collateral_tiers"].to_dicts()
         + tiers("XT", [(5, 1, 9.0)], small.EPOCH - dt.timedelta(days=1))
@@ -463,7 +483,7 @@ NO_ISSUE = {
             *small.reference_tables(True)["prices"].to_dicts(),
             {"asset": "XT", "price_usdt": NAN, "priced_at": small.EPOCH - dt.timedelta(days=2)},
             {"asset": "XT", "price_usdt": -4.0, "priced_at": small.EPOCH - dt.timedelta(days=1)},
-            {"asset": "XT", "price_usdt": 2.0, "priced_at": small.EPOCH},
+            *ticking("XT", 2.0),
             {"asset": "XT", "price_usdt": INF, "priced_at": small.AS_OF + dt.timedelta(seconds=1)},
         ],
         collateral_tiers=small.reference_tables(True)["collateral_tiers"].to_dicts()

@@ -4,6 +4,8 @@ The Airflow DAG is run by tests/test_airflow_dag.py."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +33,10 @@ def test_nightly_runs_the_job(tmp_path: Path) -> None:
     assert pl.read_parquet(out / "account_risk.parquet").height == 460
 
 
-def test_nightly_defaults_as_of_to_last_midnight(tmp_path: Path) -> None:
+def test_nightly_defaults_as_of_to_last_midnight_and_refuses_stale_prices(tmp_path: Path) -> None:
+    """With no --as-of the job scores as of the last midnight UTC. The sample's prices end in
+    February 2025, so tonight every account needs a stale price: the run stops (exit 4), writes
+    nothing to --out and names each asset with its stale price and the accounts it took out."""
     cmd = [
         sys.executable,
         str(ROOT / "jobs" / "nightly.py"),
@@ -41,8 +46,23 @@ def test_nightly_defaults_as_of_to_last_midnight(tmp_path: Path) -> None:
         str(tmp_path / "out"),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 4, proc.stderr
+    midnight = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT00:00:00Z")
+    rejected = json.loads((tmp_path / "out.rejected" / "manifest.json").read_text())
+    assert rejected["as_of"] == midnight
+    assert "BTC stale_price (216 accounts)" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_nightly_with_as_of_scores_the_sample(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(ROOT / "jobs" / "nightly.py"), "--as-of", "2025-01-21T10:00:00Z"]
+    cmd += ["--input", str(ROOT / "data" / "sample"), "--out", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert "T00:00:00Z" in proc.stdout.split()[1]
+    assert proc.stdout.startswith(
+        "as_of 2025-01-21T10:00:00Z policy 2024.12-pro-migration: 460 accounts scored"
+    )
 
 
 def test_nightly_passes_failures_through(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ import pytest
 from crossmargin.engine import score as compute
 from crossmargin.policy import resolve
 from crossmargin.schemas import LEVEL_COLUMNS, QUANTITY_COLUMNS
-from frames import EPOCH, NEW_FORMULA_FROM, account, balance, brackets, order, tables, tiers
+from crossmargin.synthetic.small import ticking
+from frames import NEW_FORMULA_FROM, account, balance, brackets, order, tables, tiers
 
 INF = math.inf
 NEW = resolve(NEW_FORMULA_FROM)
@@ -23,10 +24,10 @@ BTC = 65536.0  # 2**16
 ETH = 4096.0  # 2**12
 
 PRICES = [
-    {"asset": "USDT", "price_usdt": 1.0, "priced_at": EPOCH},
-    {"asset": "BTC", "price_usdt": BTC, "priced_at": EPOCH},
-    {"asset": "ETH", "price_usdt": ETH, "priced_at": EPOCH},
-    {"asset": "Z0", "price_usdt": 0.0, "priced_at": EPOCH},  # a zero price is a price
+    *ticking("USDT", 1.0),
+    *ticking("BTC", BTC),
+    *ticking("ETH", ETH),
+    *ticking("Z0", 0.0),  # a zero price is a price
 ]
 TIERS = (
     tiers("USDT", [(0, None, 1.0)])
@@ -325,7 +326,7 @@ def test_price_missing_for_a_touched_asset_is_an_issue_for_that_account_only():
 
 def test_many_assets_in_one_account():
     n = 200
-    prices = PRICES + [{"asset": f"A{i}", "price_usdt": 2.0, "priced_at": EPOCH} for i in range(n)]
+    prices = PRICES + [row for i in range(n) for row in ticking(f"A{i}", 2.0)]
     tier_list = TIERS + [r for i in range(n) for r in tiers(f"A{i}", [(0, None, 0.5)])]
     bracket_list = BRACKETS + [r for i in range(n) for r in brackets(f"A{i}", [(0, None, 0.125, 0.25)])]
     bals = [balance(1, f"A{i}", free=4.0, borrowed=1.0) for i in range(n)]

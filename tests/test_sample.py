@@ -18,6 +18,7 @@ import pytest
 
 from crossmargin import synthetic as S
 from crossmargin.engine import score as compute
+from crossmargin.errors import UsageError
 from crossmargin.inputs import load_tables
 from crossmargin.policy import resolve
 from crossmargin.schemas import BORROW_BLOCKED_REASONS, INPUT_SCHEMAS, ISSUE_CODES, PRO_CONDITIONS_NEW, TABLES
@@ -75,10 +76,12 @@ def test_files_match_generate_and_schemas(tmp_path):
         assert from_csv[name].equals(mem[name], null_equal=True), name
 
 
-def test_rewriting_replaces_other_format(tmp_path):
+def test_writing_over_an_input_directory_is_refused_and_deletes_nothing(tmp_path):
     S.write_sample(tmp_path, accounts=10, seed=1, fmt="csv")
-    S.write_sample(tmp_path, accounts=10, seed=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{t}.parquet" for t in TABLES)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(UsageError, match=r"already holds accounts\.csv"):
+        S.write_sample(tmp_path, accounts=10, seed=1)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_parquet_row_groups_are_1m_rows(tmp_path, monkeypatch):

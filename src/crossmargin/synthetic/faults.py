@@ -32,8 +32,9 @@ FAULT_ORDER_ID_BASE = 9_000_000_000_001
 
 # Broken assets. The first four also exist in the sample universe (reference.FAULT_ASSETS): NOPRICE has
 # tiers and brackets but no price; NOTIERS no collateral tiers; NOBRACKETS no liability brackets;
-# GAPTIER collateral tiers with a gap. The others only in the small universe (small.reference_tables).
-NO_PRICE, NO_TIERS, NO_BRACKETS, GAP = (a[0] for a in FAULT_ASSETS)
+# GAPTIER collateral tiers with a gap; STALEPRICE an old price; TIEDPRICE two prices at one instant.
+# The others only in the small universe (small.reference_tables).
+NO_PRICE, NO_TIERS, NO_BRACKETS, GAP, STALE_PRICE, TIED_PRICE = (a[0] for a in FAULT_ASSETS)
 LATE_PRICE = "LATEPRICE"  # only a price priced after as_of
 OVERLAP = "OVERLAPTIER"  # collateral tiers overlapping
 BAD_RATE = "RATETIER"  # collateral ratio 1.5
@@ -42,6 +43,7 @@ BAD_BRACKET = "BADBRACKET"  # liability brackets with maintenance rate -0.1
 INF_PRICE = "INFPRICE"  # price +inf
 NAN_PRICE = "NANPRICE"  # price NaN
 NEG_PRICE = "NEGPRICE"  # price -1
+NULL_PRICE = "NULLPRICE"  # a null price at every priced_at
 OVERFLOW_ASSET = "BTC"  # a finite quantity of it whose USDT value overflows float64
 
 
@@ -88,10 +90,13 @@ FAULT_KINDS: list[FaultKind] = [
     _K("nan_price", "non_finite_value", "prices", "prices"),
     _K("overflow", "non_finite_value", "balances", "balances"),
     _K("unknown_account_switches", "unknown_account", "mode_switches", "mode_switches"),
+    _K("stale_price", "stale_price", "prices", "prices"),
+    _K("tied_price", "ambiguous_price", "prices", "prices"),
+    _K("null_price", "missing_price", "prices", "prices"),
 ]
 KINDS = {k.kind: k for k in FAULT_KINDS}
 ALL_FAULT_KINDS = [k.kind for k in FAULT_KINDS]
-SAMPLE_FAULT_KINDS = ALL_FAULT_KINDS[:15]
+SAMPLE_FAULT_KINDS = [*ALL_FAULT_KINDS[:15], "stale_price", "tied_price"]
 # kinds that delete the account from `accounts`: its remaining rows belong to an unknown account
 REMOVES_ACCOUNT = {"unknown_account_balances", "unknown_account_orders", "unknown_account_switches"}
 FAULT_ISSUES_SCHEMA = {
@@ -234,6 +239,9 @@ def apply_faults(
             new_balances(ids["bracket_rate"], BAD_BRACKET, 0.0, 2.0),
             new_balances(ids["inf_price"], INF_PRICE, 10.0, 0.0),
             new_balances(ids["nan_price"], NAN_PRICE, 10.0, 0.0),
+            new_balances(ids["stale_price"], STALE_PRICE, 10.0, 0.0),
+            new_balances(ids["tied_price"], TIED_PRICE, 10.0, 0.0),
+            new_balances(ids["null_price"], NULL_PRICE, 10.0, 0.0),
             # a finite row whose USDT value overflows float64 (1e306 * the BTC price)
             new_balances(ids["overflow"], OVERFLOW_ASSET, 1e306, 0.0),
         ]

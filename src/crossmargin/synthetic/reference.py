@@ -33,13 +33,19 @@ REFERENCE_SEED = 20250121  # reference data (prices, tiers) is the same for ever
 
 # Assets that exist only to inject faults (written only when faults > 0):
 # NOPRICE has tiers and brackets but no price; NOTIERS no collateral tiers; NOBRACKETS no liability
-# brackets; GAPTIER a collateral tier table with a gap [100k, 150k).
+# brackets; GAPTIER a collateral tier table with a gap [100k, 150k); STALEPRICE a price 30 days old
+# at the showcase as_of; TIEDPRICE two different prices at the same instant.
 FAULT_ASSETS: list[tuple[str, float | None, bool, bool]] = [
     ("NOPRICE", None, True, True),
     ("NOTIERS", 2.0, False, True),
     ("NOBRACKETS", 3.0, True, False),
     ("GAPTIER", 4.0, True, True),
+    ("STALEPRICE", 5.0, True, True),
+    ("TIEDPRICE", 6.0, True, True),
 ]
+# price rows of the fault assets beyond their one row a day before the showcase as_of: (asset, price, age)
+FAULT_PRICE_ROWS = [("TIEDPRICE", 6.5, dt.timedelta(days=1))]
+FAULT_PRICE_AGE = {"STALEPRICE": dt.timedelta(days=30)}
 
 # Collateral tiers per class: (lower_usdt, upper_usdt or None, collateral_ratio); v1 then v2.
 COLLATERAL_TIERS: dict[str, tuple[list[tuple[float, float | None, float]], ...]] = {
@@ -170,13 +176,15 @@ def reference_tables(include_fault_assets: bool = False) -> dict[str, pl.DataFra
     bracket_rows: list[tuple[Any, ...]] = []
     tables = [(s, c, _liability_class(s, c), True, True) for s, c in zip(SYMBOLS, ASSET_CLASS, strict=False)]
     if include_fault_assets:
-        fault_prices = [(s, p) for s, p, _, _ in FAULT_ASSETS if p is not None]
+        day = dt.timedelta(days=1)
+        fault_prices = [(s, p, FAULT_PRICE_AGE.get(s, day)) for s, p, _, _ in FAULT_ASSETS if p is not None]
+        fault_prices += FAULT_PRICE_ROWS
         price_frames.append(
             pl.DataFrame(
                 {
-                    "asset": [s for s, _ in fault_prices],
-                    "price_usdt": [p for _, p in fault_prices],
-                    "priced_at": [SHOWCASE_AS_OF - dt.timedelta(days=1)] * len(fault_prices),
+                    "asset": [s for s, _, _ in fault_prices],
+                    "price_usdt": [p for _, p, _ in fault_prices],
+                    "priced_at": [SHOWCASE_AS_OF - age for _, _, age in fault_prices],
                 },
                 schema=INPUT_SCHEMAS["prices"],
             )

@@ -26,7 +26,10 @@ from crossmargin.synthetic.faults import (
     NO_PRICE,
     NO_TIERS,
     NOT_AT_ZERO,
+    NULL_PRICE,
     OVERLAP,
+    STALE_PRICE,
+    TIED_PRICE,
 )
 
 UTC = dt.UTC
@@ -81,9 +84,19 @@ def _bracket_rows(
     ]
 
 
+# a price feed that keeps ticking: the same value every 12 hours over the window the tests value at,
+# so a price is in effect and fresh (at most 12 h old) at any as_of in it
+HEARTBEAT = [dt.datetime(2024, 12, 1, tzinfo=UTC) + dt.timedelta(hours=12 * i) for i in range(125)]
+
+
+def ticking(asset: str, price_usdt: float | None) -> list[dict]:
+    """Price rows of one asset at every HEARTBEAT instant (2024-12-01 .. 2025-02-01)."""
+    return [{"asset": asset, "price_usdt": price_usdt, "priced_at": at} for at in HEARTBEAT]
+
+
 def reference_tables(broken: bool = False) -> dict[str, pl.DataFrame]:
     """prices, collateral_tiers, liability_brackets for GOOD (and, if `broken`, the broken assets)."""
-    prices = [{"asset": a, "price_usdt": p, "priced_at": EPOCH} for a, p in GOOD.items()]
+    prices = [row for a, p in GOOD.items() for row in ticking(a, p)]
     # an older and a future price for BTC: the job must take the latest priced_at <= as_of
     prices += [
         {"asset": "BTC", "price_usdt": 1.0, "priced_at": EPOCH - dt.timedelta(days=1)},
@@ -100,16 +113,21 @@ def reference_tables(broken: bool = False) -> dict[str, pl.DataFrame]:
             brackets += _bracket_rows(a, [(0, 1e6, 0.05, 0.1), (1e6, None, 0.1, 0.2)])
     if broken:
         for a in [NO_TIERS, NO_BRACKETS, GAP, OVERLAP, BAD_RATE, NOT_AT_ZERO, BAD_BRACKET]:
-            prices.append({"asset": a, "price_usdt": 2.0, "priced_at": EPOCH})
+            prices += ticking(a, 2.0)
         prices += [
             {"asset": LATE_PRICE, "price_usdt": 2.0, "priced_at": AS_OF + dt.timedelta(seconds=1)},
-            {"asset": INF_PRICE, "price_usdt": float("inf"), "priced_at": EPOCH},
-            {"asset": NAN_PRICE, "price_usdt": float("nan"), "priced_at": EPOCH},
-            {"asset": NEG_PRICE, "price_usdt": -1.0, "priced_at": EPOCH},
+            *ticking(INF_PRICE, float("inf")),
+            *ticking(NAN_PRICE, float("nan")),
+            *ticking(NEG_PRICE, -1.0),
+            {"asset": STALE_PRICE, "price_usdt": 2.0, "priced_at": EPOCH},  # a feed that stopped long ago
+            *ticking(TIED_PRICE, 2.0),
+            *ticking(TIED_PRICE, 2.5),  # two values at every instant: ambiguous
+            *ticking(NULL_PRICE, None),
         ]
         ok_t = [(0, None, 0.9)]
         ok_b = [(0, None, 0.05, 0.1)]
-        for a in [NO_PRICE, LATE_PRICE, NO_BRACKETS, BAD_BRACKET, INF_PRICE, NAN_PRICE, NEG_PRICE]:
+        price_faults = [INF_PRICE, NAN_PRICE, NEG_PRICE, STALE_PRICE, TIED_PRICE, NULL_PRICE]
+        for a in [NO_PRICE, LATE_PRICE, NO_BRACKETS, BAD_BRACKET, *price_faults]:
             tiers += _tier_rows(a, ok_t)
         for a in [
             NO_PRICE,
@@ -119,9 +137,7 @@ def reference_tables(broken: bool = False) -> dict[str, pl.DataFrame]:
             OVERLAP,
             BAD_RATE,
             NOT_AT_ZERO,
-            INF_PRICE,
-            NAN_PRICE,
-            NEG_PRICE,
+            *price_faults,
         ]:
             brackets += _bracket_rows(a, ok_b)
         tiers += _tier_rows(GAP, [(0, 100, 0.9), (200, None, 0.8)])
