@@ -77,3 +77,52 @@ def test_nightly_passes_failures_through(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 3
     assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------- jobs/cohort_report.py
+def _cohort_report(*args: object) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, str(ROOT / "jobs" / "cohort_report.py"), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_cohort_report_writes_the_analyst_pack(tmp_path: Path) -> None:
+    from polars.testing import assert_frame_equal
+
+    from analytics_fixtures import sample_runs
+    from crossmargin.analytics.diff import diff_runs
+    from crossmargin.analytics.sql import list_reports, run_report
+
+    runs = sample_runs()
+    dest = tmp_path / "pack"
+    for _ in range(2):  # a rerun replaces its own files
+        proc = _cohort_report("--out", runs.new, "--dest", dest, "--before", runs.old, "--parquet")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""
+    names = list_reports()
+    expected = {f"{n}.csv" for n in names} | {f"{n}.parquet" for n in names}
+    assert {p.name for p in dest.iterdir()} == expected | {"cohort_report.html", "diff.parquet"}
+    cohorts = run_report("migration_cohorts", runs.new)
+    assert_frame_equal(pl.read_parquet(dest / "migration_cohorts.parquet"), cohorts)
+    assert_frame_equal(pl.read_csv(dest / "migration_cohorts.csv", schema=cohorts.schema), cohorts)
+    assert_frame_equal(pl.read_parquet(dest / "diff.parquet"), diff_runs(runs.old, runs.new))
+    html = (dest / "cohort_report.html").read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == 4
+    assert "migration_state_changed=" in proc.stdout and "migration_cohorts: " in proc.stdout
+
+
+def test_cohort_report_errors_are_one_line(tmp_path: Path) -> None:
+    from analytics_fixtures import sample_runs
+
+    cases = [
+        (["--out", tmp_path / "missing", "--dest", tmp_path / "a"], "no such directory"),
+        (["--out", sample_runs().new, "--dest", tmp_path / "b", "--before", tmp_path], "no manifest.json"),
+    ]
+    (tmp_path / "plain").write_text("x")
+    cases.append((["--out", sample_runs().new, "--dest", tmp_path / "plain"], "is not a directory"))
+    for args, word in cases:
+        proc = _cohort_report(*args)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("cohort_report: error: ") and word in lines[0], lines
+        assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "a").exists()
