@@ -664,6 +664,7 @@ def test_diff_reports_exactly_the_changes_made(runs, tmp_path):
             "table": ["balances"],
             "code": ["missing_price"],
             "detail": ["asset X has no price"],
+            "policy_version": [r["policy_version"][0]],
         }
     ).cast(schemas.DATA_ISSUES)
     pl.concat([iss, new_issue]).write_parquet(after / "data_issues.parquet")
