@@ -243,6 +243,17 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
         ["cross_margin_activated"],
     ),
     "country_not_iso": (_accounts_with(account(2, country="France")), "accounts", "bad_value", ["France"]),
+    # two upper-case letters are not enough: reserved, user-assigned and lower-case codes are refused
+    "country_reserved_uk": (
+        _accounts_with(account(2, country="UK")),
+        "accounts",
+        "bad_value",
+        ["UK", "ISO 3166-1"],
+    ),
+    "country_user_assigned_xk": (_accounts_with(account(2, country="XK")), "accounts", "bad_value", ["XK"]),
+    "country_user_assigned_xx": (_accounts_with(account(2, country="XX")), "accounts", "bad_value", ["XX"]),
+    "country_lower_case": (_accounts_with(account(2, country="sg")), "accounts", "bad_value", ["sg"]),
+    "country_null": (_accounts_with(account(2, country=None)), "accounts", "bad_value", ["null"]),
     "side_lowercase": (
         _with(orders=[order(2, 9, "BTC", "USDT", "buy", 1, 1)]),
         "open_orders",

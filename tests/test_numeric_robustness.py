@@ -140,6 +140,44 @@ def test_subnormal_liability_whose_margin_underflows_to_zero_gives_inf_not_nan()
     assert row["margin_level"] == INF and row["liquidation"] is False
 
 
+def test_level_overflowing_to_minus_inf_is_a_non_finite_value_issue():
+    """Pro, debt 1e-306 USDT, net equity about -100: maintenance margin 1.25e-307 (not 0), so the old
+    Pro level is -100 / 1.25e-307 = -8e308, beyond float64: -inf. Not a level: the account is a
+    non_finite_value data issue whose detail names the level, and account_risk never holds -inf."""
+    t = tables(
+        accounts=[account(1, "pro")],
+        balances=[balance(1, "USDT", borrowed=1e-306), balance(1, "ETH", borrowed=100.0 / ETH)],
+        prices=PRICES,
+        collateral_tiers=TIERS,
+        liability_brackets=brackets("USDT", [(0, None, 0.125, 0.25)])
+        + brackets("ETH", [(0, None, 0.0, 0.0)]),
+    )
+    r = compute(t, NEW)
+    assert r.account_risk.height == 0
+    issues = r.data_issues.to_dicts()
+    assert [(i["account_id"], i["table"], str(i["code"])) for i in issues] == [
+        (1, "balances", "non_finite_value")
+    ]
+    assert issues[0]["detail"].startswith("pro_margin_level_old is -inf")
+
+
+def test_subnormal_rate_makes_a_level_overflow_and_the_account_an_issue():
+    """A subnormal maintenance rate gives a subnormal margin under a normal numerator: +inf, but the
+    denominator is not 0, so it is not the +inf rule: non_finite_value naming the level."""
+    t = tables(
+        accounts=[account(1, "pro"), account(2, "pro")],
+        balances=[balance(1, "USDT", free=500.0, borrowed=100.0), balance(2, "USDT", free=10.0)],
+        prices=PRICES,
+        collateral_tiers=TIERS,
+        liability_brackets=brackets("USDT", [(0, None, 5e-324, 0.25)]),
+    )
+    r = compute(t, NEW)
+    assert r.account_risk["account_id"].to_list() == [2]  # no debt: level +inf by the rule, scored
+    assert r.account_risk["pro_margin_level_new"].to_list() == [INF]
+    detail = r.data_issues.filter(pl.col("account_id") == 1)["detail"].item()
+    assert detail == "pro_margin_level_old is inf"
+
+
 def test_negative_zero_quantities_are_not_negative_and_levels_are_plus_inf():
     row, _ = run_one([balance(1, "USDT", free=5.0, borrowed=-0.0, interest=-0.0)])
     assert row["total_liability_usdt"] == 0.0
