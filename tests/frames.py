@@ -29,7 +29,7 @@ from typing import Any
 import polars as pl
 
 from crossmargin.schemas import INPUT_SCHEMAS
-from crossmargin.synthetic.small import ticking
+from crossmargin.synthetic.small import bracket_rows, ticking, tier_rows
 
 US = dt.timedelta(microseconds=1)
 INF = float("inf")
@@ -137,16 +137,7 @@ def tiers(
     effective_from: dt.datetime = EPOCH,
 ) -> list[dict[str, Any]]:
     """Collateral tiers of one asset: slices (lower_usdt, upper_usdt or None, collateral_ratio)."""
-    return [
-        {
-            "asset": asset,
-            "effective_from": effective_from,
-            "lower_usdt": float(lo),
-            "upper_usdt": None if up is None else float(up),
-            "collateral_ratio": float(r),
-        }
-        for lo, up, r in slices
-    ]
+    return tier_rows(asset, slices, effective_from)
 
 
 def one_slice(asset: str, ratio: float = 1.0, effective_from: dt.datetime = EPOCH) -> list[dict[str, Any]]:
@@ -158,22 +149,8 @@ def brackets(
     slices: Iterable[tuple[float, float | None, float, float]],
     effective_from: dt.datetime = EPOCH,
 ) -> list[dict[str, Any]]:
-    """Liability brackets of one asset: slices (lower_usdt, upper_usdt or None, mmr, imr).
-
-    `leverage` is informational (no formula uses it): set to 1 / imr.
-    """
-    return [
-        {
-            "asset": asset,
-            "effective_from": effective_from,
-            "lower_usdt": float(lo),
-            "upper_usdt": None if up is None else float(up),
-            "leverage": (1.0 / imr) if imr else 1.0,
-            "maintenance_margin_rate": float(mmr),
-            "initial_margin_rate": float(imr),
-        }
-        for lo, up, mmr, imr in slices
-    ]
+    """Liability brackets of one asset: slices (lower_usdt, upper_usdt or None, mmr, imr)."""
+    return bracket_rows(asset, slices, effective_from)
 
 
 def one_bracket(

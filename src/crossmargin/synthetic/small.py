@@ -8,6 +8,7 @@ reference=reference_tables(broken=True)).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -52,9 +53,10 @@ def _rows(name: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=INPUT_SCHEMAS[name])
 
 
-def _tier_rows(
-    asset: str, slices: list[tuple[float, float | None, float]], eff: dt.datetime = EPOCH
-) -> list[dict]:
+def tier_rows(
+    asset: str, slices: Iterable[tuple[float, float | None, float]], eff: dt.datetime = EPOCH
+) -> list[dict[str, Any]]:
+    """Collateral tier rows of one asset: slices (lower_usdt, upper_usdt or None, collateral_ratio)."""
     return [
         {
             "asset": asset,
@@ -67,16 +69,20 @@ def _tier_rows(
     ]
 
 
-def _bracket_rows(
-    asset: str, slices: list[tuple[float, float | None, float, float]], eff: dt.datetime = EPOCH
-) -> list[dict]:
+def bracket_rows(
+    asset: str, slices: Iterable[tuple[float, float | None, float, float]], eff: dt.datetime = EPOCH
+) -> list[dict[str, Any]]:
+    """Liability bracket rows of one asset: slices (lower_usdt, upper_usdt or None, mmr, imr).
+
+    `leverage` is informational (no formula reads it): 1 / imr.
+    """
     return [
         {
             "asset": asset,
             "effective_from": eff,
             "lower_usdt": float(lo),
             "upper_usdt": None if up is None else float(up),
-            "leverage": 5.0,
+            "leverage": (1.0 / imr) if imr else 1.0,
             "maintenance_margin_rate": float(mmr),
             "initial_margin_rate": float(imr),
         }
@@ -106,11 +112,11 @@ def reference_tables(broken: bool = False) -> dict[str, pl.DataFrame]:
     brackets: list[dict] = []
     for a in GOOD:
         if a == "USDT":
-            tiers += _tier_rows(a, [(0, None, 1.0)])
-            brackets += _bracket_rows(a, [(0, None, 0.125, 0.25)])
+            tiers += tier_rows(a, [(0, None, 1.0)])
+            brackets += bracket_rows(a, [(0, None, 0.125, 0.25)])
         else:
-            tiers += _tier_rows(a, [(0, 1e6, 0.95), (1e6, None, 0.5)])
-            brackets += _bracket_rows(a, [(0, 1e6, 0.05, 0.1), (1e6, None, 0.1, 0.2)])
+            tiers += tier_rows(a, [(0, 1e6, 0.95), (1e6, None, 0.5)])
+            brackets += bracket_rows(a, [(0, 1e6, 0.05, 0.1), (1e6, None, 0.1, 0.2)])
     if broken:
         for a in [NO_TIERS, NO_BRACKETS, GAP, OVERLAP, BAD_RATE, NOT_AT_ZERO, BAD_BRACKET]:
             prices += ticking(a, 2.0)
@@ -128,7 +134,7 @@ def reference_tables(broken: bool = False) -> dict[str, pl.DataFrame]:
         ok_b = [(0, None, 0.05, 0.1)]
         price_faults = [INF_PRICE, NAN_PRICE, NEG_PRICE, STALE_PRICE, TIED_PRICE, NULL_PRICE]
         for a in [NO_PRICE, LATE_PRICE, NO_BRACKETS, BAD_BRACKET, *price_faults]:
-            tiers += _tier_rows(a, ok_t)
+            tiers += tier_rows(a, ok_t)
         for a in [
             NO_PRICE,
             LATE_PRICE,
@@ -139,15 +145,15 @@ def reference_tables(broken: bool = False) -> dict[str, pl.DataFrame]:
             NOT_AT_ZERO,
             *price_faults,
         ]:
-            brackets += _bracket_rows(a, ok_b)
-        tiers += _tier_rows(GAP, [(0, 100, 0.9), (200, None, 0.8)])
-        tiers += _tier_rows(OVERLAP, [(0, 100, 0.9), (50, None, 0.8)])
-        tiers += _tier_rows(BAD_RATE, [(0, None, 1.5)])
-        tiers += _tier_rows(NOT_AT_ZERO, [(100, None, 0.9)])
-        brackets += _bracket_rows(BAD_BRACKET, [(0, None, -0.1, 0.1)])
+            brackets += bracket_rows(a, ok_b)
+        tiers += tier_rows(GAP, [(0, 100, 0.9), (200, None, 0.8)])
+        tiers += tier_rows(OVERLAP, [(0, 100, 0.9), (50, None, 0.8)])
+        tiers += tier_rows(BAD_RATE, [(0, None, 1.5)])
+        tiers += tier_rows(NOT_AT_ZERO, [(100, None, 0.9)])
+        brackets += bracket_rows(BAD_BRACKET, [(0, None, -0.1, 0.1)])
         # broken tables of an asset nobody holds, owes or trades: never an issue
-        tiers += _tier_rows(UNTOUCHED, [(5, 1, 7.0)])
-        brackets += _bracket_rows(UNTOUCHED, [(0, 10, 2.0, 3.0)])
+        tiers += tier_rows(UNTOUCHED, [(5, 1, 7.0)])
+        brackets += bracket_rows(UNTOUCHED, [(0, 10, 2.0, 3.0)])
     return {
         "prices": _rows("prices", prices),
         "collateral_tiers": _rows("collateral_tiers", tiers),
