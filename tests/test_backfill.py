@@ -7,6 +7,7 @@ the default --max-issue-rate holds).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -289,3 +290,19 @@ def test_day_ranges_and_dates() -> None:
     assert day_ranges(days[:1]) == "2025-01-03"
     with pytest.raises(UsageError, match="YYYY-MM-DD"):
         parse_day("2025-W03-1", "--from")
+
+
+def test_a_range_reads_back_as_docs_operations_says(book: Path) -> None:
+    import duckdb
+
+    assert backfill(book, last=DAYS[1]).exit_code == 0
+    (book / "out" / "as_of=2025-01-22.rejected").mkdir()  # as a day stopped by the issue-rate gate
+    glob = str(book / "out" / "as_of=????-??-??" / "account_risk.parquet")
+    rows = duckdb.sql(
+        f"SELECT as_of, count(*) FROM read_parquet('{glob}', hive_partitioning = false) GROUP BY ALL ORDER BY 1"
+    ).fetchall()
+    midnights = [dt.datetime(2025, 1, d, tzinfo=dt.UTC) for d in (20, 21)]
+    assert rows == [(midnights[0], 460), (midnights[1], 460)]  # timestamps (aware), not hive dates
+    frame = pl.scan_parquet(glob).group_by("as_of").len().sort("as_of").collect()
+    assert frame["as_of"].dt.date().cast(pl.String).to_list() == DAYS[:2]
+    assert frame["as_of"].dtype == pl.Datetime("us", "UTC")
