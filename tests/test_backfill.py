@@ -306,3 +306,26 @@ def test_a_range_reads_back_as_docs_operations_says(book: Path) -> None:
     frame = pl.scan_parquet(glob).group_by("as_of").len().sort("as_of").collect()
     assert frame["as_of"].dt.date().cast(pl.String).to_list() == DAYS[:2]
     assert frame["as_of"].dtype == pl.Datetime("us", "UTC")
+
+
+def test_a_night_the_scheduler_already_ran_is_skipped(book: Path) -> None:
+    """The nightly run (`crossmargin run` at midnight into OUT_ROOT/as_of=D) leaves an up-to-date day."""
+    nightly = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--as-of",
+            f"{DAYS[0]}T00:00:00Z",
+            "--input",
+            str(book / "in" / DAYS[0]),
+            "--out",
+            str(partition(book, DAYS[0])),
+        ],
+    )
+    assert nightly.exit_code == 0, nightly.output
+    before = snapshot(partition(book, DAYS[0]))
+    res = backfill(book, last=DAYS[1])
+    assert res.exit_code == 0, res.output
+    assert day_line(res.stdout, DAYS[0]) == f"{DAYS[0]}: skipped (up to date)"
+    assert day_line(res.stdout, DAYS[1]).startswith(f"{DAYS[1]}: ran (no partition yet): ")
+    assert snapshot(partition(book, DAYS[0])) == before
