@@ -107,6 +107,36 @@ def run(
 
 
 @app.command()
+def backfill(
+    from_: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (included)")],
+    to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (included)")],
+    input: Annotated[
+        str, typer.Option("--input", help="Input directory per day, with {date} for YYYY-MM-DD")
+    ],
+    out_root: Annotated[Path, typer.Option("--out-root", help="Writes one partition per day: as_of=DAY/")],
+    force: Annotated[bool, typer.Option("--force", help="Rerun days that are up to date too")] = False,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy TOML merged over the shipped one")
+    ] = None,
+    max_issue_rate: Annotated[
+        float,
+        typer.Option(
+            "--max-issue-rate", help="A day fails if more than this share of accounts has data issues"
+        ),
+    ] = 0.01,
+) -> None:
+    """Run every day FROM..TO as of its midnight UTC into OUT_ROOT/as_of=DAY/, one line per day.
+
+    Skips a day whose partition is up to date (same input files, same policy, outputs verify).
+
+    A failed day does not stop the others. Exit 0: no day failed; 1: days failed (named at the end).
+    """
+    from crossmargin.backfill import backfill as run_backfill
+
+    run_backfill(from_, to, input, out_root, policy, max_issue_rate, force, report=typer.echo)
+
+
+@app.command()
 def sample(
     accounts: Annotated[int, typer.Option("--accounts", help="Number of random accounts")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the input tables into")],
