@@ -337,3 +337,19 @@ def test_classic_closed_form_agrees_with_the_piecewise_walk() -> None:
         assert diff.max() is None or diff.max() <= 1e-12, column
         checked += a.drop_nulls().len()
     assert checked > 50
+
+
+def test_the_last_asset_in_its_top_tier() -> None:
+    """ZZZ (the last asset by name) held in its top collateral tier: 1 at 1000 with tiers [0, 100) × 1.0,
+    [100, ∞) × 0.5 gives collateral 550; 100 USDT owed (MM 12.5). Liquidation (level 1) needs collateral
+    112.5: 100 + 0.5·(1000·m − 100) -> m = 0.125; the margin call (1.5) 118.75 -> m = 0.1375."""
+    t = tables(
+        accounts=[account(1, "pro")],
+        balances=[balance(1, "ZZZ", free=1.0), balance(1, "USDT", borrowed=100.0)],
+        prices=fresh_prices(NEW, ZZZ=1000.0),
+        collateral_tiers=[tiers("ZZZ", [(0, 100, 1.0), (100, None, 0.5)])],
+    )
+    d = distances_of(t, NEW, 1)
+    assert d["liquidation_drop"] == pytest.approx(0.875, rel=1e-12)
+    assert d["margin_call_drop"] == pytest.approx(0.8625, rel=1e-12)
+    assert d["liquidation_rise"] is None

@@ -125,7 +125,16 @@ def _tier_events(
     v = pl.col(value)
     base = pl.col("asset_idx").cast(pl.Int64) * k_max
     ks = pl.LazyFrame({"k": list(range(1, k_max))}, schema={"k": pl.Int64})
-    moving = rows.filter(~pl.col("stable"), v > 0).select("account_id", value, "asset_idx", slice_col)
+    # only rows with a breakpoint in reach: above their asset's first slice (drop), or with the next
+    # slice's lower bound within the largest rise
+    k_now = pl.col(slice_col).cast(pl.Int64) - base
+    next_lower = pl.lit(s.lower).gather(
+        (pl.col(slice_col).cast(pl.Int64) + 1).clip(upper_bound=s.lower.len() - 1)
+    )
+    in_reach = (k_now > 0) | ((k_now < k_max - 1) & (next_lower <= (1.0 + MAX_RISE) * v))
+    moving = rows.filter(~pl.col("stable"), v > 0, in_reach).select(
+        "account_id", value, "asset_idx", slice_col
+    )
     ev = moving.join(ks, how="cross").with_columns(at=base + pl.col("k"))
     lower = pl.lit(s.lower).gather(pl.col("at"))
     hi = _slice_terms(terms, table, rate, v, pl.col("at"))
