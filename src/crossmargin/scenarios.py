@@ -386,7 +386,16 @@ def first_crossing(lines: pl.LazyFrame, events: pl.LazyFrame | None, side: str) 
     if events is None:
         best = pieces.select("account_id", *found)
     else:
-        best = pieces.group_by("account_id").agg(e.max() if drop else e.min() for e in found)
+        # the pieces are sorted by account: the root nearest to m = 1 is a reduction over each run
+        roots = pieces.select("account_id", *[e.fill_null(float("nan")) for e in found]).collect()
+        if roots.height == 0:
+            best = roots.lazy()
+        else:
+            runs = account_sums.Runs.of(roots["account_id"])
+            nearest = np.fmax if drop else np.fmin  # NaN (no root in a piece) loses to any number
+            reduced = {n: runs.reduce(nearest, roots[n]) for n in THRESHOLDS}
+            best = pl.DataFrame({"account_id": runs.ids, **reduced}).lazy()
+        best = best.with_columns(pl.col(THRESHOLDS).fill_nan(None))
     move = [
         ((1.0 - pl.col(n)) if drop else (pl.col(n) - 1.0)).clip(TINY, MAX_DROP if drop else MAX_RISE)
         for n in THRESHOLDS
