@@ -12,6 +12,7 @@ Ray already initialised in this process (a notebook, a test) is used as it is an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from crossmargin.errors import EngineError, UsageError
-from crossmargin.job import BucketResult, Bounds, score_bucket_from_files
+from crossmargin.job import Bounds, BucketResult, score_bucket_from_files
 from crossmargin.policy import Policy
 from crossmargin.progress import Progress
 
@@ -94,6 +95,11 @@ def _describe(bounds: Bounds) -> str:
     return f"account ids {lo} to {hi - 1}"
 
 
+def _run(task: Callable[..., BucketResult], *args: Any) -> BucketResult:
+    """The body of every bucket task (a plain module function, so any picklable `task` can be passed)."""
+    return task(*args)
+
+
 def ray_executor(
     *,
     policy: Policy,
@@ -113,15 +119,15 @@ def ray_executor(
     A task that raises is run again, up to `max_retries` times; a bucket that still fails cancels the
     others and raises EngineError naming the bucket and its error (run_job then removes the staging
     directory: nothing is published). `task(input_dir, policy, bounds, bucket, staging)` is the work of
-    one bucket; it must be importable on the workers.
+    one bucket; it is pickled by reference, so its module must be importable on the workers.
     """
     ray = import_ray()
     started = _connect(ray, address, num_cpus, runtime_env)
     try:
-        remote = ray.remote(max_retries=max_retries, retry_exceptions=True)(task)
+        remote = ray.remote(max_retries=max_retries, retry_exceptions=True)(_run)
         policy_ref = ray.put(policy)
         input_dir, staging = Path(input_dir).absolute(), Path(staging).absolute()
-        refs = [remote.remote(input_dir, policy_ref, b, i, staging) for i, b in enumerate(bounds)]
+        refs = [remote.remote(task, input_dir, policy_ref, b, i, staging) for i, b in enumerate(bounds)]
         bucket_of = {ref: i for i, ref in enumerate(refs)}
         results: dict[int, BucketResult] = {}
         pending = list(refs)
@@ -152,9 +158,7 @@ def ray_executor(
 def _stop(ray: ModuleType, pending: list[Any]) -> None:
     """Cancel the buckets still running and wait for them, so none writes after staging is removed."""
     for ref in pending:
-        try:
+        with contextlib.suppress(Exception):  # already finished or gone: nothing left to stop
             ray.cancel(ref, force=True)
-        except Exception:  # noqa: S110 - already finished or gone: nothing left to stop
-            pass
     if pending:
         ray.wait(pending, num_returns=len(pending), timeout=30)
