@@ -43,6 +43,7 @@ WORK = BENCH / "work"
 CROSSMARGIN = str(Path(sys.executable).parent / "crossmargin")
 AS_OF = "2025-01-21T10:00:00Z"
 RESULTS_MD = BENCH / "RESULTS.md"
+SAVED = WORK / "ray_vs_local.json"  # the last measurement (git-ignored, like the inputs)
 MARKER = "<!-- ray_vs_local: written by benchmarks/ray_vs_local.py -->"
 TABLES = ["account_risk", "actions", "data_issues"]
 GB = 1024**3
@@ -205,7 +206,8 @@ def run_all(args: argparse.Namespace) -> dict:
         sample,
     )
     shutil.rmtree(outs, ignore_errors=True)
-    return {"rows": rows, "generate": gen, "data": data, "args": vars(args)}
+    measured_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return {"rows": rows, "generate": gen, "args": vars(args), "measured_at": measured_at}
 
 
 def versions() -> str:
@@ -223,7 +225,7 @@ def section(res: dict) -> str:
         MARKER,
         "## Ray engine vs local engine",
         "",
-        f"Measured {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} by `benchmarks/ray_vs_local.py "
+        f"Measured {res['measured_at']} by `benchmarks/ray_vs_local.py "
         f"--accounts {args['accounts']} --buckets {args['buckets']} --repeat {args['repeat']}` "
         f"on this machine ({cpus} logical CPUs; {versions()}); as_of `{AS_OF}`. Inputs: "
         f"`crossmargin sample --accounts {args['accounts']} --seed 1` ({args['accounts']:,} random + 60 "
@@ -237,6 +239,17 @@ def section(res: dict) -> str:
         "`run_job` with `ray_executor(num_cpus=N)`, which starts a private Ray with N CPUs; the data/sample "
         "lines are the `crossmargin run` command (`--engine ray`: one CPU per core).",
         "",
+    ]
+    loads = [r["loadavg_before"] for _, r in res["rows"]]
+    if max(loads) > cpus:
+        lines += [
+            f"**The machine was shared while this ran**: the 1-minute load average before the runs was "
+            f"{min(loads):.1f} to {max(loads):.1f} on {cpus} CPUs (last column), so the times are inflated "
+            "and noisy (compare the same lines across the *all walls* column) and say little about "
+            "which engine is faster; the memory columns hardly depend on the load.",
+            "",
+        ]
+    lines += [
         "| run | accounts | wall s | job s | tree PSS GB | driver RSS GB | same bytes | all walls s | load before |",
         "|---|---:|---:|---:|---:|---:|---|---|---:|",
     ]
@@ -263,10 +276,16 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=5_000_000)
     ap.add_argument("--buckets", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--report-only", action="store_true", help=f"rewrite the section from {SAVED.name}")
     ap.add_argument("--no-write", action="store_true", help="print the section, leave RESULTS.md alone")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    text = section(run_all(args))
+    if args.report_only:
+        res = json.loads(SAVED.read_text())
+    else:
+        res = run_all(args)
+        SAVED.write_text(json.dumps(res, default=str, indent=1))
+    text = section(res)
     print(text)
     if not args.no_write:
         write_section(text)

@@ -55,7 +55,9 @@ def leftovers(parent: Path) -> list[str]:
 
 def test_cli_starts_ray_and_matches_local_on_sample(tmp_path: Path) -> None:
     """The installed command starts its own Ray on this machine, scores 3 buckets, shuts Ray down."""
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    home = tmp_path / "home"  # the run itself turns usage stats and the auth token off
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"HOME": str(home)}
     cmd = [str(CROSSMARGIN), "run", "--as-of", AS_OF, "--input", str(SAMPLE), "--buckets", "3"]
     proc = subprocess.run(
         [*cmd, "--engine", "ray", "--out", str(tmp_path / "ray")],
@@ -74,7 +76,8 @@ def test_cli_starts_ray_and_matches_local_on_sample(tmp_path: Path) -> None:
     m = manifest(tmp_path / "ray")
     assert (m["engine"], m["buckets"]) == ("ray", 3)
     assert manifest(tmp_path / "local")["engine"] == "local"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["local", "ray"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "local", "ray"]
+    assert not (home / ".ray").exists()  # no ~/.ray/auth_token
 
 
 # ------------------------------------------------------------------ one Ray for the rest of the module
