@@ -1,37 +1,171 @@
-"""Airflow DAG: the nightly crossmargin run, its verification and the cohort report.
+"""Airflow 3 DAG `crossmargin_nightly`: run the job, verify its outputs, write the cohort report.
 
-Install with the `[airflow]` extra. Each task shells out to the `crossmargin` CLI, so the DAG holds
-no business logic and the same commands run by hand or from cron. `{{ data_interval_end }}` is the
-as_of: the run at 00:00 UTC scores the book as of that midnight.
+Install with `pip install -e '.[airflow]'` and put this file in the dags folder. Each task calls
+`python -m crossmargin ...` with the worker's own interpreter (`sys.executable`), so nothing depends
+on PATH, and a non-zero exit fails the task with the command's stderr in the log and the exception.
+
+Schedule: `CronDataIntervalTimetable("0 0 * * *", timezone="UTC")`, one run per day. The run that
+starts at midnight D covers the interval [D-1, D) and scores the book **as of the end of the data
+interval**, D 00:00:00Z (its logical date is D-1: Airflow labels an interval by its start).
+
+as_of, in this order:
+1. the `as_of` param (`YYYY-MM-DD`, meaning that midnight UTC), to re-run any night by hand;
+2. `data_interval_end`: scheduled and backfill runs, and `dag.test(logical_date=...)`. For a manual
+   trigger *with* a logical date Airflow 3 infers the interval from the trigger time, so it ends at
+   the last midnight UTC at or before the moment the run was triggered (not at the logical date);
+3. a manual trigger without a logical date has no data interval in Airflow 3: the last midnight UTC
+   at or before the run's `run_after` (the trigger time).
+A manual run therefore re-scores the most recent night unless `as_of` says otherwise.
+
+Paths (params, overridable per run via trigger conf or `dag.test(run_conf=...)`):
+- `input_template`: the input directory, `{date}` replaced by the as_of date (`/data/in/{date}`);
+  without `{date}` the same directory is read every day;
+- `out_root`: every night publishes `OUT_ROOT/as_of=YYYY-MM-DD/` (the job writes it atomically and
+  replaces its own earlier output, so a retry or re-run republishes the same partition) and the
+  cohort report `OUT_ROOT/reports/as_of=YYYY-MM-DD/cohort_report.html` (outside the partition: the
+  job refuses to replace a directory holding files it did not write).
+An empty param falls back to the Airflow Variable `crossmargin_input` / `crossmargin_out_root`, then
+to the environment variable CROSSMARGIN_INPUT / CROSSMARGIN_OUT_ROOT. Paths must be absolute.
+
+The `verify` task declares the Asset `crossmargin_risk_partition` as its outlet: an asset event is
+emitted only for a partition whose files match its manifest, with extra `{"as_of", "partition"}`,
+so downstream DAGs can `schedule=[RISK_PARTITION]` and read the path from the triggering event.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
-from airflow import DAG
-from airflow.operators.bash import BashOperator
+from airflow.sdk import (
+    DAG,
+    Asset,
+    CronDataIntervalTimetable,
+    Param,
+    Variable,
+    get_current_context,
+    task,
+)
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-INPUT = "/data/crossmargin/in/{{ ds }}"
-OUT = "/data/crossmargin/risk/{{ ds }}"
-AS_OF = "{{ data_interval_end.strftime('%Y-%m-%dT%H:%M:%SZ') }}"
+RISK_PARTITION = Asset(name="crossmargin_risk_partition", group="crossmargin")
+
+# (param, Airflow Variable, environment variable) for each path setting
+SETTINGS = {
+    "input_template": ("crossmargin_input", "CROSSMARGIN_INPUT"),
+    "out_root": ("crossmargin_out_root", "CROSSMARGIN_OUT_ROOT"),
+}
+
+
+def crossmargin(*args: str) -> str:
+    """Run `python -m crossmargin ARGS` with this interpreter; its stdout, or raise with its stderr."""
+    cmd = [sys.executable, "-m", "crossmargin", *args]
+    print("$ " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    print(proc.stdout, end="", flush=True)
+    print(proc.stderr, end="", file=sys.stderr, flush=True)
+    if proc.returncode != 0:
+        raise AirflowException(
+            f"crossmargin {args[0]} exited with {proc.returncode}: {proc.stderr.strip() or '(no stderr)'}"
+        )
+    return proc.stdout
+
+
+def last_midnight(t: dt.datetime) -> dt.datetime:
+    """The latest midnight UTC at or before `t`."""
+    return t.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def resolve_as_of(
+    param: str | None, data_interval_end: dt.datetime | None, run_after: dt.datetime
+) -> dt.datetime:
+    """The run's as_of (always a midnight UTC): the param, else the interval end, else run_after."""
+    if param:
+        try:
+            day = dt.date.fromisoformat(param)
+        except ValueError:
+            raise AirflowFailException(f"param as_of must be a date YYYY-MM-DD, got {param!r}") from None
+        return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    return last_midnight(data_interval_end if data_interval_end is not None else run_after)
+
+
+def setting(params: dict[str, Any], name: str) -> str:
+    """A path setting: the run's param, else the Airflow Variable, else the environment variable."""
+    variable, env = SETTINGS[name]
+    value = params.get(name) or Variable.get(variable, default=None) or os.environ.get(env)
+    if not value:
+        raise AirflowFailException(
+            f"no {name}: pass the param {name}, or set the Airflow Variable {variable} or ${env}"
+        )
+    if not Path(value).is_absolute():
+        raise AirflowFailException(f"{name} must be an absolute path, got {value!r}")
+    return value
+
+
+def plan() -> dict[str, str]:
+    """as_of and the paths of this run, from the task context."""
+    ctx = get_current_context()
+    params = ctx["params"]
+    as_of = resolve_as_of(params.get("as_of"), ctx.get("data_interval_end"), ctx["dag_run"].run_after)
+    day = as_of.date().isoformat()
+    out_root = Path(setting(params, "out_root"))
+    return {
+        "as_of": as_of.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "input": setting(params, "input_template").replace("{date}", day),
+        "partition": str(out_root / f"as_of={day}"),
+        "report": str(out_root / "reports" / f"as_of={day}" / "cohort_report.html"),
+    }
+
 
 with DAG(
     dag_id="crossmargin_nightly",
-    schedule="0 0 * * *",
+    description="crossmargin run -> verify -> cohort report, one partition per night",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=dt.datetime(2024, 12, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 1, "retry_delay": dt.timedelta(minutes=10)},
+    dagrun_timeout=dt.timedelta(hours=3),
+    default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=10)},
+    params={
+        "input_template": Param(
+            "", type="string", description="Input directory; {date} becomes YYYY-MM-DD of as_of"
+        ),
+        "out_root": Param("", type="string", description="Root of the as_of=YYYY-MM-DD partitions"),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-\d{2}-\d{2}$",
+            description="Score as of this date's midnight UTC instead of the data interval end",
+        ),
+    },
     tags=["risk", "margin"],
 ) as dag:
-    run = BashOperator(
-        task_id="run",
-        bash_command=f"crossmargin run --as-of {AS_OF} --input {INPUT} --out {OUT}",
-    )
-    verify = BashOperator(task_id="verify", bash_command=f"crossmargin verify --out {OUT}")
-    cohort = BashOperator(
-        task_id="cohort_report",
-        bash_command=f"crossmargin report --out {OUT} --html {OUT}/../cohort_{{{{ ds }}}}.html",
-    )
-    run >> verify >> cohort
+
+    @task(task_id="run")
+    def run_job() -> dict[str, str]:
+        """Score the book into the night's partition (replaces the partition's previous run)."""
+        p = plan()
+        crossmargin("run", "--as-of", p["as_of"], "--input", p["input"], "--out", p["partition"])
+        return p
+
+    @task(outlets=[RISK_PARTITION])
+    def verify(p: dict[str, str]) -> dict[str, str]:
+        """Recheck the partition against its manifest; then announce it as an asset event."""
+        crossmargin("verify", "--out", p["partition"])
+        get_current_context()["outlet_events"][RISK_PARTITION].extra = {
+            "as_of": p["as_of"],
+            "partition": p["partition"],
+        }
+        return p
+
+    @task
+    def cohort_report(p: dict[str, str]) -> str:
+        """The HTML migration cohort report of the partition, written next to (not into) it."""
+        crossmargin("report", "--out", p["partition"], "--html", p["report"])
+        return p["report"]
+
+    cohort_report(verify(run_job()))

@@ -5,9 +5,11 @@ and `crossmargin diff`), for a scheduler to call after `crossmargin run`:
 
     python jobs/cohort_report.py --out out/2025-01-21 --dest reports/2025-01-21 [--before out/2025-01-20]
 
-writes into DEST: `<report>.csv` for every report of `sql/` (`<report>.parquet` as well with
-`--parquet`), `cohort_report.html`, and `diff.parquet` when `--before` is given. Exit 0 on success,
-2 when OUT (or BEFORE) is not a run's output directory.
+writes into DEST (the pack's own directory: a rerun replaces these files): `<report>.csv` for every
+report of `sql/` (`<report>.parquet` as well with `--parquet`), `cohort_report.html`, and
+`diff.parquet` when `--before` is given. Exit 0 on success; on an error (OUT or BEFORE not a run's
+output directory, DEST not writable, ...) one line `cohort_report: error: ...` on stderr and the
+error's exit code (2), no traceback.
 """
 
 from __future__ import annotations
@@ -16,9 +18,29 @@ import argparse
 import sys
 from pathlib import Path
 
-from crossmargin.analytics.diff import DiffError, diff_runs, summarize
+from crossmargin.analytics.diff import diff_runs, summarize, write_diff
 from crossmargin.analytics.html import write_report
-from crossmargin.analytics.sql import ReportError, csv_safe, list_reports, run_report
+from crossmargin.analytics.rundir import require_run
+from crossmargin.analytics.sql import list_reports, run_report, write_report_file
+from crossmargin.errors import CrossmarginError
+
+
+def pack(out: Path, dest: Path, before: Path | None = None, parquet: bool = False) -> None:
+    require_run(out)
+    if before is not None:
+        require_run(before)
+    for name in list_reports():
+        df = run_report(name, out)
+        write_report_file(df, "csv", dest / f"{name}.csv", force=True)  # DEST is the pack's own directory
+        if parquet:
+            write_report_file(df, "parquet", dest / f"{name}.parquet", force=True)
+        print(f"{name}: {df.height} rows")
+    print(f"report: {write_report(out, dest / 'cohort_report.html', force=True)}")
+    if before is not None:
+        diff = diff_runs(before, out)
+        write_diff(diff, dest / "diff.parquet", force=True)
+        counts = ", ".join(f"{c}={n}" for c, n in summarize(diff).iter_rows() if n)
+        print(f"diff: {diff.height} changes ({counts or 'none'})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,25 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", type=Path, default=None, help="an earlier run's output directory (diff)")
     parser.add_argument("--parquet", action="store_true", help="also write each report as parquet")
     args = parser.parse_args(argv)
-
-    args.dest.mkdir(parents=True, exist_ok=True)
     try:
-        for name in list_reports():
-            df = run_report(name, args.out)
-            csv_safe(df).write_csv(args.dest / f"{name}.csv")
-            if args.parquet:
-                df.write_parquet(args.dest / f"{name}.parquet")
-            print(f"{name}: {df.height} rows")
-        html = write_report(args.out, args.dest / "cohort_report.html")
-        print(f"report: {html}")
-        if args.before is not None:
-            diff = diff_runs(args.before, args.out)
-            diff.write_parquet(args.dest / "diff.parquet")
-            counts = ", ".join(f"{c}={n}" for c, n in summarize(diff).iter_rows() if n)
-            print(f"diff: {diff.height} changes ({counts or 'none'})")
-    except (ReportError, DiffError) as exc:
+        pack(args.out, args.dest, args.before, args.parquet)
+    except CrossmarginError as exc:
         print(f"cohort_report: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     return 0
 
 

@@ -1,6 +1,6 @@
 -- One row per margin mode and borrow-block reason, over the accounts the engine blocked from borrowing.
 --
--- Reads the engine's borrow_blocked / borrow_blocked_reason flags (first matching reason wins, SPEC §3)
+-- Reads the engine's borrow_blocked / borrow_blocked_reason flags (first matching reason wins)
 -- and cross-checks them against the BORROW_BLOCKED rows of actions (action_rows must equal
 -- blocked_accounts).
 

@@ -1,7 +1,7 @@
 """Real runs of the job for the analyst-surface tests (SQL reports, diff, HTML report, notebooks).
 
 `sample_runs()` runs `crossmargin.job.run_job` once per test session (cached) on the committed
-sample `data/sample` (or, if it is absent, on `crossmargin.sample.write_sample(accounts=300, seed=1)`):
+sample `data/sample` (or, if it is absent, on `crossmargin.synthetic.write_sample(accounts=300, seed=1)`):
 
 - `new`: as_of 2025-01-21T10:00Z (new Pro formula, non-compliant Pro accounts switched now);
 - `old`: as_of 2025-01-14T00:00Z (old formula, non-compliant Pro accounts pending);
@@ -43,7 +43,7 @@ def _has_inputs(d: Path) -> bool:
 
 
 def _write_sample(dest: Path, faults: float = 0.0) -> Path:
-    from crossmargin.sample import write_sample
+    from crossmargin.synthetic import write_sample
 
     write_sample(dest, accounts=300, seed=1, faults=faults)
     return dest
@@ -76,3 +76,51 @@ def actions(out: Path) -> pl.DataFrame:
 
 def issues(out: Path) -> pl.DataFrame:
     return pl.read_parquet(out / "data_issues.parquet").with_columns(pl.col("code").cast(pl.String))
+
+
+# ------------------------------------------------------------------ the real command line
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def cli(capsys, *args: object) -> Result:
+    """`crossmargin ARGS...` in this process, through `crossmargin.cli.main` (the console entry point)."""
+    from crossmargin.cli import main
+
+    capsys.readouterr()  # drop anything printed before
+    code = main([str(a) for a in args])
+    cap = capsys.readouterr()
+    return Result(code, cap.out, cap.err)
+
+
+def cli_process(*args: object, cwd: Path | None = None, env: dict[str, str] | None = None) -> Result:
+    """`python -m crossmargin ARGS...` in a child process (what a user's shell runs)."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "crossmargin", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_one_error_line(res: Result, code: int, *words: str) -> str:
+    """The command failed with `code`, printed exactly one line on stderr (holding `words`), no traceback."""
+    assert res.code == code, (res.code, res.out, res.err)
+    lines = res.err.splitlines()
+    assert len(lines) == 1, res.err
+    assert lines[0].startswith("crossmargin: error: "), lines[0]
+    assert "Traceback" not in res.err + res.out
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]

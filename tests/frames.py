@@ -10,7 +10,9 @@ Typical use in a test::
     assert one(r, 1)["margin_call"] is True
 
 Defaults (documented, so hand arithmetic in tests can rely on them):
-- prices: USDT at 1.0, priced at EPOCH (added unless a USDT price is given);
+- prices: USDT at 1.0 (added unless a USDT price is given); a price given without `priced_at` ticks
+  every 12 hours from 2024-12-01 to 2025-02-01 (synthetic.small.HEARTBEAT), so it is in effect and
+  fresh at any as_of the tests use;
 - collateral tiers: USDT one slice [0, inf) ratio 1.0 (added unless USDT tiers are given);
 - liability brackets: USDT one slice [0, inf), maintenance rate 0.125, initial rate 0.25
   (both powers of two, so margins of integer liabilities are exact), leverage 4;
@@ -27,6 +29,7 @@ from typing import Any
 import polars as pl
 
 from crossmargin.schemas import INPUT_SCHEMAS
+from crossmargin.synthetic.small import bracket_rows, ticking, tier_rows
 
 US = dt.timedelta(microseconds=1)
 INF = float("inf")
@@ -121,8 +124,11 @@ def switch(account_id: int, switched_at: dt.datetime) -> dict[str, Any]:
     return {"account_id": account_id, "switched_at": switched_at}
 
 
-def price(asset: str, price_usdt: float, priced_at: dt.datetime = EPOCH) -> dict[str, Any]:
-    return {"asset": asset, "price_usdt": float(price_usdt), "priced_at": priced_at}
+def price(asset: str, price_usdt: float, priced_at: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """One price row at `priced_at`, or without it the rows of a feed ticking every 12 hours."""
+    if priced_at is not None:
+        return [{"asset": asset, "price_usdt": float(price_usdt), "priced_at": priced_at}]
+    return ticking(asset, float(price_usdt))
 
 
 def tiers(
@@ -131,16 +137,7 @@ def tiers(
     effective_from: dt.datetime = EPOCH,
 ) -> list[dict[str, Any]]:
     """Collateral tiers of one asset: slices (lower_usdt, upper_usdt or None, collateral_ratio)."""
-    return [
-        {
-            "asset": asset,
-            "effective_from": effective_from,
-            "lower_usdt": float(lo),
-            "upper_usdt": None if up is None else float(up),
-            "collateral_ratio": float(r),
-        }
-        for lo, up, r in slices
-    ]
+    return tier_rows(asset, slices, effective_from)
 
 
 def one_slice(asset: str, ratio: float = 1.0, effective_from: dt.datetime = EPOCH) -> list[dict[str, Any]]:
@@ -152,22 +149,8 @@ def brackets(
     slices: Iterable[tuple[float, float | None, float, float]],
     effective_from: dt.datetime = EPOCH,
 ) -> list[dict[str, Any]]:
-    """Liability brackets of one asset: slices (lower_usdt, upper_usdt or None, mmr, imr).
-
-    `leverage` is informational (no formula uses it): set to 1 / imr.
-    """
-    return [
-        {
-            "asset": asset,
-            "effective_from": effective_from,
-            "lower_usdt": float(lo),
-            "upper_usdt": None if up is None else float(up),
-            "leverage": (1.0 / imr) if imr else 1.0,
-            "maintenance_margin_rate": float(mmr),
-            "initial_margin_rate": float(imr),
-        }
-        for lo, up, mmr, imr in slices
-    ]
+    """Liability brackets of one asset: slices (lower_usdt, upper_usdt or None, mmr, imr)."""
+    return bracket_rows(asset, slices, effective_from)
 
 
 def one_bracket(
@@ -191,7 +174,9 @@ def frame(name: str, rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def _flatten(rows: Iterable[Any]) -> list[dict[str, Any]]:
+def _flatten(rows: Iterable[Any] | pl.DataFrame) -> list[dict[str, Any]]:
+    if isinstance(rows, pl.DataFrame):  # e.g. a table of crossmargin.synthetic.small.reference_tables()
+        return rows.to_dicts()
     out: list[dict[str, Any]] = []
     for r in rows:
         if isinstance(r, Mapping):
@@ -212,18 +197,24 @@ def tables(
     *,
     defaults: bool = True,
 ) -> dict[str, pl.DataFrame]:
-    """The 7 input tables. `prices` may be {asset: price} (priced at EPOCH) or a list of price(...) rows.
+    """The 7 input tables. `prices` may be {asset: price} (ticking prices) or a list of price(...) rows.
+
+    Every table also takes a DataFrame of its rows.
 
     `collateral_tiers` / `liability_brackets` take rows or lists of rows (tiers(...), brackets(...)).
     With defaults=True, the USDT price, tiers and bracket of the module docstring are added when the
     caller gives none for USDT.
     """
-    price_rows = [price(a, p) for a, p in prices.items()] if isinstance(prices, Mapping) else _flatten(prices)
+    price_rows = (
+        [r for a, p in prices.items() for r in price(a, p)]
+        if isinstance(prices, Mapping)
+        else _flatten(prices)
+    )
     tier_rows = _flatten(collateral_tiers)
     bracket_rows = _flatten(liability_brackets)
     if defaults:
         if not any(r["asset"] == "USDT" for r in price_rows):
-            price_rows.insert(0, price("USDT", 1.0))
+            price_rows[:0] = price("USDT", 1.0)
         if not any(r["asset"] == "USDT" for r in tier_rows):
             tier_rows[:0] = one_slice("USDT", 1.0)
         if not any(r["asset"] == "USDT" for r in bracket_rows):

@@ -16,13 +16,9 @@ from typing import Any
 
 import polars as pl
 
+import reference as ref
 from crossmargin.policy import Policy, resolve
 from crossmargin.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, INPUT_SCHEMAS
-
-try:
-    import reference as ref
-except ImportError:  # tests/ imported as a package
-    from tests import reference as ref  # type: ignore[no-redef]
 
 REL, ABS = 1e-12, 1e-9
 EDGE = 1e-9
@@ -141,7 +137,22 @@ def compare(engine: Any, reference: ref.ReferenceResult, policy: Policy, input_i
             f"engine issues {di.filter(pl.col('account_id').is_in(sorted(valid_e ^ valid_r))).to_dicts()}"
         )
     if issue_e != issue_r:
-        errs.append(f"data-issue accounts differ: engine {sorted(issue_e)} reference {sorted(issue_r)}")
+        errs.append(
+            f"data-issue accounts differ: engine {sorted(issue_e, key=str)} reference {sorted(issue_r, key=str)}"
+        )
+    # ---- each account's issue codes (and tables), not only which accounts have issues
+    codes_e: dict[Any, set[tuple[str, str]]] = {}
+    for aid, table, code in di.select("account_id", "table", pl.col("code").cast(pl.String)).iter_rows():
+        codes_e.setdefault(aid, set()).add((table, code))
+    codes_r: dict[Any, set[tuple[str, str]]] = {}
+    for aid, table, code, _ in reference.issues:
+        codes_r.setdefault(aid, set()).add((table, code))
+    for aid in sorted(set(codes_e) | set(codes_r), key=str):
+        if codes_e.get(aid, set()) != codes_r.get(aid, set()):
+            errs.append(
+                f"account {aid}: issue codes differ: engine {sorted(codes_e.get(aid, set()))} "
+                f"reference {sorted(codes_r.get(aid, set()))}"
+            )
     if valid_e & issue_e:
         errs.append(f"accounts both valid and with issues: {sorted(valid_e & issue_e)}")
     missing = input_ids - valid_e - issue_e

@@ -32,13 +32,14 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import pycountry
+
 INF = math.inf
-COUNTRY = re.compile(r"[A-Z]{2}")
+ISO_3166_ALPHA_2 = {c.alpha_2 for c in pycountry.countries}  # officially assigned codes
 
 ACCOUNT_COLUMNS_FLOAT = [
     "total_asset_usdt",
@@ -160,13 +161,45 @@ def in_effect(rows: list[dict[str, Any]], as_of: dt.datetime) -> dict[str, list[
     return dict(out)
 
 
-def prices_at(rows: list[dict[str, Any]], as_of: dt.datetime) -> dict[str, float]:
-    """Each asset's latest price with priced_at <= as_of."""
-    best: dict[str, tuple[dt.datetime, float]] = {}
+def prices_at(
+    rows: list[dict[str, Any]], as_of: dt.datetime, max_age: dt.timedelta
+) -> tuple[dict[str, float], dict[str, str]]:
+    """({asset: price in effect}, {asset: why there is none}) from the rows priced at or before as_of.
+
+    Per asset, the rows at the latest priced_at <= as_of: two or more distinct values (None counts as
+    one value; equal floats, 0.0 and -0.0, two NaNs are one value) -> "ambiguous_price"; one None ->
+    "missing_price"; older than max_age -> "stale_price". An asset with no such row is in neither dict.
+    """
+    latest: dict[str, dt.datetime] = {}
     for r in rows:
-        if r["priced_at"] <= as_of and (r["asset"] not in best or r["priced_at"] > best[r["asset"]][0]):
-            best[r["asset"]] = (r["priced_at"], r["price_usdt"])
-    return {a: p for a, (_, p) in best.items()}
+        at = r["priced_at"]
+        if r["asset"] is not None and at is not None and at <= as_of:
+            latest[r["asset"]] = max(latest.get(r["asset"], at), at)
+    values: dict[str, list[float | None]] = defaultdict(list)
+    for r in rows:
+        if r["asset"] in latest and r["priced_at"] == latest[r["asset"]]:
+            values[r["asset"]].append(r["price_usdt"])
+    price: dict[str, float] = {}
+    problem: dict[str, str] = {}
+    for asset, vs in values.items():
+        distinct: list[float | None] = []
+        for v in vs:
+            same = any(
+                (v is None and d is None)
+                or (v is not None and d is not None and (v == d or (math.isnan(v) and math.isnan(d))))
+                for d in distinct
+            )
+            if not same:
+                distinct.append(v)
+        if len(distinct) > 1:
+            problem[asset] = "ambiguous_price"
+        elif distinct[0] is None:
+            problem[asset] = "missing_price"
+        elif as_of - latest[asset] > max_age:
+            problem[asset] = "stale_price"
+        else:
+            price[asset] = distinct[0] + 0.0
+    return price, problem
 
 
 def first_slice_ratio(slices: list[dict[str, Any]]) -> float:
@@ -183,7 +216,7 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
     balances = tables["balances"]
     orders = tables["open_orders"]
     switches = tables["mode_switches"]
-    price = prices_at(tables["prices"], as_of)
+    price, price_problem = prices_at(tables["prices"], as_of, policy.max_price_age)
     ctiers = in_effect(tables["collateral_tiers"], as_of)
     lbrackets = in_effect(tables["liability_brackets"], as_of)
     ctier_problem = {a: table_problem(s, ["collateral_ratio"]) for a, s in ctiers.items()}
@@ -191,109 +224,153 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
         a: table_problem(s, ["maintenance_margin_rate", "initial_margin_rate"]) for a, s in lbrackets.items()
     }
 
-    # ---- accounts table
+    def first(aid: Any, checks: list[tuple[bool, str, str, str]]) -> None:
+        """One issue per bad row: the first (broken, table, code, detail) that holds."""
+        for broken, table, code, detail in checks:
+            if broken:
+                issue((aid, table, code, detail))
+                return
+
+    def price_checks(asset: str) -> list[tuple[bool, str, str, str]]:
+        """The price in effect of a needed asset: exists, unambiguous, not null, fresh, finite, >= 0."""
+        p = price.get(asset)
+        return [
+            (asset in price_problem, "prices", price_problem.get(asset, ""), f"price of {asset}"),
+            (asset not in price, "prices", "missing_price", f"no price for {asset}"),
+            (p is not None and not _finite(p), "prices", "non_finite_value", f"price of {asset} {p!r}"),
+            (
+                p is not None and _finite(p) and p < 0,
+                "prices",
+                "negative_quantity",
+                f"price of {asset} {p!r}",
+            ),
+        ]
+
+    def collateral_checks(asset: str) -> list[tuple[bool, str, str, str]]:
+        return [
+            (asset not in ctiers, "collateral_tiers", "missing_collateral_tiers", f"asset {asset}"),
+            (bool(ctier_problem.get(asset)), "collateral_tiers", "bad_tier_table", f"{asset}"),
+        ]
+
+    def liability_checks(asset: str) -> list[tuple[bool, str, str, str]]:
+        return [
+            (asset not in lbrackets, "liability_brackets", "missing_liability_brackets", f"asset {asset}"),
+            (bool(lbracket_problem.get(asset)), "liability_brackets", "bad_tier_table", f"{asset}"),
+        ]
+
+    # ---- accounts table: one issue per row, the first rule it breaks
     id_count = Counter(a["account_id"] for a in accounts)
-    known = set(id_count)
+    known = {a["account_id"] for a in accounts if a["account_id"] is not None}
     acct: dict[int, dict[str, Any]] = {}
     for a in accounts:
         aid = a["account_id"]
-        if id_count[aid] > 1:
-            issue((aid, "accounts", "duplicate_row", f"account {aid} appears {id_count[aid]} times"))
-            continue
-        if a["margin_mode"] not in ("classic", "pro"):
-            issue((aid, "accounts", "unknown_mode", f"margin_mode {a['margin_mode']!r}"))
-        if a["classic_leverage"] not in policy.classic:
-            issue((aid, "accounts", "bad_value", f"classic_leverage {a['classic_leverage']!r}"))
-        if a["cross_margin_activated"] is None or a["pro_quiz_passed"] is None:
-            issue((aid, "accounts", "bad_value", "null boolean"))
-        if a["country"] is None or not COUNTRY.fullmatch(a["country"]):
-            issue((aid, "accounts", "bad_value", f"country {a['country']!r}"))
-        acct[aid] = a
+        first(
+            aid,
+            [
+                (aid is None, "accounts", "bad_value", "account_id is null"),
+                (
+                    id_count[aid] > 1,
+                    "accounts",
+                    "duplicate_row",
+                    f"account {aid} appears {id_count[aid]} times",
+                ),
+                (
+                    a["margin_mode"] not in ("classic", "pro"),
+                    "accounts",
+                    "unknown_mode",
+                    f"{a['margin_mode']!r}",
+                ),
+                (a["classic_leverage"] not in policy.classic, "accounts", "bad_value", "classic_leverage"),
+                (
+                    a["cross_margin_activated"] is None or a["pro_quiz_passed"] is None,
+                    "accounts",
+                    "bad_value",
+                    "bool",
+                ),
+                (a["country"] not in ISO_3166_ALPHA_2, "accounts", "bad_value", f"country {a['country']!r}"),
+            ],
+        )
+        if aid is not None and id_count[aid] == 1:
+            acct[aid] = a
 
-    def check_price(aid: int, table: str, asset: str) -> None:
-        if asset not in price:
-            issue((aid, table, "missing_price", f"asset {asset}"))
-        elif not _finite(price[asset]):
-            issue((aid, "prices", "non_finite_value", f"price of {asset} {price[asset]!r}"))
-        elif price[asset] < 0:
-            issue((aid, "prices", "negative_quantity", f"price of {asset} {price[asset]!r}"))
-
-    def unknown(table: str, aid: int) -> bool:
-        if aid not in known:
+    def unknown(table: str, ids: list[Any]) -> None:
+        for aid in sorted(set(i for i in ids if i is not None and i not in known)):
             issue((aid, table, "unknown_account", f"account {aid} not in accounts"))
-            return True
-        return False
 
     # ---- balances
+    quantities = ["free", "locked", "borrowed", "interest"]
     bal_count = Counter((b["account_id"], b["asset"]) for b in balances)
     bal_by: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for b in balances:
-        aid = b["account_id"]
-        if unknown("balances", aid):
-            continue
-        bal_by[aid].append(b)
-        if bal_count[(aid, b["asset"])] > 1:
-            issue((aid, "balances", "duplicate_row", f"asset {b['asset']} twice"))
-        nums = [b["free"], b["locked"], b["borrowed"], b["interest"]]
-        if not all(_finite(v) for v in nums):
-            issue((aid, "balances", "non_finite_value", f"asset {b['asset']}"))
-            continue
-        if any(v < 0 for v in nums):
-            issue((aid, "balances", "negative_quantity", f"asset {b['asset']}"))
-            continue
-        holding = b["free"] + b["locked"]
-        debt = b["borrowed"] + b["interest"]
-        if any(v != 0 for v in nums):
-            check_price(aid, "balances", b["asset"])
-        if holding > 0:
-            if b["asset"] not in ctiers:
-                issue((aid, "balances", "missing_collateral_tiers", f"asset {b['asset']}"))
-            elif ctier_problem[b["asset"]]:
-                issue(
-                    (aid, "collateral_tiers", "bad_tier_table", f"{b['asset']}: {ctier_problem[b['asset']]}")
-                )
-        if debt > 0:
-            if b["asset"] not in lbrackets:
-                issue((aid, "balances", "missing_liability_brackets", f"asset {b['asset']}"))
-            elif lbracket_problem[b["asset"]]:
-                issue(
-                    (
-                        aid,
-                        "liability_brackets",
-                        "bad_tier_table",
-                        f"{b['asset']}: {lbracket_problem[b['asset']]}",
-                    )
-                )
+        aid, asset = b["account_id"], b["asset"]
+        if aid is not None:
+            bal_by[aid].append(b)
+            if bal_count[(aid, asset)] > 1:
+                issue((aid, "balances", "duplicate_row", f"asset {asset} twice"))
+        nums = [b[q] for q in quantities]
+        present = all(v is not None for v in nums)
+        finite = present and all(_finite(v) for v in nums)
+        holds = finite and b["free"] + b["locked"] > 0
+        owes = finite and b["borrowed"] + b["interest"] > 0
+        first(
+            aid,
+            [
+                (aid is None, "balances", "bad_value", "account_id is null"),
+                (asset is None, "balances", "bad_value", "asset is null"),
+                (not present, "balances", "bad_value", "null quantity"),
+                (not finite, "balances", "non_finite_value", f"asset {asset}"),
+                (finite and any(v < 0 for v in nums), "balances", "negative_quantity", f"asset {asset}"),
+                *(price_checks(asset) if holds or owes else []),
+                *(collateral_checks(asset) if holds else []),
+                *(liability_checks(asset) if owes else []),
+            ],
+        )
+    unknown("balances", [b["account_id"] for b in balances])
 
     # ---- open orders
+    fields = ["order_id", "base_asset", "quote_asset", "side", "price", "remaining_qty"]
+    ord_count = Counter((o["account_id"], o["order_id"]) for o in orders)
     ord_by: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for o in orders:
         aid = o["account_id"]
-        if unknown("open_orders", aid):
-            continue
-        ord_by[aid].append(o)
-        if o["side"] not in ("BUY", "SELL"):
-            issue((aid, "open_orders", "bad_value", f"side {o['side']!r}"))
-        if not (_finite(o["price"]) and _finite(o["remaining_qty"])):
-            issue((aid, "open_orders", "non_finite_value", f"order {o['order_id']}"))
-        elif o["price"] < 0 or o["remaining_qty"] < 0:
-            issue((aid, "open_orders", "negative_quantity", f"order {o['order_id']}"))
-        for asset in (o["base_asset"], o["quote_asset"]):
-            check_price(aid, "open_orders", asset)
-            if asset not in ctiers:
-                issue((aid, "open_orders", "missing_collateral_tiers", f"asset {asset}"))
-            elif ctier_problem[asset]:
-                issue((aid, "collateral_tiers", "bad_tier_table", f"{asset}: {ctier_problem[asset]}"))
+        if aid is not None:
+            ord_by[aid].append(o)
+            if ord_count[(aid, o["order_id"])] > 1:
+                issue((aid, "open_orders", "duplicate_row", f"order {o['order_id']} twice"))
+        present = all(o[f] is not None for f in fields)
+        finite = present and _finite(o["price"]) and _finite(o["remaining_qty"])
+        first(
+            aid,
+            [
+                (aid is None, "open_orders", "bad_value", "account_id is null"),
+                (not present, "open_orders", "bad_value", "null field"),
+                (o["side"] not in ("BUY", "SELL"), "open_orders", "bad_value", f"side {o['side']!r}"),
+                (not finite, "open_orders", "non_finite_value", f"order {o['order_id']}"),
+                (o["price"] < 0 or o["remaining_qty"] < 0, "open_orders", "negative_quantity", "order")
+                if finite
+                else (False, "", "", ""),
+                *price_checks(o["base_asset"]),
+                *collateral_checks(o["base_asset"]),
+                *price_checks(o["quote_asset"]),
+                *collateral_checks(o["quote_asset"]),
+            ],
+        )
+    unknown("open_orders", [o["account_id"] for o in orders])
 
     # ---- mode switches
     sw_by: dict[int, list[dt.datetime]] = defaultdict(list)
     for s in switches:
-        if unknown("mode_switches", s["account_id"]):
-            continue
-        if s["switched_at"] is None:
-            issue((s["account_id"], "mode_switches", "bad_value", "switched_at is null"))
-            continue
-        sw_by[s["account_id"]].append(s["switched_at"])
+        aid = s["account_id"]
+        first(
+            aid,
+            [
+                (aid is None, "mode_switches", "bad_value", "account_id is null"),
+                (s["switched_at"] is None, "mode_switches", "bad_value", "switched_at is null"),
+            ],
+        )
+        if aid is not None and s["switched_at"] is not None:
+            sw_by[aid].append(s["switched_at"])
+    unknown("mode_switches", [s["account_id"] for s in switches])
 
     bad = res.issue_accounts
     day_start = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -426,6 +503,15 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
                 can_switch = classic_cml > ct.initial_risk_ratio and switches_left > 0
             else:
                 can_switch = classic_ml > ct.initial_risk_ratio and switches_left > 0
+
+        # ---- results that are not finite numbers (every input was good: the arithmetic overflowed)
+        sums = [total_asset, total_liab, collateral, net_equity, net_collateral, mm, im, ool]
+        levels = [(classic_ml, total_liab), (classic_cml, total_liab), (pro_old, mm), (pro_new, mm)]
+        if not all(math.isfinite(v) for v in [*sums, avail, repay, bad_debt]) or any(
+            not math.isfinite(lv) and den != 0 for lv, den in levels
+        ):
+            issue((aid, "balances", "non_finite_value", "a sum or level is not a finite number"))
+            continue
 
         res.account_risk[aid] = {
             "account_id": aid,

@@ -6,20 +6,36 @@ account_risk / actions / data_issues files.
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
-from typer.testing import CliRunner
 
-from analytics_fixtures import NEW_AS_OF, OLD_AS_OF, actions, issues, risk, sample_runs
+from analytics_fixtures import (
+    NEW_AS_OF,
+    OLD_AS_OF,
+    REPO,
+    actions,
+    assert_one_error_line,
+    cli,
+    cli_process,
+    issues,
+    risk,
+    sample_runs,
+)
 from crossmargin import schemas
-from crossmargin.analytics.diff import CHANGES, DIFF_SCHEMA, diff_runs, summarize
+from crossmargin.analytics import out_dir_from_env, read_manifest
+from crossmargin.analytics.diff import CHANGES, DIFF_SCHEMA, DiffError, diff_runs, summarize
+from crossmargin.analytics.rundir import RunDirError
 from crossmargin.analytics.sql import ReportError, list_reports, query, report_grain, report_sql, run_report
-from crossmargin.cli import app
+from crossmargin.errors import CrossmarginError
 from crossmargin.policy import resolve
 
 REPORTS = {
@@ -73,8 +89,27 @@ def test_unknown_report_and_bad_out_dir(runs, tmp_path):
         run_report("no_such_report", runs.new)
     with pytest.raises(ReportError, match="unknown report"):
         run_report("../risk_overview", runs.new)
-    with pytest.raises(ReportError, match="not a run's output directory"):
+    with pytest.raises(RunDirError, match="not a run's output directory"):
         run_report("risk_overview", tmp_path)
+    # the analyst errors are the project's errors: crossmargin.cli.main prints them, exit 2
+    assert issubclass(ReportError, CrossmarginError) and ReportError.exit_code == 2
+    assert issubclass(RunDirError, CrossmarginError) and RunDirError.exit_code == 2
+    assert issubclass(DiffError, CrossmarginError) and DiffError.exit_code == 2
+
+
+def test_analytics_never_import_typer_or_exit():
+    """Library code raises CrossmarginError; only the CLI knows about typer and exit codes."""
+    code = (
+        "import sys\n"
+        "import crossmargin.analytics, crossmargin.analytics.sql, crossmargin.analytics.diff\n"
+        "import crossmargin.analytics.html, crossmargin.analytics.rundir\n"
+        "assert 'typer' not in sys.modules, 'analytics imported typer'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    for path in (REPO / "src" / "crossmargin" / "analytics").glob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"^\s*(import typer|from typer)|sys\.exit\(|SystemExit", text, re.M), path.name
 
 
 # ------------------------------------------------------------------ numbers agree with the outputs
@@ -337,40 +372,168 @@ def test_views_expose_the_run_policy(runs):
 
 
 # ------------------------------------------------------------------ crossmargin sql
-def test_sql_cli_table_csv_parquet(runs, tmp_path, monkeypatch):
-    cli = CliRunner()
-    res = cli.invoke(app, ["sql", "list"])
-    assert res.exit_code == 0, res.output
-    assert all(name in res.output for name in REPORTS)
+def _headers(text: str) -> set[str]:
+    """Column headers of the printed tables (the cells of their header rows)."""
+    return {cell.strip() for line in text.splitlines() if "┃" in line for cell in line.split("┃")} - {""}
 
-    res = cli.invoke(app, ["sql", "borrow_blocks", "--out", str(runs.new)])
-    assert res.exit_code == 0, res.output
-    assert "pro_not_compliant" in res.output and "blocked_accounts" in res.output
+
+def test_sql_cli_table_csv_parquet(runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # nothing may land in the current directory unless told
+    res = cli(capsys, "sql", "list")
+    assert res.code == 0 and all(name in res.out for name in REPORTS), res
+
+    res = cli(capsys, "sql", "borrow_blocks", "--out", runs.new)
+    assert res.code == 0, res
+    assert "pro_not_compliant" in res.out and "blocked_accounts" in _headers(res.out)
+
+    # csv without --dest: printed, not written
+    res = cli(capsys, "sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv")
+    expected = run_report("pro_eligibility_funnel", runs.new)
+    assert res.code == 0, res
+    assert_frame_equal(pl.read_csv(io.StringIO(res.out), schema=expected.schema), expected)
 
     dest = tmp_path / "x" / "funnel.csv"
-    res = cli.invoke(
-        app, ["sql", "pro_eligibility_funnel", "--out", str(runs.new), "--format", "csv", "--dest", str(dest)]
-    )
-    assert res.exit_code == 0, res.output
-    assert str(dest) in res.output and "rows" in res.output
-    expected = run_report("pro_eligibility_funnel", runs.new)
+    res = cli(capsys, "sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv", "--dest", dest)
+    assert res.code == 0, res
+    assert str(dest) in res.out and "rows" in res.out
+    assert_frame_equal(pl.read_csv(dest, schema=expected.schema), expected)
+    # a CSV cannot say who wrote it: replacing one needs --force
+    res = cli(capsys, "sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv", "--dest", dest)
+    assert_one_error_line(res, 2, "refusing to replace", "--force")
+    dest.write_text("mine\n")
+    args = ["sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv", "--dest", dest, "--force"]
+    assert cli(capsys, *args).code == 0
     assert_frame_equal(pl.read_csv(dest, schema=expected.schema), expected)
 
-    monkeypatch.chdir(tmp_path)
-    res = cli.invoke(app, ["sql", "migration_cohorts", "--out", str(runs.new), "--format", "parquet"])
-    assert res.exit_code == 0, res.output
-    assert_frame_equal(
-        pl.read_parquet(tmp_path / "migration_cohorts.parquet"), run_report("migration_cohorts", runs.new)
+    pq_dest = tmp_path / "cohorts.parquet"
+    for _ in range(2):  # a parquet file the command wrote is replaced on a rerun
+        res = cli(
+            capsys, "sql", "migration_cohorts", "--out", runs.new, "--format", "parquet", "--dest", pq_dest
+        )
+        assert res.code == 0, res
+        assert_frame_equal(pl.read_parquet(pq_dest), run_report("migration_cohorts", runs.new))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohorts.parquet", "x"]
+
+
+def _corrupt_runs(runs, tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Directories that are not a usable run, with a word the one-line error must hold."""
+    cases = {}
+
+    def copy(name: str) -> Path:
+        return _copy_run(runs.new, tmp_path / name)
+
+    cases["missing"] = (tmp_path / "missing", "no such directory")
+    (tmp_path / "a_file").write_text("x")
+    cases["a_file"] = (tmp_path / "a_file", "not a directory")
+    (tmp_path / "empty").mkdir()
+    cases["empty"] = (tmp_path / "empty", "no manifest.json")
+    d = copy("garbage")
+    (d / "manifest.json").write_text("{not json")
+    cases["garbage"] = (d, "manifest.json is corrupt")
+    d = copy("binary")
+    (d / "manifest.json").write_bytes(b"\xff\xfe\x00")
+    cases["binary"] = (d, "manifest.json is corrupt")
+    d = copy("list")
+    (d / "manifest.json").write_text("[1, 2]")
+    cases["list"] = (d, "not a JSON object")
+    d = copy("bad_entry")
+    (d / "manifest.json").write_text(json.dumps({"outputs": {"actions": "actions.parquet"}}))
+    cases["bad_entry"] = (d, "outputs.actions")
+    d = copy("no_actions")
+    (d / "actions.parquet").unlink()
+    cases["no_actions"] = (d, "missing actions.parquet")
+    return cases
+
+
+def test_sql_cli_errors_are_one_line(runs, tmp_path, capsys):
+    res = cli(capsys, "sql", "nope", "--out", runs.new)
+    assert_one_error_line(res, 2, "unknown report 'nope'")
+    res = cli(capsys, "sql", "risk_overview", "--out", runs.new, "--format", "xml")
+    assert_one_error_line(res, 2, "unknown format 'xml'")
+    res = cli(capsys, "sql", "risk_overview", "--out", runs.new, "--format", "parquet")
+    assert_one_error_line(res, 2, "needs --dest")
+    for out, word in _corrupt_runs(runs, tmp_path).values():
+        res = cli(capsys, "sql", "risk_overview", "--out", out)
+        assert_one_error_line(res, 2, word)
+    # an output file that is not parquet: DuckDB's multi-line message becomes one line
+    d = _copy_run(runs.new, tmp_path / "torn")
+    (d / "account_risk.parquet").write_bytes(b"not a parquet file")
+    assert_one_error_line(cli(capsys, "sql", "risk_overview", "--out", d), 2, str(d))
+    # destinations that cannot be written
+    (tmp_path / "plain").write_text("x")
+    res = cli(
+        capsys,
+        "sql",
+        "risk_overview",
+        "--out",
+        runs.new,
+        "--format",
+        "csv",
+        "--dest",
+        tmp_path / "plain" / "r.csv",
+    )
+    assert_one_error_line(res, 2, "cannot write", "is not a directory")
+    res = cli(capsys, "sql", "risk_overview", "--out", runs.new, "--format", "csv", "--dest", tmp_path)
+    assert_one_error_line(res, 2, "is a directory")
+    # and the same through a real process: one line, no traceback
+    assert_one_error_line(
+        cli_process("sql", "risk_overview", "--out", tmp_path / "missing"), 2, "no such directory"
     )
 
 
-def test_sql_cli_errors_are_one_line(runs, tmp_path):
-    cli = CliRunner()
-    res = cli.invoke(app, ["sql", "nope", "--out", str(runs.new)])
-    assert res.exit_code == 2
-    assert "unknown report 'nope'" in res.output and "Traceback" not in res.output
-    res = cli.invoke(app, ["sql", "risk_overview", "--out", str(tmp_path)])
-    assert res.exit_code == 2 and "not a run's output directory" in res.output
+def test_sql_table_fits_100_columns(runs, monkeypatch, capsys):
+    """COLUMNS=100: no printed line is wider, and every column's header shows in full."""
+    monkeypatch.setenv("COLUMNS", "100")
+    for name in list_reports():
+        out = runs.faulty if name == "data_issues_summary" else runs.new
+        res = cli(capsys, "sql", name, "--out", out)
+        assert res.code == 0, res
+        widest = max(len(line) for line in res.out.splitlines())
+        assert widest <= 100, (name, widest)
+        assert set(run_report(name, out).columns) <= _headers(res.out)
+    listing = cli(capsys, "sql", "list").out
+    assert max(len(line) for line in listing.splitlines()) <= 100
+    # a real process reads COLUMNS from its environment
+    res = cli_process("sql", "migration_cohorts", "--out", runs.new, env={"COLUMNS": "100"})
+    assert res.code == 0, res.err
+    assert max(len(line) for line in res.out.splitlines()) <= 100
+    assert set(run_report("migration_cohorts", runs.new).columns) <= _headers(res.out)
+    assert "switch_now" in res.out
+
+
+def test_verify_cli(runs, tmp_path, capsys):
+    res = cli(capsys, "verify", "--out", runs.new)
+    assert res.code == 0 and "match" in res.out, res
+    for name, (out, word) in _corrupt_runs(runs, tmp_path).items():
+        if name == "no_actions":  # a listed file gone is what verify finds: exit 1, the problem named
+            res = cli(capsys, "verify", "--out", out)
+            assert res.code == 1 and "actions.parquet is missing" in res.err and "Traceback" not in res.err
+            continue
+        assert_one_error_line(cli(capsys, "verify", "--out", out), 2, word)
+    assert_one_error_line(cli_process("verify", "--out", tmp_path / "missing"), 2, "no such directory")
+
+
+def test_out_dir_from_env_resolves_from_where_the_command_was_typed(runs, tmp_path, monkeypatch):
+    typed = tmp_path / "repo"
+    _copy_run(runs.new, typed / "out" / "today")
+    (typed / "notebooks").mkdir()
+    monkeypatch.chdir(typed / "notebooks")  # a notebook kernel's working directory
+    monkeypatch.setenv("PWD", str(typed))  # what the shell exported
+    monkeypatch.setenv("CROSSMARGIN_OUT", "out/today")
+    assert out_dir_from_env() == typed / "out" / "today"
+    assert read_manifest(out_dir_from_env())["as_of"] == "2025-01-21T10:00:00Z"
+    # no PWD (or a stale one): the working directory
+    monkeypatch.setenv("PWD", str(tmp_path / "gone"))
+    monkeypatch.setenv("CROSSMARGIN_OUT", "../out/today")
+    assert out_dir_from_env() == typed / "out" / "today"
+    monkeypatch.setenv("CROSSMARGIN_OUT", str(runs.new))
+    assert out_dir_from_env() == runs.new
+    monkeypatch.setenv("CROSSMARGIN_OUT", "out/nothing")
+    with pytest.raises(RunDirError, match="no such directory"):
+        out_dir_from_env()
+    monkeypatch.delenv("CROSSMARGIN_OUT")
+    with pytest.raises(RunDirError, match="set CROSSMARGIN_OUT"):
+        out_dir_from_env()
 
 
 # ------------------------------------------------------------------ diff
@@ -501,6 +664,7 @@ def test_diff_reports_exactly_the_changes_made(runs, tmp_path):
             "table": ["balances"],
             "code": ["missing_price"],
             "detail": ["asset X has no price"],
+            "policy_version": [r["policy_version"][0]],
         }
     ).cast(schemas.DATA_ISSUES)
     pl.concat([iss, new_issue]).write_parquet(after / "data_issues.parquet")
@@ -521,18 +685,47 @@ def test_diff_reports_exactly_the_changes_made(runs, tmp_path):
     )
 
 
-def test_diff_cli_writes_parquet_and_prints_counts(runs, tmp_path, monkeypatch):
+def test_diff_cli_prints_counts_and_writes_only_with_dest(runs, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    cli = CliRunner()
-    res = cli.invoke(app, ["diff", "--before", str(runs.old), "--after", str(runs.new)])
-    assert res.exit_code == 0, res.output
-    d = pl.read_parquet(tmp_path / "diff.parquet")
-    assert_frame_equal(d, diff_runs(runs.old, runs.new))
+    res = cli(capsys, "diff", "--before", runs.old, "--after", runs.new)
+    assert res.code == 0, res
+    assert list(tmp_path.iterdir()) == []  # no --dest: nothing written, in the current directory or elsewhere
+    d = diff_runs(runs.old, runs.new)
     counts = dict(summarize(d).with_columns(pl.col("change").cast(pl.String)).iter_rows())
     assert list(counts) == CHANGES
     n = counts["migration_state_changed"]
-    assert n > 0 and re.search(rf"migration_state_changed\s*│\s*{n:,}\s*│", res.output), res.output
-    assert "2025-01-14T00:00:00Z" in res.output and "2025-01-21T10:00:00Z" in res.output
+    assert n > 0 and re.search(rf"migration_state_changed\s*│\s*{n:,}\s*│", res.out), res.out
+    assert "2025-01-14T00:00:00Z" in res.out and "2025-01-21T10:00:00Z" in res.out
+    assert "not written" in res.out
 
-    res = cli.invoke(app, ["diff", "--before", str(tmp_path / "missing"), "--after", str(runs.new)])
-    assert res.exit_code == 2 and "not a run's output directory" in res.output
+    dest = tmp_path / "d" / "diff.parquet"
+    for _ in range(2):  # a diff it wrote is replaced by the next one
+        res = cli(capsys, "diff", "--before", runs.old, "--after", runs.new, "--dest", dest)
+        assert res.code == 0, res
+        assert_frame_equal(pl.read_parquet(dest), d)
+        assert f"-> {dest}" in res.out
+
+    other = tmp_path / "other.parquet"
+    pl.DataFrame({"x": [1]}).write_parquet(other)
+    before = other.read_bytes()
+    res = cli(capsys, "diff", "--before", runs.old, "--after", runs.new, "--dest", other)
+    assert_one_error_line(res, 2, "refusing to replace", "--force")
+    assert other.read_bytes() == before
+    res = cli(capsys, "diff", "--before", runs.old, "--after", runs.new, "--dest", other, "--force")
+    assert res.code == 0 and pl.read_parquet(other).equals(d)
+
+
+def test_diff_cli_errors_are_one_line(runs, tmp_path, capsys):
+    for out, word in _corrupt_runs(runs, tmp_path).values():
+        assert_one_error_line(cli(capsys, "diff", "--before", out, "--after", runs.new), 2, word)
+        assert_one_error_line(cli(capsys, "diff", "--before", runs.new, "--after", out), 2, word)
+    d = _copy_run(runs.new, tmp_path / "no_column")
+    pl.read_parquet(d / "account_risk.parquet").drop("margin_call").write_parquet(d / "account_risk.parquet")
+    assert_one_error_line(cli(capsys, "diff", "--before", runs.old, "--after", d), 2, "cannot compare")
+    (tmp_path / "plain").write_text("x")
+    res = cli(
+        capsys, "diff", "--before", runs.old, "--after", runs.new, "--dest", tmp_path / "plain" / "d.parquet"
+    )
+    assert_one_error_line(res, 2, "is not a directory")
+    res = cli_process("diff", "--before", tmp_path / "missing", "--after", runs.new)
+    assert_one_error_line(res, 2, "no such directory")

@@ -22,26 +22,23 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-try:
-    import faultgen as fg
-except ImportError:  # tests/ imported as a package
-    from tests import faultgen as fg  # type: ignore[no-redef]
-
 from crossmargin.cli import app
+from crossmargin.synthetic import small
+from crossmargin.synthetic.writer import write_inputs
 
 SCHEMA_EXIT = 3
 
 
 @pytest.fixture(scope="module")
 def good() -> dict[str, pl.DataFrame]:
-    return fg.clean_tables(40, seed=11)
+    return small.clean_tables(40, seed=11)
 
 
 @pytest.fixture(scope="module")
 def previous_run(tmp_path_factory: pytest.TempPathFactory, good: dict[str, pl.DataFrame]) -> Path:
     """A complete earlier run's output directory (copied into --out before each failing run)."""
     base = tmp_path_factory.mktemp("prev")
-    inp = fg.write_inputs(good, base / "in")
+    inp = write_inputs(good, base / "in")
     out = base / "out"
     res = invoke(inp, out)
     assert res.exit_code == 0, res.output
@@ -50,7 +47,7 @@ def previous_run(tmp_path_factory: pytest.TempPathFactory, good: dict[str, pl.Da
 
 def invoke(inp: Path, out: Path, *extra: str):
     return CliRunner().invoke(
-        app, ["run", "--as-of", fg.AS_OF_TEXT, "--input", str(inp), "--out", str(out), *extra]
+        app, ["run", "--as-of", small.AS_OF_TEXT, "--input", str(inp), "--out", str(out), *extra]
     )
 
 
@@ -81,7 +78,7 @@ def run_bad(
     words: list[str],
 ) -> str:
     """Write the input, break it, run; check the failure and that --out is exactly as before."""
-    inp = fg.write_inputs(tables, tmp_path / "in", fmt)
+    inp = write_inputs(tables, tmp_path / "in", fmt)
     mutate(inp)
     parent = tmp_path / "runs"
     parent.mkdir()
@@ -325,8 +322,8 @@ def _run_ok(inp: Path, out: Path) -> pl.DataFrame:
 
 
 def test_csv_and_parquet_inputs_give_the_same_results(tmp_path, good):
-    a = _run_ok(fg.write_inputs(good, tmp_path / "pq", "parquet"), tmp_path / "out_pq")
-    b = _run_ok(fg.write_inputs(good, tmp_path / "csv", "csv"), tmp_path / "out_csv")
+    a = _run_ok(write_inputs(good, tmp_path / "pq", "parquet"), tmp_path / "out_pq")
+    b = _run_ok(write_inputs(good, tmp_path / "csv", "csv"), tmp_path / "out_csv")
     assert a.height == good["accounts"].height
     assert a.equals(b)
     assert pl.read_parquet(tmp_path / "out_csv" / "data_issues.parquet").height == 0
@@ -334,8 +331,8 @@ def test_csv_and_parquet_inputs_give_the_same_results(tmp_path, good):
 
 def test_csv_with_windows_line_endings_and_offsets(tmp_path, good):
     """CRLF rows and '+00:00' / '+01:00' offsets are complete, time-zone-aware input, not errors."""
-    a = _run_ok(fg.write_inputs(good, tmp_path / "pq", "parquet"), tmp_path / "out_pq")
-    inp = fg.write_inputs(good, tmp_path / "csv", "csv")
+    a = _run_ok(write_inputs(good, tmp_path / "pq", "parquet"), tmp_path / "out_pq")
+    inp = write_inputs(good, tmp_path / "csv", "csv")
     for p in inp.glob("*.csv"):
         p.write_bytes(
             p.read_bytes().replace(b"Z\n", b"+00:00\n").replace(b"Z,", b"+00:00,").replace(b"\n", b"\r\n")
@@ -343,7 +340,7 @@ def test_csv_with_windows_line_endings_and_offsets(tmp_path, good):
     # the same instant written in another offset
     prices = inp / "prices.csv"
     prices.write_bytes(
-        prices.read_bytes().replace(b"2020-01-01T00:00:00.000000+00:00", b"2020-01-01T01:00:00.000000+01:00")
+        prices.read_bytes().replace(b"2025-01-21T00:00:00.000000+00:00", b"2025-01-21T01:00:00.000000+01:00")
     )
     assert b"+01:00" in prices.read_bytes()
     assert _run_ok(inp, tmp_path / "out_csv").equals(a)
@@ -351,7 +348,7 @@ def test_csv_with_windows_line_endings_and_offsets(tmp_path, good):
 
 def test_parquet_timestamps_in_other_zones_and_units_are_converted(tmp_path, good):
     """A timestamp with a time zone (any) and any unit is the same instant: same results as UTC/us."""
-    a = _run_ok(fg.write_inputs(good, tmp_path / "pq", "parquet"), tmp_path / "out_a")
+    a = _run_ok(write_inputs(good, tmp_path / "pq", "parquet"), tmp_path / "out_a")
     other = dict(good)
     other["prices"] = good["prices"].with_columns(
         pl.col("priced_at").dt.convert_time_zone("Asia/Tokyo").dt.cast_time_unit("ns")
@@ -359,7 +356,7 @@ def test_parquet_timestamps_in_other_zones_and_units_are_converted(tmp_path, goo
     other["mode_switches"] = good["mode_switches"].with_columns(
         pl.col("switched_at").dt.convert_time_zone("America/New_York").dt.cast_time_unit("ms")
     )
-    b = _run_ok(fg.write_inputs(other, tmp_path / "pq2", "parquet"), tmp_path / "out_b")
+    b = _run_ok(write_inputs(other, tmp_path / "pq2", "parquet"), tmp_path / "out_b")
     assert a.equals(b)
 
 
@@ -369,8 +366,8 @@ def test_narrower_numeric_types_and_extra_columns_are_accepted(tmp_path, good):
         pl.col("classic_leverage").cast(pl.Int8), pl.lit("x").alias("unused_extra_column")
     )
     other["balances"] = good["balances"].with_columns(pl.col("account_id").cast(pl.Int32))
-    a = _run_ok(fg.write_inputs(good, tmp_path / "a", "parquet"), tmp_path / "out_a")
-    b = _run_ok(fg.write_inputs(other, tmp_path / "b", "parquet"), tmp_path / "out_b")
+    a = _run_ok(write_inputs(good, tmp_path / "a", "parquet"), tmp_path / "out_a")
+    b = _run_ok(write_inputs(other, tmp_path / "b", "parquet"), tmp_path / "out_b")
     assert a.equals(b)
 
 
@@ -385,10 +382,10 @@ def _cli() -> list[str]:
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_subprocess_prints_one_line_and_no_traceback(tmp_path, good, fmt):
     """The installed command, not the test runner: stderr is one line, exit code 3."""
-    inp = fg.write_inputs(good, tmp_path / "in", fmt)
+    inp = write_inputs(good, tmp_path / "in", fmt)
     truncate("balances", fmt, 0.6)(inp)
     proc = subprocess.run(
-        [*_cli(), "run", "--as-of", fg.AS_OF_TEXT, "--input", str(inp), "--out", str(tmp_path / "out")],
+        [*_cli(), "run", "--as-of", small.AS_OF_TEXT, "--input", str(inp), "--out", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -403,7 +400,7 @@ def test_subprocess_prints_one_line_and_no_traceback(tmp_path, good, fmt):
 
 
 def test_corrupt_column_data_is_a_clean_error(tmp_path, good):
-    inp = fg.write_inputs(good, tmp_path / "in", "parquet")
+    inp = write_inputs(good, tmp_path / "in", "parquet")
     path = inp / "balances.parquet"
     meta = pq.ParquetFile(path).metadata
     col = meta.row_group(0).column(1)  # 'asset': a dictionary-encoded, compressed string column
@@ -428,7 +425,7 @@ def test_schema_errors_name_expected_dtypes_for_every_column(tmp_path, good):
     }
     from crossmargin.schemas import INPUT_SCHEMAS, UTC_TS
 
-    inp = fg.write_inputs(good, tmp_path / "in", "parquet")
+    inp = write_inputs(good, tmp_path / "in", "parquet")
     checked = 0
     for table, schema in INPUT_SCHEMAS.items():
         original = (inp / f"{table}.parquet").read_bytes()

@@ -955,7 +955,8 @@ def test_tiers_only_effective_after_as_of_are_missing():
     ],
 )
 def test_price_by_priced_at(offsets, expected):
-    rows = [price("BTC", p, EPOCH if off is None else NEW + off * US) for off, p in offsets.items()]
+    older = NEW - 12 * 3600 * 10**6 * US  # 12 h before as_of: older, still fresh
+    rows = [price("BTC", p, older if off is None else NEW + off * US) for off, p in offsets.items()]
     t = tables(
         accounts=[account(1, "classic")],
         balances=[balance(1, "BTC", free=1.0)],

@@ -18,21 +18,37 @@ import numpy as np
 import polars as pl
 import pytest
 
-try:
-    import faultgen as fg
-    from faultgen import acct, bal, bracket_rows, literal, order, tier_rows
-except ImportError:  # tests/ imported as a package
-    from tests import faultgen as fg  # type: ignore[no-redef]
-    from tests.faultgen import acct, bal, bracket_rows, literal, order, tier_rows  # type: ignore[no-redef]
-
 from crossmargin.engine import score as compute
 from crossmargin.policy import resolve
-from crossmargin.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, ISSUE_CODES
+from crossmargin.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, INPUT_SCHEMAS, ISSUE_CODES
+from crossmargin.synthetic import small
+from crossmargin.synthetic.faults import ALL_FAULT_KINDS, NULL_PRICE, STALE_PRICE, TIED_PRICE, inject_faults
+from crossmargin.synthetic.small import ticking
+from frames import account, balance, brackets, order, tables, tiers
 
-POLICY = resolve(fg.AS_OF)
+POLICY = resolve(small.AS_OF)
+BROKEN_REFERENCE = small.reference_tables(broken=True)  # the good assets and one per way to be broken
 NAN, INF = float("nan"), float("inf")
-CLEAN = [acct(1), acct(2, "pro")]
-CLEAN_BAL = [bal(1, "USDT", free=1000, borrowed=100), bal(1, "BTC", free=0.01), bal(2, "USDT", free=500)]
+CLEAN = [account(1), account(2, "pro")]
+CLEAN_BAL = [
+    balance(1, "USDT", free=1000, borrowed=100),
+    balance(1, "BTC", free=0.01),
+    balance(2, "USDT", free=500),
+]
+
+
+def with_broken_reference(**rows: Any) -> dict[str, pl.DataFrame]:
+    """frames.tables(...) with BROKEN_REFERENCE for every reference table not given."""
+    return tables(**{**BROKEN_REFERENCE, **rows})
+
+
+def inject(clean: dict[str, pl.DataFrame], seed: int, per_kind: int):
+    """Faults of every kind, per_kind accounts each: (tables, expected issues of each faulty input
+    account, ids of the accounts deleted from `accounts` whose rows are now unknown accounts)."""
+    f = inject_faults(
+        clean, seed=seed, per_kind=per_kind, kinds=ALL_FAULT_KINDS, reference=BROKEN_REFERENCE, shuffle=True
+    )
+    return f.tables, f.issues, f.unknown_ids
 
 
 def run(t: dict[str, pl.DataFrame]):
@@ -71,79 +87,108 @@ def check_clean(r, *ids: int) -> None:
 
 
 def _with(balances=(), orders=(), accounts=None, **ref) -> dict[str, pl.DataFrame]:
-    return literal(
+    return with_broken_reference(
         accounts=accounts or CLEAN, balances=CLEAN_BAL + list(balances), open_orders=list(orders), **ref
     )
 
 
 def _ref_with(table: str, extra: list[dict]) -> dict[str, list[dict]]:
-    base = fg.reference_tables(faulty_assets=True)
+    base = small.reference_tables(broken=True)
     return {table: base[table].to_dicts() + extra}
 
 
 def _dup_accounts() -> dict[str, pl.DataFrame]:
-    return _with(accounts=[*CLEAN, acct(2, "pro")])
+    return _with(accounts=[*CLEAN, account(2, "pro")])
 
 
 def _accounts_with(row: dict) -> dict[str, pl.DataFrame]:
-    return _with(accounts=[acct(1), row])
+    return _with(accounts=[account(1), row])
 
 
 CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
+    # the price in effect: stale, ambiguous, null
+    "held_asset_with_stale_price": (
+        _with([balance(2, STALE_PRICE, free=1)]),
+        "prices",
+        "stale_price",
+        [STALE_PRICE, "max_price_age 24 h"],
+    ),
+    "order_leg_with_tied_prices": (
+        _with(orders=[order(2, 5, TIED_PRICE, "USDT", "SELL", 1, 1)]),
+        "prices",
+        "ambiguous_price",
+        [TIED_PRICE, "2 distinct prices", "2.0, 2.5"],
+    ),
+    "owed_asset_with_null_price": (
+        _with([balance(2, NULL_PRICE, borrowed=1)]),
+        "prices",
+        "missing_price",
+        [NULL_PRICE, "is null"],
+    ),
     # missing_price
     "held_asset_without_price": (
-        _with([bal(2, fg.NO_PRICE, free=1)]),
+        _with([balance(2, small.NO_PRICE, free=1)]),
         "prices",
         "missing_price",
-        [fg.NO_PRICE],
+        [small.NO_PRICE],
     ),
     "locked_only_without_price": (
-        _with([bal(2, fg.NO_PRICE, locked=1)]),
+        _with([balance(2, small.NO_PRICE, locked=1)]),
         "prices",
         "missing_price",
-        [fg.NO_PRICE],
+        [small.NO_PRICE],
     ),
     "owed_asset_without_price": (
-        _with([bal(2, fg.NO_PRICE, borrowed=1)]),
+        _with([balance(2, small.NO_PRICE, borrowed=1)]),
         "prices",
         "missing_price",
-        [fg.NO_PRICE],
+        [small.NO_PRICE],
     ),
     "interest_only_without_price": (
-        _with([bal(2, fg.NO_PRICE, interest=0.5)]),
+        _with([balance(2, small.NO_PRICE, interest=0.5)]),
         "prices",
         "missing_price",
-        [fg.NO_PRICE],
+        [small.NO_PRICE],
     ),
-    "only_future_price": (_with([bal(2, fg.LATE_PRICE, free=1)]), "prices", "missing_price", [fg.LATE_PRICE]),
-    "order_base_without_price": (
-        _with(orders=[order(2, 9, fg.NO_PRICE, "USDT", "SELL", 1, 1)]),
+    "only_future_price": (
+        _with([balance(2, small.LATE_PRICE, free=1)]),
         "prices",
         "missing_price",
-        [fg.NO_PRICE],
+        [small.LATE_PRICE],
+    ),
+    "order_base_without_price": (
+        _with(orders=[order(2, 9, small.NO_PRICE, "USDT", "SELL", 1, 1)]),
+        "prices",
+        "missing_price",
+        [small.NO_PRICE],
     ),
     "order_quote_without_price": (
-        _with(orders=[order(2, 9, "BTC", fg.NO_PRICE, "BUY", 1, 1)]),
+        _with(orders=[order(2, 9, "BTC", small.NO_PRICE, "BUY", 1, 1)]),
         "prices",
         "missing_price",
-        [fg.NO_PRICE],
+        [small.NO_PRICE],
     ),
     # negative_quantity
-    "negative_free": (_with([bal(2, "ETH", free=-1)]), "balances", "negative_quantity", ["ETH", "free=-1.0"]),
+    "negative_free": (
+        _with([balance(2, "ETH", free=-1)]),
+        "balances",
+        "negative_quantity",
+        ["ETH", "free=-1.0"],
+    ),
     "negative_locked": (
-        _with([bal(2, "ETH", free=2, locked=-1)]),
+        _with([balance(2, "ETH", free=2, locked=-1)]),
         "balances",
         "negative_quantity",
         ["locked=-1.0"],
     ),
     "negative_borrowed": (
-        _with([bal(2, "ETH", borrowed=-1)]),
+        _with([balance(2, "ETH", borrowed=-1)]),
         "balances",
         "negative_quantity",
         ["borrowed=-1.0"],
     ),
     "negative_interest": (
-        _with([bal(2, "ETH", borrowed=1, interest=-0.1)]),
+        _with([balance(2, "ETH", borrowed=1, interest=-0.1)]),
         "balances",
         "negative_quantity",
         ["interest=-0.1"],
@@ -161,14 +206,14 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
         ["-1.0"],
     ),
     "negative_price": (
-        _with([bal(2, fg.NEG_PRICE, free=1)]),
+        _with([balance(2, small.NEG_PRICE, free=1)]),
         "prices",
         "negative_quantity",
-        [fg.NEG_PRICE, "-1.0"],
+        [small.NEG_PRICE, "-1.0"],
     ),
     # duplicate_row
     "account_twice": (_dup_accounts(), "accounts", "duplicate_row", ["2 times"]),
-    "balance_twice": (_with([bal(2, "USDT", free=500)]), "balances", "duplicate_row", ["2"]),
+    "balance_twice": (_with([balance(2, "USDT", free=500)]), "balances", "duplicate_row", ["2"]),
     "order_id_twice": (
         _with(orders=[order(2, 9, "BTC", "USDT", "BUY", 1, 1), order(2, 9, "BTC", "USDT", "BUY", 1, 1)]),
         "open_orders",
@@ -176,23 +221,39 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
         ["order"],
     ),
     # unknown_mode / bad_value
-    "unknown_mode": (_accounts_with(acct(2, "isolated")), "accounts", "unknown_mode", ["isolated"]),
-    "mode_wrong_case": (_accounts_with(acct(2, "Pro")), "accounts", "unknown_mode", ["Pro"]),
-    "mode_null": (_accounts_with(acct(2, None)), "accounts", "unknown_mode", ["null"]),
-    "leverage_4": (_accounts_with(acct(2, "classic", 4)), "accounts", "bad_value", ["classic_leverage", "4"]),
+    "unknown_mode": (_accounts_with(account(2, "isolated")), "accounts", "unknown_mode", ["isolated"]),
+    "mode_wrong_case": (_accounts_with(account(2, "Pro")), "accounts", "unknown_mode", ["Pro"]),
+    "mode_null": (_accounts_with(account(2, None)), "accounts", "unknown_mode", ["null"]),
+    "leverage_4": (
+        _accounts_with(account(2, "classic", 4)),
+        "accounts",
+        "bad_value",
+        ["classic_leverage", "4"],
+    ),
     "leverage_null_on_pro": (
-        _accounts_with(acct(2, "pro", None)),
+        _accounts_with(account(2, "pro", None)),
         "accounts",
         "bad_value",
         ["classic_leverage"],
     ),
     "activated_null": (
-        _accounts_with(acct(2, cross_margin_activated=None)),
+        _accounts_with(account(2, cross_margin_activated=None)),
         "accounts",
         "bad_value",
         ["cross_margin_activated"],
     ),
-    "country_not_iso": (_accounts_with(acct(2, country="France")), "accounts", "bad_value", ["France"]),
+    "country_not_iso": (_accounts_with(account(2, country="France")), "accounts", "bad_value", ["France"]),
+    # two upper-case letters are not enough: reserved, user-assigned and lower-case codes are refused
+    "country_reserved_uk": (
+        _accounts_with(account(2, country="UK")),
+        "accounts",
+        "bad_value",
+        ["UK", "ISO 3166-1"],
+    ),
+    "country_user_assigned_xk": (_accounts_with(account(2, country="XK")), "accounts", "bad_value", ["XK"]),
+    "country_user_assigned_xx": (_accounts_with(account(2, country="XX")), "accounts", "bad_value", ["XX"]),
+    "country_lower_case": (_accounts_with(account(2, country="sg")), "accounts", "bad_value", ["sg"]),
+    "country_null": (_accounts_with(account(2, country=None)), "accounts", "bad_value", ["null"]),
     "side_lowercase": (
         _with(orders=[order(2, 9, "BTC", "USDT", "buy", 1, 1)]),
         "open_orders",
@@ -203,7 +264,7 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
         _with()
         | {
             "mode_switches": pl.DataFrame(
-                [{"account_id": 2, "switched_at": None}], schema=fg.INPUT_SCHEMAS["mode_switches"]
+                [{"account_id": 2, "switched_at": None}], schema=INPUT_SCHEMAS["mode_switches"]
             )
         },
         "mode_switches",
@@ -212,64 +273,74 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
     ),
     # missing tiers / brackets
     "held_asset_without_collateral_tiers": (
-        _with([bal(2, fg.NO_TIERS, free=1)]),
+        _with([balance(2, small.NO_TIERS, free=1)]),
         "collateral_tiers",
         "missing_collateral_tiers",
-        [fg.NO_TIERS],
+        [small.NO_TIERS],
     ),
     "order_base_without_collateral_tiers": (
-        _with(orders=[order(2, 9, fg.NO_TIERS, "USDT", "BUY", 1, 1)]),
+        _with(orders=[order(2, 9, small.NO_TIERS, "USDT", "BUY", 1, 1)]),
         "collateral_tiers",
         "missing_collateral_tiers",
-        [fg.NO_TIERS],
+        [small.NO_TIERS],
     ),
     "order_quote_without_collateral_tiers": (
-        _with(orders=[order(2, 9, "BTC", fg.NO_TIERS, "SELL", 1, 1)]),
+        _with(orders=[order(2, 9, "BTC", small.NO_TIERS, "SELL", 1, 1)]),
         "collateral_tiers",
         "missing_collateral_tiers",
-        [fg.NO_TIERS],
+        [small.NO_TIERS],
     ),
     "owed_asset_without_brackets": (
-        _with([bal(2, fg.NO_BRACKETS, borrowed=1)]),
+        _with([balance(2, small.NO_BRACKETS, borrowed=1)]),
         "liability_brackets",
         "missing_liability_brackets",
-        [fg.NO_BRACKETS],
+        [small.NO_BRACKETS],
     ),
     "interest_only_without_brackets": (
-        _with([bal(2, fg.NO_BRACKETS, interest=1e-8)]),
+        _with([balance(2, small.NO_BRACKETS, interest=1e-8)]),
         "liability_brackets",
         "missing_liability_brackets",
-        [fg.NO_BRACKETS],
+        [small.NO_BRACKETS],
     ),
     # bad_tier_table
-    "tiers_gap": (_with([bal(2, fg.GAP, free=1)]), "collateral_tiers", "bad_tier_table", [fg.GAP, "gap"]),
-    "tiers_overlap": (_with([bal(2, fg.OVERLAP, free=1)]), "collateral_tiers", "bad_tier_table", ["overlap"]),
+    "tiers_gap": (
+        _with([balance(2, small.GAP, free=1)]),
+        "collateral_tiers",
+        "bad_tier_table",
+        [small.GAP, "gap"],
+    ),
+    "tiers_overlap": (
+        _with([balance(2, small.OVERLAP, free=1)]),
+        "collateral_tiers",
+        "bad_tier_table",
+        ["overlap"],
+    ),
     "tiers_rate_above_1": (
-        _with([bal(2, fg.BAD_RATE, free=1)]),
+        _with([balance(2, small.BAD_RATE, free=1)]),
         "collateral_tiers",
         "bad_tier_table",
         ["1.5"],
     ),
     "tiers_not_from_zero": (
-        _with([bal(2, fg.NOT_AT_ZERO, free=1)]),
+        _with([balance(2, small.NOT_AT_ZERO, free=1)]),
         "collateral_tiers",
         "bad_tier_table",
         ["starts at 100"],
     ),
     "brackets_negative_rate": (
-        _with([bal(2, fg.BAD_BRACKET, borrowed=1)]),
+        _with([balance(2, small.BAD_BRACKET, borrowed=1)]),
         "liability_brackets",
         "bad_tier_table",
-        [fg.BAD_BRACKET, "-0.1"],
+        [small.BAD_BRACKET, "-0.1"],
     ),
     "brackets_imr_nan": (
         _with(
-            [bal(2, "XB", borrowed=1)],
+            [balance(2, "XB", borrowed=1)],
             prices=[
-                *fg.reference_tables(True)["prices"].to_dicts(),
-                {"asset": "XB", "price_usdt": 1.0, "priced_at": fg.EPOCH},
+                *small.reference_tables(True)["prices"].to_dicts(),
+                *ticking("XB", 1.0),
             ],
-            **_ref_with("liability_brackets", bracket_rows("XB", [(0, None, 0.1, NAN)])),
+            **_ref_with("liability_brackets", brackets("XB", [(0, None, 0.1, NAN)])),
         ),
         "liability_brackets",
         "bad_tier_table",
@@ -277,12 +348,12 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
     ),
     "brackets_gap": (
         _with(
-            [bal(2, "XB", borrowed=1)],
+            [balance(2, "XB", borrowed=1)],
             prices=[
-                *fg.reference_tables(True)["prices"].to_dicts(),
-                {"asset": "XB", "price_usdt": 1.0, "priced_at": fg.EPOCH},
+                *small.reference_tables(True)["prices"].to_dicts(),
+                *ticking("XB", 1.0),
             ],
-            **_ref_with("liability_brackets", bracket_rows("XB", [(0, 10, 0.1, 0.2), (20, None, 0.1, 0.2)])),
+            **_ref_with("liability_brackets", brackets("XB", [(0, 10, 0.1, 0.2), (20, None, 0.1, 0.2)])),
         ),
         "liability_brackets",
         "bad_tier_table",
@@ -290,35 +361,40 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
     ),
     "tiers_last_slice_bounded": (
         _with(
-            [bal(2, "XT", free=1)],
+            [balance(2, "XT", free=1)],
             prices=[
-                *fg.reference_tables(True)["prices"].to_dicts(),
-                {"asset": "XT", "price_usdt": 1.0, "priced_at": fg.EPOCH},
+                *small.reference_tables(True)["prices"].to_dicts(),
+                *ticking("XT", 1.0),
             ],
-            **_ref_with("collateral_tiers", tier_rows("XT", [(0, 10, 0.9), (10, 20, 0.8)])),
+            **_ref_with("collateral_tiers", tiers("XT", [(0, 10, 0.9), (10, 20, 0.8)])),
         ),
         "collateral_tiers",
         "bad_tier_table",
         ["XT"],
     ),
     # non_finite_value
-    "nan_free": (_with([bal(2, "ETH", free=NAN)]), "balances", "non_finite_value", ["NaN"]),
-    "inf_borrowed": (_with([bal(2, "ETH", borrowed=INF)]), "balances", "non_finite_value", ["inf"]),
-    "minus_inf_locked": (_with([bal(2, "ETH", locked=-INF)]), "balances", "non_finite_value", ["-inf"]),
+    "nan_free": (_with([balance(2, "ETH", free=NAN)]), "balances", "non_finite_value", ["NaN"]),
+    "inf_borrowed": (_with([balance(2, "ETH", borrowed=INF)]), "balances", "non_finite_value", ["inf"]),
+    "minus_inf_locked": (_with([balance(2, "ETH", locked=-INF)]), "balances", "non_finite_value", ["-inf"]),
     "nan_order_price": (
         _with(orders=[order(2, 9, "BTC", "USDT", "BUY", NAN, 1)]),
         "open_orders",
         "non_finite_value",
         ["NaN"],
     ),
-    "inf_price": (_with([bal(2, fg.INF_PRICE, free=1)]), "prices", "non_finite_value", [fg.INF_PRICE, "inf"]),
+    "inf_price": (
+        _with([balance(2, small.INF_PRICE, free=1)]),
+        "prices",
+        "non_finite_value",
+        [small.INF_PRICE, "inf"],
+    ),
     "nan_price_of_order_leg": (
-        _with(orders=[order(2, 9, fg.NAN_PRICE, "USDT", "SELL", 1, 1)]),
+        _with(orders=[order(2, 9, small.NAN_PRICE, "USDT", "SELL", 1, 1)]),
         "prices",
         "non_finite_value",
         ["NaN"],
     ),
-    "sum_overflows": (_with([bal(2, "BTC", free=1e305)]), "balances", "non_finite_value", ["overflow"]),
+    "sum_overflows": (_with([balance(2, "BTC", free=1e305)]), "balances", "non_finite_value", ["overflow"]),
 }
 
 
@@ -338,20 +414,20 @@ def test_every_spec_code_has_a_literal_case():
 @pytest.mark.parametrize("table", ["balances", "open_orders", "mode_switches"])
 def test_unknown_account(table):
     rows = {
-        "balances": {"balances": [*CLEAN_BAL, bal(77, "USDT", free=1)]},
+        "balances": {"balances": [*CLEAN_BAL, balance(77, "USDT", free=1)]},
         "open_orders": {"balances": CLEAN_BAL, "open_orders": [order(77, 9, "BTC", "USDT", "BUY", 1, 1)]},
         "mode_switches": {
             "balances": CLEAN_BAL,
-            "mode_switches": [{"account_id": 77, "switched_at": fg.AS_OF}],
+            "mode_switches": [{"account_id": 77, "switched_at": small.AS_OF}],
         },
     }[table]
-    r = run(literal(accounts=CLEAN, **rows))
+    r = run(with_broken_reference(accounts=CLEAN, **rows))
     check_excluded(r, 77, table, "unknown_account", ["not in accounts"])
     check_clean(r, 1, 2)
 
 
 def test_null_account_id_in_accounts_is_an_issue_not_a_crash():
-    r = run(literal(accounts=[acct(1), acct(None)], balances=CLEAN_BAL[:2]))
+    r = run(with_broken_reference(accounts=[account(1), account(None)], balances=CLEAN_BAL[:2]))
     got = issues_of(r, None)
     assert [(i["table"], i["code"]) for i in got] == [("accounts", "bad_value")]
     check_clean(r, 1)
@@ -360,7 +436,7 @@ def test_null_account_id_in_accounts_is_an_issue_not_a_crash():
 
 def test_one_account_with_several_faults_is_listed_once_per_fault_and_excluded_once():
     t = _with(
-        [bal(2, "ETH", free=-1), bal(2, fg.NO_PRICE, free=1)],
+        [balance(2, "ETH", free=-1), balance(2, small.NO_PRICE, free=1)],
         orders=[order(2, 9, "BTC", "USDT", "HOLD", 1, 1)],
     )
     r = run(t)
@@ -378,51 +454,51 @@ def test_one_account_with_several_faults_is_listed_once_per_fault_and_excluded_o
 
 NO_ISSUE = {
     # SPEC §4: "a balance row that is all zeros needs nothing"
-    "all_zero_row_of_unpriced_asset": _with([bal(2, fg.UNTOUCHED)]),
-    "all_zero_row_without_tiers": _with([bal(2, fg.NO_TIERS)]),
+    "all_zero_row_of_unpriced_asset": _with([balance(2, small.UNTOUCHED)]),
+    "all_zero_row_without_tiers": _with([balance(2, small.NO_TIERS)]),
     # collateral tiers are needed for held / traded assets only; brackets for owed assets only
-    "owed_only_asset_without_collateral_tiers": _with([bal(2, fg.NO_TIERS, borrowed=1)]),
-    "held_only_asset_without_brackets": _with([bal(2, fg.NO_BRACKETS, free=1)]),
-    "held_only_asset_with_bad_brackets": _with([bal(2, fg.BAD_BRACKET, free=1)]),
-    "owed_only_asset_with_bad_collateral_tiers": _with([bal(2, fg.GAP, borrowed=1)]),
+    "owed_only_asset_without_collateral_tiers": _with([balance(2, small.NO_TIERS, borrowed=1)]),
+    "held_only_asset_without_brackets": _with([balance(2, small.NO_BRACKETS, free=1)]),
+    "held_only_asset_with_bad_brackets": _with([balance(2, small.BAD_BRACKET, free=1)]),
+    "owed_only_asset_with_bad_collateral_tiers": _with([balance(2, small.GAP, borrowed=1)]),
     # reference data an account does not touch: broken or missing for UNTOUCHED, NOPRICE, INFP, ...
     "broken_reference_data_untouched": _with(),
     # zero price is a price (not missing, not negative)
     "zero_price": _with(
-        [bal(2, "Z0", free=5, borrowed=2)],
+        [balance(2, "Z0", free=5, borrowed=2)],
         prices=[
-            *fg.reference_tables(True)["prices"].to_dicts(),
-            {"asset": "Z0", "price_usdt": 0.0, "priced_at": fg.EPOCH},
+            *small.reference_tables(True)["prices"].to_dicts(),
+            *ticking("Z0", 0.0),
         ],
-        collateral_tiers=fg.reference_tables(True)["collateral_tiers"].to_dicts()
-        + tier_rows("Z0", [(0, None, 0.5)]),
-        liability_brackets=fg.reference_tables(True)["liability_brackets"].to_dicts()
-        + bracket_rows("Z0", [(0, None, 0.1, 0.2)]),
+        collateral_tiers=small.reference_tables(True)["collateral_tiers"].to_dicts()
+        + tiers("Z0", [(0, None, 0.5)]),
+        liability_brackets=small.reference_tables(True)["liability_brackets"].to_dicts()
+        + brackets("Z0", [(0, None, 0.1, 0.2)]),
     ),
     # tier versions: a broken table superseded before as_of, or taking effect after it, is not in effect
     "broken_tiers_superseded_or_future": _with(
-        [bal(2, "XT", free=3)],
+        [balance(2, "XT", free=3)],
         prices=[
-            *fg.reference_tables(True)["prices"].to_dicts(),
-            {"asset": "XT", "price_usdt": 1.0, "priced_at": fg.EPOCH},
+            *small.reference_tables(True)["prices"].to_dicts(),
+            *ticking("XT", 1.0),
         ],
-        collateral_tiers=fg.reference_tables(True)["collateral_tiers"].to_dicts()
-        + tier_rows("XT", [(5, 1, 9.0)], fg.EPOCH - dt.timedelta(days=1))
-        + tier_rows("XT", [(0, None, 0.5)], fg.EPOCH)
-        + tier_rows("XT", [(0, 1, 2.0), (3, None, -1.0)], fg.AS_OF + dt.timedelta(microseconds=1)),
+        collateral_tiers=small.reference_tables(True)["collateral_tiers"].to_dicts()
+        + tiers("XT", [(5, 1, 9.0)], small.EPOCH - dt.timedelta(days=1))
+        + tiers("XT", [(0, None, 0.5)], small.EPOCH)
+        + tiers("XT", [(0, 1, 2.0), (3, None, -1.0)], small.AS_OF + dt.timedelta(microseconds=1)),
     ),
     # a NaN / inf / negative price of a superseded snapshot is not the price in effect
     "bad_old_price_superseded": _with(
-        [bal(2, "XT", free=3)],
+        [balance(2, "XT", free=3)],
         prices=[
-            *fg.reference_tables(True)["prices"].to_dicts(),
-            {"asset": "XT", "price_usdt": NAN, "priced_at": fg.EPOCH - dt.timedelta(days=2)},
-            {"asset": "XT", "price_usdt": -4.0, "priced_at": fg.EPOCH - dt.timedelta(days=1)},
-            {"asset": "XT", "price_usdt": 2.0, "priced_at": fg.EPOCH},
-            {"asset": "XT", "price_usdt": INF, "priced_at": fg.AS_OF + dt.timedelta(seconds=1)},
+            *small.reference_tables(True)["prices"].to_dicts(),
+            {"asset": "XT", "price_usdt": NAN, "priced_at": small.EPOCH - dt.timedelta(days=2)},
+            {"asset": "XT", "price_usdt": -4.0, "priced_at": small.EPOCH - dt.timedelta(days=1)},
+            *ticking("XT", 2.0),
+            {"asset": "XT", "price_usdt": INF, "priced_at": small.AS_OF + dt.timedelta(seconds=1)},
         ],
-        collateral_tiers=fg.reference_tables(True)["collateral_tiers"].to_dicts()
-        + tier_rows("XT", [(0, None, 0.5)]),
+        collateral_tiers=small.reference_tables(True)["collateral_tiers"].to_dicts()
+        + tiers("XT", [(0, None, 0.5)]),
     ),
     # the same order_id in two different accounts is not a duplicate row of either account
     "same_order_id_in_two_accounts": _with(
@@ -433,10 +509,10 @@ NO_ISSUE = {
     | {
         "mode_switches": pl.DataFrame(
             [
-                {"account_id": 2, "switched_at": fg.EPOCH},
-                {"account_id": 2, "switched_at": fg.AS_OF + dt.timedelta(1)},
+                {"account_id": 2, "switched_at": small.EPOCH},
+                {"account_id": 2, "switched_at": small.AS_OF + dt.timedelta(1)},
             ],
-            schema=fg.INPUT_SCHEMAS["mode_switches"],
+            schema=INPUT_SCHEMAS["mode_switches"],
         )
     },
 }
@@ -482,9 +558,9 @@ def conservation(r, input_ids: set[int], unknown_ids: set[int]) -> None:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_conservation_with_faults_of_every_kind(seed):
-    clean = fg.clean_tables(3000, seed=seed)
+    clean = small.clean_tables(3000, seed=seed)
     assert run(clean).data_issues.height == 0  # the generator's clean input has no issue
-    t, expected, unknown = fg.inject_faults(clean, seed=seed, per_kind=3)
+    t, expected, unknown = inject(clean, seed=seed, per_kind=3)
     r = run(t)
     input_ids = set(t["accounts"]["account_id"].to_list())
     conservation(r, input_ids, unknown)
@@ -523,7 +599,7 @@ def assert_same_results(a, b) -> None:
 
 
 def test_results_do_not_depend_on_row_order():
-    t, _, _ = fg.inject_faults(fg.clean_tables(500, seed=5), seed=5, per_kind=1)
+    t, _, _ = inject(small.clean_tables(500, seed=5), seed=5, per_kind=1)
     a = run(t)
     shuffled = {k: v.sample(fraction=1.0, shuffle=True, seed=99) for k, v in t.items()}
     assert_same_results(a, run(shuffled))
@@ -535,7 +611,7 @@ def test_multi_row_group_inputs_give_the_same_issues(tmp_path):
     pl.format panicked on such input under the streaming engine (details now use data_issues.fmt)."""
     from crossmargin.inputs import load_tables
 
-    t, _expected, unknown = fg.inject_faults(fg.clean_tables(30_000, seed=4), seed=4, per_kind=5)
+    t, _expected, unknown = inject(small.clean_tables(30_000, seed=4), seed=4, per_kind=5)
     a = run(t)
     for name, df in t.items():
         df.write_parquet(tmp_path / f"{name}.parquet", row_group_size=997)
@@ -545,11 +621,10 @@ def test_multi_row_group_inputs_give_the_same_issues(tmp_path):
 
 
 def test_conservation_on_crossmargin_sample_faults():
-    """The same law on the project's synthetic generator (crossmargin.sample) with injected faults."""
-    sample = pytest.importorskip("crossmargin.sample")
-    if not hasattr(sample, "generate_with_faults"):
-        pytest.skip("crossmargin.sample.generate_with_faults not available")
-    t, expected = sample.generate_with_faults(3000, seed=3, faults=0.05)
+    """The same law on the project's synthetic generator (crossmargin.synthetic) with injected faults."""
+    from crossmargin.synthetic import generate_with_faults
+
+    t, expected = generate_with_faults(3000, seed=3, faults=0.05)
     r = run(t)
     input_ids = set(t["accounts"]["account_id"].drop_nulls().to_list())
     stray: set[int] = set()

@@ -256,18 +256,14 @@ def _lookup(tree: dict, key: str):
 def test_policy_table_lists_every_documented_key() -> None:
     keys = [k for k, _ in POLICY_ROWS]
     assert len(keys) >= 22
-    for must in ["prices.max_price_age", "scenarios.stable_assets", "activation.restricted_jurisdictions"]:
+    for must in ["market.max_price_age_hours", "market.stable_assets", "activation.restricted_jurisdictions"]:
         assert must in keys
 
 
 @pytest.mark.parametrize(("key", "cell"), POLICY_ROWS, ids=lambda x: x)
 def test_policy_default_matches_policy_toml(key: str, cell: str) -> None:
     value = _lookup(_shipped_policy(), key)
-    if value is KeyError:
-        # TIGHTEN: `max_price_age` and `stable_assets` are being added to policy.toml in parallel
-        # (their key paths may still change); once they exist, remove this skip.
-        assert key in {"prices.max_price_age", "scenarios.stable_assets"}, f"{key} is not in policy.toml"
-        pytest.skip(f"{key} not in policy.toml yet")
+    assert value is not KeyError, f"{key} is not in policy.toml"
     cell = cell.strip()
     if isinstance(value, dt.datetime):
         assert value == dt.datetime.fromisoformat(cell), key

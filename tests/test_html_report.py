@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-from typer.testing import CliRunner
 
-from analytics_fixtures import NEW_AS_OF, risk, sample_runs
-from crossmargin.analytics.html import render_report, write_report
+from analytics_fixtures import NEW_AS_OF, assert_one_error_line, cli, cli_process, risk, sample_runs
+from crossmargin.analytics.html import SECTIONS, ReportData, render_report, write_report
 from crossmargin.analytics.sql import run_report
-from crossmargin.cli import app
 from crossmargin.inputs import load_tables
 from crossmargin.job import run_job
 
@@ -83,18 +82,71 @@ def test_report_without_pro_accounts(tmp_path):
     assert '<div class="v">0</div><div class="l">Pro accounts due for migration</div>' in text
 
 
-def test_report_cli_is_deterministic(report, tmp_path):
-    res = CliRunner().invoke(
-        app, ["report", "--out", str(sample_runs().new), "--html", str(tmp_path / "r.html")]
-    )
-    assert res.exit_code == 0, res.output
-    assert f"{N_CHARTS} charts" in res.output
-    assert (tmp_path / "r.html").read_text(encoding="utf-8") == report[1]  # rerun = same bytes
-    res = CliRunner().invoke(
-        app, ["report", "--out", str(tmp_path / "nope"), "--html", str(tmp_path / "x.html")]
-    )
-    assert res.exit_code == 2 and "not a run's output directory" in res.output
+def test_report_cli_is_deterministic(report, tmp_path, capsys):
+    dest = tmp_path / "r.html"
+    for _ in range(2):  # a report it wrote is replaced by the next one
+        res = cli(capsys, "report", "--out", sample_runs().new, "--html", dest)
+        assert res.code == 0, res
+        assert f"{N_CHARTS} charts" in res.out
+        assert dest.read_text(encoding="utf-8") == report[1]  # rerun = same bytes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]  # no temporary file left
+
+
+def test_report_cli_errors_are_one_line(tmp_path, capsys):
+    new = sample_runs().new
+    res = cli(capsys, "report", "--out", tmp_path / "nope", "--html", tmp_path / "x.html")
+    assert_one_error_line(res, 2, "not a run's output directory")
     assert not (tmp_path / "x.html").exists()
+    (tmp_path / "empty").mkdir()
+    res = cli(capsys, "report", "--out", tmp_path / "empty", "--html", tmp_path / "x.html")
+    assert_one_error_line(res, 2, "no manifest.json")
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(new, corrupt)
+    (corrupt / "manifest.json").write_text("{")
+    assert_one_error_line(
+        cli(capsys, "report", "--out", corrupt, "--html", tmp_path / "x.html"), 2, "corrupt"
+    )
+    # a file crossmargin did not write is left alone unless --force
+    mine = tmp_path / "mine.html"
+    mine.write_text("<html>my own notes</html>")
+    res = cli(capsys, "report", "--out", new, "--html", mine)
+    assert_one_error_line(res, 2, "refusing to replace", "--force")
+    assert mine.read_text() == "<html>my own notes</html>"
+    assert cli(capsys, "report", "--out", new, "--html", mine, "--force").code == 0
+    assert mine.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    # unwritable destinations
+    res = cli(capsys, "report", "--out", new, "--html", mine / "r.html")
+    assert_one_error_line(res, 2, "cannot write", "is not a directory")
+    assert_one_error_line(cli(capsys, "report", "--out", new, "--html", tmp_path), 2, "is a directory")
+    res = cli_process("report", "--out", tmp_path / "nope", "--html", tmp_path / "x.html")
+    assert_one_error_line(res, 2, "no such directory")
+
+
+def test_report_needs_no_extra():
+    """matplotlib (the charts) is a base dependency of the installed package, not an extra's."""
+    from importlib.metadata import requires
+
+    base = [r for r in requires("crossmargin") or [] if "extra ==" not in r]
+    assert any(r.startswith("matplotlib") for r in base), base
+
+
+def test_report_sections_are_one_function_each(report):
+    """The page is SECTIONS in order; a section added to the list shows up in the report."""
+    _, text = report
+    titles = re.findall(r"<section><h2>([^<]+)</h2>", text)
+    assert len(titles) == len(SECTIONS) == 9
+    assert titles[0] == "Book overview" and titles[-1] == "Data issues"
+
+    def extra(data: ReportData) -> str:
+        n = data.report("risk_overview")["accounts"].sum()
+        return f"<section><h2>Extra</h2><p>{n} accounts</p></section>"
+
+    SECTIONS.append(extra)
+    try:
+        page = render_report(sample_runs().new)
+    finally:
+        SECTIONS.remove(extra)
+    assert page.count("<section>") == 10 and f"<p>{risk(sample_runs().new).height} accounts</p>" in page
 
 
 # ------------------------------------------------------------------ a real headless browser

@@ -12,46 +12,41 @@ import math
 import polars as pl
 import pytest
 
-try:
-    import faultgen as fg
-    from faultgen import acct, bal, bracket_rows, literal, order, tier_rows
-except ImportError:  # tests/ imported as a package
-    from tests import faultgen as fg  # type: ignore[no-redef]
-    from tests.faultgen import acct, bal, bracket_rows, literal, order, tier_rows  # type: ignore[no-redef]
-
 from crossmargin.engine import score as compute
 from crossmargin.policy import resolve
 from crossmargin.schemas import LEVEL_COLUMNS, QUANTITY_COLUMNS
+from crossmargin.synthetic.small import ticking
+from frames import NEW_FORMULA_FROM, account, balance, brackets, order, tables, tiers
 
 INF = math.inf
-NEW = resolve(fg.AS_OF)
+NEW = resolve(NEW_FORMULA_FROM)
 BTC = 65536.0  # 2**16
 ETH = 4096.0  # 2**12
 
 PRICES = [
-    {"asset": "USDT", "price_usdt": 1.0, "priced_at": fg.EPOCH},
-    {"asset": "BTC", "price_usdt": BTC, "priced_at": fg.EPOCH},
-    {"asset": "ETH", "price_usdt": ETH, "priced_at": fg.EPOCH},
-    {"asset": "Z0", "price_usdt": 0.0, "priced_at": fg.EPOCH},  # a zero price is a price
+    *ticking("USDT", 1.0),
+    *ticking("BTC", BTC),
+    *ticking("ETH", ETH),
+    *ticking("Z0", 0.0),  # a zero price is a price
 ]
 TIERS = (
-    tier_rows("USDT", [(0, None, 1.0)])
-    + tier_rows("BTC", [(0, BTC, 0.75), (BTC, None, 0.5)])
-    + tier_rows("ETH", [(0, None, 0.5)])
-    + tier_rows("Z0", [(0, None, 0.5)])
-    + tier_rows("NOPX", [(0, None, 0.5)])  # tiers but never a price: fine while nobody touches it
+    tiers("USDT", [(0, None, 1.0)])
+    + tiers("BTC", [(0, BTC, 0.75), (BTC, None, 0.5)])
+    + tiers("ETH", [(0, None, 0.5)])
+    + tiers("Z0", [(0, None, 0.5)])
+    + tiers("NOPX", [(0, None, 0.5)])  # tiers but never a price: fine while nobody touches it
 )
 BRACKETS = (
-    bracket_rows("USDT", [(0, None, 0.125, 0.25)])
-    + bracket_rows("BTC", [(0, BTC, 0.0625, 0.125), (BTC, None, 0.125, 0.25)])
-    + bracket_rows("ETH", [(0, None, 0.125, 0.25)])
-    + bracket_rows("Z0", [(0, None, 0.25, 0.5)])
+    brackets("USDT", [(0, None, 0.125, 0.25)])
+    + brackets("BTC", [(0, BTC, 0.0625, 0.125), (BTC, None, 0.125, 0.25)])
+    + brackets("ETH", [(0, None, 0.125, 0.25)])
+    + brackets("Z0", [(0, None, 0.25, 0.5)])
 )
 
 
 def run_one(balances=(), orders=(), mode="classic", leverage=3):
-    t = literal(
-        accounts=[acct(1, mode, leverage)],
+    t = tables(
+        accounts=[account(1, mode, leverage)],
         balances=list(balances),
         open_orders=list(orders),
         prices=PRICES,
@@ -84,7 +79,7 @@ def assert_values(row: dict, **expected: float) -> None:
 
 
 def test_huge_quantities_exact():
-    row, _ = run_one([bal(1, "USDT", free=2.0**60, borrowed=2.0**59)])
+    row, _ = run_one([balance(1, "USDT", free=2.0**60, borrowed=2.0**59)])
     assert_values(
         row,
         total_asset_usdt=2.0**60,
@@ -103,7 +98,7 @@ def test_huge_quantities_exact():
 
 def test_huge_values_across_tier_slices_exact():
     # 2**40 BTC at 2**16: value 2**56; collateral 0.75*2**16 + 0.5*(2**56 - 2**16)
-    row, _ = run_one([bal(1, "BTC", free=2.0**40), bal(1, "USDT", borrowed=2.0**50)])
+    row, _ = run_one([balance(1, "BTC", free=2.0**40), balance(1, "USDT", borrowed=2.0**50)])
     assert_values(
         row,
         total_asset_usdt=2.0**56,
@@ -115,14 +110,14 @@ def test_huge_values_across_tier_slices_exact():
 
 
 def test_near_float_max_but_finite_is_scored():
-    row, _ = run_one([bal(1, "USDT", free=1e300, borrowed=1e299)])
+    row, _ = run_one([balance(1, "USDT", free=1e300, borrowed=1e299)])
     assert row["total_asset_usdt"] == 1e300
     assert math.isfinite(row["classic_margin_level"]) and row["classic_margin_level"] == 1e300 / 1e299
     assert not row["margin_call"]
 
 
 def test_tiny_quantities_exact():
-    row, _ = run_one([bal(1, "USDT", free=2.0**-1000, borrowed=2.0**-1001)])
+    row, _ = run_one([balance(1, "USDT", free=2.0**-1000, borrowed=2.0**-1001)])
     assert_values(
         row,
         total_asset_usdt=2.0**-1000,
@@ -137,7 +132,7 @@ def test_tiny_quantities_exact():
 
 def test_subnormal_liability_whose_margin_underflows_to_zero_gives_inf_not_nan():
     # maintenance 0.125 * 2**-1072 = 2**-1075 underflows to 0: the Pro level's denominator is 0 -> +inf
-    row, _ = run_one([bal(1, "USDT", free=2.0**-1070, borrowed=2.0**-1072)], mode="pro")
+    row, _ = run_one([balance(1, "USDT", free=2.0**-1070, borrowed=2.0**-1072)], mode="pro")
     assert row["total_liability_usdt"] == 2.0**-1072
     assert row["classic_margin_level"] == 4.0
     assert row["maintenance_margin_usdt"] == 0.0
@@ -145,8 +140,46 @@ def test_subnormal_liability_whose_margin_underflows_to_zero_gives_inf_not_nan()
     assert row["margin_level"] == INF and row["liquidation"] is False
 
 
+def test_level_overflowing_to_minus_inf_is_a_non_finite_value_issue():
+    """Pro, debt 1e-306 USDT, net equity about -100: maintenance margin 1.25e-307 (not 0), so the old
+    Pro level is -100 / 1.25e-307 = -8e308, beyond float64: -inf. Not a level: the account is a
+    non_finite_value data issue whose detail names the level, and account_risk never holds -inf."""
+    t = tables(
+        accounts=[account(1, "pro")],
+        balances=[balance(1, "USDT", borrowed=1e-306), balance(1, "ETH", borrowed=100.0 / ETH)],
+        prices=PRICES,
+        collateral_tiers=TIERS,
+        liability_brackets=brackets("USDT", [(0, None, 0.125, 0.25)])
+        + brackets("ETH", [(0, None, 0.0, 0.0)]),
+    )
+    r = compute(t, NEW)
+    assert r.account_risk.height == 0
+    issues = r.data_issues.to_dicts()
+    assert [(i["account_id"], i["table"], str(i["code"])) for i in issues] == [
+        (1, "balances", "non_finite_value")
+    ]
+    assert issues[0]["detail"].startswith("pro_margin_level_old is -inf")
+
+
+def test_subnormal_rate_makes_a_level_overflow_and_the_account_an_issue():
+    """A subnormal maintenance rate gives a subnormal margin under a normal numerator: +inf, but the
+    denominator is not 0, so it is not the +inf rule: non_finite_value naming the level."""
+    t = tables(
+        accounts=[account(1, "pro"), account(2, "pro")],
+        balances=[balance(1, "USDT", free=500.0, borrowed=100.0), balance(2, "USDT", free=10.0)],
+        prices=PRICES,
+        collateral_tiers=TIERS,
+        liability_brackets=brackets("USDT", [(0, None, 5e-324, 0.25)]),
+    )
+    r = compute(t, NEW)
+    assert r.account_risk["account_id"].to_list() == [2]  # no debt: level +inf by the rule, scored
+    assert r.account_risk["pro_margin_level_new"].to_list() == [INF]
+    detail = r.data_issues.filter(pl.col("account_id") == 1)["detail"].item()
+    assert detail == "pro_margin_level_old is inf"
+
+
 def test_negative_zero_quantities_are_not_negative_and_levels_are_plus_inf():
-    row, _ = run_one([bal(1, "USDT", free=5.0, borrowed=-0.0, interest=-0.0)])
+    row, _ = run_one([balance(1, "USDT", free=5.0, borrowed=-0.0, interest=-0.0)])
     assert row["total_liability_usdt"] == 0.0
     assert row["classic_margin_level"] == INF  # +inf, never -inf for a -0.0 denominator
     assert row["pro_margin_level_old"] == INF
@@ -156,7 +189,7 @@ def test_negative_zero_quantities_are_not_negative_and_levels_are_plus_inf():
 
 
 def test_zero_price_asset_held_and_owed_counts_for_nothing():
-    row, _ = run_one([bal(1, "Z0", free=1e9, borrowed=1e6)])
+    row, _ = run_one([balance(1, "Z0", free=1e9, borrowed=1e6)])
     assert_values(
         row,
         total_asset_usdt=0.0,
@@ -173,7 +206,7 @@ def test_zero_price_asset_held_and_owed_counts_for_nothing():
 
 
 def test_zero_price_next_to_priced_assets():
-    row, _ = run_one([bal(1, "Z0", free=3, borrowed=7), bal(1, "USDT", free=300, borrowed=100)])
+    row, _ = run_one([balance(1, "Z0", free=3, borrowed=7), balance(1, "USDT", free=300, borrowed=100)])
     assert_values(
         row,
         total_asset_usdt=300.0,
@@ -185,13 +218,13 @@ def test_zero_price_next_to_priced_assets():
 
 def test_order_on_a_zero_priced_base():
     # BUY 4 Z0 at limit 2 USDT: gives 4*2*1*1.0 = 8, receives 4*0*0.5 = 0 -> loss 8
-    row, _ = run_one([bal(1, "USDT", free=100)], [order(1, 1, "Z0", "USDT", "BUY", 2.0, 4.0)])
+    row, _ = run_one([balance(1, "USDT", free=100)], [order(1, 1, "Z0", "USDT", "BUY", 2.0, 4.0)])
     assert row["open_order_loss_usdt"] == 8.0
 
 
 def test_order_at_limit_price_zero():
     # SELL 2 BTC at limit 0: gives 2*65536*0.75 = 98304, receives 0
-    row, _ = run_one([bal(1, "BTC", free=2)], [order(1, 1, "BTC", "USDT", "SELL", 0.0, 2.0)])
+    row, _ = run_one([balance(1, "BTC", free=2)], [order(1, 1, "BTC", "USDT", "SELL", 0.0, 2.0)])
     assert row["open_order_loss_usdt"] == 98304.0
 
 
@@ -199,7 +232,7 @@ def test_order_at_limit_price_zero():
 
 
 def test_account_with_only_interest():
-    row, r = run_one([bal(1, "USDT", interest=10.0)])
+    row, r = run_one([balance(1, "USDT", interest=10.0)])
     assert_values(
         row,
         total_asset_usdt=0.0,
@@ -223,7 +256,7 @@ def test_account_with_only_interest():
 
 
 def test_account_with_only_interest_in_a_non_usdt_asset():
-    row, _ = run_one([bal(1, "ETH", interest=0.25)], mode="pro")
+    row, _ = run_one([balance(1, "ETH", interest=0.25)], mode="pro")
     assert_values(
         row,
         total_liability_usdt=1024.0,
@@ -273,7 +306,7 @@ def test_orders_are_not_netted():
 
 
 def test_asset_with_brackets_but_no_debt_adds_no_margin():
-    row, _ = run_one([bal(1, "BTC", free=1.0), bal(1, "ETH", free=2.0)], mode="pro")
+    row, _ = run_one([balance(1, "BTC", free=1.0), balance(1, "ETH", free=2.0)], mode="pro")
     assert_values(
         row,
         total_liability_usdt=0.0,
@@ -288,13 +321,13 @@ def test_asset_with_brackets_but_no_debt_adds_no_margin():
 
 def test_only_owed_assets_count_in_margin():
     # BTC held (brackets, no debt) next to owed USDT: only USDT's bracket is used
-    row, _ = run_one([bal(1, "BTC", free=1.0), bal(1, "USDT", borrowed=1024.0)])
+    row, _ = run_one([balance(1, "BTC", free=1.0), balance(1, "USDT", borrowed=1024.0)])
     assert_values(row, maintenance_margin_usdt=128.0, initial_margin_usdt=256.0, classic_margin_level=64.0)
 
 
 def test_debt_across_bracket_slices():
     # 2 BTC owed = 131072 USDT: 0.0625*65536 + 0.125*65536 = 12288 maintenance
-    row, _ = run_one([bal(1, "USDT", free=2.0**20), bal(1, "BTC", borrowed=1.5, interest=0.5)])
+    row, _ = run_one([balance(1, "USDT", free=2.0**20), balance(1, "BTC", borrowed=1.5, interest=0.5)])
     assert_values(
         row, total_liability_usdt=131072.0, maintenance_margin_usdt=12288.0, initial_margin_usdt=24576.0
     )
@@ -306,9 +339,9 @@ def test_debt_across_bracket_slices():
 @pytest.mark.parametrize(
     "rows",
     [
-        [bal(1, "USDT", free=10)],
-        [bal(1, "USDT", free=10), bal(1, "DOGE")],  # all-zero row of an unpriced asset
-        [bal(1, "USDT", free=10), bal(1, "NOPX")],  # tiers but no price, all-zero row
+        [balance(1, "USDT", free=10)],
+        [balance(1, "USDT", free=10), balance(1, "DOGE")],  # all-zero row of an unpriced asset
+        [balance(1, "USDT", free=10), balance(1, "NOPX")],  # tiers but no price, all-zero row
     ],
 )
 def test_price_missing_only_for_untouched_assets_is_no_issue(rows):
@@ -317,9 +350,9 @@ def test_price_missing_only_for_untouched_assets_is_no_issue(rows):
 
 
 def test_price_missing_for_a_touched_asset_is_an_issue_for_that_account_only():
-    t = literal(
-        accounts=[acct(1), acct(2)],
-        balances=[bal(1, "USDT", free=10), bal(2, "NOPX", free=1)],
+    t = tables(
+        accounts=[account(1), account(2)],
+        balances=[balance(1, "USDT", free=10), balance(2, "NOPX", free=1)],
         prices=PRICES,
         collateral_tiers=TIERS,
         liability_brackets=BRACKETS,
@@ -331,12 +364,16 @@ def test_price_missing_for_a_touched_asset_is_an_issue_for_that_account_only():
 
 def test_many_assets_in_one_account():
     n = 200
-    prices = PRICES + [{"asset": f"A{i}", "price_usdt": 2.0, "priced_at": fg.EPOCH} for i in range(n)]
-    tiers = TIERS + [r for i in range(n) for r in tier_rows(f"A{i}", [(0, None, 0.5)])]
-    brackets = BRACKETS + [r for i in range(n) for r in bracket_rows(f"A{i}", [(0, None, 0.125, 0.25)])]
-    bals = [bal(1, f"A{i}", free=4.0, borrowed=1.0) for i in range(n)]
-    t = literal(
-        accounts=[acct(1)], balances=bals, prices=prices, collateral_tiers=tiers, liability_brackets=brackets
+    prices = PRICES + [row for i in range(n) for row in ticking(f"A{i}", 2.0)]
+    tier_list = TIERS + [r for i in range(n) for r in tiers(f"A{i}", [(0, None, 0.5)])]
+    bracket_list = BRACKETS + [r for i in range(n) for r in brackets(f"A{i}", [(0, None, 0.125, 0.25)])]
+    bals = [balance(1, f"A{i}", free=4.0, borrowed=1.0) for i in range(n)]
+    t = tables(
+        accounts=[account(1)],
+        balances=bals,
+        prices=prices,
+        collateral_tiers=tier_list,
+        liability_brackets=bracket_list,
     )
     row = compute(t, NEW).account_risk.to_dicts()[0]
     assert_values(

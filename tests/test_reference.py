@@ -9,14 +9,10 @@ import math
 
 import pytest
 
+import reference as ref
 from crossmargin.policy import resolve
-
-try:
-    import reference as ref
-    from ref_compare import compare, consistency, run_both
-except ImportError:  # tests/ imported as a package
-    from tests import reference as ref  # type: ignore[no-redef]
-    from tests.ref_compare import compare, consistency, run_both  # type: ignore[no-redef]
+from crossmargin.synthetic.small import ticking
+from ref_compare import compare, consistency, run_both
 
 UTC = dt.UTC
 EPOCH = dt.datetime(2020, 1, 1, tzinfo=UTC)
@@ -51,8 +47,9 @@ def bal(aid, asset, free=0.0, locked=0.0, borrowed=0.0, interest=0.0):
     }
 
 
-def px(asset, p, at=EPOCH):
-    return {"asset": asset, "price_usdt": float(p), "priced_at": at}
+def px(asset, p):
+    """A price feed ticking every 12 hours over the tests' window (fresh at every as_of used here)."""
+    return ticking(asset, float(p))
 
 
 def ctier(asset, lo, up, r, at=EPOCH):
@@ -93,7 +90,7 @@ def base_tables(**kw):
     t = {
         "accounts": [],
         "balances": [],
-        "prices": [px("USDT", 1.0), px("BTC", 30_000.0), px("ETH", 3_000.0)],
+        "prices": [*px("USDT", 1.0), *px("BTC", 30_000.0), *px("ETH", 3_000.0)],
         "open_orders": [],
         "mode_switches": [],
         "collateral_tiers": [
@@ -366,7 +363,7 @@ def test_bad_tier_tables_only_matter_when_used():
             bal(3, "SOL", free=1),
             bal(4, "SOL", borrowed=1),
         ],
-        prices=base_tables()["prices"] + [px("BNB", 600), px("SOL", 100)],
+        prices=base_tables()["prices"] + [*px("BNB", 600), *px("SOL", 100)],
     )
     # BNB: gap in collateral tiers; SOL: liability brackets last slice bounded (and an older, good version)
     t["collateral_tiers"] += [
@@ -400,7 +397,7 @@ def test_all_zero_row_needs_no_price_even_a_non_finite_one(bad_price):
     """SPEC §4: 'a balance row that is all zeros needs nothing' -- so an unusable price of that asset
     must not make the account a data issue (the engine once summed 0 * NaN into the account)."""
     t = base_tables(accounts=[acc(1)], balances=[bal(1, "USDT", free=10), bal(1, "DOGE")])
-    t["prices"].append(px("DOGE", bad_price))
+    t["prices"] += px("DOGE", bad_price)
     res = ref.compute(t, resolve(NEW))
     assert set(res.account_risk) == {1} and not res.issues
     assert res.account_risk[1]["total_asset_usdt"] == 10.0

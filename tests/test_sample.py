@@ -1,10 +1,10 @@
-"""`crossmargin sample` (src/crossmargin/sample.py) and the committed data/sample/.
+"""`crossmargin sample` (src/crossmargin/synthetic/) and the committed data/sample/.
 
 * determinism (same seed -> same bytes), schema conformance, csv == parquet == in-memory;
 * realism of the random accounts (heavy tail, modes, quotes, switches, reference data shapes);
 * injected faults: each faulted account is reported with its expected SPEC §4 code, nothing else is;
 * the golden test: compute() on the showcase at 2025-01-21T10:00:00Z gives every showcase account
-  exactly the flags and actions of its row in sample.SHOWCASE (and data/sample/README.md).
+  exactly the flags and actions of its row in tests/showcase_expected.py (and data/sample/README.md).
 """
 
 from __future__ import annotations
@@ -16,11 +16,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from crossmargin import sample as S
+from crossmargin import synthetic as S
 from crossmargin.engine import score as compute
+from crossmargin.errors import UsageError
 from crossmargin.inputs import load_tables
 from crossmargin.policy import resolve
 from crossmargin.schemas import BORROW_BLOCKED_REASONS, INPUT_SCHEMAS, ISSUE_CODES, PRO_CONDITIONS_NEW, TABLES
+from crossmargin.synthetic import population, writer
+from crossmargin.synthetic.universe import REF_PRICE, SYMBOLS, TIER_V1, utc
+from showcase_expected import expected, expected_actions, showcase_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "data" / "sample"
@@ -72,17 +76,19 @@ def test_files_match_generate_and_schemas(tmp_path):
         assert from_csv[name].equals(mem[name], null_equal=True), name
 
 
-def test_rewriting_replaces_other_format(tmp_path):
+def test_writing_over_an_input_directory_is_refused_and_deletes_nothing(tmp_path):
     S.write_sample(tmp_path, accounts=10, seed=1, fmt="csv")
-    S.write_sample(tmp_path, accounts=10, seed=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{t}.parquet" for t in TABLES)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(UsageError, match=r"already holds accounts\.csv"):
+        S.write_sample(tmp_path, accounts=10, seed=1)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_parquet_row_groups_are_1m_rows(tmp_path, monkeypatch):
     import pyarrow.parquet as pq
 
-    monkeypatch.setattr(S, "ROW_GROUP_ROWS", 1000)
-    monkeypatch.setattr(S, "CHUNK_ACCOUNTS", 700)  # chunks do not line up with row groups
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", 1000)
+    monkeypatch.setattr(population, "CHUNK_ACCOUNTS", 700)  # chunks do not line up with row groups
     S.write_sample(tmp_path, accounts=2600, seed=2)
     meta = pq.ParquetFile(tmp_path / "balances.parquet").metadata
     sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
@@ -134,7 +140,7 @@ def test_heavy_tail_of_assets_per_account(random_tables):
         & (pl.col("interest") == 0)
     )
     assert zero.height > 0  # all-zero rows (an emptied asset) exist and need no reference data
-    assert set(bal["asset"]) == set(S.SYMBOLS)
+    assert set(bal["asset"]) == set(SYMBOLS)
 
 
 def test_accounts_mix(random_tables):
@@ -145,7 +151,7 @@ def test_accounts_mix(random_tables):
     assert {"US", "CA", "NL"} <= set(acc["country"]) and acc["country"].n_unique() > 20
     pro = acc.filter(pl.col("margin_mode") == "pro")
     q = pro["questionnaire_completed_at"]
-    cutoff = S._t("2024-12-17T00:00:00Z")
+    cutoff = utc("2024-12-17T00:00:00Z")
     assert q.null_count() > 0  # never did the questionnaire
     assert (q < cutoff).sum() > 0  # did the old one only
     assert (q > AS_OF).sum() > 0  # did it after the showcase as_of
@@ -160,7 +166,7 @@ def test_orders_and_switches(random_tables):
     assert set(orders["side"]) == {"BUY", "SELL"}
     assert (orders["price"] > 0).all() and (orders["remaining_qty"] > 0).all()
     sw = random_tables["mode_switches"]
-    day = sw.filter(pl.col("switched_at").is_between(S._t("2025-01-21T00:00:00Z"), AS_OF, closed="both"))
+    day = sw.filter(pl.col("switched_at").is_between(utc("2025-01-21T00:00:00Z"), AS_OF, closed="both"))
     per_day = day.group_by("account_id").len()["len"]
     assert (per_day >= 5).sum() >= 5  # some accounts used every switch of the showcase day
     assert sw.filter(pl.col("switched_at") > AS_OF).height > 0  # and switches after it exist
@@ -169,11 +175,11 @@ def test_orders_and_switches(random_tables):
 def test_reference_data_shapes():
     ref = S.reference_tables()
     prices = ref["prices"]
-    assert set(prices["asset"]) == set(S.SYMBOLS) and 25 <= len(S.SYMBOLS) <= 35
+    assert set(prices["asset"]) == set(SYMBOLS) and 25 <= len(SYMBOLS) <= 35
     assert (prices.filter(pl.col("asset") == "USDT")["price_usdt"] == 1.0).all()
     at = prices.filter(pl.col("priced_at") == AS_OF)
     assert dict(at.select("asset", "price_usdt").iter_rows()) == dict(
-        zip(S.SYMBOLS, S.REF_PRICE.tolist(), strict=False)
+        zip(SYMBOLS, REF_PRICE.tolist(), strict=False)
     )
     counts = prices.group_by("asset").agg(
         (pl.col("priced_at") <= AS_OF).sum().alias("before"),
@@ -189,7 +195,7 @@ def test_reference_data_shapes():
     ):
         t = ref[name]
         versions = t.group_by("asset").agg(pl.col("effective_from").n_unique())
-        assert (versions["effective_from"] == 2).all() and set(versions["asset"]) == set(S.SYMBOLS)
+        assert (versions["effective_from"] == 2).all() and set(versions["asset"]) == set(SYMBOLS)
         shape = (
             t.sort("asset", "effective_from", "lower_usdt")
             .group_by("asset", "effective_from", maintain_order=True)
@@ -217,7 +223,7 @@ def test_reference_data_shapes():
 
 def test_spec_worked_example_brackets():
     """BTC / ETH brackets of the first version are the SPEC §1 example: MM 31,330, IM 75,327.1."""
-    br = S.reference_tables()["liability_brackets"].filter(pl.col("effective_from") == S.TIER_V1)
+    br = S.reference_tables()["liability_brackets"].filter(pl.col("effective_from") == TIER_V1)
 
     def tiered(asset: str, x: float, rate: str) -> float:
         rows = br.filter(pl.col("asset") == asset).sort("lower_usdt")
@@ -286,7 +292,7 @@ def test_realistic_decision_shares(random_result):
 def test_faults_injected_as_requested():
     _, expected = S.generate_with_faults(3000, seed=5, faults=0.05)
     assert expected.height == 150 and expected["account_id"].is_unique().all()
-    assert set(expected["kind"]) == {k for k, _, _ in S.FAULT_KINDS}
+    assert set(expected["kind"]) == set(S.SAMPLE_FAULT_KINDS)
     assert set(expected["code"]) == set(ISSUE_CODES)  # every SPEC §4 code is exercised
     assert (expected["account_id"] >= S.FIRST_RANDOM_ID).all()  # the showcase is never faulted
     assert S.generate_with_faults(3000, seed=5, faults=0.0)[1].height == 0
@@ -294,7 +300,8 @@ def test_faults_injected_as_requested():
 
 def test_inject_faults_on_given_tables():
     clean = S.generate(1000, seed=8)
-    tables, expected = S.inject_faults(clean, 0.03, seed=2)
+    faulty = S.inject_faults(clean, 0.03, seed=2)
+    tables, expected = faulty.tables, faulty.expected
     assert expected.height == 30 and set(expected["code"]) <= set(ISSUE_CODES)
     assert {"NOPRICE", "GAPTIER"} <= set(tables["collateral_tiers"]["asset"])
     assert "NOPRICE" not in set(tables["prices"]["asset"])
@@ -335,7 +342,7 @@ def _check_showcase(risk: pl.DataFrame, actions: pl.DataFrame) -> list[str]:
         if row is None:
             problems.append(f"{s.account_id}: not in account_risk")
             continue
-        for key, want in s.expected().items():
+        for key, want in expected(s).items():
             if not _same(row[key], want):
                 problems.append(f"{s.account_id} ({s.shows}): {key} = {row[key]!r}, expected {want!r}")
         got = sorted(
@@ -344,9 +351,9 @@ def _check_showcase(risk: pl.DataFrame, actions: pl.DataFrame) -> list[str]:
             .select(pl.col("action").cast(pl.String), "reason", "amount_usdt")
             .iter_rows()
         )
-        if got != sorted(s.expected_actions()):
+        if got != sorted(expected_actions(s)):
             problems.append(
-                f"{s.account_id} ({s.shows}): actions {got}, expected {sorted(s.expected_actions())}"
+                f"{s.account_id} ({s.shows}): actions {got}, expected {sorted(expected_actions(s))}"
             )
     return problems
 
@@ -355,7 +362,7 @@ def test_showcase_ids_and_intents():
     assert list(range(1, len(S.SHOWCASE) + 1)) == S.SHOWCASE_IDS and max(S.SHOWCASE_IDS) < S.FIRST_RANDOM_ID
     assert len({s.shows for s in S.SHOWCASE}) == len(S.SHOWCASE)
     # every decision of SPEC §3 is demonstrated both ways, every reason at least once
-    exp = [s.expected() for s in S.SHOWCASE]
+    exp = [expected(s) for s in S.SHOWCASE]
     for key in (
         "margin_call",
         "liquidation",
@@ -412,7 +419,7 @@ def test_committed_sample_is_reproducible_and_golden(tmp_path):
     assert sum(len(b) for b in committed.values()) < 1_000_000
     readme = (SAMPLE_DIR / "README.md").read_text(encoding="utf-8")
     assert f"crossmargin sample --accounts {SAMPLE_ACCOUNTS} --seed {SAMPLE_SEED} --out data/sample" in readme
-    assert S.showcase_markdown() in readme  # the table in the README is the one the test checks
+    assert showcase_markdown() in readme  # the table in the README is the one the test checks
     tables = load_tables(SAMPLE_DIR)
     result = compute(tables, resolve(AS_OF))
     assert result.data_issues.is_empty()
@@ -449,7 +456,7 @@ EARLIER = {
 
 @pytest.mark.parametrize("as_of", sorted(EARLIER))
 def test_showcase_migration_before_switch_date(as_of):
-    policy = resolve(S._t(as_of))
+    policy = resolve(utc(as_of))
     assert not policy.new_formula and not policy.noncompliant_switched
     result = compute(S.generate(0, seed=1), policy)
     risk = {r["account_id"]: r for r in result.account_risk.to_dicts()}

@@ -10,7 +10,6 @@ import datetime as dt
 import functools
 import sys
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -59,18 +58,7 @@ def _options(
     """crossmargin: the nightly cross-margin risk job and its analyst commands."""
 
 
-class Format(StrEnum):
-    table = "table"
-    csv = "csv"
-    parquet = "parquet"
-
-
 from crossmargin.errors import UsageError  # noqa: E402 - light, and every command uses it
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"crossmargin: error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _parse_as_of(text: str) -> dt.datetime:
@@ -136,6 +124,36 @@ def run(
 
 
 @app.command()
+def backfill(
+    from_: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (included)")],
+    to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (included)")],
+    input: Annotated[
+        str, typer.Option("--input", help="Input directory per day, with {date} for YYYY-MM-DD")
+    ],
+    out_root: Annotated[Path, typer.Option("--out-root", help="Writes one partition per day: as_of=DAY/")],
+    force: Annotated[bool, typer.Option("--force", help="Rerun days that are up to date too")] = False,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy TOML merged over the shipped one")
+    ] = None,
+    max_issue_rate: Annotated[
+        float,
+        typer.Option(
+            "--max-issue-rate", help="A day fails if more than this share of accounts has data issues"
+        ),
+    ] = 0.01,
+) -> None:
+    """Run every day FROM..TO as of its midnight UTC into OUT_ROOT/as_of=DAY/, one line per day.
+
+    Skips a day whose partition is up to date (same input files, same policy, outputs verify).
+
+    A failed day does not stop the others. Exit 0: no day failed; 1: days failed (named at the end).
+    """
+    from crossmargin.backfill import backfill as run_backfill
+
+    run_backfill(from_, to, input, out_root, policy, max_issue_rate, force, report=typer.echo)
+
+
+@app.command()
 def sample(
     accounts: Annotated[int, typer.Option("--accounts", help="Number of random accounts")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the input tables into")],
@@ -156,21 +174,28 @@ def sample(
         raise UsageError(f"--format {fmt!r} is not one of parquet, csv")
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise UsageError(f"--out {out} exists and is not an empty directory; give a new or empty directory")
-    from crossmargin.sample import write_sample
+    from crossmargin.synthetic import write_sample
 
     typer.echo(write_sample(out, accounts=accounts, seed=seed, faults=faults, fmt=fmt))
 
 
 @app.command()
 def verify(out: Annotated[Path, typer.Option("--out", help="A run's output directory")]) -> None:
-    """Recheck a run's output files against its manifest (row counts and checksums)."""
+    """Recheck a run's output files against its manifest (row counts and checksums).
+
+    Exit 0: every file matches; 1: some do not (each problem listed on stderr); 2: OUT is not a run's
+    output directory or its manifest.json is corrupt.
+    """
+    from crossmargin.analytics.rundir import read_manifest
     from crossmargin.outputs import verify_outputs
 
+    read_manifest(out)
     problems = verify_outputs(out)
     if problems:
+        typer.echo(f"{out}: {len(problems)} problem(s), outputs do not match manifest.json", err=True)
         for p in problems:
             typer.echo(f"- {p}", err=True)
-        _fail(f"{len(problems)} problem(s) in {out}", 1)
+        raise typer.Exit(1)
     typer.echo(f"{out}: outputs match manifest.json")
 
 
@@ -178,13 +203,38 @@ def verify(out: Annotated[Path, typer.Option("--out", help="A run's output direc
 def sql(
     name: Annotated[str, typer.Argument(help="Report name (a file in sql/), or 'list'")],
     out: Annotated[Path, typer.Option("--out", help="A run's output directory")] = Path("out"),
-    format: Annotated[Format, typer.Option("--format", help="table (print), csv or parquet")] = Format.table,
-    dest: Annotated[Path | None, typer.Option("--dest", help="File to write for csv/parquet")] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help="table (print), csv (print, or write to --dest) or parquet (write to --dest)"
+        ),
+    ] = "table",
+    dest: Annotated[Path | None, typer.Option("--dest", help="File to write (csv or parquet)")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace --dest even if crossmargin sql did not write it")
+    ] = False,
 ) -> None:
-    """Run one DuckDB SQL report over a run's outputs."""
-    from crossmargin.analytics.sql import run_report_cli
+    """Run one DuckDB SQL report over a run's outputs.
 
-    run_report_cli(name, out, format.value, dest)
+    Nothing is written unless --dest FILE is given. An existing --dest is replaced only if it is a
+    parquet file written by `crossmargin sql`, or with --force. A table wider than the terminal
+    ($COLUMNS) is split into several tables, each repeating the report's label columns.
+    """
+    from crossmargin.analytics import sql as reports
+
+    if name == "list":
+        typer.echo(reports.list_text(reports.terminal_width()))
+        return
+    reports.check_format(fmt, dest)
+    df = reports.run_report(name, out)
+    if fmt == "table":
+        title = f"{name} — {reports.report_grain(name)}"
+        typer.echo(reports.render_table(df, title, reports.terminal_width()), nl=False)
+    elif dest is None:
+        typer.echo(reports.csv_safe(df).write_csv(), nl=False)
+    else:
+        path = reports.write_report_file(df, fmt, dest, force=force)
+        typer.echo(f"{name}: {df.height} rows x {df.width} columns -> {path}")
 
 
 @app.command()
@@ -192,24 +242,41 @@ def diff(
     before: Annotated[Path, typer.Option("--before", help="Earlier run's output directory")],
     after: Annotated[Path, typer.Option("--after", help="Later run's output directory")],
     dest: Annotated[
-        Path | None, typer.Option("--dest", help="Parquet file for the per-account changes")
+        Path | None,
+        typer.Option("--dest", help="Parquet file for the per-account changes (not written without it)"),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace --dest even if crossmargin diff did not write it")
+    ] = False,
 ) -> None:
-    """Day-over-day changes per account between two runs."""
-    from crossmargin.analytics.diff import diff_cli
+    """Day-over-day changes per account between two runs: prints the counts per kind of change.
 
-    diff_cli(before, after, dest)
+    The per-account rows are written only to --dest FILE. An existing --dest is replaced only if it is
+    a diff written by `crossmargin diff`, or with --force.
+    """
+    from crossmargin.analytics.diff import diff_runs, summary_text, write_diff
+
+    changes = diff_runs(before, after)
+    if dest is not None:
+        dest = write_diff(changes, dest, force=force)
+    typer.echo(summary_text(before, after, changes, dest))
 
 
 @app.command()
 def report(
     out: Annotated[Path, typer.Option("--out", help="A run's output directory")],
     html: Annotated[Path, typer.Option("--html", help="HTML file to write")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace --html even if it is not a crossmargin report")
+    ] = False,
 ) -> None:
-    """Self-contained HTML migration cohort report (opens offline)."""
-    from crossmargin.analytics.html import write_report_cli
+    """Self-contained HTML migration cohort report (opens offline).
 
-    write_report_cli(out, html)
+    An existing --html is replaced only if it is a report crossmargin wrote, or with --force.
+    """
+    from crossmargin.analytics.html import describe, write_report
+
+    typer.echo(describe(write_report(out, html, force=force)))
 
 
 def main(argv: list[str] | None = None) -> int:

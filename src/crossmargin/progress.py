@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Self
 
 
@@ -37,6 +39,18 @@ class Progress:
     def advance(self) -> None:
         if self._bar is not None:
             self._bar.advance(self._task)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hide the bar while a nested step draws its own (older rich allows one live display at once)."""
+        if self._bar is None:
+            yield
+            return
+        self._bar.stop()
+        try:
+            yield
+        finally:
+            self._bar.start()
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

@@ -1,4 +1,13 @@
-"""Analyst surfaces over a run's outputs: SQL reports, day-over-day diff, HTML report.
+"""Analyst surfaces over a run's outputs: SQL reports, day-over-day diff, HTML report, notebooks.
 
-Nothing here computes a SPEC formula: everything reads account_risk / actions / data_issues.
+Nothing here computes a formula of the rules: everything reads account_risk / actions / data_issues
+and manifest.json. Errors are `crossmargin.errors.CrossmarginError`s (one line, an exit code), never
+a typer exit: `crossmargin.cli.main` prints them.
+
+`out_dir_from_env()` is what the notebooks call to find their run: `$CROSSMARGIN_OUT`, a relative value
+resolved from the directory the command was typed in (`$PWD`), not from `notebooks/`.
 """
+
+from crossmargin.analytics.rundir import out_dir_from_env, read_manifest
+
+__all__ = ["out_dir_from_env", "read_manifest"]

@@ -19,14 +19,20 @@ Change kinds (CHANGES, in this order):
 
 Flag changes are only reported for accounts in account_risk of both runs: an account that appears or
 disappears gets new_account / dropped_account (and the data-issue change that explains it, if any).
+
+`crossmargin diff` prints the counts per kind; it writes the per-account rows only when given
+`--dest FILE` (`write_diff`: a parquet file tagged as written by `crossmargin diff`, so a later diff may
+replace it; any other existing file is left alone unless `--force`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import polars as pl
+
+from crossmargin.analytics.rundir import one_line, require_run, write_dest
+from crossmargin.errors import CrossmarginError
 
 CHANGES = [
     "new_account",
@@ -76,20 +82,16 @@ _RISK_COLUMNS = [
 ]
 
 
-class DiffError(ValueError):
-    """An input directory is not a run's output directory."""
+class DiffError(CrossmarginError):
+    """A run's output file that cannot be read or lacks a column the diff compares."""
 
-
-def _check(out_dir: Path) -> None:
-    for name in ("account_risk.parquet", "actions.parquet", "data_issues.parquet"):
-        if not (Path(out_dir) / name).is_file():
-            raise DiffError(f"{out_dir} is not a run's output directory (missing {name})")
+    exit_code = 2
 
 
 def _state(out_dir: Path) -> pl.LazyFrame:
     """One row per account of one run: the fields compared, plus presence in account_risk/data_issues."""
     out_dir = Path(out_dir)
-    _check(out_dir)
+    require_run(out_dir)
     risk = (
         pl.scan_parquet(out_dir / "account_risk.parquet")
         .select(_RISK_COLUMNS)
@@ -129,6 +131,13 @@ def _state(out_dir: Path) -> pl.LazyFrame:
 
 def diff_runs(before_dir: Path, after_dir: Path) -> pl.DataFrame:
     """Per-account changes from the run in `before_dir` to the run in `after_dir` (schema DIFF_SCHEMA)."""
+    try:
+        return _diff_runs(before_dir, after_dir)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DiffError(f"cannot compare {before_dir} and {after_dir}: {one_line(exc)}") from None
+
+
+def _diff_runs(before_dir: Path, after_dir: Path) -> pl.DataFrame:
     before = _state(before_dir)
     after = _state(after_dir)
     j = before.join(after, on="account_id", how="full", coalesce=True, suffix="_after")
@@ -215,39 +224,36 @@ def summarize(diff: pl.DataFrame) -> pl.DataFrame:
     return kinds.join(counts, on="change", how="left").with_columns(pl.col("accounts").fill_null(0))
 
 
-def _as_of(out_dir: Path) -> str:
-    try:
-        v = (
-            pl.scan_parquet(Path(out_dir) / "account_risk.parquet")
-            .select(pl.col("as_of").max())
-            .collect()
-            .item()
-        )
-    except Exception:
-        return "?"
-    return v.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if v is not None else "?"
+def as_of_text(out_dir: Path) -> str:
+    """The run's as_of as written in its manifest ("?" if it has none)."""
+    return str(require_run(out_dir).get("as_of") or "?")
 
 
-def diff_cli(before: Path, after: Path, dest: Path | None = None) -> None:
-    """`crossmargin diff --before DIR --after DIR [--dest FILE]`: write the parquet, print counts per kind."""
-    import typer
+def write_diff(diff: pl.DataFrame, dest: Path, *, force: bool = False) -> Path:
+    """Write the per-account changes to the parquet file `dest` (see the module docstring)."""
+    return write_dest(
+        dest, lambda tmp: diff.write_parquet(tmp, metadata={"crossmargin": "diff"}), kind="diff", force=force
+    )
+
+
+def summary_text(before: Path, after: Path, diff: pl.DataFrame, dest: Path | None = None) -> str:
+    """What `crossmargin diff` prints: both runs, accounts per change kind, where the rows went."""
+    import io
+
     from rich.console import Console
     from rich.table import Table
 
-    try:
-        diff = diff_runs(before, after)
-    except DiffError as exc:
-        typer.echo(f"crossmargin: error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    dest = Path(dest) if dest is not None else Path("diff.parquet")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    diff.write_parquet(dest)
-    typer.echo(f"before: {before} (as_of {_as_of(before)})")
-    typer.echo(f"after:  {after} (as_of {_as_of(after)})")
     table = Table(title="changes per account")
     table.add_column("change")
     table.add_column("accounts", justify="right")
     for change, n in summarize(diff).iter_rows():
         table.add_row(change, f"{n:,}")
-    Console().print(table)
-    typer.echo(f"{diff.height} change rows for {diff['account_id'].n_unique()} accounts -> {dest}")
+    buf = io.StringIO()
+    Console(file=buf, width=80, color_system=None, highlight=False).print(table)
+    where = f" -> {dest}" if dest is not None else " (not written; --dest FILE writes them)"
+    return (
+        f"before: {before} (as_of {as_of_text(before)})\n"
+        f"after:  {after} (as_of {as_of_text(after)})\n"
+        f"{buf.getvalue()}"
+        f"{diff.height} change rows for {diff['account_id'].n_unique()} accounts{where}"
+    )

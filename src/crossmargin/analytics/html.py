@@ -8,6 +8,12 @@ Sections: book overview, distribution of Classic and Pro margin levels (log-scal
 accounts without liability, policy thresholds drawn as lines), migration cohorts (summary by
 compliance state, chart and cohort table), partial repayment totals, Pro eligibility funnel, old vs
 new Pro formula impact, borrow blocks, margin calls and liquidations, data issues.
+
+Each section is one function `(ReportData) -> html` listed in `SECTIONS`, in page order: a new
+section is a new function appended there. `ReportData` runs each SQL report once, on first use.
+
+matplotlib is a base dependency: the report is a main use of the package and must work on a plain
+install.
 """
 
 from __future__ import annotations
@@ -18,10 +24,13 @@ import html
 import io
 import math
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from crossmargin.analytics.rundir import HTML_GENERATOR, require_run, write_dest
 from crossmargin.analytics.sql import query, report_grain, run_report
 
 MAX_COHORT_ROWS = 300  # rows of the cohort table shown in the HTML (the full table is the SQL report)
@@ -355,25 +364,133 @@ def _kpis(items: list[tuple[str, str]]) -> str:
     return f'<div class="kpis">{cells}</div>'
 
 
+@dataclass
+class ReportData:
+    """One run's output directory and its SQL reports, each run once on first use."""
+
+    out_dir: Path
+    _frames: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+    def report(self, name: str) -> pl.DataFrame:
+        if name not in self._frames:
+            self._frames[name] = run_report(name, self.out_dir)
+        return self._frames[name]
+
+    def view(self, name: str) -> pl.DataFrame:
+        key = f"view:{name}"
+        if key not in self._frames:
+            self._frames[key] = query(self.out_dir, f"select * from {name}")
+        return self._frames[key]
+
+
+def _total(df: pl.DataFrame, col: str) -> float:
+    return float(df[col].sum()) if df.height else 0.0
+
+
+def _kpis_block(data: ReportData) -> str:
+    overview = data.report("risk_overview")
+    cohorts = data.report("migration_cohorts")
+    rep = data.report("partial_repayments")
+    issues = data.report("data_issues_summary")
+    return _kpis(
+        [
+            ("accounts in account_risk", f"{int(_total(overview, 'accounts')):,}"),
+            ("Pro accounts due for migration", f"{int(_total(cohorts, 'due_for_migration_accounts')):,}"),
+            ("to be switched to Classic now", f"{int(_total(cohorts, 'migrate_now_accounts')):,}"),
+            ("partial repayment required (USDT)", f"{_total(rep, 'partial_repayment_usdt'):,.0f}"),
+            ("bad debt of due accounts (USDT)", f"{_total(rep, 'bad_debt_usdt'):,.0f}"),
+            ("accounts with data issues", f"{int(issues['distinct_accounts_all_issues'].max() or 0):,}"),
+        ]
+    )
+
+
+def overview_section(data: ReportData) -> str:
+    return _section("Book overview", "risk_overview", _table(data.report("risk_overview")))
+
+
+def level_distribution_section(data: ReportData) -> str:
+    chart = _level_distribution_chart(
+        data.report("margin_level_distribution"), data.view("policy_thresholds")
+    )
+    note = (
+        '<p class="note">Ten buckets per decade of the level; lines are the thresholds of the policy in '
+        "force at as_of (Classic: per leverage; Pro: margin call, liquidation, activation level).</p>"
+    )
+    return _section(
+        "Distribution of Classic and Pro margin levels", "margin_level_distribution", chart + note
+    )
+
+
+def cohorts_section(data: ReportData) -> str:
+    cohorts = data.report("migration_cohorts")
+    dims = ("compliance_state", "classic_margin_level_bucket", "net_equity_bucket", "country")
+    by_state = cohorts.group_by("compliance_state", maintain_order=True).agg(
+        pl.col(c).sum() for c in cohorts.columns if c not in dims
+    )
+    non_compliant = cohorts.filter(pl.col("compliance_state") != "compliant")
+    return _section(
+        "Migration cohorts",
+        "migration_cohorts",
+        "<h3>By compliance state</h3>"
+        + _table(by_state)
+        + _cohort_chart(cohorts)
+        + "<h3>Cohort table (non-compliant Pro accounts)</h3>"
+        + _table(non_compliant, MAX_COHORT_ROWS),
+    )
+
+
+def repayments_section(data: ReportData) -> str:
+    rep = data.report("partial_repayments")
+    return _section("Partial repayment totals", "partial_repayments", _repayment_chart(rep) + _table(rep))
+
+
+def funnel_section(data: ReportData) -> str:
+    funnel = data.report("pro_eligibility_funnel")
+    return _section(
+        "Pro eligibility funnel", "pro_eligibility_funnel", _funnel_chart(funnel) + _table(funnel)
+    )
+
+
+def formula_impact_section(data: ReportData) -> str:
+    return _section("Old vs new Pro formula", "pro_formula_impact", _table(data.report("pro_formula_impact")))
+
+
+def borrow_blocks_section(data: ReportData) -> str:
+    return _section("Borrow blocks", "borrow_blocks", _table(data.report("borrow_blocks")))
+
+
+def margin_calls_section(data: ReportData) -> str:
+    return _section(
+        "Margin calls and liquidations",
+        "margin_calls_liquidations",
+        _table(data.report("margin_calls_liquidations")),
+    )
+
+
+def data_issues_section(data: ReportData) -> str:
+    return _section("Data issues", "data_issues_summary", _table(data.report("data_issues_summary")))
+
+
+# The page's sections, in order: each one function of ReportData returning its <section>.
+SECTIONS: list[Callable[[ReportData], str]] = [
+    overview_section,
+    level_distribution_section,
+    cohorts_section,
+    repayments_section,
+    funnel_section,
+    formula_impact_section,
+    borrow_blocks_section,
+    margin_calls_section,
+    data_issues_section,
+]
+
+
 def render_report(out_dir: Path) -> str:
     """The report's HTML text for one run's output directory."""
     out_dir = Path(out_dir)
-    reports = {
-        name: run_report(name, out_dir)
-        for name in (
-            "risk_overview",
-            "margin_level_distribution",
-            "migration_cohorts",
-            "partial_repayments",
-            "pro_eligibility_funnel",
-            "pro_formula_impact",
-            "borrow_blocks",
-            "margin_calls_liquidations",
-            "data_issues_summary",
-        )
-    }
-    info = query(out_dir, "select * from run_info")
-    thresholds = query(out_dir, "select * from policy_thresholds")
+    require_run(out_dir)
+    data = ReportData(out_dir)
+    info = data.view("run_info")
     as_of = info["as_of"][0]
     as_of_text = as_of.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if as_of is not None else "?"
     version = info["policy_version"][0]
@@ -385,72 +502,12 @@ def render_report(out_dir: Path) -> str:
             "found; threshold lines, the funnel's conditions and the formula-impact thresholds use the "
             "shipped policy.</p>"
         )
-
-    overview = reports["risk_overview"]
-    cohorts = reports["migration_cohorts"]
-    rep = reports["partial_repayments"]
-
-    def total(df: pl.DataFrame, col: str) -> float:
-        return float(df[col].sum()) if df.height else 0.0
-
-    kpis = _kpis(
-        [
-            ("accounts in account_risk", f"{int(total(overview, 'accounts')):,}"),
-            ("Pro accounts due for migration", f"{int(total(cohorts, 'due_for_migration_accounts')):,}"),
-            ("to be switched to Classic now", f"{int(total(cohorts, 'migrate_now_accounts')):,}"),
-            ("partial repayment required (USDT)", f"{total(rep, 'partial_repayment_usdt'):,.0f}"),
-            ("bad debt of due accounts (USDT)", f"{total(rep, 'bad_debt_usdt'):,.0f}"),
-            (
-                "accounts with data issues",
-                f"{int(reports['data_issues_summary']['distinct_accounts_all_issues'].max() or 0):,}",
-            ),
-        ]
-    )
-
-    by_state = cohorts.group_by("compliance_state", maintain_order=True).agg(
-        pl.col(c).sum()
-        for c in cohorts.columns
-        if c not in ("compliance_state", "classic_margin_level_bucket", "net_equity_bucket", "country")
-    )
-    non_compliant = cohorts.filter(pl.col("compliance_state") != "compliant")
-
-    sections = [
-        _section("Book overview", "risk_overview", _table(overview)),
-        _section(
-            "Distribution of Classic and Pro margin levels",
-            "margin_level_distribution",
-            _level_distribution_chart(reports["margin_level_distribution"], thresholds)
-            + '<p class="note">Ten buckets per decade of the level; lines are the thresholds of the policy in '
-            "force at as_of (Classic: per leverage; Pro: margin call, liquidation, activation level).</p>",
-        ),
-        _section(
-            "Migration cohorts",
-            "migration_cohorts",
-            "<h3>By compliance state</h3>"
-            + _table(by_state)
-            + _cohort_chart(cohorts)
-            + "<h3>Cohort table (non-compliant Pro accounts)</h3>"
-            + _table(non_compliant, MAX_COHORT_ROWS),
-        ),
-        _section("Partial repayment totals", "partial_repayments", _repayment_chart(rep) + _table(rep)),
-        _section(
-            "Pro eligibility funnel",
-            "pro_eligibility_funnel",
-            _funnel_chart(reports["pro_eligibility_funnel"]) + _table(reports["pro_eligibility_funnel"]),
-        ),
-        _section("Old vs new Pro formula", "pro_formula_impact", _table(reports["pro_formula_impact"])),
-        _section("Borrow blocks", "borrow_blocks", _table(reports["borrow_blocks"])),
-        _section(
-            "Margin calls and liquidations",
-            "margin_calls_liquidations",
-            _table(reports["margin_calls_liquidations"]),
-        ),
-        _section("Data issues", "data_issues_summary", _table(reports["data_issues_summary"])),
-    ]
+    kpis = _kpis_block(data)
+    sections = [section(data) for section in SECTIONS]
     title = f"crossmargin migration cohort report — {as_of_text}"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"{HTML_GENERATOR}<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
         f'<p class="meta">run output <code>{html.escape(out_dir.name or str(out_dir))}</code> · '
         f"as_of {html.escape(as_of_text)} · policy {html.escape(str(version))} · Pro formula in force: {formula}</p>"
@@ -459,35 +516,18 @@ def render_report(out_dir: Path) -> str:
     )
 
 
-def write_report(out_dir: Path, html_path: Path) -> Path:
-    """Write the self-contained HTML report of one run's output directory to `html_path`."""
+def write_report(out_dir: Path, html_path: Path, *, force: bool = False) -> Path:
+    """Write the self-contained HTML report of one run's output directory to `html_path`.
+
+    An existing file is replaced only if it is a report written by crossmargin, or with `force`.
+    """
     text = render_report(out_dir)
-    html_path = Path(html_path)
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = html_path.with_name(f".{html_path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(html_path)
-    return html_path
+    return write_dest(
+        html_path, lambda tmp: tmp.write_text(text, encoding="utf-8"), kind="report", force=force
+    )
 
 
-def write_report_cli(out_dir: Path, html_path: Path) -> None:
-    """`crossmargin report --out DIR --html FILE`."""
-    import typer
-
-    from crossmargin.analytics.sql import ReportError
-
-    try:
-        path = write_report(out_dir, html_path)
-    except ReportError as exc:
-        typer.echo(f"crossmargin: error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except ModuleNotFoundError as exc:
-        if exc.name != "matplotlib":
-            raise
-        typer.echo(
-            "crossmargin: error: the HTML report needs matplotlib: pip install 'crossmargin[report]'",
-            err=True,
-        )
-        raise typer.Exit(2) from None
-    text = path.read_text(encoding="utf-8")
-    typer.echo(f"wrote {path} ({len(text.encode()) / 1024:,.0f} KiB, {text.count('<svg')} charts)")
+def describe(path: Path) -> str:
+    """One line about a written report: its size and number of charts."""
+    text = Path(path).read_text(encoding="utf-8")
+    return f"wrote {path} ({len(text.encode()) / 1024:,.0f} KiB, {text.count('<svg')} charts)"

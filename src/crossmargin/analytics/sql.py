@@ -6,41 +6,46 @@ a header comment whose first sentence states the grain, CTEs, and `select * from
 A report reads only these views, created here in an in-memory DuckDB over the run's files:
 
 - `account_risk`, `actions`, `data_issues`: the parquet files of the output directory, as written.
-- `run_info`: one row (as_of, policy_version, new_formula, policy_matches_run) of the run;
-  policy_matches_run is false when the policy text resolved here is not the one the run recorded
-  (manifest policy_sha256), e.g. a --policy file that has since moved: thresholds are then the shipped ones.
-- `policy_thresholds`: (name, mode, classic_leverage, value, direction) -- the policy values in force at
-  the run's as_of, read from `crossmargin.policy` (so a report never holds a decision threshold literal).
+- `run_info`: one row (as_of, policy_version, new_formula, policy_matches_run) of the run.
+- `policy_thresholds`: (name, mode, classic_leverage, value, direction) -- the policy values the run
+  used, read from the policy record of its manifest.json (so a report never holds a decision threshold
+  literal). A manifest without a policy record (an older run) falls back on the policy resolved at the
+  run's as_of from `crossmargin.policy`; policy_matches_run is then false when that policy text is not
+  the one the run recorded (manifest policy_sha256), e.g. a --policy file that has since moved.
 - `pro_conditions`: (position, condition) -- the Pro activation conditions of the formula in force, in
   the order of `schemas.PRO_CONDITIONS_NEW` / `_OLD` (the names used in `pro_ineligible_reasons`).
 
-Reports never recompute a SPEC formula: levels, flags and amounts come from the engine's columns.
+Reports never recompute a formula of the rules: levels, flags and amounts come from the engine's columns.
+Errors (unknown report or format, a directory that is not a run's, a file DuckDB cannot read) are
+`CrossmarginError`s: one line, exit 2.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
+import shutil
+import textwrap
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
 
 from crossmargin import schemas
+from crossmargin.analytics.rundir import OUTPUT_FILES, RunDirError, one_line, require_run, write_dest
+from crossmargin.errors import CrossmarginError
 
-OUTPUT_FILES = {
-    "account_risk": "account_risk.parquet",
-    "actions": "actions.parquet",
-    "data_issues": "data_issues.parquet",
-}
+FORMATS = ("table", "csv", "parquet")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class ReportError(ValueError):
-    """Unknown report, or an output directory that is not a run's output."""
+class ReportError(CrossmarginError):
+    """Unknown report or output format, or a query DuckDB cannot run on the run's files."""
+
+    exit_code = 2
 
 
 # ------------------------------------------------------------------ report files
@@ -72,67 +77,66 @@ def report_grain(name: str) -> str:
 
 
 # ------------------------------------------------------------------ views over one output dir
-def _run_as_of(out_dir: Path, con: duckdb.DuckDBPyConnection) -> tuple[dt.datetime | None, str | None]:
-    manifest = out_dir / "manifest.json"
-    as_of = version = None
-    if manifest.exists():
-        try:
-            doc = json.loads(manifest.read_text(encoding="utf-8"))
-            if doc.get("as_of"):
-                as_of = dt.datetime.fromisoformat(str(doc["as_of"]))  # 3.11+: reads a trailing Z
-            version = doc.get("policy_version")
-        except (ValueError, OSError):
-            as_of = None
-    if as_of is None:  # fall back on the as_of column every account_risk row carries
-        row = con.execute("select max(as_of) from account_risk").fetchone()
-        as_of = row[0] if row else None
-    if version is None:
-        row = con.execute("select max(policy_version) from account_risk").fetchone()
-        version = row[0] if row else None
-    if as_of is not None and as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=dt.UTC)
-    return as_of, version
-
-
-def _manifest(out_dir: Path) -> dict:
+def _utc(text: Any, where: str) -> dt.datetime:
     try:
-        return json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
-    except (ValueError, OSError):
-        return {}
+        value = dt.datetime.fromisoformat(str(text))  # 3.11+: reads a trailing Z
+    except ValueError:
+        raise RunDirError(f"manifest.json is corrupt: {where} {text!r} is not a timestamp") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
-def _policy_file(out_dir: Path) -> Path | None:
-    """The --policy file a run recorded in its manifest, if it recorded one and it still exists."""
-    path = _manifest(out_dir).get("policy_file")
-    return Path(path) if path and Path(path).exists() else None
-
-
-def _policy_frames(out_dir: Path, con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
-    from crossmargin.policy import resolve
-
-    as_of, version = _run_as_of(out_dir, con)
-    if as_of is None:  # an empty run: no account, no threshold needed
-        as_of = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    policy = resolve(as_of, _policy_file(out_dir))
+def _threshold_rows(p: dict[str, Any]) -> list[tuple[str, str, int | None, float, str]]:
+    """policy_thresholds rows from a policy record (`Policy.as_record()`, as in manifest.json)."""
     rows: list[tuple[str, str, int | None, float, str]] = [
-        ("pro_margin_call", "pro", None, policy.pro_margin_call, "<="),
-        ("pro_liquidation", "pro", None, policy.pro_liquidation, "<="),
-        ("new_min_pro_margin_level", "classic", None, policy.new_min_pro_margin_level, ">"),
-        ("new_min_net_equity_usdt", "classic", None, policy.new_min_net_equity_usdt, ">"),
+        ("pro_margin_call", "pro", None, float(p["pro_margin_call"]), "<="),
+        ("pro_liquidation", "pro", None, float(p["pro_liquidation"]), "<="),
+        ("new_min_pro_margin_level", "classic", None, float(p["new_min_pro_margin_level"]), ">"),
+        ("new_min_net_equity_usdt", "classic", None, float(p["new_min_net_equity_usdt"]), ">"),
         (
             "old_min_classic_collateral_margin_level",
             "classic",
             None,
-            policy.old_min_classic_collateral_margin_level,
+            float(p["old_min_classic_collateral_margin_level"]),
             ">",
         ),
     ]
-    for lev, tier in sorted(policy.classic.items()):
+    for lev, tier in sorted(p["classic"].items(), key=lambda kv: int(kv[0])):
         rows += [
-            ("classic_initial_risk_ratio", "classic", lev, tier.initial_risk_ratio, "<="),
-            ("classic_margin_call", "classic", lev, tier.margin_call, "<="),
-            ("classic_liquidation", "classic", lev, tier.liquidation, "<="),
+            ("classic_initial_risk_ratio", "classic", int(lev), float(tier["initial_risk_ratio"]), "<="),
+            ("classic_margin_call", "classic", int(lev), float(tier["margin_call"]), "<="),
+            ("classic_liquidation", "classic", int(lev), float(tier["liquidation"]), "<="),
         ]
+    return rows
+
+
+def _run_policy(out_dir: Path, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool | None]:
+    """The policy record of the run and whether it is the run's own (see the module docstring)."""
+    record = manifest.get("policy")
+    if record is not None:
+        if not isinstance(record, dict):
+            raise RunDirError(f"{out_dir / 'manifest.json'} is corrupt: 'policy' is not an object")
+        return record, True
+    from crossmargin.policy import resolve
+
+    as_of = (
+        _utc(manifest["as_of"], "as_of") if manifest.get("as_of") else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    )
+    policy_file = manifest.get("policy_file")
+    policy_file = Path(policy_file) if policy_file and Path(policy_file).exists() else None
+    policy = resolve(as_of, policy_file)
+    run_sha = manifest.get("policy_sha256")
+    return policy.as_record(), (None if not run_sha else run_sha == policy.source_sha256)
+
+
+def _policy_frames(out_dir: Path, manifest: dict[str, Any]) -> dict[str, pl.DataFrame]:
+    record, matches = _run_policy(out_dir, manifest)
+    try:
+        rows = _threshold_rows(record)
+        as_of = _utc(manifest.get("as_of") or record["as_of"], "as_of")
+        new_formula = as_of >= _utc(record["pro_new_formula_from"], "policy.pro_new_formula_from")
+        version = str(manifest.get("policy_version") or record["version"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RunDirError(f"{out_dir / 'manifest.json'} is corrupt: policy record: {one_line(exc)}") from None
     thresholds = pl.DataFrame(
         rows,
         schema={
@@ -144,20 +148,17 @@ def _policy_frames(out_dir: Path, con: duckdb.DuckDBPyConnection) -> dict[str, p
         },
         orient="row",
     )
-    conditions = schemas.PRO_CONDITIONS_NEW if policy.new_formula else schemas.PRO_CONDITIONS_OLD
+    conditions = schemas.PRO_CONDITIONS_NEW if new_formula else schemas.PRO_CONDITIONS_OLD
     pro_conditions = pl.DataFrame(
         {"position": list(range(1, len(conditions) + 1)), "condition": conditions},
         schema={"position": pl.Int64, "condition": pl.String},
     )
-    # the thresholds are those of the run only if the policy text is the one the run hashed
-    run_sha = _manifest(out_dir).get("policy_sha256")
-    policy_matches_run = None if not run_sha else run_sha == policy.source_sha256
     run_info = pl.DataFrame(
         {
             "as_of": [as_of],
-            "policy_version": [version or policy.version],
-            "new_formula": [policy.new_formula],
-            "policy_matches_run": [policy_matches_run],
+            "policy_version": [version],
+            "new_formula": [new_formula],
+            "policy_matches_run": [matches],
         },
         schema={
             "as_of": schemas.UTC_TS,
@@ -172,17 +173,20 @@ def _policy_frames(out_dir: Path, con: duckdb.DuckDBPyConnection) -> dict[str, p
 def connect(out_dir: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the report views over one run's output directory."""
     out_dir = Path(out_dir)
-    missing = [f for f in OUTPUT_FILES.values() if not (out_dir / f).is_file()]
-    if missing:
-        raise ReportError(f"{out_dir} is not a run's output directory (missing {', '.join(missing)})")
+    manifest = require_run(out_dir)
+    frames = _policy_frames(out_dir, manifest)
     con = duckdb.connect(":memory:")
-    con.execute("set TimeZone = 'UTC'")
-    for view, fname in OUTPUT_FILES.items():
-        path = str((out_dir / fname).resolve()).replace("'", "''")
-        con.execute(f"create view {view} as select * from read_parquet('{path}')")
-    for view, frame in _policy_frames(out_dir, con).items():
-        con.register(f"_{view}_frame", frame.to_arrow())
-        con.execute(f"create view {view} as select * from _{view}_frame")
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        for view, fname in OUTPUT_FILES.items():
+            path = str((out_dir / fname).resolve()).replace("'", "''")
+            con.execute(f"create view {view} as select * from read_parquet('{path}')")
+        for view, frame in frames.items():
+            con.register(f"_{view}_frame", frame.to_arrow())
+            con.execute(f"create view {view} as select * from _{view}_frame")
+    except duckdb.Error as exc:
+        con.close()
+        raise ReportError(f"cannot read the outputs in {out_dir}: {one_line(exc)}") from None
     return con
 
 
@@ -191,6 +195,8 @@ def query(out_dir: Path, sql: str) -> pl.DataFrame:
     con = connect(out_dir)
     try:
         return pl.from_arrow(con.sql(sql).to_arrow_table())
+    except duckdb.Error as exc:
+        raise ReportError(f"query failed on {out_dir}: {one_line(exc)}") from None
     finally:
         con.close()
 
@@ -201,22 +207,41 @@ def run_report(name: str, out_dir: Path) -> pl.DataFrame:
     return query(out_dir, text)
 
 
-# ------------------------------------------------------------------ CLI
-def _print_table(df: pl.DataFrame, title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def csv_safe(df: pl.DataFrame) -> pl.DataFrame:
+    """CSV has no list type: join list columns with '|'."""
+    lists = [c for c, t in df.schema.items() if isinstance(t, pl.List)]
+    return df.with_columns(pl.col(c).cast(pl.List(pl.String)).list.join("|") for c in lists)
 
-    table = Table(title=title, show_lines=False)
-    for col, dtype in df.schema.items():
-        table.add_column(col, justify="right" if dtype.is_numeric() else "left", overflow="fold")
-    cells = [[_fmt(v) for v in row] for row in df.iter_rows()]
-    for row in cells:
-        table.add_row(*row)
-    console = Console()
-    if not console.is_terminal:  # piped or in cron: do not squeeze the table into 80 columns
-        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(df.columns)]
-        console = Console(width=max(80, sum(widths) + 3 * len(widths) + 1))
-    console.print(table)
+
+def check_format(fmt: str, dest: Path | None) -> None:
+    """An output format the `sql` command knows, with the destination it needs."""
+    if fmt not in FORMATS:
+        raise ReportError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt == "parquet" and dest is None:
+        raise ReportError("--format parquet needs --dest FILE")
+    if fmt == "table" and dest is not None:
+        raise ReportError("--dest needs --format csv or parquet")
+
+
+def write_report_file(df: pl.DataFrame, fmt: str, dest: Path, *, force: bool = False) -> Path:
+    """Write a report's frame as csv or parquet to `dest` (replacing only what `sql` wrote, or --force)."""
+    check_format(fmt, dest)
+    if fmt == "csv":
+        return write_dest(dest, lambda tmp: csv_safe(df).write_csv(tmp), kind="sql", force=force)
+    return write_dest(
+        dest, lambda tmp: df.write_parquet(tmp, metadata={"crossmargin": "sql"}), kind="sql", force=force
+    )
+
+
+# ------------------------------------------------------------------ text output
+def terminal_width() -> int | None:
+    """Columns to print in: $COLUMNS or the terminal's width; None (no limit) when piped without COLUMNS."""
+    import os
+    import sys
+
+    if os.environ.get("COLUMNS", "").strip().isdigit() or sys.stdout.isatty():
+        return max(40, shutil.get_terminal_size().columns)
+    return None
 
 
 def _fmt(value: object) -> str:
@@ -231,35 +256,76 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def run_report_cli(name: str, out_dir: Path, fmt: str = "table", dest: Path | None = None) -> None:
-    """`crossmargin sql NAME --out DIR [--format table|csv|parquet] [--dest FILE]`; NAME 'list' lists them."""
-    import typer
-
-    if name == "list":
-        for report in list_reports():
-            typer.echo(f"{report:32s} {report_grain(report)}")
-        return
-    try:
-        df = run_report(name, out_dir)
-    except (ReportError, duckdb.Error) as exc:
-        typer.echo(f"crossmargin: error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if fmt == "table":
-        _print_table(df, f"{name} — {report_grain(name)}")
-        return
-    dest = Path(dest) if dest is not None else Path(f"{name}.{fmt}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        csv_safe(df).write_csv(dest)
-    elif fmt == "parquet":
-        df.write_parquet(dest)
-    else:
-        typer.echo(f"crossmargin: error: unknown format {fmt!r} (table, csv or parquet)", err=True)
-        raise typer.Exit(2)
-    typer.echo(f"{name}: {df.height} rows x {df.width} columns -> {dest}")
+def _table_width(widths: list[int]) -> int:
+    return sum(w + 3 for w in widths) + 1  # one space either side of a cell, one rule per column, one edge
 
 
-def csv_safe(df: pl.DataFrame) -> pl.DataFrame:
-    """CSV has no list type: join list columns with '|'."""
-    lists = [c for c, t in df.schema.items() if isinstance(t, pl.List)]
-    return df.with_columns(pl.col(c).cast(pl.List(pl.String)).list.join("|") for c in lists)
+def _column_groups(df: pl.DataFrame, widths: list[int], width: int) -> list[list[int]]:
+    """Column indices per printed table: the leading label columns, then as many others as fit."""
+    n = len(widths)
+    keys: list[int] = []
+    for i, dtype in enumerate(df.dtypes):
+        if dtype.is_numeric() or _table_width([widths[k] for k in [*keys, i]]) > width // 2:
+            break
+        keys.append(i)
+    if not keys:
+        keys = [0]
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for i in range(n):
+        if i in keys:
+            continue
+        if current and _table_width([widths[k] for k in [*keys, *current, i]]) > width:
+            groups.append(current)
+            current = []
+        current.append(i)
+    if current or not groups:
+        groups.append(current)
+    return [[*keys, *g] for g in groups]
+
+
+def render_table(df: pl.DataFrame, title: str, width: int | None = None) -> str:
+    """A report's frame as text tables no wider than `width` (None: one table, as wide as it needs).
+
+    When the columns do not fit side by side, they are split over several tables printed one under
+    the other, each repeating the leading label columns (the report's grain), so every header shows
+    in full; a cell too wide for its table folds onto several lines.
+    """
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    cells = [[_fmt(v) for v in row] for row in df.iter_rows()]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(df.columns)]
+    groups = [list(range(df.width))] if width is None else _column_groups(df, widths, width)
+    console_width = width or max(_table_width(widths), len(title), 20)
+    buf = io.StringIO()
+    console = Console(file=buf, width=console_width, color_system=None, highlight=False, emoji=False)
+    for g, cols in enumerate(groups):
+        part = title if len(groups) == 1 else f"{title} (columns {g + 1} of {len(groups)})"
+        table = Table(title=part if g == 0 else f"({g + 1} of {len(groups)})")
+        if g > 0:
+            console.print()
+        for i in cols:
+            name = df.columns[i]
+            table.add_column(
+                name,
+                justify="right" if df.dtypes[i].is_numeric() else "left",
+                overflow="fold",
+                min_width=len(name),
+                no_wrap=False,
+            )
+        for row in cells:
+            table.add_row(*(row[i] for i in cols))
+        console.print(table)
+    return "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())
+
+
+def list_text(width: int | None = None) -> str:
+    """The shipped reports, one per line with its grain (wrapped to `width`)."""
+    lines = []
+    for report in list_reports():
+        line = f"{report:28s} {report_grain(report)}"
+        lines += textwrap.wrap(line, width, subsequent_indent=" " * 29) if width else [line]
+    return "\n".join(lines)

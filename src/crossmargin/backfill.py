@@ -1,0 +1,241 @@
+"""Backfill: run the job once per day over a date range, one output partition per day.
+
+Day D is scored as of D T00:00:00Z (the nightly convention: the run at midnight scores the book as
+of that midnight) from the input directory TEMPLATE with `{date}` replaced by D, into
+ROOT/as_of=D/. A day whose partition is up to date (`why_run` returns None) is skipped; a day that
+fails is reported and the next day runs; the caller learns of the failures at the end
+(`BackfillFailed`, exit 1). The skip rule, layout and exit codes are described in
+docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crossmargin import outputs
+from crossmargin.errors import CrossmarginError, InputSchemaError, UsageError
+from crossmargin.inputs import InputFile, find_file
+from crossmargin.job import check_options, run_job
+from crossmargin.policy import resolve
+from crossmargin.progress import Progress
+from crossmargin.schemas import INPUT_SCHEMAS
+
+DATE_FIELD = "{date}"
+_DAY = re.compile(r"\d{4}-\d\d-\d\d")
+
+
+class BackfillFailed(CrossmarginError):
+    """One or more days failed (each reported on its own line); every other day was still attempted."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class DayResult:
+    day: dt.date
+    status: str  # "ran", "skipped" or "failed"
+    detail: str = ""  # the job's summary, or why the day failed
+    reason: str = ""  # why it ran: no partition yet, input changed, --force, ...
+    exit_code: int = 0  # of a failed day: the job's own exit code (2, 3, 4, ...)
+
+    def line(self) -> str:
+        """The day's one summary line."""
+        if self.status == "skipped":
+            return f"{self.day}: skipped (up to date)"
+        if self.status == "failed":
+            return f"{self.day}: failed (exit {self.exit_code}): {self.detail}"
+        return f"{self.day}: ran ({self.reason}): {self.detail}"
+
+
+# ------------------------------------------------------------------ options
+
+
+def parse_day(text: str, option: str) -> dt.date:
+    """A calendar date written YYYY-MM-DD, or UsageError naming the option."""
+    try:
+        if not _DAY.fullmatch(text):
+            raise ValueError(text)
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a date YYYY-MM-DD (e.g. 2025-01-20)") from None
+
+
+def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
+    """Every day from `first` to `last`, both included."""
+    if first > last:
+        raise UsageError(f"--from {first} is after --to {last}")
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def check_template(template: str) -> None:
+    if DATE_FIELD not in template:
+        raise UsageError(
+            f"--input {template!r} has no {DATE_FIELD} placeholder (e.g. /data/in/{DATE_FIELD}): "
+            "each day needs its own input directory"
+        )
+
+
+# ------------------------------------------------------------------ one day
+
+
+def as_of_for(day: dt.date) -> dt.datetime:
+    """The valuation time of day D's partition: D at 00:00:00 UTC."""
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def input_dir_for(template: str, day: dt.date) -> Path:
+    return Path(template.replace(DATE_FIELD, day.isoformat()))
+
+
+def partition_dir(out_root: Path, day: dt.date) -> Path:
+    return Path(out_root) / f"as_of={day.isoformat()}"
+
+
+def _manifest(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads((out_dir / outputs.MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def why_run(out_dir: Path, input_dir: Path, as_of: dt.datetime, policy_file: Path | None) -> str | None:
+    """Why the partition `out_dir` must be (re)computed, or None when it is up to date.
+
+    Up to date: its manifest.json was written by crossmargin for this as_of, names the policy that
+    `resolve(as_of, policy_file)` gives now (version and digest) and the input files this day's
+    directory holds now (same file names, same sha256), and its outputs verify. Checks run cheapest
+    first; the input files are hashed last.
+    """
+    manifest = _manifest(out_dir)
+    if manifest is None or manifest.get("producer") != outputs.PRODUCER:
+        return "no partition yet" if not out_dir.exists() else "no readable crossmargin manifest.json"
+    if manifest.get("as_of") != as_of.isoformat().replace("+00:00", "Z"):
+        return f"manifest is for as_of {manifest.get('as_of')}"
+    try:
+        policy = resolve(as_of, policy_file)
+    except CrossmarginError as exc:  # the run reports it
+        return str(exc)
+    if manifest.get("policy_sha256") != policy.source_sha256:
+        return "policy changed"
+    if manifest.get("policy_version") != policy.version:
+        return f"policy version is now {policy.version}"
+    recorded = manifest.get("inputs")
+    if not isinstance(recorded, dict) or set(recorded) != set(INPUT_SCHEMAS):
+        return "manifest lists other input tables"
+    try:
+        problems = outputs.verify_outputs(out_dir)
+    except (KeyError, TypeError, AttributeError):  # a hand-edited manifest
+        problems = ["malformed outputs in manifest.json"]
+    if problems:
+        return f"outputs do not verify ({problems[0]})"
+    changed = []
+    for table in INPUT_SCHEMAS:
+        entry = recorded[table]
+        try:
+            path = find_file(input_dir, table)
+        except CrossmarginError as exc:  # the run reports it
+            return str(exc)
+        same_file = isinstance(entry, dict) and entry.get("file") == path.name
+        if not (same_file and InputFile(table, path, entry.get("rows", 0)).sha256() == entry.get("sha256")):
+            changed.append(table)
+    if changed:
+        return f"input changed: {', '.join(changed)}"
+    return None
+
+
+def backfill_day(
+    day: dt.date,
+    template: str,
+    out_root: Path,
+    policy_file: Path | None = None,
+    max_issue_rate: float = 0.01,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> DayResult:
+    """Skip, run or fail one day; a failure is returned, not raised."""
+    as_of, input_dir, out_dir = as_of_for(day), input_dir_for(template, day), partition_dir(out_root, day)
+    try:
+        if not input_dir.is_dir():
+            raise InputSchemaError(f"input directory {input_dir} does not exist")
+        reason = "--force" if force else why_run(out_dir, input_dir, as_of, policy_file)
+        if reason is None:
+            return DayResult(day, "skipped")
+        if progress is None:
+            summary = run_job(as_of, input_dir, out_dir, policy_file, max_issue_rate)
+        else:
+            with progress.paused():  # the job draws its own bar
+                summary = run_job(as_of, input_dir, out_dir, policy_file, max_issue_rate)
+        return DayResult(day, "ran", summary, reason)
+    except CrossmarginError as exc:
+        return DayResult(day, "failed", str(exc), exit_code=exc.exit_code)
+    except OSError as exc:  # e.g. permission denied under the output root
+        return DayResult(day, "failed", f"{exc.strerror or exc}: {exc.filename or out_dir}", exit_code=1)
+
+
+# ------------------------------------------------------------------ the range
+
+
+def day_ranges(days: list[dt.date]) -> str:
+    """`2025-01-03, 2025-01-05..2025-01-09`: consecutive days collapsed (the failure line stays short)."""
+    runs: list[list[dt.date]] = []
+    for d in sorted(days):
+        if runs and d - runs[-1][-1] == dt.timedelta(days=1):
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in runs)
+
+
+def backfill(
+    first: str,
+    last: str,
+    template: str,
+    out_root: Path,
+    policy_file: Path | None = None,
+    max_issue_rate: float = 0.01,
+    force: bool = False,
+    report: Callable[[str], None] = print,
+) -> list[DayResult]:
+    """Every day from `first` to `last` (YYYY-MM-DD, inclusive), one `report` line per day, then a total.
+
+    Options are checked before any day (UsageError, exit 2). A failed day does not stop the others;
+    when any failed, BackfillFailed (exit 1) names them after the last day.
+    """
+    days = days_between(parse_day(first, "--from"), parse_day(last, "--to"))
+    check_template(template)
+    check_options(max_issue_rate, None)
+    if policy_file is not None and not Path(policy_file).is_file():
+        raise UsageError(f"--policy {policy_file} is not a file")
+    out_root = Path(out_root)
+    if out_root.exists() and not out_root.is_dir():
+        raise UsageError(f"--out-root {out_root} is a file, not a directory")
+
+    results: list[DayResult] = []
+    with Progress(len(days), "backfill") as progress:
+        for i, day in enumerate(days):
+            progress.step(f"backfill {day} ({i + 1}/{len(days)})")
+            result = backfill_day(day, template, out_root, policy_file, max_issue_rate, force, progress)
+            results.append(result)
+            with progress.paused():  # the line goes above the bar, not into it
+                report(result.line())
+            progress.advance()
+
+    failed = [r for r in results if r.status == "failed"]
+    counts = {s: sum(r.status == s for r in results) for s in ("ran", "skipped", "failed")}
+    report(
+        f"backfill {days[0]}..{days[-1]}: {counts['ran']} ran, {counts['skipped']} skipped (up to date), "
+        f"{counts['failed']} failed"
+    )
+    if failed:
+        raise BackfillFailed(
+            f"{len(failed)} of {len(days)} day(s) failed: {day_ranges([r.day for r in failed])} "
+            f"(reasons above; rerun the same command to retry them)"
+        )
+    return results
