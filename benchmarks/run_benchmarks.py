@@ -741,6 +741,11 @@ def write_report(store: dict) -> None:
             "",
         ]
     lines += ["## Plot", "", "![time vs accounts](time_vs_accounts.png)", ""]
+    # keep the section benchmarks/ray_vs_local.py wrote (it starts at its marker and runs to the end)
+    previous = RESULTS_MD.read_text() if RESULTS_MD.exists() else ""
+    marker = "<!-- ray_vs_local: written by benchmarks/ray_vs_local.py -->"
+    if marker in previous:
+        lines += ["", marker + previous.split(marker, 1)[1]]
     RESULTS_MD.write_text("\n".join(lines))
     plot(sizes, huge)
 

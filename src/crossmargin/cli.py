@@ -91,6 +91,19 @@ def run(
             "--buckets", help="Score accounts in N account-id buckets (default: from the input size)"
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine", help="local (buckets one after another here) or ray (one Ray task per bucket)"
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Ray cluster to run on, e.g. ray://head:10001 (default: a Ray started on this machine)",
+        ),
+    ] = None,
     scenarios: Annotated[
         str | None,
         typer.Option(
@@ -100,8 +113,10 @@ def run(
     ] = None,
 ) -> None:
     """Compute levels and decisions for every account at AS_OF and write the outputs into OUT."""
+    from crossmargin.executors import executor_for
     from crossmargin.job import run_job
 
+    executor = executor_for(engine, ray_address)
     summary = run_job(
         as_of=_parse_as_of(as_of),
         input_dir=input,
@@ -109,6 +124,8 @@ def run(
         policy_file=policy,
         max_issue_rate=max_issue_rate,
         buckets=buckets,
+        executor=executor,
+        engine=engine,
         scenarios=scenarios,
     )
     typer.echo(summary)

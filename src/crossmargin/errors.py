@@ -23,3 +23,10 @@ class UsageError(CrossmarginError):
 
 class DestinationError(CrossmarginError):
     """An unclear or unsafe output destination: refused before any work, nothing created or deleted."""
+
+
+class EngineError(CrossmarginError):
+    """The ray engine could not run a bucket (no cluster, or a task failed after its retries): the run
+    stops and nothing is published."""
+
+    exit_code = 5

@@ -1,0 +1,296 @@
+"""Ray engine vs local engine on this machine: wall time and peak memory of one run each.
+
+    .venv/bin/python benchmarks/ray_vs_local.py                       # 5M accounts, 4 buckets
+    .venv/bin/python benchmarks/ray_vs_local.py --accounts 2000000 --repeat 1
+
+Generates (or reuses) `benchmarks/work/data_N/` (`crossmargin sample --accounts N --seed 1`, the same
+directory run_benchmarks.py uses), then runs, each in its own process and each `--repeat` times
+(the fastest run is kept):
+
+* `local`: `crossmargin run` with the default bucket count, and with `--buckets B`;
+* `ray, 1 CPU` and `ray, 2 CPUs`: the same run with `--buckets B` on the ray engine, the private Ray
+  instance started with num_cpus=1 or 2 (a small driver calling `run_job`, since the command always
+  starts Ray with one CPU per core);
+* start-up: `crossmargin run` vs `crossmargin run --engine ray` on the 460-account `data/sample`.
+
+Wall time is launch to exit (imports, Ray start and shutdown included); the job's own seconds are
+the ones its summary line prints (Ray start and shutdown included for the ray engine). Memory: the
+peak of the sum of PSS (proportional set size, so shared pages such as Ray's object store count
+once) over the process and all its descendants (Ray's GCS, raylet and workers), sampled every 0.1 s,
+and the driver's own peak RSS from `/usr/bin/time -v`. Every run's three parquet outputs are compared
+byte for byte with the first local run's. The section "Ray engine vs local engine" of RESULTS.md is
+rewritten (run_benchmarks.py keeps it when it regenerates the rest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WORK = BENCH / "work"
+CROSSMARGIN = str(Path(sys.executable).parent / "crossmargin")
+AS_OF = "2025-01-21T10:00:00Z"
+RESULTS_MD = BENCH / "RESULTS.md"
+SAVED = WORK / "ray_vs_local.json"  # the last measurement (git-ignored, like the inputs)
+MARKER = "<!-- ray_vs_local: written by benchmarks/ray_vs_local.py -->"
+TABLES = ["account_risk", "actions", "data_issues"]
+GB = 1024**3
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+
+DRIVER = """
+import functools, sys
+from crossmargin.cli import _parse_as_of
+from crossmargin.executors.ray_tasks import ray_executor
+from crossmargin.job import run_job
+as_of, input_dir, out, buckets, cpus = sys.argv[1:]
+print(run_job(as_of=_parse_as_of(as_of), input_dir=input_dir, out_dir=out, buckets=int(buckets),
+              executor=functools.partial(ray_executor, num_cpus=int(cpus)), engine="ray"))
+"""
+
+
+def _pss(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    m = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
+    return int(m.group(1)) * 1024 if m else 0
+
+
+def _tree_pss(pid: int) -> int:
+    import psutil
+
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return 0
+    return sum(_pss(p.pid) for p in procs)
+
+
+def measure(cmd: list[str]) -> dict:
+    """Run cmd under /usr/bin/time -v; wall, driver peak RSS, peak PSS of its process tree, summary."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time", delete=False) as tf:
+        time_file = tf.name
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        ["/usr/bin/time", "-v", "-o", time_file, *cmd],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=WORK,
+        env=ENV,
+    )
+    peak = [0]
+
+    def sample() -> None:
+        while proc.poll() is None:
+            peak[0] = max(peak[0], _tree_pss(proc.pid))
+            time.sleep(0.1)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    th.join()
+    text = Path(time_file).read_text()
+    os.unlink(time_file)
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{out}\n{err}")
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)) * 1024
+    job = re.search(r"\(([0-9.]+) s\)", out)
+    return {
+        "wall_s": wall,
+        "driver_rss_bytes": rss,
+        "tree_pss_bytes": peak[0],
+        "job_s": float(job.group(1)) if job else None,
+        "loadavg_before": load,
+        "summary": out.strip().splitlines()[-1],
+    }
+
+
+def ensure_data(n: int) -> tuple[Path, dict]:
+    d = WORK / f"data_{n}"
+    marker = d / ".complete"
+    if marker.exists():
+        return d, json.loads(marker.read_text() or "{}")
+    if d.exists():
+        shutil.rmtree(d)
+    print(f"generating {n:,} accounts -> {d}", flush=True)
+    res = measure([CROSSMARGIN, "sample", "--accounts", str(n), "--seed", "1", "--out", str(d)])
+    gen = {"wall_s": res["wall_s"], "peak_rss_bytes": res["driver_rss_bytes"]}
+    marker.write_text(json.dumps(gen))
+    return d, gen
+
+
+def same_bytes(a: Path, b: Path) -> bool:
+    return all((a / f"{t}.parquet").read_bytes() == (b / f"{t}.parquet").read_bytes() for t in TABLES)
+
+
+def best_of(repeat: int, cmd: list[str], out: Path, reference: Path | None) -> dict:
+    runs = []
+    for _ in range(repeat):
+        if out.exists():
+            shutil.rmtree(out)
+        res = measure(cmd)
+        res["same_bytes_as_local"] = same_bytes(out, reference) if reference else True
+        runs.append(res)
+    best = min(runs, key=lambda r: r["wall_s"])
+    best["same_bytes_as_local"] = all(r["same_bytes_as_local"] for r in runs)
+    best["walls"] = [r["wall_s"] for r in runs]
+    return best
+
+
+def run_all(args: argparse.Namespace) -> dict:
+    data, gen = ensure_data(args.accounts)
+    for f in data.glob("*.parquet"):  # warm the page cache
+        f.read_bytes()
+    b = str(args.buckets)
+    outs = WORK / "ray_vs_local"
+    shutil.rmtree(outs, ignore_errors=True)
+    outs.mkdir(parents=True)
+    run = [CROSSMARGIN, "run", "--as-of", AS_OF]
+    rows: list[tuple[str, dict]] = []
+
+    def one(label: str, cmd: list[str], out: Path, reference: Path | None, data_dir: Path) -> Path:
+        print(f"{label} ...", flush=True)
+        res = best_of(args.repeat, cmd, out, reference)
+        res["accounts"] = args.accounts if data_dir == data else 460
+        rows.append((label, res))
+        print(f"  {res['wall_s']:.2f} s, tree PSS {res['tree_pss_bytes'] / GB:.2f} GB", flush=True)
+        return out
+
+    ref = one(
+        "local, default buckets",
+        [*run, "--input", str(data), "--out", str(outs / "local")],
+        outs / "local",
+        None,
+        data,
+    )
+    one(
+        f"local, --buckets {b}",
+        [*run, "--input", str(data), "--buckets", b, "--out", str(outs / "local_b")],
+        outs / "local_b",
+        ref,
+        data,
+    )
+    for cpus in (1, 2):
+        out = outs / f"ray{cpus}"
+        cmd = [sys.executable, "-c", DRIVER, AS_OF, str(data), str(out), b, str(cpus)]
+        one(f"ray, {cpus} CPU{'s' if cpus > 1 else ''}, --buckets {b}", cmd, out, ref, data)
+    sample = ROOT / "data" / "sample"
+    small = one(
+        "local (data/sample)",
+        [*run, "--input", str(sample), "--out", str(outs / "small_local")],
+        outs / "small_local",
+        None,
+        sample,
+    )
+    one(
+        "--engine ray (data/sample)",
+        [*run, "--input", str(sample), "--engine", "ray", "--out", str(outs / "small_ray")],
+        outs / "small_ray",
+        small,
+        sample,
+    )
+    shutil.rmtree(outs, ignore_errors=True)
+    measured_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return {"rows": rows, "generate": gen, "args": vars(args), "measured_at": measured_at}
+
+
+def versions() -> str:
+    import polars
+    import ray
+
+    return f"python {sys.version.split()[0]}, polars {polars.__version__}, ray {ray.__version__}"
+
+
+def section(res: dict) -> str:
+    args = res["args"]
+    gen = res["generate"]
+    cpus = len(os.sched_getaffinity(0))
+    lines = [
+        MARKER,
+        "## Ray engine vs local engine",
+        "",
+        f"Measured {res['measured_at']} by `benchmarks/ray_vs_local.py "
+        f"--accounts {args['accounts']} --buckets {args['buckets']} --repeat {args['repeat']}` "
+        f"on this machine ({cpus} logical CPUs; {versions()}); as_of `{AS_OF}`. Inputs: "
+        f"`crossmargin sample --accounts {args['accounts']} --seed 1` ({args['accounts']:,} random + 60 "
+        f"showcase accounts), generated in {gen.get('wall_s', 0):.0f} s. Fastest of {args['repeat']} "
+        "runs per line. *wall*: process launch to exit (imports, Ray start-up and shutdown included); "
+        "*job*: the seconds the summary line prints (run_job, Ray start-up and shutdown included); "
+        "*tree PSS*: peak of the summed proportional set size of the process and all its descendants "
+        "(Ray's GCS, raylet, workers; shared pages counted once), sampled every 0.1 s; *driver RSS*: the "
+        "peak RSS of the process started (`/usr/bin/time -v`). *Same bytes*: account_risk, actions and "
+        "data_issues parquet files byte-identical to the local run's. Ray lines are a driver calling "
+        "`run_job` with `ray_executor(num_cpus=N)`, which starts a private Ray with N CPUs; the data/sample "
+        "lines are the `crossmargin run` command (`--engine ray`: one CPU per core).",
+        "",
+    ]
+    loads = [r["loadavg_before"] for _, r in res["rows"]]
+    if max(loads) > cpus:
+        lines += [
+            f"**The machine was shared while this ran**: the 1-minute load average before the runs was "
+            f"{min(loads):.1f} to {max(loads):.1f} on {cpus} CPUs (last column), so the times are inflated "
+            "and noisy (compare the same lines across the *all walls* column) and say little about "
+            "which engine is faster; the memory columns hardly depend on the load.",
+            "",
+        ]
+    lines += [
+        "| run | accounts | wall s | job s | tree PSS GB | driver RSS GB | same bytes | all walls s | load before |",
+        "|---|---:|---:|---:|---:|---:|---|---|---:|",
+    ]
+    for label, r in res["rows"]:
+        walls = ", ".join(f"{w:.2f}" for w in r["walls"])
+        job = f"{r['job_s']:.1f}" if r["job_s"] is not None else "-"
+        lines.append(
+            f"| {label} | {r['accounts']:,} | {r['wall_s']:.2f} | {job} | {r['tree_pss_bytes'] / GB:.2f} | "
+            f"{r['driver_rss_bytes'] / GB:.2f} | {'yes' if r['same_bytes_as_local'] else 'NO'} | {walls} | "
+            f"{r['loadavg_before']:.1f} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    md = RESULTS_MD.read_text()
+    head = md.split(MARKER)[0].rstrip("\n")
+    RESULTS_MD.write_text(f"{head}\n\n{text}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--accounts", type=int, default=5_000_000)
+    ap.add_argument("--buckets", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--report-only", action="store_true", help=f"rewrite the section from {SAVED.name}")
+    ap.add_argument("--no-write", action="store_true", help="print the section, leave RESULTS.md alone")
+    args = ap.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        res = json.loads(SAVED.read_text())
+    else:
+        res = run_all(args)
+        SAVED.write_text(json.dumps(res, default=str, indent=1))
+    text = section(res)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+        print(f"wrote the section into {RESULTS_MD.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

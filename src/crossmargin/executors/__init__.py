@@ -1,0 +1,42 @@
+"""Where a run's buckets are scored: `local` (one after another, in this process) or `ray` (one Ray
+task per bucket, on this machine or on a cluster).
+
+An executor is a callable `executor(tables=, policy=, bounds=, staging=, progress=, input_dir=)` that
+scores every bucket (each writes its part files into `staging`) and returns the buckets' results in
+bucket order; `crossmargin.job.run_job` merges the parts and publishes. Ray is imported only when the
+ray engine runs (it is the optional extra `crossmargin[ray]`).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+
+from crossmargin.errors import UsageError
+from crossmargin.job import Executor, local_executor
+
+ENGINES = ("local", "ray")
+
+__all__ = ["ENGINES", "check_engine", "executor_for", "local_executor"]
+
+
+def check_engine(engine: str, ray_address: str | None) -> None:
+    """Refuse an unknown engine, a Ray address without the ray engine, or a missing Ray (exit 2)."""
+    if engine not in ENGINES:
+        raise UsageError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if ray_address is not None and engine != "ray":
+        raise UsageError("--ray-address needs --engine ray")
+    if ray_address is not None and not ray_address.strip():
+        raise UsageError("--ray-address is empty; give the cluster's address, e.g. ray://head:10001")
+    if engine == "ray" and importlib.util.find_spec("ray") is None:
+        raise UsageError("--engine ray needs Ray: pip install 'crossmargin[ray]'")
+
+
+def executor_for(engine: str, ray_address: str | None = None) -> Executor:
+    """The executor of a checked engine name."""
+    check_engine(engine, ray_address)
+    if engine == "ray":
+        from crossmargin.executors.ray_tasks import ray_executor
+
+        return functools.partial(ray_executor, address=ray_address)
+    return local_executor
