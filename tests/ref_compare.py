@@ -177,7 +177,7 @@ def compare(engine: Any, reference: ref.ReferenceResult, policy: Policy, input_i
             if col in skip:
                 continue
             if col == "pro_compliant" and r["margin_mode"] != "pro":
-                continue  # engine extra, defined by SPEC only for Pro accounts
+                continue  # engine extra, defined only for Pro accounts
             if isinstance(rv, float):
                 ok = isinstance(ev, float) and floats_equal(ev, rv)
             elif isinstance(rv, bool):

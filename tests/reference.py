@@ -1,15 +1,15 @@
-"""Independent scalar reference of SPEC.md §1–§5, written from the spec text only.
+"""Independent scalar reference of docs/rules.md §1–§7, written from the text of the rules only.
 
 Plain Python, one account at a time, deliberately naive: it exists to be obviously correct, not
 fast, and it is what the property tests compare the vectorized polars engine against. It imports
 nothing from the engine except the resolved `Policy` (thresholds and dates as data).
 
-Input: the seven tables of SPEC §4 as lists of dicts (column names of schemas.INPUT_SCHEMAS,
+Input: the seven tables of docs/rules.md §6 as lists of dicts (column names of schemas.INPUT_SCHEMAS,
 timestamps as tz-aware `datetime`, missing values as `None`), plus a `Policy` from
 `crossmargin.policy.resolve(as_of)`. Output: a `ReferenceResult` with one dict per valid account
 (keys = the names of schemas.ACCOUNT_RISK), the data issues, and the long-form actions.
 
-Conventions of this reference where SPEC.md leaves room (every one is a literal reading of the text):
+Conventions of this reference where the rules leave room (every one is a literal reading of the text):
 - an asset is *held* when `free + locked > 0`, *owed* when `borrowed + interest > 0`; a balance row
   needs a price unless all four of its numbers are 0; a held asset needs collateral tiers, an owed
   asset liability brackets; both assets of every open order need a price and collateral tiers;
@@ -94,7 +94,7 @@ class ReferenceResult:
 
 # ------------------------------------------------------------------------------------ helpers
 def level(numerator: float, denominator: float) -> float:
-    """SPEC §1: a level whose denominator is 0 is +inf, whatever its numerator."""
+    """docs/rules.md §1: a level whose denominator is 0 is +inf, whatever its numerator."""
     if denominator == 0:
         return INF
     return numerator / denominator
@@ -393,7 +393,7 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
             holding = b["free"] + b["locked"]
             debt = b["borrowed"] + b["interest"]
             if not (holding > 0 or debt > 0):
-                continue  # an all-zero row needs nothing (SPEC §4) and adds 0, whatever its price
+                continue  # an all-zero row needs nothing (docs/rules.md §6) and adds 0, whatever its price
             p = price[b["asset"]]
             hv = holding * p
             dv = debt * p

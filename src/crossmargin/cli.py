@@ -1,4 +1,4 @@
-"""The `crossmargin` command line (SPEC.md §6 plus analyst commands).
+"""The `crossmargin` command line (docs/rules.md §7 plus analyst commands).
 
 Expected errors (bad input schema, bad policy, failed verification) print one line to stderr and
 exit non-zero without a traceback.

@@ -85,7 +85,7 @@ def _is_buy() -> pl.Expr:
 
 
 def order_given_usdt() -> pl.Expr:
-    """BUY gives the quote leg, SELL the base leg (SPEC §1 [convention])."""
+    """BUY gives the quote leg, SELL the base leg (docs/rules.md §1 [convention])."""
     return pl.when(_is_buy()).then(order_quote_leg_usdt()).otherwise(order_base_leg_usdt())
 
 
