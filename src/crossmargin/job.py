@@ -206,14 +206,20 @@ def price_problem_text(problems: pl.DataFrame) -> str:
 
 @dataclass
 class _Run:
-    """What a run accumulates before its manifest."""
+    """One run: what it was asked, what it read, and what its buckets returned."""
 
     started: str
     policy: Policy
+    policy_file: Path | None
+    input_dir: Path
     inputs: dict[str, InputFile]
     buckets: list[Bounds]
+    engine: str
+    max_issue_rate: float
+    scenario_set: ScenarioSet | None
     tables: list[str] = field(default_factory=lambda: list(outputs.OUTPUT_TABLES))
     results: list[BucketResult] = field(default_factory=list)
+    checksums: dict[str, str] = field(default_factory=dict)
 
     @property
     def rows(self) -> dict[str, int]:
@@ -222,6 +228,57 @@ class _Run:
     @property
     def bad_accounts(self) -> int:
         return sum(r.bad_accounts for r in self.results)
+
+    @property
+    def accounts_in(self) -> int:
+        return self.inputs["accounts"].rows
+
+    @property
+    def issue_rate(self) -> float:
+        return self.bad_accounts / self.accounts_in if self.accounts_in else 0.0
+
+    def price_problems(self) -> pl.DataFrame:
+        return merge_price_problems(self.results)
+
+    def manifest(self, staging: Path) -> dict[str, Any]:
+        """manifest.json of the staged outputs (finished_at is added when the run ends)."""
+        policy = self.policy
+        manifest = {
+            "producer": outputs.PRODUCER,
+            "as_of": policy.as_of.isoformat().replace("+00:00", "Z"),
+            "policy_version": policy.version,
+            "policy_sha256": policy.source_sha256,
+            "policy_file": str(Path(self.policy_file).resolve()) if self.policy_file else None,
+            "policy": policy.as_record(),
+            "software_version": __version__,
+            "polars_version": pl.__version__,
+            "engine": self.engine,
+            "input_dir": str(self.input_dir),
+            "inputs": {
+                name: {"file": f.path.name, "rows": f.rows, "sha256": self.checksums[name]}
+                for name, f in self.inputs.items()
+            },
+            "outputs": {t: outputs.output_entry(staging / f"{t}.parquet", self.rows[t]) for t in self.tables},
+            "accounts_in": self.accounts_in,
+            "accounts_with_issues": self.bad_accounts,
+            "issue_rate": self.issue_rate,
+            "max_issue_rate": self.max_issue_rate,
+            "price_problems": self.price_problems().to_dicts(),
+            "buckets": len(self.buckets),
+            "started_at": self.started,
+        }
+        if self.scenario_set is not None:
+            manifest["scenarios"] = self.scenario_set.as_record()
+        return manifest
+
+    def summary(self, out_dir: Path, seconds: float) -> str:
+        """The one line a run prints: what it scored, where, how long, and any price problem."""
+        rows, as_of = self.rows, self.policy.as_of.isoformat().replace("+00:00", "Z")
+        return (
+            f"as_of {as_of} policy {self.policy.version}: {rows['account_risk']} accounts scored, "
+            f"{self.bad_accounts} with data issues, {rows['actions']} actions -> {out_dir} "
+            f"({seconds:.1f} s){price_problem_text(self.price_problems())}"
+        )
 
 
 def _reject(staging: Path, out_dir: Path, manifest: dict[str, Any]) -> Path:
@@ -235,6 +292,28 @@ def _reject(staging: Path, out_dir: Path, manifest: dict[str, Any]) -> Path:
     )
     outputs.publish(keep, rejected)
     return rejected
+
+
+def _score_buckets(run: _Run, tables: dict[str, pl.LazyFrame], staging: Path, executor: Executor) -> None:
+    """Every bucket scored into `staging` (parts merged), the input files checksummed meanwhile."""
+    with ThreadPoolExecutor(max_workers=1) as pool:  # checksum the inputs while the engine runs
+        checksums = {name: pool.submit(f.sha256) for name, f in run.inputs.items()}
+        with Progress(len(run.buckets), "scoring accounts") as progress:
+            try:
+                run.results = executor(
+                    tables=tables,
+                    policy=run.policy,
+                    bounds=run.buckets,
+                    staging=staging,
+                    progress=progress,
+                    input_dir=run.input_dir,
+                    **({"scenarios": run.scenario_set} if run.scenario_set is not None else {}),
+                )
+            except (pl.exceptions.PolarsError, OSError) as exc:
+                raise unreadable_table(list(run.inputs.values())) or exc from None
+            progress.step("writing outputs")
+            merge_parts(staging, len(run.buckets), run.tables)
+        run.checksums = {name: c.result() for name, c in checksums.items()}
 
 
 def run_job(
@@ -265,78 +344,28 @@ def run_job(
     loaded = load_inputs(input_dir)
     tables = {name: frame for name, (frame, _) in loaded.items()}
     files = {name: f for name, (_, f) in loaded.items()}
-    n_accounts = files["accounts"].rows
-    wanted = buckets or max(1, math.ceil(n_accounts / ACCOUNTS_PER_BUCKET))
-    run = _Run(started, policy, files, bucket_bounds(tables["accounts"], wanted))
+    wanted = buckets or max(1, math.ceil(files["accounts"].rows / ACCOUNTS_PER_BUCKET))
+    bounds = bucket_bounds(tables["accounts"], wanted)
+    run = _Run(started, policy, policy_file, input_dir, files, bounds, engine, max_issue_rate, scenario_set)
     if scenario_set is not None:
         run.tables.append(outputs.SCENARIO_TABLE)
 
     staging = outputs.staging_dir(out_dir)
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool:  # checksum the inputs while the engine runs
-            checksums = {name: pool.submit(f.sha256) for name, f in files.items()}
-            with Progress(len(run.buckets), "scoring accounts") as progress:
-                try:
-                    run.results = executor(
-                        tables=tables,
-                        policy=policy,
-                        bounds=run.buckets,
-                        staging=staging,
-                        progress=progress,
-                        input_dir=input_dir,
-                        **({"scenarios": scenario_set} if scenario_set is not None else {}),
-                    )
-                except (pl.exceptions.PolarsError, OSError) as exc:
-                    raise unreadable_table(list(files.values())) or exc from None
-                progress.step("writing outputs")
-                merge_parts(staging, len(run.buckets), run.tables)
-            inputs_entry = {
-                name: {"file": f.path.name, "rows": f.rows, "sha256": checksums[name].result()}
-                for name, f in files.items()
-            }
-        problems = merge_price_problems(run.results)
-        issue_rate = run.bad_accounts / n_accounts if n_accounts else 0.0
-        manifest = {
-            "producer": outputs.PRODUCER,
-            "as_of": policy.as_of.isoformat().replace("+00:00", "Z"),
-            "policy_version": policy.version,
-            "policy_sha256": policy.source_sha256,
-            "policy_file": str(Path(policy_file).resolve()) if policy_file else None,
-            "policy": policy.as_record(),
-            "software_version": __version__,
-            "polars_version": pl.__version__,
-            "engine": engine,
-            "input_dir": str(input_dir),
-            "inputs": inputs_entry,
-            "outputs": {t: outputs.output_entry(staging / f"{t}.parquet", run.rows[t]) for t in run.tables},
-            "accounts_in": n_accounts,
-            "accounts_with_issues": run.bad_accounts,
-            "issue_rate": issue_rate,
-            "max_issue_rate": max_issue_rate,
-            "price_problems": problems.to_dicts(),
-            "buckets": len(run.buckets),
-            "started_at": started,
-        }
-        if scenario_set is not None:
-            manifest["scenarios"] = scenario_set.as_record()
-        if issue_rate > max_issue_rate:
-            manifest["finished_at"] = outputs.utc_now()
+        _score_buckets(run, tables, staging, executor)
+        manifest = run.manifest(staging)
+        manifest["finished_at"] = outputs.utc_now()
+        if run.issue_rate > max_issue_rate:
             rejected = _reject(staging, out_dir, manifest)
             raise IssueRateExceeded(
-                f"{run.bad_accounts} of {n_accounts} accounts ({issue_rate:.2%}) have data issues, above "
-                f"--max-issue-rate {max_issue_rate:.2%}: nothing written to {out_dir}; "
-                f"data_issues written to {rejected / 'data_issues.parquet'}{price_problem_text(problems)}"
+                f"{run.bad_accounts} of {run.accounts_in} accounts ({run.issue_rate:.2%}) have data issues, "
+                f"above --max-issue-rate {max_issue_rate:.2%}: nothing written to {out_dir}; data_issues "
+                f"written to {rejected / 'data_issues.parquet'}{price_problem_text(run.price_problems())}"
             )
-        manifest["finished_at"] = outputs.utc_now()
         outputs.write_manifest(staging, manifest)
         outputs.publish(staging, out_dir)
         outputs.remove_rejected(out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    rows = run.rows
-    return (
-        f"as_of {manifest['as_of']} policy {policy.version}: {rows['account_risk']} accounts scored, "
-        f"{run.bad_accounts} with data issues, {rows['actions']} actions -> {out_dir} "
-        f"({time.perf_counter() - t0:.1f} s){price_problem_text(problems)}"
-    )
+    return run.summary(out_dir, time.perf_counter() - t0)
