@@ -42,7 +42,7 @@ from crossmargin import account_sums, decisions, levels, quantities
 from crossmargin.errors import UsageError
 from crossmargin.policy import Policy
 from crossmargin.reference_data import BASE, QUOTE, AssetTerms
-from crossmargin.schemas import ACCOUNT_RISK, MarginMode
+from crossmargin.schemas import ACCOUNT_RISK, LEVEL_COLUMNS, QUANTITY_COLUMNS, MarginMode
 
 DISTANCE_COLUMNS = ["liquidation_drop", "liquidation_rise", "margin_call_drop", "margin_call_rise"]
 MAX_DROP = 1.0  # d in (0, 1]: r = -1 is every moving price at 0
@@ -594,23 +594,8 @@ def load_scenarios(spec: str | Path) -> ScenarioSet:
 
 # ------------------------------------------------------------------ scenario_risk
 
-SCENARIO_QUANTITIES = [
-    "total_asset_usdt",
-    "total_liability_usdt",
-    "collateral_usdt",
-    "net_equity_usdt",
-    "net_collateral_usdt",
-    "maintenance_margin_usdt",
-    "initial_margin_usdt",
-    "open_order_loss_usdt",
-    "classic_margin_level",
-    "classic_collateral_margin_level",
-    "pro_margin_level_old",
-    "pro_margin_level_new",
-    "pro_margin_level",
-    "margin_level",
-    "pro_available_margin_usdt",
-]
+# every quantity and level, and Pro available margin, under the moved prices
+SCENARIO_QUANTITIES = [*QUANTITY_COLUMNS, *LEVEL_COLUMNS, "pro_available_margin_usdt"]
 SCENARIO_DECISIONS = [
     "margin_call",
     "liquidation",
