@@ -1,4 +1,4 @@
-"""Small builders for literal input tables (SPEC.md §4) with the exact dtypes of schemas.INPUT_SCHEMAS.
+"""Small builders for literal input tables (docs/rules.md §6) with the exact dtypes of schemas.INPUT_SCHEMAS.
 
 Typical use in a test::
 

@@ -1,15 +1,15 @@
-"""Independent scalar reference of SPEC.md §1–§5, written from the spec text only.
+"""Independent scalar reference of docs/rules.md §1–§7, written from the text of the rules only.
 
 Plain Python, one account at a time, deliberately naive: it exists to be obviously correct, not
 fast, and it is what the property tests compare the vectorized polars engine against. It imports
 nothing from the engine except the resolved `Policy` (thresholds and dates as data).
 
-Input: the seven tables of SPEC §4 as lists of dicts (column names of schemas.INPUT_SCHEMAS,
+Input: the seven tables of docs/rules.md §6 as lists of dicts (column names of schemas.INPUT_SCHEMAS,
 timestamps as tz-aware `datetime`, missing values as `None`), plus a `Policy` from
 `crossmargin.policy.resolve(as_of)`. Output: a `ReferenceResult` with one dict per valid account
 (keys = the names of schemas.ACCOUNT_RISK), the data issues, and the long-form actions.
 
-Conventions of this reference where SPEC.md leaves room (every one is a literal reading of the text):
+Conventions of this reference where the rules leave room (every one is a literal reading of the text):
 - an asset is *held* when `free + locked > 0`, *owed* when `borrowed + interest > 0`; a balance row
   needs a price unless all four of its numbers are 0; a held asset needs collateral tiers, an owed
   asset liability brackets; both assets of every open order need a price and collateral tiers;
@@ -94,7 +94,7 @@ class ReferenceResult:
 
 # ------------------------------------------------------------------------------------ helpers
 def level(numerator: float, denominator: float) -> float:
-    """SPEC §1: a level whose denominator is 0 is +inf, whatever its numerator."""
+    """docs/rules.md §1: a level whose denominator is 0 is +inf, whatever its numerator."""
     if denominator == 0:
         return INF
     return numerator / denominator
@@ -393,7 +393,7 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
             holding = b["free"] + b["locked"]
             debt = b["borrowed"] + b["interest"]
             if not (holding > 0 or debt > 0):
-                continue  # an all-zero row needs nothing (SPEC §4) and adds 0, whatever its price
+                continue  # an all-zero row needs nothing (docs/rules.md §6) and adds 0, whatever its price
             p = price[b["asset"]]
             hv = holding * p
             dv = debt * p
@@ -565,3 +565,33 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
         if eligible:
             res.actions.append((aid, "ELIGIBLE_FOR_PRO", None, None))
     return res
+
+
+# ------------------------------------------------------------------------------------ moved prices
+def moved(
+    tables: dict[str, list[dict[str, Any]]],
+    multipliers: dict[str, float],
+    default: float = 1.0,
+    stable: tuple[str, ...] = (),
+    stable_multiplier: float = 1.0,
+) -> dict[str, list[dict[str, Any]]]:
+    """The same tables with every price row multiplied: by `multipliers[asset]` when named, else by
+    `stable_multiplier` for an asset in `stable`, else by `default` (docs/rules.md §8: a uniform move r
+    is default = 1 + r with the policy's stable assets kept at 1)."""
+
+    def factor(asset: str) -> float:
+        if asset in multipliers:
+            return multipliers[asset]
+        return stable_multiplier if asset in stable else default
+
+    prices = [
+        {**p, "price_usdt": None if p["price_usdt"] is None else p["price_usdt"] * factor(p["asset"])}
+        for p in tables["prices"]
+    ]
+    return {**tables, "prices": prices}
+
+
+def level_at_move(tables: dict[str, list[dict[str, Any]]], policy: Any, r: float) -> dict[int, float]:
+    """Per valid account: its margin_level when every non-stable price is multiplied by 1 + r."""
+    result = compute(moved(tables, {}, 1.0 + r, tuple(policy.stable_assets)), policy)
+    return {aid: row["margin_level"] for aid, row in result.account_risk.items()}

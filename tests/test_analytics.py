@@ -47,7 +47,9 @@ REPORTS = {
     "partial_repayments",
     "pro_eligibility_funnel",
     "pro_formula_impact",
+    "liquidation_distance",
     "risk_overview",
+    "scenario_summary",
 }
 
 

@@ -1,4 +1,4 @@
-"""Outputs are atomic, reproducible and verifiable (SPEC.md §5, issue 4).
+"""Outputs are atomic, reproducible and verifiable (docs/rules.md §7).
 
 - rerun: same inputs and as_of give byte-identical parquet files and the same manifest apart from
   started_at / finished_at;

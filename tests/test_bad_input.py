@@ -1,4 +1,4 @@
-"""Schema problems stop the run before anything is written (SPEC.md §4 "Bad input", issue 4).
+"""Schema problems stop the run before anything is written (docs/rules.md §6).
 
 Every case goes through the CLI (`crossmargin run`): exit code 3 (InputSchemaError), one message on
 stderr naming the table, the column and what was expected, no traceback, and `--out` untouched:

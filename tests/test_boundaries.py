@@ -1,4 +1,4 @@
-"""Every comparison of SPEC.md §3 (and the +inf rule of §1), exactly at, just above and just below it.
+"""Every comparison of docs/rules.md §4 (and the +inf rule of §1), exactly at, just above and just below it.
 
 Literal one- or few-account input frames (tests/frames.py) go through
 `crossmargin.engine.score(tables, policy)`; each case asserts the exact flag / value.
@@ -980,7 +980,7 @@ def test_price_only_after_as_of_is_missing():
     assert "missing_price" in r.data_issues["code"].cast(pl.String).to_list()
 
 
-# =============================================================== what an asset row needs (SPEC §4)
+# =============================================================== what an asset row needs (docs/rules.md §6)
 def test_all_zero_balance_row_needs_no_reference_data():
     """A balance row that is all zeros needs no price, tiers or brackets; the account is valid."""
     t = tables(accounts=[account(1, "pro")], balances=[balance(1, "ZZZ"), balance(1, "USDT", free=7.0)])

@@ -93,14 +93,6 @@ CODE_REFS = _refs("Code")
 TEST_REFS = _refs("Tests")
 
 
-def _may_not_exist_yet(ref: Ref) -> bool:
-    """TIGHTEN: the engine is being restructured. The scenarios section and the data-quality
-    package `src/crossmargin/validation/` describe code that may not be merged yet, so their
-    entries are skipped *only while their path does not exist*. Once both exist, delete this
-    function and its two call sites so that every entry is checked."""
-    return ref.in_scenarios or ref.path.startswith("src/crossmargin/validation/")
-
-
 # ------------------------------------------------------------------ names defined in Python files
 
 
@@ -164,8 +156,6 @@ def test_every_rule_section_ends_with_code_and_tests() -> None:
 @pytest.mark.parametrize("ref", CODE_REFS, ids=lambda r: r.id)
 def test_code_pointer_exists(ref: Ref) -> None:
     path = REPO / ref.path
-    if not path.exists() and _may_not_exist_yet(ref):  # TIGHTEN: see _may_not_exist_yet
-        pytest.skip(f"{ref.path} does not exist yet")
     assert path.exists(), f"rules.md line {ref.line}: {ref.path} does not exist"
     defined = _names_in(path)
     for name in ref.names:
@@ -175,8 +165,6 @@ def test_code_pointer_exists(ref: Ref) -> None:
 @pytest.mark.parametrize("ref", TEST_REFS, ids=lambda r: r.id)
 def test_tests_pointer_exists(ref: Ref) -> None:
     path = REPO / ref.path
-    if not path.exists() and _may_not_exist_yet(ref):  # TIGHTEN: see _may_not_exist_yet
-        pytest.skip(f"{ref.path} does not exist yet")
     assert ref.path.startswith("tests/test_") and path.is_file(), f"rules.md line {ref.line}: {ref.path}"
 
 

@@ -71,7 +71,7 @@ def test_outputs_match_golden(runs: dict[str, Path], name: str, table: str) -> N
 
 
 def test_contract_of_section_5(runs: dict[str, Path]) -> None:
-    """Files, column names and types of SPEC §5, one row per account, every input account accounted for."""
+    """Files, column names and types of docs/rules.md §7, one row per account, every input account accounted for."""
     out = runs["new"]
     for f in ("account_risk.parquet", "actions.parquet", "data_issues.parquet", "manifest.json"):
         assert (out / f).is_file()
@@ -96,7 +96,7 @@ def test_contract_of_section_5(runs: dict[str, Path]) -> None:
 
 
 def test_every_decision_is_demonstrated(runs: dict[str, Path]) -> None:
-    """The sample shows every flag of SPEC §3 both ways, every block reason, and both migration reasons."""
+    """The sample shows every flag of docs/rules.md §4 both ways, every block reason, and both migration reasons."""
     risk = pl.read_parquet(runs["new"] / "account_risk.parquet")
     for flag in [
         "margin_call",
@@ -119,7 +119,7 @@ def test_every_decision_is_demonstrated(runs: dict[str, Path]) -> None:
 
 
 def test_formula_cut_over(runs: dict[str, Path]) -> None:
-    """09:59:59Z uses the old Pro formula, 10:00:00Z the new one (SPEC §1, §2)."""
+    """09:59:59Z uses the old Pro formula, 10:00:00Z the new one (docs/rules.md §2, §3)."""
     new = pl.read_parquet(runs["new"] / "account_risk.parquet")
     old = pl.read_parquet(runs["old"] / "account_risk.parquet")
     assert new["pro_margin_level"].equals(new["pro_margin_level_new"])

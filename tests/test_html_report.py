@@ -18,7 +18,7 @@ from crossmargin.inputs import load_tables
 from crossmargin.job import run_job
 
 CHROMIUM = Path("/usr/bin/chromium")
-N_CHARTS = 4  # margin level distribution, cohorts, partial repayments, funnel
+N_CHARTS = 5  # margin level distribution, cohorts, partial repayments, funnel, stress scenarios
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +134,8 @@ def test_report_sections_are_one_function_each(report):
     """The page is SECTIONS in order; a section added to the list shows up in the report."""
     _, text = report
     titles = re.findall(r"<section><h2>([^<]+)</h2>", text)
-    assert len(titles) == len(SECTIONS) == 9
-    assert titles[0] == "Book overview" and titles[-1] == "Data issues"
+    assert len(titles) == len(SECTIONS) == 10
+    assert titles[0] == "Book overview" and titles[-1] == "Stress scenarios and distance to liquidation"
 
     def extra(data: ReportData) -> str:
         n = data.report("risk_overview")["accounts"].sum()
@@ -146,7 +146,7 @@ def test_report_sections_are_one_function_each(report):
         page = render_report(sample_runs().new)
     finally:
         SECTIONS.remove(extra)
-    assert page.count("<section>") == 10 and f"<p>{risk(sample_runs().new).height} accounts</p>" in page
+    assert page.count("<section>") == 11 and f"<p>{risk(sample_runs().new).height} accounts</p>" in page
 
 
 # ------------------------------------------------------------------ a real headless browser

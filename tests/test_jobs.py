@@ -106,7 +106,7 @@ def test_cohort_report_writes_the_analyst_pack(tmp_path: Path) -> None:
     assert_frame_equal(pl.read_csv(dest / "migration_cohorts.csv", schema=cohorts.schema), cohorts)
     assert_frame_equal(pl.read_parquet(dest / "diff.parquet"), diff_runs(runs.old, runs.new))
     html = (dest / "cohort_report.html").read_text(encoding="utf-8")
-    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == 4
+    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == 5
     assert "migration_state_changed=" in proc.stdout and "migration_cohorts: " in proc.stdout
 
 

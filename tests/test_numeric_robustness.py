@@ -1,4 +1,4 @@
-"""Numeric robustness (issue 4): huge and tiny quantities, zero prices, accounts with only interest or
+"""Numeric robustness: huge and tiny quantities, zero prices, accounts with only interest or
 only orders, assets with brackets but no debt, prices missing only for untouched assets.
 
 Reference data is chosen so that every expected value is exactly representable (prices and rates

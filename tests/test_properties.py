@@ -116,7 +116,7 @@ mm_rate = weighted(
     (1, st.floats(min_value=1e-4, max_value=1.0, allow_nan=False)),
     (1, subnormal),
 )
-informational_leverage = st.sampled_from([3.0, 5.0, 10.0, 20.0, math.nan, -1.0])  # not validated by SPEC
+informational_leverage = st.sampled_from([3.0, 5.0, 10.0, 20.0, math.nan, -1.0])  # not validated by the rules
 boundaries = st.lists(
     weighted((3, st.sampled_from([10.0, 50.0, 100.0, 1000.0, 5000.0, 50_000.0])), (1, st.floats(1e-3, 1e6))),
     max_size=3,

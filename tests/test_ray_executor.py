@@ -125,6 +125,17 @@ def test_ray_matches_local_on_50k_accounts(ray_cluster: Any, book: Path, tmp_pat
     assert ray_cluster.is_initialized()  # a Ray the run did not start is left running
 
 
+def test_ray_writes_scenario_risk_like_local(ray_cluster: Any, tmp_path: Path) -> None:
+    """--scenarios reaches the Ray tasks: the same scenario_risk bytes as the local engine."""
+    args = ["--input", str(SAMPLE), "--buckets", "3", "--scenarios", "default"]
+    assert run_cli(*args, "--out", str(tmp_path / "local")) == 0
+    assert run_cli(*args, "--engine", "ray", "--out", str(tmp_path / "ray")) == 0
+    assert_same_outputs(tmp_path / "ray", tmp_path / "local")
+    ray_file, local_file = (tmp_path / d / "scenario_risk.parquet" for d in ("ray", "local"))
+    assert ray_file.read_bytes() == local_file.read_bytes()
+    assert manifest(tmp_path / "ray")["outputs"]["scenario_risk"]["rows"] == 9 * 460
+
+
 def test_a_task_that_fails_once_is_retried(ray_cluster: Any, tmp_path: Path) -> None:
     marker = tmp_path / "failed-once"
     executor = functools.partial(ray_executor, task=functools.partial(ray_faults.fail_once, marker))

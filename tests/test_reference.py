@@ -1,4 +1,4 @@
-"""The scalar reference (tests/reference.py) against hand arithmetic from SPEC.md, and the engine
+"""The scalar reference (tests/reference.py) against hand arithmetic from the rules, and the engine
 against the reference on the same hand-built scenarios."""
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def check_engine(tables, as_of):
     return engine, reference
 
 
-# ----------------------------------------------------------------------------- worked example (SPEC §1)
+# ----------------------------------------------------------------------------- worked example (docs/rules.md §1)
 def test_worked_example_maintenance_and_initial_margin():
     t = base_tables(
         accounts=[acc(1, "pro")], balances=[bal(1, "BTC", borrowed=13), bal(1, "ETH", borrowed=13)]
@@ -394,7 +394,7 @@ def test_effective_from_picks_latest_version_not_after_as_of():
 
 @pytest.mark.parametrize("bad_price", [math.nan, math.inf])
 def test_all_zero_row_needs_no_price_even_a_non_finite_one(bad_price):
-    """SPEC §4: 'a balance row that is all zeros needs nothing' -- so an unusable price of that asset
+    """docs/rules.md §6: 'a balance row that is all zeros needs nothing' -- so an unusable price of that asset
     must not make the account a data issue (the engine once summed 0 * NaN into the account)."""
     t = base_tables(accounts=[acc(1)], balances=[bal(1, "USDT", free=10), bal(1, "DOGE")])
     t["prices"] += px("DOGE", bad_price)

@@ -2,7 +2,7 @@
 
 * determinism (same seed -> same bytes), schema conformance, csv == parquet == in-memory;
 * realism of the random accounts (heavy tail, modes, quotes, switches, reference data shapes);
-* injected faults: each faulted account is reported with its expected SPEC §4 code, nothing else is;
+* injected faults: each faulted account is reported with its expected docs/rules.md §6 code, nothing else is;
 * the golden test: compute() on the showcase at 2025-01-21T10:00:00Z gives every showcase account
   exactly the flags and actions of its row in tests/showcase_expected.py (and data/sample/README.md).
 """
@@ -222,7 +222,7 @@ def test_reference_data_shapes():
 
 
 def test_spec_worked_example_brackets():
-    """BTC / ETH brackets of the first version are the SPEC §1 example: MM 31,330, IM 75,327.1."""
+    """BTC / ETH brackets of the first version are the docs/rules.md §1 example: MM 31,330, IM 75,327.1."""
     br = S.reference_tables()["liability_brackets"].filter(pl.col("effective_from") == TIER_V1)
 
     def tiered(asset: str, x: float, rate: str) -> float:
@@ -293,7 +293,7 @@ def test_faults_injected_as_requested():
     _, expected = S.generate_with_faults(3000, seed=5, faults=0.05)
     assert expected.height == 150 and expected["account_id"].is_unique().all()
     assert set(expected["kind"]) == set(S.SAMPLE_FAULT_KINDS)
-    assert set(expected["code"]) == set(ISSUE_CODES)  # every SPEC §4 code is exercised
+    assert set(expected["code"]) == set(ISSUE_CODES)  # every docs/rules.md §6 code is exercised
     assert (expected["account_id"] >= S.FIRST_RANDOM_ID).all()  # the showcase is never faulted
     assert S.generate_with_faults(3000, seed=5, faults=0.0)[1].height == 0
 
@@ -361,7 +361,7 @@ def _check_showcase(risk: pl.DataFrame, actions: pl.DataFrame) -> list[str]:
 def test_showcase_ids_and_intents():
     assert list(range(1, len(S.SHOWCASE) + 1)) == S.SHOWCASE_IDS and max(S.SHOWCASE_IDS) < S.FIRST_RANDOM_ID
     assert len({s.shows for s in S.SHOWCASE}) == len(S.SHOWCASE)
-    # every decision of SPEC §3 is demonstrated both ways, every reason at least once
+    # every decision of docs/rules.md §4 is demonstrated both ways, every reason at least once
     exp = [expected(s) for s in S.SHOWCASE]
     for key in (
         "margin_call",

@@ -1,7 +1,7 @@
-"""The engine's tier lookup (tiers.py) against the SPEC §1 sum, to the last bit.
+"""The engine's tier lookup (tiers.py) against the docs/rules.md §1 sum, to the last bit.
 
 The engine evaluates `tiered(x)` as `below_k + rate_k · (x − lower_k)` for the slice k holding x;
-SPEC writes `Σ_k rate_k · clip(x − lower_k, 0, upper_k − lower_k)`. They add the same terms in the
+The rule writes `Σ_k rate_k · clip(x − lower_k, 0, upper_k − lower_k)`. They add the same terms in the
 same order, so they must agree bit for bit — including exactly at every slice boundary, past the
 last bound, at 0, and for assets with fewer slices than the widest table.
 """
@@ -18,7 +18,7 @@ from crossmargin import tiers
 
 
 def spec_tiered(x: float, table: list[tuple[float, float | None, float]]) -> float:
-    """SPEC §1 literally: the sum over slices in ascending order, left to right."""
+    """docs/rules.md §1 literally: the sum over slices in ascending order, left to right."""
     total = None
     for lower, upper, rate in table:
         width = (upper - lower) if upper is not None else float("inf")
@@ -58,17 +58,17 @@ def check(tables, asset, xs):
     got = engine_tiered(tables, asset, xs)
     for x, g in zip(xs, got, strict=True):
         want = spec_tiered(x, tables[asset])
-        # one slice: SPEC's sum is the single term; with more, a +0.0 term turns -0.0 into 0.0
+        # one slice: the rule's sum is the single term; with more, a +0.0 term turns -0.0 into 0.0
         assert bits(g) == bits(want) or (g == 0.0 and want == 0.0), (x, g, want, tables[asset])
 
 
 # ------------------------------------------------------------------ worked by hand
 
-SPEC_BRACKETS = [(0.0, 100.0, 1.0), (100.0, 500.0, 0.5), (500.0, None, 0.25)]
+EXAMPLE_BRACKETS = [(0.0, 100.0, 1.0), (100.0, 500.0, 0.5), (500.0, None, 0.25)]
 
 
 def test_hand_worked_values() -> None:
-    got = engine_tiered({"BTC": SPEC_BRACKETS}, "BTC", [0.0, 50.0, 100.0, 600.0, 5000.0])
+    got = engine_tiered({"BTC": EXAMPLE_BRACKETS}, "BTC", [0.0, 50.0, 100.0, 600.0, 5000.0])
     # 100·1 = 100; + 400·0.5 = 300; + 100·0.25 = 325; 5000: 300 + 4500·0.25 = 1425
     assert got == [0.0, 50.0, 100.0, 325.0, 1425.0]
 
@@ -79,11 +79,11 @@ def test_boundaries_exactly_at_just_below_just_above() -> None:
     xs = []
     for b in (100.0, 500.0):
         xs += [b, math.nextafter(b, 0.0), math.nextafter(b, math.inf)]
-    check({"BTC": SPEC_BRACKETS}, "BTC", xs)
+    check({"BTC": EXAMPLE_BRACKETS}, "BTC", xs)
 
 
 def test_asset_with_fewer_slices_than_the_widest_table() -> None:
-    tables = {"BTC": SPEC_BRACKETS, "USDT": [(0.0, None, 0.95)]}
+    tables = {"BTC": EXAMPLE_BRACKETS, "USDT": [(0.0, None, 0.95)]}
     assert engine_tiered(tables, "USDT", [0.0, 1e6, 1e300]) == [0.0, 0.95e6, 0.95e300]
     check(tables, "USDT", [0.0, 1e6, 1e300])
 

@@ -1,4 +1,4 @@
-"""The long-form actions table of SPEC.md §5: one row per account and action, read off account_risk."""
+"""The long-form actions table of docs/rules.md §5: one row per account and action, read off account_risk."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def action_rules(policy: Policy) -> dict[str, tuple[pl.Expr, pl.Expr, pl.Expr]]:
 
 
 def actions(account_risk: pl.LazyFrame, policy: Policy) -> pl.LazyFrame:
-    """Sorted by account_id, then action in the order of SPEC §5."""
+    """Sorted by account_id, then action in the order of docs/rules.md §5."""
     parts = [
         account_risk.filter(when).select(
             "account_id",

@@ -1,4 +1,4 @@
-"""The `crossmargin` command line (SPEC.md §6 plus analyst commands).
+"""The `crossmargin` command line (docs/rules.md §7 plus analyst commands).
 
 Expected errors (bad input schema, bad policy, failed verification) print one line to stderr and
 exit non-zero without a traceback.
@@ -104,6 +104,13 @@ def run(
             help="Ray cluster to run on, e.g. ray://head:10001 (default: a Ray started on this machine)",
         ),
     ] = None,
+    scenarios: Annotated[
+        str | None,
+        typer.Option(
+            "--scenarios",
+            help="Stress scenarios: a TOML file, or 'default' for the shipped set; adds scenario_risk.parquet",
+        ),
+    ] = None,
 ) -> None:
     """Compute levels and decisions for every account at AS_OF and write the outputs into OUT."""
     from crossmargin.executors import executor_for
@@ -119,6 +126,7 @@ def run(
         buckets=buckets,
         executor=executor,
         engine=engine,
+        scenarios=scenarios,
     )
     typer.echo(summary)
 

@@ -1,7 +1,7 @@
-"""Decisions per account at `as_of`, SPEC.md §3: one small named expression per row of the table.
+"""Decisions per account at `as_of`, docs/rules.md §4: one small named expression per row of the table.
 
 Each compares a level as output (one float64 division) with the policy's float64 threshold in the
-direction SPEC.md writes; nothing is rearranged. Date cut-overs are scalars of the resolved Policy.
+direction docs/rules.md writes; nothing is rearranged. Date cut-overs are scalars of the resolved Policy.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def switches_left_today(policy: Policy) -> pl.Expr:
 
 
 def pro_conditions(policy: Policy) -> dict[str, pl.Expr]:
-    """The activation conditions in force (SPEC §3 eligible_for_pro), named; exhaustive lists."""
+    """The activation conditions in force (docs/rules.md §4 eligible_for_pro), named; exhaustive lists."""
     switches = pl.col("switches_left_today") > 0
     country = ~pl.col("country").is_in(list(policy.restricted_jurisdictions))
     if policy.new_formula:
@@ -155,7 +155,7 @@ def pro_failed_conditions(policy: Policy) -> pl.Expr:
 
 
 def pro_ineligible_reasons(policy: Policy) -> pl.Expr:
-    """Names of the failed conditions in SPEC order, read off pro_failed_conditions; Pro: ["already_pro"].
+    """Names of the failed conditions in rule order, read off pro_failed_conditions; Pro: ["already_pro"].
 
     Every bitmask value indexes a small table of name lists (2^7 + 1 entries at most).
     """

@@ -19,11 +19,12 @@ filtered to an id range, with the same reference tables.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import polars as pl
 
-from crossmargin import account_sums, decisions, levels, quantities
+from crossmargin import account_sums, decisions, levels, quantities, scenarios
 from crossmargin.actions import actions as actions_frame
 from crossmargin.policy import Policy
 from crossmargin.reference_data import BASE, QUOTE, AssetTerms, asset_terms
@@ -44,6 +45,8 @@ class Scores:
     data_issues: pl.DataFrame
     # per asset with a price problem: how many accounts it took out of the outputs
     price_problems: pl.DataFrame
+    # with scenarios: scenario_risk in account chunks, computed as the chunks are read (bounded memory)
+    scenario_risk: Iterator[pl.DataFrame] | None = None
 
 
 def _lazy(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
@@ -71,11 +74,13 @@ def reference_phase(tables: dict[str, pl.LazyFrame], policy: Policy) -> AssetTer
 # the index of the first data-quality rule the row breaks.
 
 
-def _balance_stage(balances: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """Balances with their asset's terms, and their per-row values."""
+def _balance_stage(
+    balances: pl.LazyFrame, terms: AssetTerms, stable: pl.Series
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Balances with their asset's terms, and their per-row values (`stable`: per asset_idx)."""
     with_terms = terms.gather(balances, "asset")
     values = with_terms
-    for step in quantities.balance_values(terms.collateral, terms.liability):
+    for step in quantities.balance_values(terms.collateral, terms.liability, stable):
         values = values.with_columns(**step)
     values = values.select(
         "account_id",
@@ -133,7 +138,7 @@ def row_pass(tables: dict[str, pl.LazyFrame], terms: AssetTerms, policy: Policy)
     """Every input row read once (the accounts first, whose ids the duplicate check needs, then the
     other tables in one streaming `collect_all`), reduced to per-account sums and row issues."""
     accounts = tables["accounts"].collect(engine="streaming")
-    bal_rows, bal_values = _balance_stage(tables["balances"], terms)
+    bal_rows, bal_values = _balance_stage(tables["balances"], terms, scenarios.stable_mask(terms, policy))
     ord_rows, ord_values = _order_stage(tables["open_orders"], terms)
     sw_issues, sw_counts = _switch_stage(tables["mode_switches"], policy)
     acct_issues = issue_rows(accounts.lazy(), rows.account_rules(policy, account_sums.repeated(accounts)))
@@ -216,6 +221,17 @@ def account_pass(passed: RowPass, policy: Policy) -> pl.DataFrame:
     return computed.collect()
 
 
+# ------------------------------------------------------------------ 3b. distances to thresholds
+
+
+def distance_phase(
+    tables: dict[str, pl.LazyFrame], terms: AssetTerms, computed: pl.DataFrame, policy: Policy
+) -> pl.DataFrame:
+    """`computed` with the four distances of docs/rules.md §8 (scenarios.py: Classic accounts from
+    their sums, Pro accounts from their rows, read again for those accounts only)."""
+    return scenarios.distances(computed, tables["balances"], tables["open_orders"], terms, policy)
+
+
 # ------------------------------------------------------------------ 4. issues and outputs
 
 
@@ -266,18 +282,25 @@ def account_risk(computed: pl.DataFrame, issues: pl.DataFrame, policy: Policy) -
     return risk
 
 
-def score(tables: Tables, policy: Policy) -> Scores:
-    """account_risk, actions, data_issues (and the price problems by asset) for one as_of."""
+def score(tables: Tables, policy: Policy, scenario_set: scenarios.ScenarioSet | None = None) -> Scores:
+    """account_risk, actions, data_issues (and the price problems by asset) for one as_of; with a
+    scenario set, scenario_risk too (an iterator of account chunks, docs/rules.md §8)."""
     lazy = {name: _lazy(frame) for name, frame in tables.items()}
     terms = reference_phase(lazy, policy)
     passed = row_pass(lazy, terms, policy)
     computed = account_pass(passed, policy)
+    computed = distance_phase(lazy, terms, computed, policy)
     issues = issues_phase(passed, computed)
     risk = account_risk(computed, issues, policy)
     version = pl.lit(policy.version).alias("policy_version")
+    chunks = None
+    if scenario_set is not None:
+        accounts = scenarios.scenario_accounts(computed, risk["account_id"])
+        chunks = scenarios.scenario_risk(lazy, terms, accounts, policy, scenario_set)
     return Scores(
         account_risk=risk,
         actions=actions_frame(risk.lazy(), policy).collect(),
         data_issues=issues.with_columns(version).select(list(DATA_ISSUES)),
         price_problems=price_problems(issues),
+        scenario_risk=chunks,
     )

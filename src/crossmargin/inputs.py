@@ -1,4 +1,4 @@
-"""Inputs: find, read and type-check the seven input tables of SPEC.md §4.
+"""Inputs: find, read and type-check the seven input tables of docs/rules.md §6.
 
 Schema problems (a missing table, a missing or ill-typed column, a time-zone-naive timestamp, an
 unreadable file) raise `InputSchemaError` naming the table and column: the run stops before anything

@@ -33,6 +33,7 @@ from crossmargin.errors import CrossmarginError, IssueRateExceeded, UsageError
 from crossmargin.inputs import InputFile, load_inputs, unreadable_table
 from crossmargin.policy import Policy, PolicyError, resolve
 from crossmargin.progress import Progress
+from crossmargin.scenarios import ScenarioSet, load_scenarios, scenario_schema
 from crossmargin.schemas import PRICE_PROBLEMS
 
 ACCOUNT_TABLES = ["accounts", "balances", "open_orders", "mode_switches"]
@@ -101,14 +102,19 @@ def part_path(staging: Path, table: str, bucket: int) -> Path:
 
 
 def score_bucket(
-    tables: dict[str, pl.LazyFrame], policy: Policy, bounds: Bounds, bucket: int, staging: Path
+    tables: dict[str, pl.LazyFrame],
+    policy: Policy,
+    bounds: Bounds,
+    bucket: int,
+    staging: Path,
+    scenarios: ScenarioSet | None = None,
 ) -> BucketResult:
     """Score the accounts of one id range and write their part files into `staging`."""
     part = {
         name: frame.filter(in_bucket(bounds)) if name in ACCOUNT_TABLES else frame
         for name, frame in tables.items()
     }
-    scores = score(part, policy)
+    scores = score(part, policy, scenarios)
     frames = {
         "account_risk": scores.account_risk,
         "actions": scores.actions,
@@ -118,15 +124,26 @@ def score_bucket(
         frame.write_parquet(part_path(staging, table, bucket), **outputs.PARQUET_OPTIONS)
     # rows of unknown accounts are listed but do not count: the rate is over input accounts
     bad = scores.data_issues.filter(pl.col("code") != "unknown_account")["account_id"].n_unique()
-    return BucketResult({t: f.height for t, f in frames.items()}, bad, scores.price_problems)
+    result = BucketResult({t: f.height for t, f in frames.items()}, bad, scores.price_problems)
+    chunks = scores.scenario_risk
+    del scores, frames  # the scenario chunks are computed while they are written: free the rest first
+    if chunks is not None and scenarios is not None:  # streamed into the part file as computed
+        path = part_path(staging, outputs.SCENARIO_TABLE, bucket)
+        result.rows[outputs.SCENARIO_TABLE] = outputs.sink_chunks(chunks, scenario_schema(scenarios), path)
+    return result
 
 
 def score_bucket_from_files(
-    input_dir: Path, policy: Policy, bounds: Bounds, bucket: int, staging: Path
+    input_dir: Path,
+    policy: Policy,
+    bounds: Bounds,
+    bucket: int,
+    staging: Path,
+    scenarios: ScenarioSet | None = None,
 ) -> BucketResult:
     """`score_bucket` reading the inputs itself (a worker on another machine passes paths, not frames)."""
     tables = {name: frame for name, (frame, _) in load_inputs(Path(input_dir)).items()}
-    return score_bucket(tables, policy, bounds, bucket, staging)
+    return score_bucket(tables, policy, bounds, bucket, staging, scenarios)
 
 
 # An executor scores every bucket and returns their results in bucket order (local: one after another).
@@ -139,19 +156,20 @@ def local_executor(
     bounds: list[Bounds],
     staging: Path,
     progress: Progress,
+    scenarios: ScenarioSet | None = None,
     **_: Any,
 ) -> list[BucketResult]:
     results = []
     for i, b in enumerate(bounds):
         progress.step(f"scoring accounts (bucket {i + 1}/{len(bounds)})")
-        results.append(score_bucket(tables, policy, b, i, staging))
+        results.append(score_bucket(tables, policy, b, i, staging, scenarios))
         progress.advance()
     return results
 
 
-def merge_parts(staging: Path, buckets: int) -> None:
+def merge_parts(staging: Path, buckets: int, tables: list[str] | None = None) -> None:
     """Each table's part files, in bucket order, become its one output file (a rename for one part)."""
-    for table in outputs.OUTPUT_TABLES:
+    for table in tables or outputs.OUTPUT_TABLES:
         parts = [part_path(staging, table, i) for i in range(buckets)]
         target = staging / f"{table}.parquet"
         if len(parts) == 1:
@@ -194,11 +212,12 @@ class _Run:
     policy: Policy
     inputs: dict[str, InputFile]
     buckets: list[Bounds]
+    tables: list[str] = field(default_factory=lambda: list(outputs.OUTPUT_TABLES))
     results: list[BucketResult] = field(default_factory=list)
 
     @property
     def rows(self) -> dict[str, int]:
-        return {t: sum(r.rows[t] for r in self.results) for t in outputs.OUTPUT_TABLES}
+        return {t: sum(r.rows[t] for r in self.results) for t in self.tables}
 
     @property
     def bad_accounts(self) -> int:
@@ -227,11 +246,16 @@ def run_job(
     buckets: int | None = None,
     executor: Executor = local_executor,
     engine: str = "local",
+    scenarios: str | Path | None = None,
 ) -> str:
-    """Read inputs, score every bucket, publish the four output files atomically; a one-line summary."""
+    """Read inputs, score every bucket, publish the output files atomically; a one-line summary.
+
+    `scenarios`: a scenario TOML file, or "default" for the shipped set: adds scenario_risk.
+    """
     t0 = time.perf_counter()
     started = outputs.utc_now()
     check_options(max_issue_rate, buckets)
+    scenario_set = load_scenarios(scenarios) if scenarios is not None else None
     out_dir, input_dir = Path(out_dir), Path(input_dir)
     outputs.check_destination(out_dir, input_dir)
     try:
@@ -244,6 +268,8 @@ def run_job(
     n_accounts = files["accounts"].rows
     wanted = buckets or max(1, math.ceil(n_accounts / ACCOUNTS_PER_BUCKET))
     run = _Run(started, policy, files, bucket_bounds(tables["accounts"], wanted))
+    if scenario_set is not None:
+        run.tables.append(outputs.SCENARIO_TABLE)
 
     staging = outputs.staging_dir(out_dir)
     try:
@@ -258,11 +284,12 @@ def run_job(
                         staging=staging,
                         progress=progress,
                         input_dir=input_dir,
+                        **({"scenarios": scenario_set} if scenario_set is not None else {}),
                     )
                 except (pl.exceptions.PolarsError, OSError) as exc:
                     raise unreadable_table(list(files.values())) or exc from None
                 progress.step("writing outputs")
-                merge_parts(staging, len(run.buckets))
+                merge_parts(staging, len(run.buckets), run.tables)
             inputs_entry = {
                 name: {"file": f.path.name, "rows": f.rows, "sha256": checksums[name].result()}
                 for name, f in files.items()
@@ -281,9 +308,7 @@ def run_job(
             "engine": engine,
             "input_dir": str(input_dir),
             "inputs": inputs_entry,
-            "outputs": {
-                t: outputs.output_entry(staging / f"{t}.parquet", run.rows[t]) for t in outputs.OUTPUT_TABLES
-            },
+            "outputs": {t: outputs.output_entry(staging / f"{t}.parquet", run.rows[t]) for t in run.tables},
             "accounts_in": n_accounts,
             "accounts_with_issues": run.bad_accounts,
             "issue_rate": issue_rate,
@@ -292,6 +317,8 @@ def run_job(
             "buckets": len(run.buckets),
             "started_at": started,
         }
+        if scenario_set is not None:
+            manifest["scenarios"] = scenario_set.as_record()
         if issue_rate > max_issue_rate:
             manifest["finished_at"] = outputs.utc_now()
             rejected = _reject(staging, out_dir, manifest)

@@ -22,14 +22,17 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from polars.io.plugins import register_io_source
 
 from crossmargin.errors import DestinationError
 
 OUTPUT_TABLES = ["account_risk", "actions", "data_issues"]
+SCENARIO_TABLE = "scenario_risk"  # only with `run --scenarios`; then listed in the manifest like the others
 PRODUCER = "crossmargin"  # manifest.json's "producer": how a directory is known to hold our run
 # zstd level 1: on 10M accounts 28% faster to write than level 3 for 7% more bytes (benchmarks/RESULTS.md)
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1, "row_group_size": 1_000_000}
@@ -193,6 +196,22 @@ def publish(tmp: Path, out: Path) -> None:
         os.rename(tmp, out)
         shutil.rmtree(old)
     fsync(out.parent)
+
+
+def sink_chunks(chunks: Iterator[pl.DataFrame], schema: dict[str, pl.DataType], path: Path) -> int:
+    """Write frames computed one after another into one parquet file, streaming (each is computed as
+    the writer asks for it; none is kept): the same bytes as `write_parquet` of them all, however they
+    are chunked. Returns the rows written."""
+    rows = 0
+
+    def source(with_columns: list[str] | None, predicate: Any, n_rows: int | None, batch_size: int | None):
+        nonlocal rows
+        for chunk in chunks:
+            rows += chunk.height
+            yield chunk if with_columns is None else chunk.select(with_columns)
+
+    register_io_source(io_source=source, schema=schema).sink_parquet(path, **PARQUET_OPTIONS)
+    return rows
 
 
 def output_entry(path: Path, rows: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Policy: every threshold, date and list of SPEC.md §2, as date-effective data.
+"""Policy: every threshold, date and list of docs/rules.md §3, as date-effective data.
 
 The shipped `policy.toml` is the default; `--policy FILE` merges a user's file over it. The policy
 in force at `as_of` is resolved once per run into a frozen `Policy`; the engine never holds a
@@ -34,7 +34,7 @@ class ClassicTier:
 
 @dataclass(frozen=True)
 class Policy:
-    """The policy in force at one `as_of` (SPEC.md §2)."""
+    """The policy in force at one `as_of` (docs/rules.md §3)."""
 
     version: str
     as_of: dt.datetime
@@ -57,7 +57,7 @@ class Policy:
     stable_assets: tuple[str, ...]
     source_sha256: str = ""
 
-    # --- the date switches of SPEC §3, evaluated once at as_of -------------------------------
+    # --- the date switches of docs/rules.md §4, evaluated once at as_of -------------------------------
     @property
     def new_formula(self) -> bool:
         """New Pro formula in force: as_of >= 2025-01-21T10:00Z (by default)."""

@@ -44,6 +44,12 @@ def debt_value_usdt() -> pl.Expr:
     return debt() * pl.col("price_usdt")
 
 
+def stable_part(value: str, stable: pl.Series) -> pl.Expr:
+    """The row's USDT value when its asset is a stable asset (`stable`: per asset_idx), else 0: the part
+    of the account total that a uniform price move leaves alone (docs/rules.md §8)."""
+    return pl.when(pl.lit(stable).gather(pl.col("asset_idx"))).then(pl.col(value)).otherwise(pl.lit(0.0))
+
+
 def collateral_value_usdt(slices: Slices) -> pl.Expr:
     """tiered(holding·price, collateral_tiers[asset]): the haircut value of one holding."""
     return tiered(pl.col("asset_value_usdt"), pl.col("collateral_slice"), slices, "collateral_ratio")
@@ -79,7 +85,7 @@ def _is_buy() -> pl.Expr:
 
 
 def order_given_usdt() -> pl.Expr:
-    """BUY gives the quote leg, SELL the base leg (SPEC §1 [convention])."""
+    """BUY gives the quote leg, SELL the base leg (docs/rules.md §1 [convention])."""
     return pl.when(_is_buy()).then(order_quote_leg_usdt()).otherwise(order_base_leg_usdt())
 
 
@@ -121,18 +127,24 @@ BALANCE_SUMS = {
     "collateral_value_usdt": "collateral_usdt",
     "debt_maintenance_margin_usdt": "maintenance_margin_usdt",
     "debt_initial_margin_usdt": "initial_margin_usdt",
+    # the stable-asset parts of total_asset / total_liability (distances to thresholds)
+    "asset_value_stable_usdt": "stable_asset_value_usdt",
+    "debt_value_stable_usdt": "stable_debt_value_usdt",
 }
 ORDER_SUMS = {"order_loss_usdt": "open_order_loss_usdt"}
 
 
-def balance_values(collateral: Slices, liability: Slices) -> list[dict[str, pl.Expr]]:
+def balance_values(collateral: Slices, liability: Slices, stable: pl.Series) -> list[dict[str, pl.Expr]]:
     """Per balance row, the values the account totals add up, in steps: the USDT values, then the
-    slice each falls in, then the tiered values (each step reads the last)."""
+    slice each falls in (and their stable-asset parts; `stable`: per asset_idx), then the tiered
+    values (each step reads the last)."""
     return [
         {"asset_value_usdt": asset_value_usdt(), "debt_value_usdt": debt_value_usdt()},
         {
             "collateral_slice": slice_index(pl.col("asset_value_usdt"), pl.col("asset_idx"), collateral),
             "debt_slice": slice_index(pl.col("debt_value_usdt"), pl.col("asset_idx"), liability),
+            "asset_value_stable_usdt": stable_part("asset_value_usdt", stable),
+            "debt_value_stable_usdt": stable_part("debt_value_usdt", stable),
         },
         {
             "collateral_value_usdt": collateral_value_usdt(collateral),

@@ -1,4 +1,4 @@
-"""One schema per boundary table: the seven input tables (SPEC.md §4) and the three outputs (§5).
+"""One schema per boundary table: the seven input tables (docs/rules.md §6) and the three outputs (§7).
 
 Input schemas say what each column must be after loading; `inputs.py` checks files against them.
 Output schemas are the exact column order and dtypes written by `outputs.py`.
@@ -15,7 +15,7 @@ UTC_TS = pl.Datetime("us", "UTC")
 MARGIN_MODES = ["classic", "pro"]
 SIDES = ["BUY", "SELL"]
 
-# ---------------------------------------------------------------- inputs (SPEC §4)
+# ---------------------------------------------------------------- inputs (docs/rules.md §6)
 INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "accounts": {
         "account_id": pl.Int64(),
@@ -72,7 +72,7 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 }
 TABLES = list(INPUT_SCHEMAS)
 
-# ---------------------------------------------------------------- outputs (SPEC §5)
+# ---------------------------------------------------------------- outputs (docs/rules.md §7)
 ACTIONS = [
     "LIQUIDATION",
     "MARGIN_CALL",
@@ -96,7 +96,7 @@ ISSUE_CODES = [
     "ambiguous_price",
     "stale_price",
 ]
-# Names of the Pro activation conditions (SPEC §3 eligible_for_pro), in the order they are listed.
+# Names of the Pro activation conditions (docs/rules.md §4 eligible_for_pro), in the order they are listed.
 PRO_CONDITIONS_NEW = [
     "cross_margin_activated",
     "pro_quiz_passed",
@@ -182,6 +182,11 @@ ACCOUNT_RISK: dict[str, pl.DataType] = {
     "eligible_for_pro": pl.Boolean(),
     "pro_ineligible_reasons": pl.List(ProCondition),
     "can_switch_to_classic": pl.Boolean(),
+    # distances to thresholds under a uniform move of the non-stable prices (docs/rules.md §8)
+    "liquidation_drop": pl.Float64(),
+    "liquidation_rise": pl.Float64(),
+    "margin_call_drop": pl.Float64(),
+    "margin_call_rise": pl.Float64(),
     "as_of": UTC_TS,
     "policy_version": pl.String(),
 }

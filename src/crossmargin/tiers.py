@@ -1,4 +1,4 @@
-"""Tiered (progressive) sums, SPEC.md §1: `tiered(x) = Σ_k rate_k · clip(x − lower_k, 0, upper_k − lower_k)`.
+"""Tiered (progressive) sums, docs/rules.md §1: `tiered(x) = Σ_k rate_k · clip(x − lower_k, 0, upper_k − lower_k)`.
 
 A tier table is small reference data (a few slices per asset). It is checked, then laid out *flat*:
 entry `asset_idx·K + k` holds slice k of that asset (K = the most slices any asset has), with
@@ -8,7 +8,7 @@ every slice above adds 0, so
 
     tiered(x) = below_k + rate_k · (x − lower_k)
 
-— the same terms added in the same (ascending) order as the SPEC sum, so the same float bits. A
+— the same terms added in the same (ascending) order as the textbook sum, so the same float bits. A
 row then costs K − 1 comparisons (its slice) and three gathers from arrays of a few hundred
 entries: no join of 3K wide columns, no per-row lookup in Python.
 """

@@ -471,6 +471,84 @@ def data_issues_section(data: ReportData) -> str:
     return _section("Data issues", "data_issues_summary", _table(data.report("data_issues_summary")))
 
 
+def scenarios_section(data: ReportData) -> str:
+    """Stress scenarios: accounts newly at margin call / liquidation and bad debt per scenario
+    (report scenario_summary; empty without `run --scenarios`), and the distribution of
+    liquidation_drop (report liquidation_distance)."""
+    summary = data.report("scenario_summary")
+    bands = data.report("liquidation_distance")
+    fig = _figure(12, 4.2)
+    left, right = fig.subplots(1, 2)
+    per = summary.group_by("scenario", maintain_order=True).agg(
+        pl.col("newly_at_margin_call", "newly_at_liquidation", "bad_debt_usdt").sum()
+    )
+    if per.height == 0:
+        _no_data(left, "no scenarios in this run (crossmargin run --scenarios default)")
+        left.set_xticks([])
+    else:
+        x = list(range(per.height))
+        left.bar(
+            [i - 0.2 for i in x],
+            per["newly_at_margin_call"].to_list(),
+            0.4,
+            color=_COLORS["accent"],
+            label="newly at margin call",
+        )
+        left.bar(
+            [i + 0.2 for i in x],
+            per["newly_at_liquidation"].to_list(),
+            0.4,
+            color=_COLORS["bad"],
+            label="newly at liquidation",
+        )
+        left.set_xticks(x)
+        left.set_xticklabels(per["scenario"].to_list(), rotation=35, ha="right", fontsize=7.5)
+        left.set_ylabel("accounts", fontsize=8)
+        debt = left.twinx()
+        debt.plot(
+            x, per["bad_debt_usdt"].to_list(), "o-", color="#333333", markersize=3, label="bad debt (USDT)"
+        )
+        debt.set_ylabel("bad debt under the scenario (USDT)", fontsize=8)
+        debt.tick_params(labelsize=7.5)
+        left.legend(fontsize=7, loc="upper left")
+        debt.legend(fontsize=7, loc="upper right")
+    left.tick_params(axis="y", labelsize=7.5)
+    left.set_title("Accounts newly at margin call / liquidation, and bad debt, by scenario", fontsize=10)
+    order = bands.select("band_order", "liquidation_drop_band").unique().sort("band_order")
+    labels = order["liquidation_drop_band"].to_list()
+    bottom = [0] * len(labels)
+    for mode in ("classic", "pro"):
+        got = dict(
+            bands.filter(pl.col("margin_mode") == mode)
+            .select("liquidation_drop_band", "accounts")
+            .iter_rows()
+        )
+        heights = [got.get(label, 0) for label in labels]
+        color = _COLORS["classic"] if mode == "classic" else _COLORS["pro_new"]
+        right.bar(range(len(labels)), heights, bottom=bottom, color=color, label=mode)
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    right.set_xticks(range(len(labels)))
+    right.set_xticklabels(labels, rotation=35, ha="right", fontsize=7.5)
+    right.tick_params(axis="y", labelsize=7.5)
+    right.set_ylabel("accounts", fontsize=8)
+    right.set_title(
+        "Uniform fall of non-stable prices that reaches liquidation (liquidation_drop)", fontsize=10
+    )
+    if labels:
+        right.legend(fontsize=7)
+    note = (
+        '<p class="note">Left: report <code>scenario_summary</code> summed over margin modes; right: report '
+        "<code>liquidation_distance</code>. A scenario multiplies prices (stable assets keep theirs unless "
+        "named); liquidation_drop is the smallest uniform fall of every non-stable price that puts the "
+        "account at its liquidation threshold.</p>"
+    )
+    return _section(
+        "Stress scenarios and distance to liquidation",
+        "scenario_summary",
+        _svg(fig) + note + _table(summary) + "<h3>Distance to liquidation</h3>" + _table(bands),
+    )
+
+
 # The page's sections, in order: each one function of ReportData returning its <section>.
 SECTIONS: list[Callable[[ReportData], str]] = [
     overview_section,
@@ -482,6 +560,7 @@ SECTIONS: list[Callable[[ReportData], str]] = [
     borrow_blocks_section,
     margin_calls_section,
     data_issues_section,
+    scenarios_section,
 ]
 
 

@@ -6,6 +6,8 @@ a header comment whose first sentence states the grain, CTEs, and `select * from
 A report reads only these views, created here in an in-memory DuckDB over the run's files:
 
 - `account_risk`, `actions`, `data_issues`: the parquet files of the output directory, as written.
+- `scenario_risk`: scenario_risk.parquet of a run with `--scenarios`, plus `scenario_position` (the
+  scenario's place in its file); empty, with the same columns, for a run without scenarios.
 - `run_info`: one row (as_of, policy_version, new_formula, policy_matches_run) of the run.
 - `policy_thresholds`: (name, mode, classic_leverage, value, direction) -- the policy values the run
   used, read from the policy record of its manifest.json (so a report never holds a decision threshold
@@ -170,6 +172,31 @@ def _policy_frames(out_dir: Path, manifest: dict[str, Any]) -> dict[str, pl.Data
     return {"policy_thresholds": thresholds, "pro_conditions": pro_conditions, "run_info": run_info}
 
 
+def _scenario_view(out_dir: Path, con: duckdb.DuckDBPyConnection) -> None:
+    """The `scenario_risk` view: the run's file when it wrote one, else no rows with the same columns."""
+    from crossmargin.scenarios import ScenarioSet, scenario_schema
+
+    path = out_dir / "scenario_risk.parquet"
+    if path.is_file():
+        text = str(path.resolve()).replace("'", "''")
+        first = (
+            "(select scenario, min(file_row_number) as scenario_position "
+            f"from read_parquet('{text}', file_row_number = true) group by scenario)"
+        )
+        con.execute(
+            f"create view scenario_risk as select s.*, p.scenario_position from read_parquet('{text}') as s "
+            f"join {first} as p using (scenario)"
+        )
+        return
+    schema = {
+        c: (pl.String if c == "scenario" else t) for c, t in scenario_schema(ScenarioSet((), "")).items()
+    }
+    con.register(
+        "_scenario_risk_frame", pl.DataFrame(schema={**schema, "scenario_position": pl.Int64}).to_arrow()
+    )
+    con.execute("create view scenario_risk as select * from _scenario_risk_frame")
+
+
 def connect(out_dir: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the report views over one run's output directory."""
     out_dir = Path(out_dir)
@@ -181,6 +208,7 @@ def connect(out_dir: Path) -> duckdb.DuckDBPyConnection:
         for view, fname in OUTPUT_FILES.items():
             path = str((out_dir / fname).resolve()).replace("'", "''")
             con.execute(f"create view {view} as select * from read_parquet('{path}')")
+        _scenario_view(out_dir, con)
         for view, frame in frames.items():
             con.register(f"_{view}_frame", frame.to_arrow())
             con.execute(f"create view {view} as select * from _{view}_frame")

@@ -112,6 +112,7 @@ def ray_executor(
     max_retries: int = MAX_RETRIES,
     num_cpus: int | None = None,
     runtime_env: dict | None = None,
+    scenarios: Any = None,
     **_: Any,
 ) -> list[BucketResult]:
     """Score every bucket as a Ray task; their results in bucket order.
@@ -119,7 +120,8 @@ def ray_executor(
     A task that raises is run again, up to `max_retries` times; a bucket that still fails cancels the
     others and raises EngineError naming the bucket and its error (run_job then removes the staging
     directory: nothing is published). `task(input_dir, policy, bounds, bucket, staging)` is the work of
-    one bucket; it is pickled by reference, so its module must be importable on the workers.
+    one bucket; it is pickled by reference, so its module must be importable on the workers. With
+    `scenarios` (a ScenarioSet, `run --scenarios`) it is passed to the task as a sixth argument.
     """
     ray = import_ray()
     started = _connect(ray, address, num_cpus, runtime_env)
@@ -127,7 +129,10 @@ def ray_executor(
         remote = ray.remote(max_retries=max_retries, retry_exceptions=True)(_run)
         policy_ref = ray.put(policy)
         input_dir, staging = Path(input_dir).absolute(), Path(staging).absolute()
-        refs = [remote.remote(task, input_dir, policy_ref, b, i, staging) for i, b in enumerate(bounds)]
+        extra = () if scenarios is None else (scenarios,)
+        refs = [
+            remote.remote(task, input_dir, policy_ref, b, i, staging, *extra) for i, b in enumerate(bounds)
+        ]
         bucket_of = {ref: i for i, ref in enumerate(refs)}
         results: dict[int, BucketResult] = {}
         pending = list(refs)

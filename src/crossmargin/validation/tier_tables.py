@@ -12,7 +12,7 @@ import polars as pl
 
 
 def _problem(rates: list[str]) -> pl.Expr:
-    """First thing wrong with a slice row (sorted by asset, lower), or null; SPEC §1 tier rules."""
+    """First thing wrong with a slice row (sorted by asset, lower), or null; docs/rules.md §1 tier rules."""
     lower, upper = pl.col("lower_usdt"), pl.col("upper_usdt")
     nxt = lower.shift(-1).over("asset")
     first = pl.int_range(pl.len()).over("asset") == 0

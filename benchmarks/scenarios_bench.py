@@ -1,0 +1,98 @@
+"""Cost of `run --scenarios default` against the plain run (a measurement, not a test).
+
+    .venv/bin/python benchmarks/scenarios_bench.py --input /work/bench10m [--repeat 1]
+
+Runs the installed `crossmargin run` on one input directory, plain and with the shipped scenario
+set, each `--repeat` times, into fresh output directories under a temporary directory, and prints
+per run the wall time and the peak resident memory of the process (sampled every 50 ms with
+psutil), then the ratio of the best times. The output directories are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+AS_OF = "2025-01-21T10:00:00Z"
+
+
+def measure(cmd: list[str]) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS bytes of the process and its children, last line of stdout)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        p = psutil.Process(proc.pid)
+        while not done.is_set():
+            try:
+                rss = p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    done.set()
+    thread.join()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.strip()}")
+    return wall, peak, out.strip().splitlines()[-1] if out.strip() else ""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--input", type=Path, required=True)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--scenarios", default="default")
+    args = ap.parse_args()
+    exe = str(Path(sys.executable).with_name("crossmargin"))
+    results: dict[str, list[tuple[float, int]]] = {"plain": [], "scenarios": []}
+    with tempfile.TemporaryDirectory(prefix="scenarios-bench-") as tmp:
+        for i in range(args.repeat):
+            for name, extra in (("plain", []), ("scenarios", ["--scenarios", args.scenarios])):
+                out = Path(tmp) / f"{name}{i}"
+                cmd = [exe, "run", "--as-of", AS_OF, "--input", str(args.input), "--out", str(out), *extra]
+                wall, peak, line = measure(cmd)
+                results[name].append((wall, peak))
+                size = sum(f.stat().st_size for f in out.iterdir()) / 2**20
+                print(
+                    f"{name:10s} run {i + 1}: {wall:7.1f} s  peak RSS {peak / 2**30:5.2f} GiB  "
+                    f"outputs {size:,.0f} MiB  | {line}"
+                )
+                if name == "scenarios":
+                    manifest = json.loads((out / "manifest.json").read_text())
+                    print(f"{'':10s} scenario_risk rows: {manifest['outputs']['scenario_risk']['rows']:,}")
+                shutil.rmtree(out)
+    best = {k: min(v) for k, v in results.items()}
+    ratio = best["scenarios"][0] / best["plain"][0]
+    print(
+        json.dumps(
+            {
+                "input": str(args.input),
+                "plain_s": round(best["plain"][0], 1),
+                "scenarios_s": round(best["scenarios"][0], 1),
+                "ratio": round(ratio, 2),
+                "plain_peak_gib": round(max(p for _, p in results["plain"]) / 2**30, 2),
+                "scenarios_peak_gib": round(max(p for _, p in results["scenarios"]) / 2**30, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

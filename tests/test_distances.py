@@ -1,0 +1,355 @@
+"""Distances to thresholds (docs/rules.md §8.2): liquidation_drop/_rise, margin_call_drop/_rise.
+
+Hand-worked Classic and Pro accounts; then a hypothesis property against the scalar reference
+(tests/reference.py valued at moved prices): at each reported distance the level is at the
+threshold (relative 1e-9), no point of a dense grid between 0 and it crosses, and where nothing is
+reported no grid point crosses either. Every price is fresh: priced one hour before as_of.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import reference as ref
+from crossmargin import scenarios
+from crossmargin.inputs import load_inputs
+from crossmargin.policy import resolve
+from crossmargin.reference_data import asset_terms
+from frames import (
+    NEW,
+    OLD,
+    account,
+    balance,
+    brackets,
+    one_bracket,
+    one_slice,
+    order,
+    price,
+    run,
+    tables,
+    tiers,
+)
+
+H = dt.timedelta(hours=1)
+COLUMNS = scenarios.DISTANCE_COLUMNS
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def fresh_prices(as_of: dt.datetime, **assets: float) -> list[dict]:
+    return [price(a, p, as_of - H) for a, p in {"USDT": 1.0, **assets}.items()]
+
+
+def distances_of(t: dict[str, pl.DataFrame], as_of: dt.datetime, account_id: int) -> dict[str, float | None]:
+    row = run(t, as_of).account_risk.filter(pl.col("account_id") == account_id)
+    assert row.height == 1, run(t, as_of).data_issues
+    return {c: row[c][0] for c in COLUMNS}
+
+
+# ----------------------------------------------------------------------------- hand-worked
+
+
+def test_classic_long_hand_worked() -> None:
+    """1 BTC at 100 against 50 USDT, 3x: level 100·m/50 hits 1.1 at m = 0.55 and 1.3 at m = 0.65;
+    a rise only lifts the level (null)."""
+    t = tables(
+        accounts=[account(1, "classic", 3)],
+        balances=[balance(1, "BTC", free=1.0), balance(1, "USDT", borrowed=50.0)],
+        prices=fresh_prices(NEW, BTC=100.0),
+        collateral_tiers=[one_slice("BTC", 0.9)],
+    )
+    d = distances_of(t, NEW, 1)
+    assert d["liquidation_drop"] == pytest.approx(0.45, rel=1e-12)
+    assert d["margin_call_drop"] == pytest.approx(0.35, rel=1e-12)
+    assert d["liquidation_rise"] is None
+    assert d["margin_call_rise"] is None
+
+
+def test_classic_short_hand_worked() -> None:
+    """1000 USDT against 5 ETH at 100, 5x: level 1000/(500·m) hits 1.1 at m = 20/11 and the
+    margin call 1.15 at m = 40/23; a drop only lifts the level, and at r = -1 there is no liability."""
+    t = tables(
+        accounts=[account(1, "classic", 5)],
+        balances=[balance(1, "USDT", free=1000.0), balance(1, "ETH", borrowed=5.0)],
+        prices=fresh_prices(NEW, ETH=100.0),
+        liability_brackets=[one_bracket("ETH")],
+    )
+    d = distances_of(t, NEW, 1)
+    assert d["liquidation_rise"] == pytest.approx(20 / 11 - 1, rel=1e-12)
+    assert d["margin_call_rise"] == pytest.approx(40 / 23 - 1, rel=1e-12)
+    assert d["liquidation_drop"] is None
+    assert d["margin_call_drop"] is None
+
+
+def test_pro_hand_worked_across_a_collateral_tier() -> None:
+    """Pro, new formula: 1 BTC at 100 with tiers [0, 50) × 1.0, [50, ∞) × 0.5, 40 USDT owed (MM 5).
+    Level (collateral − 40)/5 = 7 at r = 0. Liquidation (≤ 1.0) needs collateral 45 and margin call
+    (≤ 1.5) 47.5: both below the tier boundary, reached when 100·m = 45 and 47.5 (d = 0.55, 0.525),
+    while the upper tier (0.5 per USDT) is left at m = 0.5."""
+    t = tables(
+        accounts=[account(1, "pro")],
+        balances=[balance(1, "BTC", free=1.0), balance(1, "USDT", borrowed=40.0)],
+        prices=fresh_prices(NEW, BTC=100.0),
+        collateral_tiers=[tiers("BTC", [(0, 50, 1.0), (50, None, 0.5)])],
+    )
+    d = distances_of(t, NEW, 1)
+    assert d["liquidation_drop"] == pytest.approx(0.55, rel=1e-12)
+    assert d["margin_call_drop"] == pytest.approx(0.525, rel=1e-12)
+    assert d["liquidation_rise"] is None
+
+
+def test_pro_short_with_a_bracket_and_an_open_order() -> None:
+    """Pro, new formula: 1000 USDT held, 2 ETH owed at 100 (brackets [0, 150) 10 %, [150, ∞) 20 %),
+    and a SELL of 1 ETH at limit 150 — an order that loses once ETH is above 150.
+    At m: MM = 15 + 0.2·(200m − 150) past m = 0.75; OOL = max(0, 100m − 150) past m = 1.5.
+    Level (1000 − 200m − OOL)/MM = 1 (liquidation): below 1.5, 1000 − 200m = 40m − 15 -> m = 1015/240
+    > 1.5, so with the loss: 1150 − 300m = 40m − 15 -> m = 1165/340 (u = 825/340)."""
+    t = tables(
+        accounts=[account(1, "pro")],
+        balances=[balance(1, "USDT", free=1000.0), balance(1, "ETH", borrowed=2.0)],
+        open_orders=[order(1, 1, "ETH", "USDT", "SELL", 150.0, 1.0)],
+        prices=fresh_prices(NEW, ETH=100.0),
+        collateral_tiers=[one_slice("ETH", 1.0)],
+        liability_brackets=[brackets("ETH", [(0, 150, 0.1, 0.2), (150, None, 0.2, 0.4)])],
+    )
+    d = distances_of(t, NEW, 1)
+    assert d["liquidation_rise"] == pytest.approx(1165 / 340 - 1, rel=1e-12)
+    # margin call (1.5): 1150 − 300m = 60m − 22.5 -> m = 1172.5/360
+    assert d["margin_call_rise"] == pytest.approx(1172.5 / 360 - 1, rel=1e-12)
+    assert d["liquidation_drop"] is None
+
+
+def test_already_at_or_below_gives_zero() -> None:
+    """Level 1.05 (Classic 3x): at or below both thresholds now, so every distance is 0 — whether or
+    not a move could change it (account 2 holds and owes only stable assets)."""
+    t = tables(
+        accounts=[account(1), account(2)],
+        balances=[
+            balance(1, "BTC", free=1.05),
+            balance(1, "USDT", borrowed=100.0),
+            balance(2, "USDT", free=105.0, borrowed=100.0),
+        ],
+        prices=fresh_prices(NEW, BTC=100.0),
+        collateral_tiers=[one_slice("BTC", 0.9)],
+    )
+    for aid in (1, 2):
+        assert distances_of(t, NEW, aid) == dict.fromkeys(COLUMNS, 0.0)
+
+
+def test_only_margin_call_now_gives_zero_margin_call_distances() -> None:
+    """Level 1.2 (Classic 3x): at margin call (≤ 1.3) now, not at liquidation (1.1 at m = 11/12)."""
+    t = tables(
+        accounts=[account(1)],
+        balances=[balance(1, "BTC", free=1.2), balance(1, "USDT", borrowed=100.0)],
+        prices=fresh_prices(NEW, BTC=100.0),
+        collateral_tiers=[one_slice("BTC", 0.9)],
+    )
+    d = distances_of(t, NEW, 1)
+    assert d["margin_call_drop"] == 0.0
+    assert d["margin_call_rise"] == 0.0
+    assert d["liquidation_drop"] == pytest.approx(1 - 11 / 12, rel=1e-12)
+    assert d["liquidation_rise"] is None
+
+
+def test_no_exposure_to_moving_assets_is_null() -> None:
+    """Only stable assets (level 2 in USDT and USDC), and no liability at all: no move changes the
+    level, nothing is reported."""
+    t = tables(
+        accounts=[account(1), account(2, "pro"), account(3)],
+        balances=[
+            balance(1, "USDC", free=200.0),
+            balance(1, "USDT", borrowed=100.0),
+            balance(2, "USDC", free=200.0),
+            balance(2, "USDT", borrowed=100.0),
+            balance(3, "BTC", free=1.0),
+        ],
+        prices=fresh_prices(NEW, USDC=1.0, BTC=100.0),
+        collateral_tiers=[one_slice("USDC", 1.0), one_slice("BTC", 0.9)],
+    )
+    for aid in (1, 2, 3):
+        assert distances_of(t, NEW, aid) == dict.fromkeys(COLUMNS)
+
+
+# ----------------------------------------------------------------------------- property vs the reference
+
+ASSET_UNITS = {"USDT": 1000.0, "USDC": 1000.0, "BTC": 5.0, "ETH": 50.0}
+PAIRS = [("BTC", "USDT"), ("ETH", "USDT"), ("ETH", "BTC"), ("BTC", "USDC")]
+DROP_GRID = [i / 200 for i in range(1, 201)]
+RISE_GRID = [10 * i / 200 for i in range(1, 201)]
+
+
+def _amount(scale: float) -> st.SearchStrategy[float]:
+    return st.one_of(st.just(0.0), st.floats(0.0, scale, allow_nan=False, allow_subnormal=False))
+
+
+@st.composite
+def books(draw):
+    as_of = draw(st.sampled_from([NEW, OLD]))
+    btc, eth, usdc = draw(st.floats(50, 200)), draw(st.floats(5, 20)), draw(st.floats(0.9, 1.1))
+    accounts, balances, orders = [], [], []
+    oid = 0
+    for aid in range(1, draw(st.integers(1, 4)) + 1):
+        mode = draw(st.sampled_from(["classic", "pro"]))
+        accounts.append(account(aid, mode, draw(st.sampled_from([3, 5]))))
+        for asset in draw(st.lists(st.sampled_from(list(ASSET_UNITS)), min_size=1, max_size=4, unique=True)):
+            scale = ASSET_UNITS[asset]
+            balances.append(balance(aid, asset, free=draw(_amount(scale)), borrowed=draw(_amount(scale / 2))))
+        for _ in range(draw(st.integers(0, 2))):
+            base, quote = draw(st.sampled_from(PAIRS))
+            index = {"BTC": btc, "ETH": eth, "USDT": 1.0, "USDC": usdc}
+            limit = index[base] / index[quote] * draw(st.floats(0.5, 1.5))
+            oid += 1
+            side = draw(st.sampled_from(["BUY", "SELL"]))
+            orders.append(order(aid, oid, base, quote, side, limit, draw(st.floats(0.0, 2.0))))
+    t = tables(
+        accounts=accounts,
+        balances=balances,
+        open_orders=orders,
+        prices=fresh_prices(as_of, BTC=btc, ETH=eth, USDC=usdc),
+        collateral_tiers=[
+            tiers("BTC", [(0, 50, 1.0), (50, 200, 0.8), (200, None, 0.5)]),
+            one_slice("ETH", 0.9),
+            tiers("USDC", [(0, 100, 1.0), (100, None, 0.9)]),
+        ],
+        liability_brackets=[
+            brackets("BTC", [(0, 100, 0.1, 0.2), (100, None, 0.2, 0.4)]),
+            one_bracket("ETH", 0.1, 0.2),
+            brackets("USDC", [(0, 300, 0.125, 0.25), (300, None, 0.25, 0.5)]),
+        ],
+    )
+    return as_of, t
+
+
+def threshold(policy, row: dict, column: str) -> float:
+    liq = (
+        policy.pro_liquidation
+        if row["margin_mode"] == "pro"
+        else policy.classic[row["classic_leverage"]].liquidation
+    )
+    if column.startswith("liquidation"):
+        return liq
+    mc = (
+        policy.pro_margin_call
+        if row["margin_mode"] == "pro"
+        else policy.classic[row["classic_leverage"]].margin_call
+    )
+    return max(mc, liq)
+
+
+def crosses(level: float, t: float) -> bool:
+    return level <= t
+
+
+def near(level: float, t: float) -> bool:
+    return math.isfinite(level) and abs(level / t - 1.0) <= 1e-9
+
+
+@settings(
+    max_examples=int(os.environ.get("CROSSMARGIN_PROPERTY_EXAMPLES", "150")) // 3 or 1,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(books())
+def test_distances_against_the_reference(book) -> None:
+    as_of, t = book
+    policy = resolve(as_of)
+    risk = run(t, as_of).account_risk
+    lists = {name: frame.to_dicts() for name, frame in t.items()}
+    grid = {
+        "drop": {g: ref.level_at_move(lists, policy, -g) for g in DROP_GRID},
+        "rise": {g: ref.level_at_move(lists, policy, g) for g in RISE_GRID},
+    }
+    at_zero = ref.level_at_move(lists, policy, 0.0)
+    for row in risk.to_dicts():
+        aid = row["account_id"]
+        for column in COLUMNS:
+            side = column.rsplit("_", 1)[1]
+            sign = -1.0 if side == "drop" else 1.0
+            t_ = threshold(policy, row, column)
+            value = row[column]
+            where = f"account {aid} {column}={value} ({row['margin_mode']}, as_of {as_of})"
+            if value == 0.0:
+                assert crosses(at_zero[aid], t_), where
+                continue
+            assert not crosses(at_zero[aid], t_), where
+            before = [g for g in grid[side] if value is None or g < value - 1e-9]
+            for g in before:
+                level = grid[side][g][aid]
+                assert not crosses(level, t_) or near(level, t_), f"{where}: crosses at {sign * g} ({level})"
+            if value is not None:
+                level = ref.level_at_move(lists, policy, sign * value)[aid]
+                limit = scenarios.MAX_DROP if side == "drop" else scenarios.MAX_RISE
+                past = ref.level_at_move(lists, policy, sign * min(value + 1e-9, limit))[aid]
+                assert (
+                    near(level, t_) or (crosses(past, t_) and not crosses(level, t_)) or crosses(level, t_)
+                ), f"{where}: level {level} at the reported move, threshold {t_}"
+                assert near(level, t_) or crosses(past, t_), f"{where}: level {level}, just past {past}"
+        for side in ("drop", "rise"):
+            mc, liq = row[f"margin_call_{side}"], row[f"liquidation_{side}"]
+            if mc is not None and liq is not None:
+                assert mc <= liq
+
+
+# ----------------------------------------------------------------------------- closed form vs the row walk
+
+
+def test_classic_closed_form_agrees_with_the_piecewise_walk() -> None:
+    """On the sample book, Classic accounts: the closed form from the sums (engine) and the
+    breakpoint walk over the accounts' rows (the Pro path, asked for the Classic level) agree."""
+    tables_ = {name: frame for name, (frame, _) in load_inputs(ROOT / "data" / "sample").items()}
+    policy = resolve(NEW)
+    risk = run(tables_, NEW).account_risk.filter(pl.col("margin_mode") == "classic")
+    terms = asset_terms(
+        tables_["prices"].collect(),
+        tables_["collateral_tiers"].collect(),
+        tables_["liability_brackets"].collect(),
+        policy.as_of,
+        policy.max_price_age,
+    )
+    lines = scenarios.pro_lines(tables_["balances"], tables_["open_orders"], terms, policy, kind="classic")
+    walked = []
+    for side, (per_account, ev) in lines.items():
+        ls = per_account.join(risk.lazy().select("account_id", "classic_leverage"), on="account_id")
+        ls = ls.with_columns(**scenarios.thresholds(policy, pro=False))
+        events = (
+            ev
+            if ev is not None
+            else pl.LazyFrame(
+                schema={"account_id": pl.Int64, "m": pl.Float64, **dict.fromkeys(scenarios.DELTA, pl.Float64)}
+            )
+        )
+        got = scenarios.first_crossing(ls, events, side).collect()
+        walked.append(got.rename({c: f"{c}_w" for c in got.columns if c != "account_id"}))
+    both = risk.join(walked[0], on="account_id").join(walked[1], on="account_id")
+    checked = 0
+    for column in COLUMNS:
+        flag = "liquidation" if column.startswith("liquidation") else "margin_call"
+        sub = both.filter(~pl.col(flag))
+        a, b = sub[column], sub[f"{column}_w"]
+        assert (a.is_null() == b.is_null()).all(), column
+        diff = (a - b).abs().drop_nulls()
+        assert diff.max() is None or diff.max() <= 1e-12, column
+        checked += a.drop_nulls().len()
+    assert checked > 50
+
+
+def test_the_last_asset_in_its_top_tier() -> None:
+    """ZZZ (the last asset by name) held in its top collateral tier: 1 at 1000 with tiers [0, 100) × 1.0,
+    [100, ∞) × 0.5 gives collateral 550; 100 USDT owed (MM 12.5). Liquidation (level 1) needs collateral
+    112.5: 100 + 0.5·(1000·m − 100) -> m = 0.125; the margin call (1.5) 118.75 -> m = 0.1375."""
+    t = tables(
+        accounts=[account(1, "pro")],
+        balances=[balance(1, "ZZZ", free=1.0), balance(1, "USDT", borrowed=100.0)],
+        prices=fresh_prices(NEW, ZZZ=1000.0),
+        collateral_tiers=[tiers("ZZZ", [(0, 100, 1.0), (100, None, 0.5)])],
+    )
+    d = distances_of(t, NEW, 1)
+    assert d["liquidation_drop"] == pytest.approx(0.875, rel=1e-12)
+    assert d["margin_call_drop"] == pytest.approx(0.8625, rel=1e-12)
+    assert d["liquidation_rise"] is None
