@@ -167,11 +167,12 @@ def backfill_day(
         reason = "--force" if force else why_run(out_dir, input_dir, as_of, policy_file)
         if reason is None:
             return DayResult(day, "skipped")
+        options = {"policy_file": policy_file, "max_issue_rate": max_issue_rate}
         if progress is None:
-            summary = run_job(as_of, input_dir, out_dir, policy_file, max_issue_rate)
+            summary = run_job(as_of, input_dir, out_dir, **options)
         else:
             with progress.paused():  # the job draws its own bar
-                summary = run_job(as_of, input_dir, out_dir, policy_file, max_issue_rate)
+                summary = run_job(as_of, input_dir, out_dir, **options)
         return DayResult(day, "ran", summary, reason)
     except CrossmarginError as exc:
         return DayResult(day, "failed", str(exc), exit_code=exc.exit_code)
