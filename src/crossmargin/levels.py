@@ -1,4 +1,4 @@
-"""Margin levels of docs/rules.md §1: one float64 division each; a zero denominator gives +inf.
+"""Margin levels of docs/rules.md §2: one float64 division each; a zero denominator gives +inf.
 
 Every level is computed for every account (Classic and Pro) at every as_of; `pro_margin_level` and
 `margin_level` then pick the formula in force / the account's own mode.
