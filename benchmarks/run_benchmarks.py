@@ -677,7 +677,7 @@ def write_report(store: dict) -> None:
             lines.append(
                 f"| {n:,} | {rows.get('balances', 0):,} | {rows.get('open_orders', 0):,} | "
                 f"{rows.get('mode_switches', 0):,} | {rec['inputs']['bytes'] / 2**20:,.0f} MiB | "
-                f"{fmt_s(gen.get('wall_s'))} s |"
+                f"{fmt_s(gen.get('wall_s')) + ' s' if gen.get('wall_s') else 'not recorded (reused inputs)'} |"
             )
         lines += ["", "## Timings", ""]
         lines += [
@@ -708,6 +708,10 @@ def write_report(store: dict) -> None:
                 note = []
                 if impl == "engine" and res.get("buckets"):
                     note.append(f"--buckets {res['buckets']}")
+                if impl == "write" and res.get("process_wall_s"):
+                    note.append(
+                        f"the writes only, timed in-process (process wall {fmt_s(res['process_wall_s'])} s)"
+                    )
                 if "extrapolated_from" in res:
                     note.append(
                         f"extrapolated from {res['extrapolated_from']:,} accounts ({fmt_s(res['internal_s'])} s)"
@@ -935,8 +939,8 @@ def main() -> None:
                 if old and set(args.impls) != set(IMPLS):  # a partial rerun keeps the other measurements
                     rec["runs"] = {**old.get("runs", {}), **rec["runs"]}
                     rec["runs"] = {k: rec["runs"][k] for k in IMPLS if k in rec["runs"]}
-                    if "verification" not in rec and "verification" in old:
-                        rec["verification"] = old["verification"]
+                    if "verification" in old:  # keep the checks of the references not rerun
+                        rec["verification"] = {**old["verification"], **rec.get("verification", {})}
                 store["sizes"][str(n)] = rec
                 save_store(store)
                 write_report(store)
