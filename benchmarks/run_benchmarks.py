@@ -775,6 +775,12 @@ def write_report(store: dict) -> None:
             f"{rows.get('open_orders', 0):,} open orders, {huge['inputs']['bytes'] / 2**30:.1f} GiB parquet), "
             f"`--buckets {huge['buckets']}` (0 = engine chooses), commit {huge.get('commit', '?')}."
         )
+        newer = sorted({r.get("commit", "?") for r in sizes.values()} - {huge.get("commit")})
+        if newer:
+            lines.append(
+                f"Not re-measured with the engine of the sizes above ({', '.join(newer)}); "
+                "`--huge` refreshes it."
+            )
         lines.append("")
         lines += [
             "| run | wall s | accounts/s | peak RSS GB | target | verdict |",
