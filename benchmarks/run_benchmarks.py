@@ -846,7 +846,8 @@ def plot(sizes: dict, huge: dict | None) -> None:
             for n, rec in sorted(sizes.items())
             if "wall_s" in rec["runs"].get(impl, {})
         ]
-        if impl in ("engine", "scan") and huge and "wall_s" in huge["runs"].get(impl, {}):
+        same_engine = huge and {r.get("commit") for r in sizes.values()} <= {huge.get("commit")}
+        if impl in ("engine", "scan") and same_engine and "wall_s" in huge["runs"].get(impl, {}):
             pts.append((huge["accounts"], huge["runs"][impl]["wall_s"]))
             pts.sort()
         if not pts:
@@ -855,6 +856,10 @@ def plot(sizes: dict, huge: dict | None) -> None:
         style = "--" if impl == "loop" else "-"
         label = "loop (extrapolated from 100k)" if impl == "loop" else impl
         ax.plot(xs, ys, style, marker="o", label=label)
+    floor = [(n, f) for n, rec in sorted(sizes.items()) if (f := floor_s(rec["runs"]))]
+    if floor:
+        xs, ys = zip(*floor, strict=True)
+        ax.plot(xs, ys, ":", marker="s", color="black", label="floor (scan + write)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("accounts")
