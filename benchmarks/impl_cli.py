@@ -7,7 +7,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-# What every reference implementation writes: the SPEC §1 quantities and levels per account.
+# What every reference implementation writes: the quantities and levels of the rules (docs/rules.md) per account.
 OUTPUT_COLUMNS = [
     "account_id", "margin_mode",
     "total_asset_usdt", "total_liability_usdt", "collateral_usdt", "net_equity_usdt", "net_collateral_usdt",

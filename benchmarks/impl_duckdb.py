@@ -1,4 +1,4 @@
-"""Reference implementation 1: SPEC §1 quantities and levels in DuckDB SQL.
+"""Reference implementation 1: the quantities and levels of the rules (docs/rules.md) in DuckDB SQL.
 
 Written the way a competent analyst would: one SQL statement of CTEs over the parquet inputs
 (as-of price and tier selection, joins, GROUP BY, CASE), result written to parquet so it does the

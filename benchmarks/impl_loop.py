@@ -2,7 +2,7 @@
 
 Reads an input directory (the harness gives it a slice of ~100k accounts, written by
 run_benchmarks.py) into Python objects, builds dicts (price by asset, tiers by asset, balance rows
-and orders by account), then iterates account by account computing SPEC §1 quantities and levels
+and orders by account), then iterates account by account computing the quantities and levels of the rules
 with scalar float arithmetic, and writes the result to parquet. Quantities and levels only: no
 validation, no §3 decisions.
 
@@ -97,7 +97,7 @@ def compute(inp: Path, as_of: dt.datetime, new_formula: bool) -> list[tuple]:
         total_asset = total_liability = collateral = mm = im = ool = 0.0
         for b in balances.get(aid, ()):
             if b["free"] + b["locked"] == 0 and b["borrowed"] + b["interest"] == 0:
-                continue  # an all-zero row needs no price (SPEC §4)
+                continue  # an all-zero row needs no price
             p = price[b["asset"]]
             holding_usdt = (b["free"] + b["locked"]) * p
             debt_usdt = (b["borrowed"] + b["interest"]) * p

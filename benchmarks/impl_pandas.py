@@ -1,4 +1,4 @@
-"""Reference implementation 2: SPEC §1 quantities and levels with pandas, vectorized.
+"""Reference implementation 2: the quantities and levels of the rules (docs/rules.md) with pandas, vectorized.
 
 Written the way a competent pandas user would: read_parquet (only the needed columns), as-of
 selection with boolean masks + groupby, merge with the tier tables, column arithmetic, groupby-sum,

@@ -1,9 +1,12 @@
 """Where the engine's time goes: `run_job` with its stages timed (wall and CPU of the process).
 
 Wraps, without changing them, the calls the job makes: every `pl.collect_all` / `LazyFrame.collect`
-(labelled by the engine source line that calls it), the output writers, the output checksums and
-the input checksums (a background thread, so its time overlaps). Time in none of these is eager
-DataFrame work and Python. Then times the parquet write of account_risk with other codecs.
+(labelled by the engine source line that calls it), the output parquet writes
+(`DataFrame.write_parquet`, labelled by the calling line), the output checksums and the input
+checksums (a background thread, so its time overlaps). Time in none of these is eager DataFrame
+work and Python. A second table times the engine's phases (`crossmargin.engine`: reference, row
+pass, account pass, issues, account_risk, and `score` around them and the actions), each including
+the collects above that it makes. Then times the parquet write of account_risk with other codecs.
 
     python benchmarks/profile_engine.py --input benchmarks/work/data_1000000 [--buckets N]
 
@@ -24,10 +27,11 @@ from pathlib import Path
 
 import polars as pl
 
-from crossmargin import inputs, job, outputs
+from crossmargin import engine, inputs, job, outputs
 
 AS_OF = dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC)
 STATS: list[tuple[str, float, float]] = []
+PHASES: list[tuple[str, float, float]] = []
 
 
 DEPTH = threading.local()  # per thread: the input checksums run in a background thread
@@ -58,6 +62,20 @@ def timed(label, fn):  # label: a string, or a function of the call's arguments
     return inner
 
 
+def phase(name: str, fn):
+    """Time a whole engine phase (the collects inside it are also counted in STATS)."""
+
+    @functools.wraps(fn)
+    def inner(*a, **k):
+        w, c = time.perf_counter(), time.process_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            PHASES.append((name, time.perf_counter() - w, time.process_time() - c))
+
+    return inner
+
+
 def patch() -> None:
     def collect_all_label(a, k):
         frames = a[0] if a else k.get("lazy_frames", [])
@@ -69,6 +87,12 @@ def patch() -> None:
 
     pl.collect_all = timed(collect_all_label, pl.collect_all)
     pl.LazyFrame.collect = timed(collect_label, pl.LazyFrame.collect)
+    pl.DataFrame.write_parquet = timed(
+        lambda a, k: f"output write_parquet at {_caller()}", pl.DataFrame.write_parquet
+    )
+    for name in ("reference_phase", "row_pass", "account_pass", "issues_phase", "account_risk"):
+        setattr(engine, name, phase(f"engine.{name}", getattr(engine, name)))
+    job.score = phase("engine.score (all phases + actions frame)", engine.score)
     for obj, name, lab in [
         (getattr(outputs, "PartWriter", None), "write", "output parquet write"),
         (getattr(outputs, "PartWriter", None), "close", "output parquet close"),
@@ -81,9 +105,10 @@ def patch() -> None:
             setattr(obj, name, timed(lab, getattr(obj, name)))
 
 
-def report(title: str, total: tuple[float, float]) -> None:
+def report(title: str, total: tuple[float, float], stats: list | None = None) -> None:
+    stats = STATS if stats is None else stats
     agg: dict[str, list[float]] = {}
-    for name, w, c in STATS:
+    for name, w, c in stats:
         x = agg.setdefault(name, [0, 0.0, 0.0])
         x[0] += 1
         x[1] += w
@@ -93,7 +118,7 @@ def report(title: str, total: tuple[float, float]) -> None:
     for name, (n, w, c) in agg.items():
         print(f"  {name:<58} {n:>5} {w:>8.2f} {c:>8.2f}")
     print(f"  {'total':<58} {'':>5} {total[0]:>8.2f} {total[1]:>8.2f}")
-    STATS.clear()
+    stats.clear()
 
 
 def step(label: str, fn):
@@ -111,9 +136,11 @@ def main() -> None:
     patch()
     with tempfile.TemporaryDirectory() as tmp:
         w, c = time.perf_counter(), time.process_time()
-        print(job.run_job(AS_OF, args.input, Path(tmp) / "out", buckets=args.buckets))
-        report("run_job, stage by stage", (time.perf_counter() - w, time.process_time() - c))
+        print(job.run_job(AS_OF, args.input, Path(tmp) / "out", buckets=args.buckets or None))
+        total = (time.perf_counter() - w, time.process_time() - c)
+        report("run_job, stage by stage", total)
         print(f"  {'(the rest: eager DataFrame work, Python)':<48}")
+        report("engine phases (each includes the collects above that it makes)", total, PHASES)
 
         STATS.clear()
         r = pl.read_parquet(Path(tmp) / "out" / "account_risk.parquet")
