@@ -246,3 +246,31 @@ def test_version():
     from crossmargin import __version__
 
     assert proc.stdout.strip() == f"crossmargin {__version__}"
+
+
+def test_bad_policy_file_exits_2_with_one_line_and_writes_nothing(world):
+    policy = world / "notes" / "policy.toml"
+    policy.write_text("not toml [[\n")
+    before = snapshot(world)
+    res = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--as-of",
+            AS_OF,
+            "--input",
+            str(world / "in"),
+            "--out",
+            str(world / "new"),
+            "--policy",
+            str(policy),
+        ],
+    )
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("crossmargin: error: policy ")
+        and "not valid TOML" in lines[0]
+    )
+    assert snapshot(world) == before

@@ -29,9 +29,9 @@ import polars as pl
 
 from crossmargin import __version__, outputs
 from crossmargin.engine import score
-from crossmargin.errors import CrossmarginError, IssueRateExceeded, UsageError
+from crossmargin.errors import IssueRateExceeded, UsageError
 from crossmargin.inputs import InputFile, load_inputs, unreadable_table
-from crossmargin.policy import Policy, PolicyError, resolve
+from crossmargin.policy import Policy, resolve
 from crossmargin.progress import Progress
 from crossmargin.scenarios import ScenarioSet, load_scenarios, scenario_schema
 from crossmargin.schemas import PRICE_PROBLEMS
@@ -337,10 +337,7 @@ def run_job(
     scenario_set = load_scenarios(scenarios) if scenarios is not None else None
     out_dir, input_dir = Path(out_dir), Path(input_dir)
     outputs.check_destination(out_dir, input_dir)
-    try:
-        policy = resolve(as_of, policy_file)
-    except PolicyError as exc:
-        raise CrossmarginError(str(exc)) from None
+    policy = resolve(as_of, policy_file)  # a bad policy raises PolicyError: exit 2, one line
     loaded = load_inputs(input_dir)
     tables = {name: frame for name, (frame, _) in loaded.items()}
     files = {name: f for name, (_, f) in loaded.items()}

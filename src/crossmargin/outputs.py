@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ import polars as pl
 from polars.io.plugins import register_io_source
 
 from crossmargin.errors import DestinationError
+from crossmargin.inputs import sha256_file
 
 OUTPUT_TABLES = ["account_risk", "actions", "data_issues"]
 SCENARIO_TABLE = "scenario_risk"  # only with `run --scenarios`; then listed in the manifest like the others
@@ -39,14 +39,6 @@ PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1
 MANIFEST = "manifest.json"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fsync(path: Path) -> None:
