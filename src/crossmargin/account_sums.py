@@ -1,68 +1,255 @@
-"""Per-account sums that are the same to the last bit on every run.
+"""Per-account sums that are the same to the last bit on every run: one compiled pass over the rows.
 
-A parallel hash group-by adds an account's rows in whatever order its threads meet them, so the last
-bits of a float sum can change between identical runs. Here an account's rows are taken in input
-order: rows are (stably) sorted by account_id — nearly free when the input is already sorted, as
-exports are — and each account's contiguous run is reduced with `numpy.add.reduceat`, which runs the
-same operations on the same values every time (numpy's unrolled/pairwise float reduction, not a
-strictly left-to-right sum; the scalar reference in tests/ sums left to right and agrees within
-1e-9 relative). The rows stay in the chunks the streaming engine returned them in: a run's result
-depends only on its values, not on where the chunks split (tests/test_account_sums.py).
+The row pass hands over the input rows (balances, open orders) with their asset indices, in account
+order — a stable sort if the input is not, as exports already are — and in the chunks the streaming
+engine returned them in. A compiled kernel (numba, compiled.py) walks each account's contiguous run
+of rows once: it values every row (the per-row quantities of quantities.py, for one price vector or
+one per scenario), and reduces each value over the run, and ORs the rows' key bits. Nothing per row
+is materialised.
 
-The same pass flags accounts that may hold a key twice (an asset twice in balances, an order_id
-twice in open orders) with a 64-bit set per account: each row sets bit `key % 64` (its `key_bit`,
-computed by the streaming per-row stage: validation/groups.py); fewer set bits than rows means a repeat or a bit
-collision. Only those few candidates are then checked exactly.
+The sums: a run's values are added exactly as `numpy.add.reduceat` adds them (`run_sum`: the first
+value plus numpy's pairwise sum of the rest — eight accumulators in blocks of up to 128, halves
+beyond), so the kernel gives the bits of the vectorized reduction it replaced; a run's result
+depends only on its values in input order, never on threads, chunks or buckets. The scalar
+reference in tests/ sums left to right and agrees within 1e-9 relative; tests/test_account_sums.py
+checks `run_sum` against numpy bit for bit.
+
+Chunks: a run inside one chunk is reduced in place (a zero-copy view of the chunk); the few runs that
+cross a chunk boundary are gathered into one small contiguous frame and reduced there (`Runs`).
+Threads: each kernel call splits its runs into contiguous blocks over the cores (`prange`); an
+account's rows are always reduced by one thread, in order.
+
+Repeated keys: each row sets bit `key % 64` of a 64-bit set per account (balances: the asset index;
+orders: the order_id); fewer set bits than rows flags a *candidate* (a repeat or a collision of two
+keys on one bit), and only the candidates are then checked exactly (validation/groups.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
 
+from crossmargin import quantities
+from crossmargin.compiled import njit, prange
+from crossmargin.reference_data import AssetTerms
+
 ACCOUNT = "account_id"
 
 
-def segment_sums(
-    rows: pl.DataFrame, value_columns: Mapping[str, str] | list[str], count_name: str
-) -> pl.DataFrame:
-    """Per account_id: the sum of each value column (rows in input order), `count_name` rows, `maybe_repeat`.
+# ------------------------------------------------------------------ numpy's float sum, compiled
 
-    `rows` holds account_id, the value columns (float, no nulls) and `key_bit` (validation.groups;
-    distinct keys below 64 never collide). Rows without an account_id (a data issue) are left out.
-    `value_columns` maps a per-row column to the name of its account sum (a list: the same names).
-    """
-    names = dict(value_columns) if isinstance(value_columns, Mapping) else {c: c for c in value_columns}
-    if rows[ACCOUNT].has_nulls():  # only then: an eager filter of a large frame is not free
-        rows = rows.filter(pl.col(ACCOUNT).is_not_null())
-    if not rows[ACCOUNT].is_sorted():
-        rows = rows.sort(ACCOUNT, maintain_order=True)
-    if rows.height == 0:
-        schema = {ACCOUNT: pl.Int64, **{c: pl.Float64 for c in names.values()}, count_name: pl.Int64}
-        return pl.DataFrame(schema={**schema, "maybe_repeat": pl.Boolean})
-    runs = Runs.of(rows[ACCOUNT])
-    counts = runs.ends - runs.starts
-    bits = runs.reduce(np.bitwise_or, rows["key_bit"])
-    out = {ACCOUNT: runs.ids}
-    out |= {total: runs.reduce(np.add, rows[c]) for c, total in names.items()}
-    out |= {count_name: counts, "maybe_repeat": np.bitwise_count(bits) < counts}
-    return pl.DataFrame(out)
+
+@njit()
+def _pairwise_leaf(v: np.ndarray, lo: int, n: int) -> float:
+    """numpy's pairwise sum of at most 128 values v[lo:lo+n]: left to right from -0.0 below 8 values,
+    else eight running accumulators combined as a tree, then the rest one by one."""
+    if n < 8:
+        res = -0.0
+        for i in range(lo, lo + n):
+            res += v[i]
+        return res
+    r0, r1, r2, r3 = v[lo], v[lo + 1], v[lo + 2], v[lo + 3]
+    r4, r5, r6, r7 = v[lo + 4], v[lo + 5], v[lo + 6], v[lo + 7]
+    i = 8
+    while i < n - n % 8:
+        r0 += v[lo + i]
+        r1 += v[lo + i + 1]
+        r2 += v[lo + i + 2]
+        r3 += v[lo + i + 3]
+        r4 += v[lo + i + 4]
+        r5 += v[lo + i + 5]
+        r6 += v[lo + i + 6]
+        r7 += v[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += v[lo + i]
+        i += 1
+    return res
+
+
+@njit()
+def _left_half(n: int) -> int:
+    half = n // 2
+    return half - half % 8
+
+
+@njit()
+def pairwise_sum(v: np.ndarray, lo: int, n: int) -> float:
+    """numpy's pairwise sum of v[lo:lo+n] (numpy/_core/src/umath/loops_utils.h.src): up to 128 values
+    `_pairwise_leaf`; beyond, the sum of the two halves (cut at a multiple of 8), each summed so.
+
+    numpy recurses; this walks the same tree with an explicit stack (a cached numba function must not
+    call itself), adding each left half's sum to its right half's, as numpy does."""
+    if n <= 128:
+        return _pairwise_leaf(v, lo, n)
+    los = np.empty(64, dtype=np.int64)  # the halving depth is at most log2(n) < 64
+    ns = np.empty(64, dtype=np.int64)
+    left = np.empty(64)  # a node's left sum, once known
+    has_left = np.zeros(64, dtype=np.bool_)
+    top, los[0], ns[0] = 0, lo, n
+    while True:
+        if ns[top] > 128:  # descend into the left half
+            has_left[top] = False
+            los[top + 1], ns[top + 1] = los[top], _left_half(ns[top])
+            top += 1
+            continue
+        r = _pairwise_leaf(v, los[top], ns[top])
+        top -= 1
+        while top >= 0 and has_left[top]:  # a right half done: its node is done
+            r = left[top] + r
+            top -= 1
+        if top < 0:
+            return r
+        left[top], has_left[top] = r, True  # a left half done: on to the right half
+        half = _left_half(ns[top])
+        los[top + 1], ns[top + 1] = los[top] + half, ns[top] - half
+        top += 1
+
+
+@njit(inline=True)
+def _nan_as_zero(x: float) -> float:
+    return 0.0 if np.isnan(x) else x
+
+
+@njit(inline=True)
+def run_sum(v: np.ndarray, n: int) -> float:
+    """`numpy.add.reduceat` over one run v[0:n] (n >= 1) of per-row values, a NaN counted as 0 (a null
+    input, or 0 × inf: the row needs no price, or is a data issue whose account leaves the outputs):
+    the first value plus the pairwise sum of the rest (below 8 values that sum is this loop)."""
+    first = _nan_as_zero(v[0])
+    if n <= 8:
+        rest = -0.0
+        for i in range(1, n):
+            rest += _nan_as_zero(v[i])
+        return first + rest
+    for i in range(1, n):
+        v[i] = _nan_as_zero(v[i])
+    return first + pairwise_sum(v, 1, n - 1)
+
+
+# ------------------------------------------------------------------ the kernels
+# kernel(starts, stop, *row columns, *parameters, out, bits): run r is rows starts[r]..starts[r+1]-1
+# (the last one ..stop-1). The runs are cut into contiguous blocks spread over the threads (prange);
+# a run is reduced by one thread, in row order. out[p, k, r] is the sum of value k at price vector p
+# over run r (each sum contiguous over the runs), bits[r] its key bits.
+
+_BLOCKS = 64  # blocks of runs per call, spread over the threads
+CHUNK_ROWS = 1_000_000  # rows per chunk the row pass asks the streaming engine for
+
+
+@njit(inline=True)
+def _block(b: int, blocks: int, n_runs: int) -> tuple[int, int]:
+    return b * n_runs // blocks, (b + 1) * n_runs // blocks
+
+
+@njit(inline=True)
+def _run_end(starts: np.ndarray, stop: int, r: int) -> int:
+    return starts[r + 1] if r + 1 < starts.size else stop
+
+
+@njit()
+def _longest(starts: np.ndarray, stop: int, r0: int, r1: int) -> int:
+    longest = 1
+    for r in range(r0, r1):
+        longest = max(longest, _run_end(starts, stop, r) - starts[r])
+    return longest
+
+
+@njit(parallel=True)
+def _plain_kernel(starts, stop, key_bit, values, out, bits):
+    """Sums of ready per-row value columns (`values`: a tuple of float arrays) and ORed key bits."""
+    n_runs = starts.size
+    blocks = min(n_runs, _BLOCKS)
+    for b in prange(blocks):
+        r0, r1 = _block(b, blocks, n_runs)
+        buf = np.empty(_longest(starts, stop, r0, r1))
+        for r in range(r0, r1):
+            s, e = starts[r], _run_end(starts, stop, r)
+            bit = np.uint64(0)
+            for i in range(s, e):
+                bit |= key_bit[i]
+            bits[r] = bit
+            for k in range(len(values)):
+                buf[: e - s] = values[k][s:e]
+                out[0, k, r] = run_sum(buf, e - s)
+
+
+@njit(parallel=True)
+def _balance_kernel(
+    starts, stop, asset, free, locked, borrowed, interest, prices, stable, coll, liab, out, bits
+):
+    """Per run (account) and price vector p: the sums of quantities.balance_row_values."""
+    n_runs, n_prices = starts.size, prices.shape[0]
+    n_assets, width = stable.size, quantities.N_BALANCE_VALUES
+    blocks = min(n_runs, _BLOCKS)
+    for b in prange(blocks):
+        r0, r1 = _block(b, blocks, n_runs)
+        buf = np.empty((width, _longest(starts, stop, r0, r1)))
+        for r in range(r0, r1):
+            s, e = starts[r], _run_end(starts, stop, r)
+            bit = np.uint64(0)
+            for i in range(s, e):
+                bit |= np.uint64(1) << np.uint64(asset[i] % 64)
+            bits[r] = bit
+            for p in range(n_prices):
+                price = prices[p]
+                for i in range(s, e):
+                    quantities.balance_row_values(
+                        asset[i],
+                        free[i],
+                        locked[i],
+                        borrowed[i],
+                        interest[i],
+                        n_assets,
+                        price,
+                        stable,
+                        coll,
+                        liab,
+                        buf,
+                        i - s,
+                    )
+                for k in range(width):
+                    out[p, k, r] = run_sum(buf[k], e - s)
+
+
+@njit(parallel=True)
+def _order_kernel(starts, stop, order_id, base, quote, is_buy, qty, limit, prices, ratio, out, bits):
+    """Per run (account) and price vector p: the sum of quantities.order_loss over the open orders."""
+    n_runs, n_prices = starts.size, prices.shape[0]
+    n_assets = ratio.size
+    blocks = min(n_runs, _BLOCKS)
+    for b in prange(blocks):
+        r0, r1 = _block(b, blocks, n_runs)
+        buf = np.empty(_longest(starts, stop, r0, r1))
+        for r in range(r0, r1):
+            s, e = starts[r], _run_end(starts, stop, r)
+            bit = np.uint64(0)
+            for i in range(s, e):
+                bit |= np.uint64(1) << np.uint64(order_id[i] & 63)
+            bits[r] = bit
+            for p in range(n_prices):
+                for i in range(s, e):
+                    bi, qi = base[i], quote[i]
+                    if bi >= n_assets or qi >= n_assets:  # an asset no price or table names
+                        buf[i - s] = 0.0
+                    else:
+                        buf[i - s] = quantities.order_loss(
+                            is_buy[i], qty[i], limit[i], prices[p, bi], ratio[bi], prices[p, qi], ratio[qi]
+                        )
+                out[p, 0, r] = run_sum(buf, e - s)
+
+
+# ------------------------------------------------------------------ runs of account ids, chunk by chunk
 
 
 @dataclass
 class Runs:
-    """The runs of equal ids in a sorted column: run j is rows [starts[j], ends[j]) and holds ids[j].
-
-    `reduce` works chunk by chunk. The streaming engine hands back the rows in many chunks (its
-    morsels); making a column one array first (`to_numpy`) copied 46.5M rows × 7 columns, 2.2 s of
-    the 3.6 s at 10M accounts. Here a run inside one chunk is reduced in place (`reduceat` on a
-    zero-copy view of the chunk) and the few runs that cross a chunk boundary are gathered into one
-    small array and reduced there. Either way a run is reduced as one contiguous array of its values
-    in order, so the result does not depend on where the chunks split.
-    """
+    """The runs of equal ids in a sorted column: run j is rows [starts[j], ends[j]) and holds ids[j]."""
 
     starts: np.ndarray
     ends: np.ndarray
@@ -91,10 +278,7 @@ class Runs:
     def reduce(self, ufunc: np.ufunc, column: pl.Series) -> np.ndarray:
         """`ufunc.reduceat` of `column` over each run (a value column of the same rows, no nulls)."""
         chunks = column.get_chunks()
-        lengths = tuple(len(c) for c in chunks)
-        if lengths not in self._layouts:  # the columns of one frame share their chunking: worked out once
-            self._layouts[lengths] = self._layout(lengths)
-        layout = self._layouts[lengths]
+        layout = self.layout(tuple(len(c) for c in chunks))
         out = np.empty(self.starts.size, dtype=chunks[0].to_numpy().dtype)
         for i, first, last, local, stop in layout.inside:
             ufunc.reduceat(chunks[i].to_numpy()[:stop], local, out=out[first:last])
@@ -104,8 +288,51 @@ class Runs:
             )
         return out
 
-    def _layout(self, lengths: tuple[int, ...]) -> _Layout:
-        """Which runs lie inside which chunk (and where), and which cross a boundary."""
+    def apply(
+        self,
+        kernel: Callable[..., None],
+        rows: pl.DataFrame,
+        columns: list[str],
+        width: tuple[int, int],
+        *params: Any,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(out, bits) of `kernel(starts, stop, *columns, *params, out, bits)` over every run (see the
+        kernels): one call per chunk on zero-copy views of it, then one call on the few runs that cross
+        a chunk boundary, gathered into one contiguous frame. `out` is (*width, runs) float64, `bits`
+        the ORed key bits per run. (The row pass collects in chunks of about a million rows, so the
+        calls are few: engine.py.)"""
+        rows = rows.select(columns)
+        chunks = [rows[c].get_chunks() for c in columns]
+        lengths = tuple(len(c) for c in chunks[0])
+        if any(tuple(len(c) for c in col) != lengths for col in chunks):  # columns chunked apart
+            rows = rows.rechunk()
+            chunks, lengths = [[rows[c]] for c in columns], (rows.height,)
+        layout = self.layout(lengths)
+        out = np.empty((*width, self.starts.size))
+        bits = np.empty(self.starts.size, dtype=np.uint64)
+        for i, first, last, local, stop in layout.inside:
+            arrays = [col[i].to_numpy() for col in chunks]
+            kernel(local, stop, *arrays, *params, out[..., first:last], bits[first:last])
+        if layout.crossing.size:
+            gathered = rows[layout.gather].rechunk()
+            n = layout.crossing.size
+            o, k = np.empty((*width, n)), np.empty(n, dtype=np.uint64)
+            kernel(
+                layout.gather_starts,
+                gathered.height,
+                *[gathered[c].to_numpy() for c in columns],
+                *params,
+                o,
+                k,
+            )
+            out[..., layout.crossing], bits[layout.crossing] = o, k
+        return out, bits
+
+    def layout(self, lengths: tuple[int, ...]) -> _Layout:
+        """Which runs lie inside which chunk (and where), and which cross a boundary (worked out once
+        per chunking: the columns of one frame share theirs)."""
+        if lengths in self._layouts:
+            return self._layouts[lengths]
         inside, crossing, lo = [], np.ones(self.starts.size, dtype=bool), 0
         for i, n in enumerate(lengths):
             hi = lo + n
@@ -119,7 +346,8 @@ class Runs:
         local = np.zeros(s.size, dtype=np.int64)  # where each crossing run starts in the gathered rows
         np.cumsum((e - s)[:-1], out=local[1:])
         gather = np.repeat(s - local, e - s) + np.arange(int((e - s).sum()))
-        return _Layout(inside, np.flatnonzero(crossing), gather, local)
+        self._layouts[lengths] = _Layout(inside, np.flatnonzero(crossing), gather, local)
+        return self._layouts[lengths]
 
 
 @dataclass(frozen=True)
@@ -128,6 +356,109 @@ class _Layout:
     crossing: np.ndarray  # the runs that cross a chunk boundary
     gather: np.ndarray  # their rows, run after run
     gather_starts: np.ndarray  # where each starts among those rows
+
+
+# ------------------------------------------------------------------ per-account frames
+
+
+def _account_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows with an account_id, in account order (input order within an account)."""
+    if rows[ACCOUNT].has_nulls():  # only then: an eager filter of a large frame is not free
+        rows = rows.filter(pl.col(ACCOUNT).is_not_null())
+    if not rows[ACCOUNT].is_sorted():
+        rows = rows.sort(ACCOUNT, maintain_order=True)
+    return rows
+
+
+def _frame(
+    runs: Runs | None, sums: dict[str, np.ndarray], count_name: str, bits: np.ndarray | None
+) -> pl.DataFrame:
+    if runs is None:
+        schema = {ACCOUNT: pl.Int64, **{c: pl.Float64 for c in sums}, count_name: pl.Int64}
+        return pl.DataFrame(schema={**schema, "maybe_repeat": pl.Boolean})
+    counts = runs.ends - runs.starts
+    return pl.DataFrame(
+        {ACCOUNT: runs.ids, **sums, count_name: counts, "maybe_repeat": np.bitwise_count(bits) < counts}
+    )
+
+
+def segment_sums(rows: pl.DataFrame, value_columns: list[str], count_name: str) -> pl.DataFrame:
+    """Per account_id: the sum of each ready value column (float, no nulls), `count_name` rows and
+    `maybe_repeat` (rows hold `key_bit`, validation/groups.py). Rows without an account_id are left out."""
+    rows = _account_rows(rows)
+    if rows.height == 0:
+        return _frame(None, {c: np.empty(0) for c in value_columns}, count_name, None)
+    runs = Runs.of(rows[ACCOUNT])
+    width = (1, len(value_columns))
+
+    def kernel(starts, stop, key_bit, *rest):  # the value columns as one tuple
+        *values, out, bits = rest
+        _plain_kernel(starts, stop, key_bit, tuple(values), out, bits)
+
+    out, bits = runs.apply(kernel, rows, ["key_bit", *value_columns], width)
+    return _frame(runs, {c: out[0, i] for i, c in enumerate(value_columns)}, count_name, bits)
+
+
+def _asset_arrays(terms: AssetTerms, stable: pl.Series) -> tuple[np.ndarray, tuple, tuple]:
+    """Per asset_idx: stable flags, the collateral tiers and the liability brackets as kernel arrays."""
+    c, li = terms.collateral, terms.liability
+    coll = (c.k_max, *c.arrays("collateral_ratio"))
+    lower, mm, below_mm = li.arrays("maintenance_margin_rate")
+    _, im, below_im = li.arrays("initial_margin_rate")
+    return stable.fill_null(False).to_numpy(), coll, (li.k_max, lower, mm, below_mm, im, below_im)
+
+
+def prices_matrix(terms: AssetTerms, prices: list[pl.Series] | None = None) -> np.ndarray:
+    """(price vectors, assets) float64: the prices in effect, or one moved vector per scenario; a missing
+    price is NaN (its rows' values add 0, or are data issues)."""
+    vectors = prices if prices is not None else [terms.frame["price_usdt"]]
+    return np.ascontiguousarray(np.stack([v.cast(pl.Float64).to_numpy() for v in vectors]))
+
+
+def balance_sums(
+    rows: pl.DataFrame, terms: AssetTerms, stable: pl.Series, prices: np.ndarray
+) -> tuple[Runs | None, np.ndarray, np.ndarray]:
+    """(runs, sums, bits) of the balance rows (account_id, asset_idx, free, locked, borrowed, interest):
+    sums[p, k, run] is the sum of the k-th of quantities.BALANCE_SUMS at price vector p."""
+    rows = _account_rows(rows)
+    width = (prices.shape[0], quantities.N_BALANCE_VALUES)
+    if rows.height == 0:
+        return None, np.empty((*width, 0)), np.empty(0, dtype=np.uint64)
+    if rows["asset_idx"].has_nulls():  # an asset no price or table names: one index past the last
+        rows = rows.with_columns(pl.col("asset_idx").fill_null(terms.frame.height))
+    runs = Runs.of(rows[ACCOUNT])
+    stable_arr, coll, liab = _asset_arrays(terms, stable)
+    columns = [ACCOUNT, "asset_idx", "free", "locked", "borrowed", "interest"]
+    out, bits = runs.apply(_balance_kernel, rows, columns[1:], width, prices, stable_arr, coll, liab)
+    return runs, out, bits
+
+
+def order_sums(
+    rows: pl.DataFrame, terms: AssetTerms, prices: np.ndarray
+) -> tuple[Runs | None, np.ndarray, np.ndarray]:
+    """(runs, sums, bits) of the open orders (account_id, order_id, asset_idx_base, asset_idx_quote,
+    is_buy, remaining_qty, price): sums[p, 0, run] is the open-order loss at price vector p."""
+    rows = _account_rows(rows)
+    width = (prices.shape[0], 1)
+    if rows.height == 0:
+        return None, np.empty((*width, 0)), np.empty(0, dtype=np.uint64)
+    n = terms.frame.height
+    rows = rows.with_columns(
+        pl.col("order_id").fill_null(0), pl.col("asset_idx_base", "asset_idx_quote").fill_null(n)
+    )
+    runs = Runs.of(rows[ACCOUNT])
+    ratio = terms.frame["first_collateral_ratio"].cast(pl.Float64).to_numpy()
+    columns = ["order_id", "asset_idx_base", "asset_idx_quote", "is_buy", "remaining_qty", "price"]
+    out, bits = runs.apply(_order_kernel, rows, columns, width, prices, ratio)
+    return runs, out, bits
+
+
+def account_frame(
+    runs: Runs | None, sums: np.ndarray, bits: np.ndarray, names: list[str], count_name: str
+) -> pl.DataFrame:
+    """The per-account frame of the row pass: account_id, the named sums (first price vector),
+    `count_name` rows, maybe_repeat."""
+    return _frame(runs, {c: sums[0, i] for i, c in enumerate(names)}, count_name, bits)
 
 
 def repeated(frame: pl.DataFrame) -> pl.Series:

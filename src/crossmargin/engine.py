@@ -69,37 +69,33 @@ def reference_phase(tables: dict[str, pl.LazyFrame], policy: Policy) -> AssetTer
 
 # ------------------------------------------------------------------ 2. the row pass
 # Each table's stage gives (rows, values): `rows` is the input with its asset terms gathered by asset
-# index (no join, input order kept, never materialised); `values` is the narrow per-row result —
-# account_id, the bit of its key for the repeat check, the values each account sums, and `_rule`,
-# the index of the first data-quality rule the row breaks.
+# index (no join, input order kept, never materialised); `values` is the narrow per-row input of the
+# compiled kernels of account_sums.py — account_id, the asset indices and the numbers each row is
+# valued from — and `_rule`, the index of the first data-quality rule the row breaks.
 
 
-def _balance_stage(
-    balances: pl.LazyFrame, terms: AssetTerms, stable: pl.Series
-) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """Balances with their asset's terms, and their per-row values (`stable`: per asset_idx)."""
+def _balance_stage(balances: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Balances with their asset's terms, and the columns the balance kernel values them from."""
     with_terms = terms.gather(balances, "asset")
-    values = with_terms
-    for step in quantities.balance_values(terms.collateral, terms.liability, stable):
-        values = values.with_columns(**step)
-    values = values.select(
+    values = with_terms.select(
         "account_id",
-        groups.key_bit(pl.coalesce(pl.col("asset_idx").cast(pl.UInt64), pl.col("asset").hash())),
-        # null (unknown asset) or NaN (0 × a NaN/inf price) only where the row needs no price or
-        # table — it adds exactly 0 — or is a data issue anyway
-        *[pl.col(c).fill_null(0.0).fill_nan(0.0) for c in quantities.BALANCE_SUMS],
+        "asset_idx",
+        *rows.QUANTITIES,
         first_broken(rows.balance_rules()).alias("_rule"),
     )
     return with_terms, values
 
 
 def _order_stage(orders: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """Orders with their base and quote assets' terms, and their per-row open-order loss."""
+    """Orders with their base and quote assets' terms, and the columns the order kernel values them from."""
     with_terms = terms.gather(terms.gather(orders, "base_asset", BASE), "quote_asset", QUOTE)
     values = with_terms.select(
         "account_id",
-        groups.key_bit(pl.col("order_id").cast(pl.UInt64).fill_null(0)),
-        quantities.order_loss_usdt().fill_null(0.0).alias("order_loss_usdt"),
+        "order_id",
+        f"asset_idx{BASE}",
+        f"asset_idx{QUOTE}",
+        quantities.is_buy().fill_null(False).alias("is_buy"),
+        *rows.ORDER_NUMBERS,
         first_broken(rows.order_rules()).alias("_rule"),
     )
     return with_terms, values
@@ -138,17 +134,30 @@ def row_pass(tables: dict[str, pl.LazyFrame], terms: AssetTerms, policy: Policy)
     """Every input row read once (the accounts first, whose ids the duplicate check needs, then the
     other tables in one streaming `collect_all`), reduced to per-account sums and row issues."""
     accounts = tables["accounts"].collect(engine="streaming")
-    bal_rows, bal_values = _balance_stage(tables["balances"], terms, scenarios.stable_mask(terms, policy))
+    bal_rows, bal_values = _balance_stage(tables["balances"], terms)
     ord_rows, ord_values = _order_stage(tables["open_orders"], terms)
     sw_issues, sw_counts = _switch_stage(tables["mode_switches"], policy)
     acct_issues = issue_rows(accounts.lazy(), rows.account_rules(policy, account_sums.repeated(accounts)))
-    bal_values, ord_values, sw_issues, sw_counts, acct_issues = pl.collect_all(
-        [bal_values, ord_values, sw_issues, sw_counts, acct_issues], engine="streaming"
-    )
+    # in chunks of up to a million rows (the engine's default is ~100k): the kernels of account_sums
+    # are called once per chunk, so fewer calls, each spread over the cores
+    with pl.Config(streaming_chunk_size=account_sums.CHUNK_ROWS):
+        bal_values, ord_values, sw_issues, sw_counts, acct_issues = pl.collect_all(
+            [bal_values, ord_values, sw_issues, sw_counts, acct_issues], engine="streaming"
+        )
     bal_issues = _row_issues(bal_rows, bal_values, rows.balance_rules())
     ord_issues = _row_issues(ord_rows, ord_values, rows.order_rules())
-    bal_sums = account_sums.segment_sums(bal_values, quantities.BALANCE_SUMS, "balance_rows")
-    ord_sums = account_sums.segment_sums(ord_values, quantities.ORDER_SUMS, "order_rows")
+    prices = account_sums.prices_matrix(terms)
+    stable = scenarios.stable_mask(terms, policy)
+    bal_sums = account_sums.account_frame(
+        *account_sums.balance_sums(bal_values, terms, stable, prices),
+        list(quantities.BALANCE_SUMS.values()),
+        "balance_rows",
+    )
+    ord_sums = account_sums.account_frame(
+        *account_sums.order_sums(ord_values, terms, prices),
+        list(quantities.ORDER_SUMS.values()),
+        "order_rows",
+    )
     del bal_values, ord_values
     repeats = [
         groups.repeated_keys(tables["balances"], bal_sums, "asset", "balances"),

@@ -8,9 +8,11 @@ value has its own name (`asset_value_usdt`); the account total it adds into has 
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
-from crossmargin.tiers import Slices, slice_index, tiered
+from crossmargin.compiled import njit
+from crossmargin.tiers import Slices, slice_at, slice_index, tiered, tiered_at
 
 # ------------------------------------------------------------------ the account's mode
 
@@ -80,18 +82,18 @@ def order_base_leg_usdt() -> pl.Expr:
     return pl.col("remaining_qty") * pl.col("price_usdt_base") * pl.col("first_collateral_ratio_base")
 
 
-def _is_buy() -> pl.Expr:
+def is_buy() -> pl.Expr:
     return pl.col("side") == "BUY"
 
 
 def order_given_usdt() -> pl.Expr:
     """BUY gives the quote leg, SELL the base leg (docs/rules.md §1 [convention])."""
-    return pl.when(_is_buy()).then(order_quote_leg_usdt()).otherwise(order_base_leg_usdt())
+    return pl.when(is_buy()).then(order_quote_leg_usdt()).otherwise(order_base_leg_usdt())
 
 
 def order_received_usdt() -> pl.Expr:
     """BUY receives the base leg, SELL the quote leg."""
-    return pl.when(_is_buy()).then(order_base_leg_usdt()).otherwise(order_quote_leg_usdt())
+    return pl.when(is_buy()).then(order_base_leg_usdt()).otherwise(order_quote_leg_usdt())
 
 
 def order_loss_usdt() -> pl.Expr:
@@ -132,6 +134,67 @@ BALANCE_SUMS = {
     "debt_value_stable_usdt": "stable_debt_value_usdt",
 }
 ORDER_SUMS = {"order_loss_usdt": "open_order_loss_usdt"}
+
+
+# ------------------------------------------------------------------ per row, compiled
+# The same per-row quantities for one row at a time, called by the kernels of account_sums.py (the
+# row pass and the scenarios). Each operation is the one the expressions above write, in the same
+# order, so the bits are the same (tests/test_quantities_compiled.py).
+
+N_BALANCE_VALUES = len(BALANCE_SUMS)
+
+
+@njit(inline=True)
+def balance_row_values(
+    asset_idx: int,
+    free: float,
+    locked: float,
+    borrowed: float,
+    interest: float,
+    n_assets: int,
+    price: np.ndarray,
+    stable: np.ndarray,
+    coll: tuple,
+    liab: tuple,
+    out: np.ndarray,
+    at: int,
+) -> None:
+    """out[k, at] = the k-th per-row value of BALANCE_SUMS for one balance row (NaN where a value is
+    undefined: an asset no price or table names, a missing price)."""
+    if asset_idx >= n_assets:
+        for k in range(N_BALANCE_VALUES):
+            out[k, at] = np.nan
+        return
+    c_k, c_lower, c_rate, c_below = coll
+    l_k, l_lower, l_mm, l_below_mm, l_im, l_below_im = liab
+    asset_value = (free + locked) * price[asset_idx]  # holding · price
+    debt_value = (borrowed + interest) * price[asset_idx]  # debt · price
+    c_at = slice_at(asset_value, asset_idx, c_lower, c_k)
+    l_at = slice_at(debt_value, asset_idx, l_lower, l_k)
+    out[0, at] = asset_value
+    out[1, at] = debt_value
+    out[2, at] = tiered_at(asset_value, c_at, c_lower, c_rate, c_below)
+    out[3, at] = tiered_at(debt_value, l_at, l_lower, l_mm, l_below_mm)
+    out[4, at] = tiered_at(debt_value, l_at, l_lower, l_im, l_below_im)
+    out[5, at] = asset_value if stable[asset_idx] else 0.0
+    out[6, at] = debt_value if stable[asset_idx] else 0.0
+
+
+@njit(inline=True)
+def order_loss(
+    is_buy: bool,
+    qty: float,
+    limit: float,
+    price_base: float,
+    ratio_base: float,
+    price_quote: float,
+    ratio_quote: float,
+) -> float:
+    """order_loss_usdt for one order: max(0, given − received) of its two haircut legs."""
+    quote_leg = qty * limit * price_quote * ratio_quote
+    base_leg = qty * price_base * ratio_base
+    loss = (quote_leg - base_leg) if is_buy else (base_leg - quote_leg)
+    return loss if loss > 0.0 else 0.0
 
 
 def balance_values(collateral: Slices, liability: Slices, stable: pl.Series) -> list[dict[str, pl.Expr]]:

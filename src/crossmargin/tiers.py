@@ -10,14 +10,20 @@ every slice above adds 0, so
 
 — the same terms added in the same (ascending) order as the textbook sum, so the same float bits. A
 row then costs K − 1 comparisons (its slice) and three gathers from arrays of a few hundred
-entries: no join of 3K wide columns, no per-row lookup in Python.
+entries: no join of 3K wide columns, no per-row lookup in Python. `slice_at` and `tiered_at` are the
+same two steps for one amount, compiled (the kernels of account_sums.py call them per row);
+`slice_index` and `tiered` are them as polars expressions. tests/test_tiers.py checks both against
+the textbook sum, bit for bit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
+
+from crossmargin.compiled import njit
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,10 @@ class Slices:
     lower: pl.Series
     rate: dict[str, pl.Series]
     below: dict[str, pl.Series]
+
+    def arrays(self, rate: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lower, rate_k, below_k) as numpy arrays, for `slice_at` / `tiered_at`."""
+        return self.lower.to_numpy(), self.rate[rate].to_numpy(), self.below[rate].to_numpy()
 
 
 def flat(rows: pl.DataFrame, asset_index: pl.DataFrame, rates: list[str]) -> Slices:
@@ -83,3 +93,20 @@ def tiered(x: pl.Expr, at: pl.Expr, s: Slices, rate: str) -> pl.Expr:
     return pl.lit(s.below[rate]).gather(at) + pl.lit(s.rate[rate]).gather(at) * (
         x - pl.lit(s.lower).gather(at)
     )
+
+
+@njit(inline=True)
+def slice_at(x: float, asset_idx: int, lower: np.ndarray, k_max: int) -> int:
+    """slice_index for one amount: asset_idx·K + k for the slice k holding x."""
+    base = asset_idx * k_max
+    k = 0
+    for j in range(1, k_max):
+        if x >= lower[base + j]:
+            k += 1
+    return base + k
+
+
+@njit(inline=True)
+def tiered_at(x: float, at: int, lower: np.ndarray, rate: np.ndarray, below: np.ndarray) -> float:
+    """tiered for one amount at `at` = slice_at(x, ...)."""
+    return below[at] + rate[at] * (x - lower[at])
