@@ -43,6 +43,7 @@ from crossmargin.errors import UsageError
 from crossmargin.policy import Policy
 from crossmargin.reference_data import BASE, QUOTE, AssetTerms
 from crossmargin.schemas import ACCOUNT_RISK, LEVEL_COLUMNS, QUANTITY_COLUMNS, MarginMode
+from crossmargin.validation import rows
 
 DISTANCE_COLUMNS = ["liquidation_drop", "liquidation_rise", "margin_call_drop", "margin_call_rise"]
 MAX_DROP = 1.0  # d in (0, 1]: r = -1 is every moving price at 0
@@ -645,52 +646,19 @@ def _sorted_rows(frame: pl.LazyFrame, keep: pl.Series, columns: list[pl.Expr]) -
     return rows
 
 
-def _expand(ids: np.ndarray, n_scenarios: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """For rows sorted by account (`ids`): the gather index of the rows repeated per scenario, run after
-    run (account-major, scenario-minor), each row's scenario index, and per (account, scenario) run its
-    first position and account id."""
-    if ids.size == 0:
-        e = np.empty(0, dtype=np.int64)
-        return e, e, e, e
-    change = np.empty(ids.size, dtype=bool)
-    change[0] = True
-    np.not_equal(ids[1:], ids[:-1], out=change[1:])
-    starts = np.flatnonzero(change)
-    lengths = np.diff(np.append(starts, ids.size))
-    run_start = np.repeat(starts, n_scenarios)
-    run_len = np.repeat(lengths, n_scenarios)
-    first = np.zeros(run_len.size, dtype=np.int64)
-    np.cumsum(run_len[:-1], out=first[1:])
-    gather = np.repeat(run_start - first, run_len) + np.arange(int(run_len.sum()))
-    scenario = np.repeat(np.tile(np.arange(n_scenarios), starts.size), run_len)
-    return gather, scenario, first, np.repeat(ids[starts], n_scenarios)
-
-
 def _scenario_sums(
-    rows: pl.DataFrame,
-    chunk_ids: np.ndarray,
-    n_scenarios: int,
-    values: list[dict[str, pl.Expr]],
-    sums: dict[str, str],
+    runs: account_sums.Runs | None, sums: np.ndarray, chunk_ids: np.ndarray, names: list[str]
 ) -> dict[str, np.ndarray]:
-    """Per (account of `chunk_ids`, scenario), account-major: the sums of the per-row `values` (added in
-    input order, as the row pass), 0 for an account without rows."""
-    gather, scenario, first, run_ids = _expand(rows["account_id"].to_numpy(), n_scenarios)
-    expanded = rows.lazy().select(pl.all().gather(pl.lit(pl.Series(gather))))
-    expanded = expanded.with_columns(pl.Series("scenario_idx", scenario, dtype=pl.Int64))
-    for step in values:
-        expanded = expanded.with_columns(**step)
-    got = expanded.select([pl.col(c).fill_null(0.0).fill_nan(0.0) for c in sums]).collect()
-    # each run's place among the chunk's (account, scenario) pairs: no join
-    at = np.searchsorted(chunk_ids, run_ids) * n_scenarios + np.tile(
-        np.arange(n_scenarios), run_ids.size // n_scenarios
-    )
-    out = {}
-    for c, total in sums.items():
-        full = np.zeros(chunk_ids.size * n_scenarios)
-        if first.size:
-            full[at] = np.add.reduceat(got[c].to_numpy(), first)
-        out[total] = full
+    """Per (account of `chunk_ids`, scenario), account-major: the sums `names` of a kernel's result
+    (sums[scenario, k, run], account_sums), 0 for an account without rows."""
+    n_s = sums.shape[0]
+    out = {name: np.zeros(chunk_ids.size * n_s) for name in names}
+    if runs is None:
+        return out
+    # each run's place among the chunk's accounts: no join
+    at = np.searchsorted(chunk_ids, runs.ids)
+    for k, name in enumerate(names):
+        out[name].reshape(chunk_ids.size, n_s)[at] = sums[:, k, :].T
     return out
 
 
@@ -721,58 +689,36 @@ def scenario_risk(
     """scenario_risk of `accounts` (scenario_accounts: valid, in account order), chunk after chunk of
     accounts, each chunk sorted by account_id then scenario in the set's order; at least one chunk."""
     n_s = len(scenario_set.scenarios)
-    n_assets = terms.frame.height
     stable = stable_mask(terms, policy)
-    flat = moved_prices(terms, policy, scenario_set)
+    prices = moved_prices(terms, policy, scenario_set).to_numpy().reshape(n_s, terms.frame.height)
     valid = accounts["account_id"]
     price_free = accounts.lazy()
     for stage in _stages(policy, price_free=True):
         price_free = price_free.with_columns(**stage)
     accounts = price_free.select([*ACCOUNT_INPUT, *sorted(PRICE_FREE)]).collect()
     # the scenario sums: every account total but the stable parts (only the distances read those)
-    balance_sums = {k: v for k, v in quantities.BALANCE_SUMS.items() if not v.startswith("stable_")}
-    balances = _sorted_rows(
-        tables["balances"],
-        valid,
-        [
-            pl.col("account_id"),
-            terms.index(pl.col("asset")).alias("asset_idx"),
-            "free",
-            "locked",
-            "borrowed",
-            "interest",
-        ],
-    )
-    orders = _sorted_rows(
-        tables["open_orders"],
-        valid,
-        [
-            pl.col("account_id"),
-            terms.index(pl.col("base_asset")).alias(f"asset_idx{BASE}"),
-            terms.index(pl.col("quote_asset")).alias(f"asset_idx{QUOTE}"),
-            "side",
-            "price",
-            "remaining_qty",
-        ],
-    )
-
-    def price(idx: str) -> pl.Expr:
-        return pl.lit(flat).gather(pl.col("scenario_idx") * n_assets + pl.col(idx).cast(pl.Int64))
-
-    ratio = terms.frame["first_collateral_ratio"]
-    bal_values = [
-        {"price_usdt": price("asset_idx")},
-        *quantities.balance_values(terms.collateral, terms.liability, stable),
-    ]
-    ord_values = [
-        {
-            f"price_usdt{BASE}": price(f"asset_idx{BASE}"),
-            f"price_usdt{QUOTE}": price(f"asset_idx{QUOTE}"),
-            f"first_collateral_ratio{BASE}": pl.lit(ratio).gather(pl.col(f"asset_idx{BASE}")),
-            f"first_collateral_ratio{QUOTE}": pl.lit(ratio).gather(pl.col(f"asset_idx{QUOTE}")),
-        },
-        {"order_loss_usdt": quantities.order_loss_usdt()},
-    ]
+    balance_names = list(quantities.BALANCE_SUMS.values())
+    balance_sums = [n for n in balance_names if not n.startswith("stable_")]
+    if balance_names[: len(balance_sums)] != balance_sums:  # pragma: no cover - the kernel's order
+        raise AssertionError("the stable parts must come last in BALANCE_SUMS")
+    with pl.Config(streaming_chunk_size=account_sums.CHUNK_ROWS):
+        balances = _sorted_rows(
+            tables["balances"],
+            valid,
+            [pl.col("account_id"), terms.index(pl.col("asset")).alias("asset_idx"), *rows.QUANTITIES],
+        )
+        orders = _sorted_rows(
+            tables["open_orders"],
+            valid,
+            [
+                pl.col("account_id"),
+                pl.col("order_id"),
+                terms.index(pl.col("base_asset")).alias(f"asset_idx{BASE}"),
+                terms.index(pl.col("quote_asset")).alias(f"asset_idx{QUOTE}"),
+                quantities.is_buy().fill_null(False).alias("is_buy"),
+                *rows.ORDER_NUMBERS,
+            ],
+        )
     schema = scenario_schema(scenario_set)
     names = pl.Series("scenario", scenario_set.names, dtype=schema["scenario"])
     per_account = (balances.height + orders.height) / max(accounts.height, 1)
@@ -787,8 +733,10 @@ def scenario_risk(
         first, last = chunk_ids[0], chunk_ids[-1]
         b0, b1 = np.searchsorted(bal_ids, first, "left"), np.searchsorted(bal_ids, last, "right")
         o0, o1 = np.searchsorted(ord_ids, first, "left"), np.searchsorted(ord_ids, last, "right")
-        sums = _scenario_sums(balances[b0:b1], chunk_ids, n_s, bal_values, balance_sums)
-        sums |= _scenario_sums(orders[o0:o1], chunk_ids, n_s, ord_values, quantities.ORDER_SUMS)
+        bal_runs, bal_out, _ = account_sums.balance_sums(balances[b0:b1], terms, stable, prices)
+        ord_runs, ord_out, _ = account_sums.order_sums(orders[o0:o1], terms, prices)
+        sums = _scenario_sums(bal_runs, bal_out, chunk_ids, balance_sums)
+        sums |= _scenario_sums(ord_runs, ord_out, chunk_ids, list(quantities.ORDER_SUMS.values()))
         acc = accounts[lo : lo + step]
         base = acc.select(pl.all().gather(pl.lit(pl.Series(np.repeat(np.arange(acc.height), n_s)))))
         base = base.with_columns(
