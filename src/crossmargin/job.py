@@ -30,7 +30,7 @@ import polars as pl
 from crossmargin import __version__, outputs
 from crossmargin.engine import score
 from crossmargin.errors import IssueRateExceeded, UsageError
-from crossmargin.inputs import InputFile, load_inputs, unreadable_table
+from crossmargin.inputs import InputFile, load_inputs, sha256_file, unreadable_table
 from crossmargin.policy import Policy, resolve
 from crossmargin.progress import Progress
 from crossmargin.scenarios import ScenarioSet, load_scenarios, scenario_schema
@@ -95,6 +95,8 @@ class BucketResult:
     rows: dict[str, int]
     bad_accounts: int
     price_problems: pl.DataFrame
+    # sha256 of each part file, hashed while the next one was written (a one-bucket run's part is the output)
+    sha256: dict[str, str] = field(default_factory=dict)
 
 
 def part_path(staging: Path, table: str, bucket: int) -> Path:
@@ -120,16 +122,24 @@ def score_bucket(
         "actions": scores.actions,
         "data_issues": scores.data_issues,
     }
-    for table, frame in frames.items():
-        frame.write_parquet(part_path(staging, table, bucket), **outputs.PARQUET_OPTIONS)
-    # rows of unknown accounts are listed but do not count: the rate is over input accounts
-    bad = scores.data_issues.filter(pl.col("code") != "unknown_account")["account_id"].n_unique()
-    result = BucketResult({t: f.height for t, f in frames.items()}, bad, scores.price_problems)
-    chunks = scores.scenario_risk
-    del scores, frames  # the scenario chunks are computed while they are written: free the rest first
-    if chunks is not None and scenarios is not None:  # streamed into the part file as computed
-        path = part_path(staging, outputs.SCENARIO_TABLE, bucket)
-        result.rows[outputs.SCENARIO_TABLE] = outputs.sink_chunks(chunks, scenario_schema(scenarios), path)
+    with ThreadPoolExecutor(max_workers=1) as hasher:  # each part is hashed while the next is written
+        hashes = {}
+        for table, frame in frames.items():
+            path = part_path(staging, table, bucket)
+            frame.write_parquet(path, **outputs.PARQUET_OPTIONS)
+            hashes[table] = hasher.submit(sha256_file, path)
+        # rows of unknown accounts are listed but do not count: the rate is over input accounts
+        bad = scores.data_issues.filter(pl.col("code") != "unknown_account")["account_id"].n_unique()
+        result = BucketResult({t: f.height for t, f in frames.items()}, bad, scores.price_problems)
+        chunks = scores.scenario_risk
+        del scores, frames  # the scenario chunks are computed while they are written: free the rest first
+        if chunks is not None and scenarios is not None:  # streamed into the part file as computed
+            path = part_path(staging, outputs.SCENARIO_TABLE, bucket)
+            result.rows[outputs.SCENARIO_TABLE] = outputs.sink_chunks(
+                chunks, scenario_schema(scenarios), path
+            )
+            hashes[outputs.SCENARIO_TABLE] = hasher.submit(sha256_file, path)
+        result.sha256.update({table: h.result() for table, h in hashes.items()})
     return result
 
 
@@ -167,8 +177,12 @@ def local_executor(
     return results
 
 
-def merge_parts(staging: Path, buckets: int, tables: list[str] | None = None) -> None:
-    """Each table's part files, in bucket order, become its one output file (a rename for one part)."""
+def merge_parts(
+    staging: Path, buckets: int, tables: list[str] | None = None, part_sha256: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Each table's part files, in bucket order, become its one output file (a rename for one part).
+    The output files' sha256: of a renamed part, `part_sha256` (hashed as it was written), else read."""
+    hashes = {}
     for table in tables or outputs.OUTPUT_TABLES:
         parts = [part_path(staging, table, i) for i in range(buckets)]
         target = staging / f"{table}.parquet"
@@ -179,6 +193,9 @@ def merge_parts(staging: Path, buckets: int, tables: list[str] | None = None) ->
             for p in parts:
                 p.unlink()
         outputs.fsync(target)
+        known = (part_sha256 or {}).get(table) if len(parts) == 1 else None
+        hashes[table] = known or sha256_file(target)
+    return hashes
 
 
 def merge_price_problems(results: list[BucketResult]) -> pl.DataFrame:
@@ -220,6 +237,7 @@ class _Run:
     tables: list[str] = field(default_factory=lambda: list(outputs.OUTPUT_TABLES))
     results: list[BucketResult] = field(default_factory=list)
     checksums: dict[str, str] = field(default_factory=dict)
+    output_sha256: dict[str, str] = field(default_factory=dict)
 
     @property
     def rows(self) -> dict[str, int]:
@@ -258,7 +276,10 @@ class _Run:
                 name: {"file": f.path.name, "rows": f.rows, "sha256": self.checksums[name]}
                 for name, f in self.inputs.items()
             },
-            "outputs": {t: outputs.output_entry(staging / f"{t}.parquet", self.rows[t]) for t in self.tables},
+            "outputs": {
+                t: {"file": f"{t}.parquet", "rows": self.rows[t], "sha256": self.output_sha256[t]}
+                for t in self.tables
+            },
             "accounts_in": self.accounts_in,
             "accounts_with_issues": self.bad_accounts,
             "issue_rate": self.issue_rate,
@@ -312,7 +333,8 @@ def _score_buckets(run: _Run, tables: dict[str, pl.LazyFrame], staging: Path, ex
             except (pl.exceptions.PolarsError, OSError) as exc:
                 raise unreadable_table(list(run.inputs.values())) or exc from None
             progress.step("writing outputs")
-            merge_parts(staging, len(run.buckets), run.tables)
+            one = run.results[0].sha256 if len(run.results) == 1 else None
+            run.output_sha256 = merge_parts(staging, len(run.buckets), run.tables, one)
         run.checksums = {name: c.result() for name, c in checksums.items()}
 
 

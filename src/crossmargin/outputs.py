@@ -206,10 +206,6 @@ def sink_chunks(chunks: Iterator[pl.DataFrame], schema: dict[str, pl.DataType], 
     return rows
 
 
-def output_entry(path: Path, rows: int) -> dict[str, Any]:
-    return {"file": path.name, "rows": rows, "sha256": sha256_file(path)}
-
-
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     path = directory / MANIFEST
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
