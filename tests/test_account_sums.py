@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crossmargin import account_sums
 from crossmargin.account_sums import segment_sums
 
 
@@ -120,3 +121,161 @@ def test_one_long_run_split_everywhere(size: int) -> None:
     for step in (1, 2, 3, 7, 64):
         got = segment_sums(_chunked(frame, list(range(step, size, step))), ["x"], "n")
         assert got["x"].to_list() == [want], step
+
+
+# ------------------------------------------------------------------ the compiled summation and kernels
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 700), seed=st.integers(0, 2**32 - 1))
+def test_run_sum_is_numpy_reduceat_bit_for_bit(n: int, seed: int) -> None:
+    """run_sum (the kernels' summation) adds a run exactly as numpy.add.reduceat does: up to 8 values
+    left to right, eight accumulators up to 128, halves beyond (lengths up to 700 reach three levels)."""
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal(n) * 10.0 ** rng.integers(-12, 12, n)
+    want = float(np.add.reduceat(values, [0])[0])
+    assert account_sums.run_sum(values.copy(), n) == want
+
+
+def test_run_sum_long_run_and_signed_zero() -> None:
+    values = np.random.default_rng(0).standard_normal(100_000) * 1e6
+    assert account_sums.run_sum(values.copy(), values.size) == float(np.add.reduceat(values, [0])[0])
+    zeros = np.array([-0.0, -0.0, -0.0])
+    assert np.signbit(account_sums.run_sum(zeros.copy(), 3)) == np.signbit(np.add.reduceat(zeros, [0])[0])
+
+
+def test_run_sum_counts_nan_as_zero_and_keeps_inf() -> None:
+    assert account_sums.run_sum(np.array([np.nan, 2.0, np.nan]), 3) == 2.0
+    assert account_sums.run_sum(np.array([1.0, np.inf]), 2) == np.inf
+
+
+# two assets (index 0 and 1; index 2 is "no price or table"), collateral tiers of up to 3 slices
+_C_LOWER = np.array([0.0, 100.0, 1000.0, 0.0, 50.0, np.inf])
+_C_RATE = np.array([1.0, 0.5, 0.25, 0.9, 0.8, 0.0])
+_L_LOWER = np.array([0.0, 500.0, np.inf, 0.0, np.inf, np.inf])
+_L_MM = np.array([0.1, 0.2, 0.0, 0.05, 0.0, 0.0])
+_L_IM = np.array([0.2, 0.3, 0.0, 0.1, 0.0, 0.0])
+
+
+def _below(lower: np.ndarray, rate: np.ndarray, k: int) -> np.ndarray:
+    """below_k per asset: the full slices under slice k, added in ascending order."""
+    below = np.zeros_like(lower)
+    for a in range(lower.size // k):
+        for j in range(1, k):
+            i = a * k + j
+            if not np.isfinite(lower[i]):  # a padded slice (lower = inf) is never reached
+                break
+            below[i] = below[i - 1] + rate[i - 1] * (lower[i] - lower[i - 1])
+    return below
+
+
+def _balance_params(prices: np.ndarray) -> tuple:
+    coll = (3, _C_LOWER, _C_RATE, _below(_C_LOWER, _C_RATE, 3))
+    liab = (3, _L_LOWER, _L_MM, _below(_L_LOWER, _L_MM, 3), _L_IM, _below(_L_LOWER, _L_IM, 3))
+    return prices, np.array([False, True]), coll, liab
+
+
+def _row_values_numpy(asset: np.ndarray, q: list[np.ndarray], price: np.ndarray) -> np.ndarray:
+    """The seven per-row values with vectorized numpy (independent of the kernel's code path)."""
+    known = asset < 2
+    a = np.where(known, asset, 0)
+    p = np.where(known, price[a], np.nan)
+    av, dv = (q[0] + q[1]) * p, (q[2] + q[3]) * p
+
+    def tiered(x: np.ndarray, lower: np.ndarray, rate: np.ndarray) -> np.ndarray:
+        below = _below(lower, rate, 3)
+        k = (x >= lower[a * 3 + 1]).astype(int) + (x >= lower[a * 3 + 2]).astype(int)
+        at = a * 3 + k
+        return below[at] + rate[at] * (x - lower[at])
+
+    stable = np.array([False, True])[a]
+    out = np.stack(
+        [
+            av,
+            dv,
+            tiered(av, _C_LOWER, _C_RATE),
+            tiered(dv, _L_LOWER, _L_MM),
+            tiered(dv, _L_LOWER, _L_IM),
+            np.where(stable, av, 0.0),
+            np.where(stable, dv, 0.0),
+        ]
+    )
+    out[:, ~known] = np.nan
+    return np.nan_to_num(out, nan=0.0, posinf=np.inf, neginf=-np.inf)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    counts=st.lists(st.integers(1, 20), min_size=1, max_size=25),
+    seed=st.integers(0, 2**32 - 1),
+    n_cuts=st.integers(0, 30),
+)
+def test_balance_kernel_is_row_values_then_reduceat(counts: list[int], seed: int, n_cuts: int) -> None:
+    """The fused kernel = every row valued (vectorized numpy here), then each account's run reduced by
+    numpy.add.reduceat: bit for bit, for any chunking, at two price vectors in one call; amounts land
+    exactly on tier bounds too."""
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(len(counts)) * 2 + 1, counts)
+    n = ids.size
+    asset = rng.integers(0, 3, n).astype(np.uint32)
+    q = [
+        rng.choice([0.0, 1.0, 2.5, 50.0, 100.0, 1234.5], n) * rng.choice([1.0, rng.random()], n)
+        for _ in range(4)
+    ]
+    prices = np.array([[1.0, 2.0], [0.7, 2.0]])
+    rows = pl.DataFrame(
+        {
+            "account_id": ids,
+            "asset_idx": asset,
+            **{c: v for c, v in zip(["free", "locked", "borrowed", "interest"], q, strict=True)},
+        }
+    )
+    cuts = rng.integers(1, max(2, n), n_cuts).tolist()
+    runs = account_sums.Runs.of(_chunked(rows, cuts)["account_id"])
+    params = _balance_params(prices)
+    out, bits = runs.apply(
+        account_sums._balance_kernel,
+        _chunked(rows, cuts),
+        ["asset_idx", "free", "locked", "borrowed", "interest"],
+        (2, 7),
+        *params,
+    )
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    for p in range(2):
+        want = np.add.reduceat(_row_values_numpy(asset, q, prices[p]), starts, axis=1)
+        assert out[p].tobytes() == want.tobytes(), p
+    assert bits.tolist() == [
+        int(np.bitwise_or.reduce(np.uint64(1) << asset[s:e].astype(np.uint64)))
+        for s, e in zip(starts, np.r_[starts[1:], n], strict=True)
+    ]
+
+
+def test_order_kernel_hand_worked() -> None:
+    """BUY 2 @ 30 of asset 0 (index 60, ratio 0.5) for asset 1 (price 1, ratio 1): gives the quote leg
+    2·30·1·1 = 60, receives the base leg 2·60·0.5 = 60 -> loss 0; SELL gives 60, receives 60 -> 0; at
+    a base price of 40: BUY gives 60, receives 40 -> 20; SELL gives 40 < 60 -> 0. An order on an asset
+    no price names adds 0."""
+    rows = pl.DataFrame(
+        {
+            "account_id": [1, 1, 2],
+            "order_id": [10, 11, 12],
+            "asset_idx_base": pl.Series([0, 0, 2], dtype=pl.UInt32),
+            "asset_idx_quote": pl.Series([1, 1, 1], dtype=pl.UInt32),
+            "is_buy": [True, False, True],
+            "remaining_qty": [2.0, 2.0, 5.0],
+            "price": [30.0, 30.0, 1.0],
+        }
+    )
+    runs = account_sums.Runs.of(rows["account_id"])
+    prices = np.array([[60.0, 1.0], [40.0, 1.0]])
+    out, bits = runs.apply(
+        account_sums._order_kernel,
+        rows,
+        ["order_id", "asset_idx_base", "asset_idx_quote", "is_buy", "remaining_qty", "price"],
+        (2, 1),
+        prices,
+        np.array([0.5, 1.0]),
+    )
+    assert out[0, 0].tolist() == [0.0, 0.0]
+    assert out[1, 0].tolist() == [20.0, 0.0]
+    assert bits.tolist() == [(1 << 10) | (1 << 11), 1 << 12]

@@ -50,12 +50,35 @@ def engine_tiered(
     return frame.select(tiers.tiered(pl.col("x"), at, slices, "collateral_ratio").alias("v"))["v"].to_list()
 
 
+def compiled_tiered(
+    tables: dict[str, list[tuple[float, float | None, float]]], asset: str, xs: list[float]
+) -> list[float]:
+    """The same through the compiled per-amount pair the kernels use (slice_at, tiered_at)."""
+    rows = pl.DataFrame(
+        [(a, lo, up, r) for a, t in tables.items() for lo, up, r in t],
+        schema={
+            "asset": pl.String,
+            "lower_usdt": pl.Float64,
+            "upper_usdt": pl.Float64,
+            "collateral_ratio": pl.Float64,
+        },
+        orient="row",
+    )
+    index = pl.DataFrame({"asset": sorted(tables)}).with_row_index("asset_idx")
+    slices = tiers.flat(rows, index, ["collateral_ratio"])
+    lower, rate, below = slices.arrays("collateral_ratio")
+    idx = index.filter(pl.col("asset") == asset)["asset_idx"].item()
+    return [tiers.tiered_at(x, tiers.slice_at(x, idx, lower, slices.k_max), lower, rate, below) for x in xs]
+
+
 def bits(v: float) -> bytes:
     return struct.pack("<d", v)
 
 
 def check(tables, asset, xs):
     got = engine_tiered(tables, asset, xs)
+    compiled = compiled_tiered(tables, asset, xs)
+    assert [bits(c) for c in compiled] == [bits(g) for g in got]  # the kernels' lookup: the same bits
     for x, g in zip(xs, got, strict=True):
         want = spec_tiered(x, tables[asset])
         # one slice: the rule's sum is the single term; with more, a +0.0 term turns -0.0 into 0.0
