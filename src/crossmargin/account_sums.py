@@ -133,10 +133,10 @@ def run_sum(v: np.ndarray, n: int) -> float:
 
 
 # ------------------------------------------------------------------ the kernels
-# kernel(starts, stop, *row columns, *parameters, out, bits): run r is rows starts[r]..starts[r+1]-1
+# kernel(starts, stop, *row columns, *parameters, out, bits, at): run r is rows starts[r]..starts[r+1]-1
 # (the last one ..stop-1). The runs are cut into contiguous blocks spread over the threads (prange);
-# a run is reduced by one thread, in row order. out[p, k, r] is the sum of value k at price vector p
-# over run r (each sum contiguous over the runs), bits[r] its key bits.
+# a run is reduced by one thread, in row order. out[p, k, at + r] is the sum of value k at price
+# vector p over run r (each sum contiguous over the runs), bits[at + r] its key bits.
 
 _BLOCKS = 64  # blocks of runs per call, spread over the threads
 CHUNK_ROWS = 1_000_000  # rows per chunk the row pass asks the streaming engine for
@@ -161,7 +161,7 @@ def _longest(starts: np.ndarray, stop: int, r0: int, r1: int) -> int:
 
 
 @njit(parallel=True)
-def _plain_kernel(starts, stop, key_bit, values, out, bits):
+def _plain_kernel(starts, stop, key_bit, values, out, bits, at):
     """Sums of ready per-row value columns (`values`: a tuple of float arrays) and ORed key bits."""
     n_runs = starts.size
     blocks = min(n_runs, _BLOCKS)
@@ -173,15 +173,15 @@ def _plain_kernel(starts, stop, key_bit, values, out, bits):
             bit = np.uint64(0)
             for i in range(s, e):
                 bit |= key_bit[i]
-            bits[r] = bit
+            bits[at + r] = bit
             for k in range(len(values)):
                 buf[: e - s] = values[k][s:e]
-                out[0, k, r] = run_sum(buf, e - s)
+                out[0, k, at + r] = run_sum(buf, e - s)
 
 
 @njit(parallel=True)
 def _balance_kernel(
-    starts, stop, asset, free, locked, borrowed, interest, prices, stable, coll, liab, out, bits
+    starts, stop, asset, free, locked, borrowed, interest, prices, stable, coll, liab, out, bits, at
 ):
     """Per run (account) and price vector p: the sums of quantities.balance_row_values."""
     n_runs, n_prices = starts.size, prices.shape[0]
@@ -195,7 +195,7 @@ def _balance_kernel(
             bit = np.uint64(0)
             for i in range(s, e):
                 bit |= np.uint64(1) << np.uint64(asset[i] % 64)
-            bits[r] = bit
+            bits[at + r] = bit
             for p in range(n_prices):
                 price = prices[p]
                 for i in range(s, e):
@@ -214,11 +214,11 @@ def _balance_kernel(
                         i - s,
                     )
                 for k in range(width):
-                    out[p, k, r] = run_sum(buf[k], e - s)
+                    out[p, k, at + r] = run_sum(buf[k], e - s)
 
 
 @njit(parallel=True)
-def _order_kernel(starts, stop, order_id, base, quote, is_buy, qty, limit, prices, ratio, out, bits):
+def _order_kernel(starts, stop, order_id, base, quote, is_buy, qty, limit, prices, ratio, out, bits, at):
     """Per run (account) and price vector p: the sum of quantities.order_loss over the open orders."""
     n_runs, n_prices = starts.size, prices.shape[0]
     n_assets = ratio.size
@@ -231,7 +231,7 @@ def _order_kernel(starts, stop, order_id, base, quote, is_buy, qty, limit, price
             bit = np.uint64(0)
             for i in range(s, e):
                 bit |= np.uint64(1) << np.uint64(order_id[i] & 63)
-            bits[r] = bit
+            bits[at + r] = bit
             for p in range(n_prices):
                 for i in range(s, e):
                     bi, qi = base[i], quote[i]
@@ -241,7 +241,7 @@ def _order_kernel(starts, stop, order_id, base, quote, is_buy, qty, limit, price
                         buf[i - s] = quantities.order_loss(
                             is_buy[i], qty[i], limit[i], prices[p, bi], ratio[bi], prices[p, qi], ratio[qi]
                         )
-                out[p, 0, r] = run_sum(buf, e - s)
+                out[p, 0, at + r] = run_sum(buf, e - s)
 
 
 # ------------------------------------------------------------------ runs of account ids, chunk by chunk
@@ -296,11 +296,11 @@ class Runs:
         width: tuple[int, int],
         *params: Any,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(out, bits) of `kernel(starts, stop, *columns, *params, out, bits)` over every run (see the
-        kernels): one call per chunk on zero-copy views of it, then one call on the few runs that cross
-        a chunk boundary, gathered into one contiguous frame. `out` is (*width, runs) float64, `bits`
-        the ORed key bits per run. (The row pass collects in chunks of about a million rows, so the
-        calls are few: engine.py.)"""
+        """(out, bits) of `kernel(starts, stop, *columns, *params, out, bits, at)` over every run (see
+        the kernels): one call per chunk on zero-copy views of it, then one call on the few runs that
+        cross a chunk boundary, gathered into one contiguous frame. `out` is (*width, runs) float64,
+        `bits` the ORed key bits per run. (The row pass collects in chunks of about a million rows, so
+        the calls are few: engine.py.)"""
         rows = rows.select(columns)
         chunks = [rows[c].get_chunks() for c in columns]
         lengths = tuple(len(c) for c in chunks[0])
@@ -310,21 +310,14 @@ class Runs:
         layout = self.layout(lengths)
         out = np.empty((*width, self.starts.size))
         bits = np.empty(self.starts.size, dtype=np.uint64)
-        for i, first, last, local, stop in layout.inside:
-            arrays = [col[i].to_numpy() for col in chunks]
-            kernel(local, stop, *arrays, *params, out[..., first:last], bits[first:last])
+        for i, first, _, local, stop in layout.inside:
+            kernel(local, stop, *[_array(col[i]) for col in chunks], *params, out, bits, first)
         if layout.crossing.size:
             gathered = rows[layout.gather].rechunk()
             n = layout.crossing.size
             o, k = np.empty((*width, n)), np.empty(n, dtype=np.uint64)
-            kernel(
-                layout.gather_starts,
-                gathered.height,
-                *[gathered[c].to_numpy() for c in columns],
-                *params,
-                o,
-                k,
-            )
+            arrays = [_array(gathered[c]) for c in columns]
+            kernel(layout.gather_starts, gathered.height, *arrays, *params, o, k, 0)
             out[..., layout.crossing], bits[layout.crossing] = o, k
         return out, bits
 
@@ -348,6 +341,14 @@ class Runs:
         gather = np.repeat(s - local, e - s) + np.arange(int((e - s).sum()))
         self._layouts[lengths] = _Layout(inside, np.flatnonzero(crossing), gather, local)
         return self._layouts[lengths]
+
+
+def _array(chunk: pl.Series) -> np.ndarray:
+    """One chunk as a read-only numpy array: a zero-copy view unless it holds nulls (a null float reads
+    NaN). Read-only always, so each kernel is compiled for one array type only."""
+    a = chunk.to_numpy()
+    a.setflags(write=False)
+    return a
 
 
 @dataclass(frozen=True)
@@ -392,8 +393,8 @@ def segment_sums(rows: pl.DataFrame, value_columns: list[str], count_name: str) 
     width = (1, len(value_columns))
 
     def kernel(starts, stop, key_bit, *rest):  # the value columns as one tuple
-        *values, out, bits = rest
-        _plain_kernel(starts, stop, key_bit, tuple(values), out, bits)
+        *values, out, bits, at = rest
+        _plain_kernel(starts, stop, key_bit, tuple(values), out, bits, at)
 
     out, bits = runs.apply(kernel, rows, ["key_bit", *value_columns], width)
     return _frame(runs, {c: out[0, i] for i, c in enumerate(value_columns)}, count_name, bits)
