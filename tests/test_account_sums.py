@@ -1,9 +1,10 @@
-"""account_sums.segment_sums: per-account sums that do not depend on how the rows are chunked.
+"""account_sums: per-account sums that do not depend on how the rows are chunked.
 
-The streaming engine hands the per-row values back in chunks whose boundaries depend on its
-morsels; the sums are reduced chunk by chunk (runs crossing a boundary are gathered). Each account's
-sum must be the same bits as numpy's reduction of that account's rows in one contiguous array,
-however the rows are split.
+The streaming engine hands the rows over in chunks whose boundaries depend on its morsels; the
+kernels reduce them chunk by chunk (runs crossing a boundary are gathered). Each account's sum must
+be the same bits as numpy's reduction of that account's rows in one contiguous array, however the
+rows are split. The first tests drive the balance kernel with price 1 and no tiers, so an account's
+total asset value is the plain sum of its `x` (x · 1.0 = x exactly).
 """
 
 from __future__ import annotations
@@ -17,7 +18,34 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossmargin import account_sums
-from crossmargin.account_sums import segment_sums
+from crossmargin.reference_data import AssetTerms
+from crossmargin.tiers import Slices
+
+N_KEYS = 200  # assets (the row key of a balance); price 1, one slice at rate 0
+
+
+def _terms() -> AssetTerms:
+    zeros = pl.Series([0.0] * N_KEYS)
+    frame = pl.DataFrame({"asset": [f"A{i:03d}" for i in range(N_KEYS)], "first_collateral_ratio": zeros})
+    collateral = Slices(1, zeros, {"collateral_ratio": zeros}, {"collateral_ratio": zeros})
+    rates = {"maintenance_margin_rate": zeros, "initial_margin_rate": zeros}
+    return AssetTerms(frame, collateral, Slices(1, zeros, rates, rates))
+
+
+def sums_of_x(rows: pl.DataFrame, _columns: list[str], count_name: str) -> pl.DataFrame:
+    """account_id, x (the sum of the rows' x), `count_name`, maybe_repeat: the row pass's frame."""
+    balances = rows.select(
+        "account_id",
+        pl.col("key").cast(pl.UInt32).alias("asset_idx"),
+        pl.col("x").alias("free"),
+        *[pl.lit(0.0).alias(c) for c in ("locked", "borrowed", "interest")],
+    )
+    prices = np.ones((1, N_KEYS))
+    got = account_sums.balance_sums(balances, _terms(), pl.Series([False] * N_KEYS), prices)
+    names = ["x", *[f"_{i}" for i in range(6)]]  # total asset value first
+    return account_sums.account_frame(*got, names, count_name).select(
+        "account_id", "x", count_name, "maybe_repeat"
+    )
 
 
 def _frame(ids: list[int], values: list[float], keys: list[int] | None = None) -> pl.DataFrame:
@@ -26,7 +54,7 @@ def _frame(ids: list[int], values: list[float], keys: list[int] | None = None) -
         {
             "account_id": pl.Series(ids, dtype=pl.Int64),
             "x": pl.Series(values, dtype=pl.Float64),
-            "key_bit": pl.Series([1 << (k % 64) for k in keys], dtype=pl.UInt64),
+            "key": pl.Series([k % N_KEYS for k in keys], dtype=pl.Int64),
         }
     )
 
@@ -50,7 +78,7 @@ def _expected(frame: pl.DataFrame) -> dict[int, float]:
 def test_hand_worked_runs_across_chunks() -> None:
     # account 1: rows 0-1 (chunk 0); account 2: rows 2-6, crossing chunks 0, 1 and 2; account 3: row 7
     frame = _frame([1, 1, 2, 2, 2, 2, 2, 3], [1.0, 2.0, 10.0, 20.0, 30.0, 40.0, 50.0, 0.5])
-    got = segment_sums(_chunked(frame, [3, 5]), ["x"], "n")
+    got = sums_of_x(_chunked(frame, [3, 5]), ["x"], "n")
     assert got.n_chunks() == 1
     assert got["account_id"].to_list() == [1, 2, 3]
     assert got["x"].to_list() == [3.0, 150.0, 0.5]
@@ -61,22 +89,22 @@ def test_hand_worked_runs_across_chunks() -> None:
 def test_chunk_boundary_exactly_between_accounts() -> None:
     frame = _frame([1, 1, 2, 2], [1.0, 2.0, 3.0, 4.0])
     for cuts in ([], [1], [2], [3], [1, 2, 3]):
-        got = segment_sums(_chunked(frame, cuts), ["x"], "n")
+        got = sums_of_x(_chunked(frame, cuts), ["x"], "n")
         assert got["x"].to_list() == [3.0, 7.0], cuts
         assert got["n"].to_list() == [2, 2], cuts
 
 
 def test_repeated_key_is_flagged_across_a_chunk_boundary() -> None:
     frame = _frame([7, 7, 7, 8], [1.0, 1.0, 1.0, 1.0], keys=[3, 5, 3, 3])
-    got = segment_sums(_chunked(frame, [2]), ["x"], "n")
+    got = sums_of_x(_chunked(frame, [2]), ["x"], "n")
     assert got["maybe_repeat"].to_list() == [True, False]
 
 
 def test_unsorted_rows_and_null_account_ids() -> None:
     frame = _frame([2, 1, 2, 1], [1.0, 2.0, 3.0, 4.0]).vstack(
-        pl.DataFrame({"account_id": [None], "x": [100.0], "key_bit": [1]}, schema=_frame([1], [1.0]).schema)
+        pl.DataFrame({"account_id": [None], "x": [100.0], "key": [1]}, schema=_frame([1], [1.0]).schema)
     )
-    got = segment_sums(frame, ["x"], "n")
+    got = sums_of_x(frame, ["x"], "n")
     assert got.to_dict(as_series=False) == {
         "account_id": [1, 2],
         "x": [6.0, 4.0],
@@ -86,7 +114,7 @@ def test_unsorted_rows_and_null_account_ids() -> None:
 
 
 def test_no_rows() -> None:
-    got = segment_sums(_frame([], []), ["x"], "n")
+    got = sums_of_x(_frame([], []), ["x"], "n")
     assert got.height == 0
     assert got.schema == {"account_id": pl.Int64, "x": pl.Float64, "n": pl.Int64, "maybe_repeat": pl.Boolean}
 
@@ -105,7 +133,7 @@ def test_sums_do_not_depend_on_chunking(counts: list[int], seed: int, n_cuts: in
     values = rng.standard_normal(ids.size) * 10.0 ** rng.integers(-8, 12, ids.size)
     frame = _frame(ids.tolist(), values.tolist())
     cuts = rng.integers(1, max(2, ids.size), n_cuts).tolist()
-    got = segment_sums(_chunked(frame, cuts), ["x"], "n")
+    got = sums_of_x(_chunked(frame, cuts), ["x"], "n")
     want = _expected(frame)
     assert got["account_id"].to_list() == list(want)
     assert got["x"].to_list() == list(want.values())
@@ -119,7 +147,7 @@ def test_one_long_run_split_everywhere(size: int) -> None:
     frame = _frame([5] * size, values.tolist())
     want = float(np.add.reduceat(values, [0])[0])
     for step in (1, 2, 3, 7, 64):
-        got = segment_sums(_chunked(frame, list(range(step, size, step))), ["x"], "n")
+        got = sums_of_x(_chunked(frame, list(range(step, size, step))), ["x"], "n")
         assert got["x"].to_list() == [want], step
 
 

@@ -27,9 +27,7 @@ def spec_tiered(x: float, table: list[tuple[float, float | None, float]]) -> flo
     return total
 
 
-def engine_tiered(
-    tables: dict[str, list[tuple[float, float | None, float]]], asset: str, xs: list[float]
-) -> list[float]:
+def _flat(tables: dict[str, list[tuple[float, float | None, float]]]) -> tuple[tiers.Slices, pl.DataFrame]:
     rows = pl.DataFrame(
         [(a, lo, up, r) for a, t in tables.items() for lo, up, r in t],
         schema={
@@ -41,7 +39,13 @@ def engine_tiered(
         orient="row",
     )
     index = pl.DataFrame({"asset": sorted(tables)}).with_row_index("asset_idx")
-    slices = tiers.flat(rows, index, ["collateral_ratio"])
+    return tiers.flat(rows, index, ["collateral_ratio"]), index
+
+
+def engine_tiered(
+    tables: dict[str, list[tuple[float, float | None, float]]], asset: str, xs: list[float]
+) -> list[float]:
+    slices, index = _flat(tables)
     idx = index.filter(pl.col("asset") == asset)["asset_idx"].item()
     frame = pl.DataFrame(
         {"x": xs, "asset_idx": [idx] * len(xs)}, schema={"x": pl.Float64, "asset_idx": pl.UInt32}
@@ -54,18 +58,7 @@ def compiled_tiered(
     tables: dict[str, list[tuple[float, float | None, float]]], asset: str, xs: list[float]
 ) -> list[float]:
     """The same through the compiled per-amount pair the kernels use (slice_at, tiered_at)."""
-    rows = pl.DataFrame(
-        [(a, lo, up, r) for a, t in tables.items() for lo, up, r in t],
-        schema={
-            "asset": pl.String,
-            "lower_usdt": pl.Float64,
-            "upper_usdt": pl.Float64,
-            "collateral_ratio": pl.Float64,
-        },
-        orient="row",
-    )
-    index = pl.DataFrame({"asset": sorted(tables)}).with_row_index("asset_idx")
-    slices = tiers.flat(rows, index, ["collateral_ratio"])
+    slices, index = _flat(tables)
     lower, rate, below = slices.arrays("collateral_ratio")
     idx = index.filter(pl.col("asset") == asset)["asset_idx"].item()
     return [tiers.tiered_at(x, tiers.slice_at(x, idx, lower, slices.k_max), lower, rate, below) for x in xs]

@@ -161,25 +161,6 @@ def _longest(starts: np.ndarray, stop: int, r0: int, r1: int) -> int:
 
 
 @njit(parallel=True)
-def _plain_kernel(starts, stop, key_bit, values, out, bits, at):
-    """Sums of ready per-row value columns (`values`: a tuple of float arrays) and ORed key bits."""
-    n_runs = starts.size
-    blocks = min(n_runs, _BLOCKS)
-    for b in prange(blocks):
-        r0, r1 = _block(b, blocks, n_runs)
-        buf = np.empty(_longest(starts, stop, r0, r1))
-        for r in range(r0, r1):
-            s, e = starts[r], _run_end(starts, stop, r)
-            bit = np.uint64(0)
-            for i in range(s, e):
-                bit |= key_bit[i]
-            bits[at + r] = bit
-            for k in range(len(values)):
-                buf[: e - s] = values[k][s:e]
-                out[0, k, at + r] = run_sum(buf, e - s)
-
-
-@njit(parallel=True)
 def _balance_kernel(
     starts, stop, asset, free, locked, borrowed, interest, prices, stable, coll, liab, out, bits, at
 ):
@@ -381,23 +362,6 @@ def _frame(
     return pl.DataFrame(
         {ACCOUNT: runs.ids, **sums, count_name: counts, "maybe_repeat": np.bitwise_count(bits) < counts}
     )
-
-
-def segment_sums(rows: pl.DataFrame, value_columns: list[str], count_name: str) -> pl.DataFrame:
-    """Per account_id: the sum of each ready value column (float, no nulls), `count_name` rows and
-    `maybe_repeat` (rows hold `key_bit`, validation/groups.py). Rows without an account_id are left out."""
-    rows = _account_rows(rows)
-    if rows.height == 0:
-        return _frame(None, {c: np.empty(0) for c in value_columns}, count_name, None)
-    runs = Runs.of(rows[ACCOUNT])
-    width = (1, len(value_columns))
-
-    def kernel(starts, stop, key_bit, *rest):  # the value columns as one tuple
-        *values, out, bits, at = rest
-        _plain_kernel(starts, stop, key_bit, tuple(values), out, bits, at)
-
-    out, bits = runs.apply(kernel, rows, ["key_bit", *value_columns], width)
-    return _frame(runs, {c: out[0, i] for i, c in enumerate(value_columns)}, count_name, bits)
 
 
 def _asset_arrays(terms: AssetTerms, stable: pl.Series) -> tuple[np.ndarray, tuple, tuple]:
