@@ -603,6 +603,19 @@ def _walk_runs(
 # ------------------------------------------------------------------ the four columns
 
 
+def _beside(ids: pl.Series, pro_d: pl.DataFrame) -> list[pl.Series]:
+    """The Pro distances `_pro_{column}` row for row beside `ids` (null for an account not walked): a
+    left join on account_id, by binary search in the walked accounts' sorted, unique ids."""
+    walked = pro_d["account_id"].to_numpy()
+    at = np.minimum(np.searchsorted(walked, ids.to_numpy()), max(walked.size - 1, 0))
+    hit = walked[at] == ids.to_numpy() if walked.size else np.zeros(ids.len(), dtype=bool)
+    out = []
+    for c in DISTANCE_COLUMNS:
+        values = pro_d[c].fill_null(np.nan).to_numpy()[at] if walked.size else np.empty(ids.len())
+        out.append(pl.Series(f"_pro_{c}", np.where(hit, values, np.nan)).fill_nan(None))
+    return out
+
+
 def distances(
     computed: pl.DataFrame, balances: pl.LazyFrame, orders: pl.LazyFrame, terms: AssetTerms, policy: Policy
 ) -> pl.DataFrame:
@@ -619,11 +632,8 @@ def distances(
     classic = classic_lines(keys).with_columns(**thresholds(policy, pro=False))
     classic_d = pl.concat([first_crossing(classic, side) for side in ("drop", "rise")], how="horizontal")
     pro_d = pro_distances(balances, orders, pro_candidates(computed), terms, policy)
-    both = pl.concat([keys.select(need), classic_d], how="horizontal").join(
-        pro_d.lazy().rename({c: f"_pro_{c}" for c in DISTANCE_COLUMNS}),
-        on="account_id",
-        how="left",
-        maintain_order="left",
+    both = pl.concat([keys.select(need), classic_d], how="horizontal").with_columns(
+        _beside(computed["account_id"], pro_d)
     )
     out = []
     for c in DISTANCE_COLUMNS:
