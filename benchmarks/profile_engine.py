@@ -90,7 +90,14 @@ def patch() -> None:
     pl.DataFrame.write_parquet = timed(
         lambda a, k: f"output write_parquet at {_caller()}", pl.DataFrame.write_parquet
     )
-    for name in ("reference_phase", "row_pass", "account_pass", "issues_phase", "account_risk"):
+    for name in (
+        "reference_phase",
+        "row_pass",
+        "account_pass",
+        "distance_phase",
+        "issues_phase",
+        "account_risk",
+    ):
         setattr(engine, name, phase(f"engine.{name}", getattr(engine, name)))
     job.score = phase("engine.score (all phases + actions frame)", engine.score)
     for obj, name, lab in [

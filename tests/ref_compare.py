@@ -17,8 +17,8 @@ from typing import Any
 import polars as pl
 
 import reference as ref
+from crossmargin.distances import DISTANCE_COLUMNS
 from crossmargin.policy import Policy, resolve
-from crossmargin.scenarios import DISTANCE_COLUMNS
 from crossmargin.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, INPUT_SCHEMAS
 
 REL, ABS = 1e-12, 1e-9

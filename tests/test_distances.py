@@ -11,14 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import struct
 
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import distance_reference
 import reference as ref
-from crossmargin import scenarios
+from crossmargin import distances
 from crossmargin.inputs import load_inputs
 from crossmargin.policy import resolve
 from crossmargin.reference_data import asset_terms
@@ -38,7 +40,7 @@ from frames import (
 )
 
 H = dt.timedelta(hours=1)
-COLUMNS = scenarios.DISTANCE_COLUMNS
+COLUMNS = distances.DISTANCE_COLUMNS
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
@@ -284,7 +286,7 @@ def test_distances_against_the_reference(book) -> None:
                 assert not crosses(level, t_) or near(level, t_), f"{where}: crosses at {sign * g} ({level})"
             if value is not None:
                 level = ref.level_at_move(lists, policy, sign * value)[aid]
-                limit = scenarios.MAX_DROP if side == "drop" else scenarios.MAX_RISE
+                limit = distances.MAX_DROP if side == "drop" else distances.MAX_RISE
                 past = ref.level_at_move(lists, policy, sign * min(value + 1e-9, limit))[aid]
                 assert (
                     near(level, t_) or (crosses(past, t_) and not crosses(level, t_)) or crosses(level, t_)
@@ -299,34 +301,37 @@ def test_distances_against_the_reference(book) -> None:
 # ----------------------------------------------------------------------------- closed form vs the row walk
 
 
-def test_classic_closed_form_agrees_with_the_piecewise_walk() -> None:
-    """On the sample book, Classic accounts: the closed form from the sums (engine) and the
-    breakpoint walk over the accounts' rows (the Pro path, asked for the Classic level) agree."""
-    tables_ = {name: frame for name, (frame, _) in load_inputs(ROOT / "data" / "sample").items()}
-    policy = resolve(NEW)
-    risk = run(tables_, NEW).account_risk.filter(pl.col("margin_mode") == "classic")
-    terms = asset_terms(
-        tables_["prices"].collect(),
-        tables_["collateral_tiers"].collect(),
-        tables_["liability_brackets"].collect(),
+def _terms(t: dict[str, pl.LazyFrame | pl.DataFrame], policy):
+    return asset_terms(
+        t["prices"].lazy().collect(),
+        t["collateral_tiers"].lazy().collect(),
+        t["liability_brackets"].lazy().collect(),
         policy.as_of,
         policy.max_price_age,
     )
-    lines = scenarios.pro_lines(tables_["balances"], tables_["open_orders"], terms, policy, kind="classic")
-    walked = []
-    for side, (per_account, ev) in lines.items():
-        ls = per_account.join(risk.lazy().select("account_id", "classic_leverage"), on="account_id")
-        ls = ls.with_columns(**scenarios.thresholds(policy, pro=False))
-        events = (
-            ev
-            if ev is not None
-            else pl.LazyFrame(
-                schema={"account_id": pl.Int64, "m": pl.Float64, **dict.fromkeys(scenarios.DELTA, pl.Float64)}
-            )
-        )
-        got = scenarios.first_crossing(ls, events, side).collect()
-        walked.append(got.rename({c: f"{c}_w" for c in got.columns if c != "account_id"}))
-    both = risk.join(walked[0], on="account_id").join(walked[1], on="account_id")
+
+
+def _sample_tables() -> dict[str, pl.LazyFrame]:
+    return {name: frame for name, (frame, _) in load_inputs(ROOT / "data" / "sample").items()}
+
+
+def test_classic_closed_form_agrees_with_the_piecewise_walk() -> None:
+    """On the sample book, Classic accounts: the closed form from the sums (engine) and the
+    breakpoint walk over the accounts' rows (the Pro kernel, asked for the Classic level) agree."""
+    tables_ = _sample_tables()
+    policy = resolve(NEW)
+    risk = run(tables_, NEW).account_risk.filter(pl.col("margin_mode") == "classic")
+    levels = risk.select(**distances.thresholds(policy, pro=False))
+    walked = distances.pro_distances(
+        tables_["balances"],
+        tables_["open_orders"],
+        risk["account_id"],
+        _terms(tables_, policy),
+        policy,
+        kind="classic",
+        levels=(levels["liquidation"].to_numpy(), levels["margin_call"].to_numpy()),
+    )
+    both = risk.join(walked.rename({c: f"{c}_w" for c in COLUMNS}), on="account_id")
     checked = 0
     for column in COLUMNS:
         flag = "liquidation" if column.startswith("liquidation") else "margin_call"
@@ -337,6 +342,72 @@ def test_classic_closed_form_agrees_with_the_piecewise_walk() -> None:
         assert diff.max() is None or diff.max() <= 1e-12, column
         checked += a.drop_nulls().len()
     assert checked > 50
+
+
+# ----------------------------------------------------------------------------- the kernel vs the previous computation
+
+
+def _kernel_and_reference(t: dict, as_of: dt.datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The Pro distances of every account with balance rows (Pro thresholds), by the compiled walk and
+    by the previous polars computation (tests/distance_reference.py)."""
+    policy = resolve(as_of)
+    terms = _terms(t, policy)
+    balances, orders = t["balances"].lazy(), t["open_orders"].lazy()
+    ids = balances.select(pl.col("account_id").unique().sort()).collect()["account_id"]
+    got = distances.pro_distances(balances, orders, ids, terms, policy)
+    want = distance_reference.pro_distances(balances, orders, terms, policy)
+    # (the reference also walks accounts with orders only; a Pro candidate has a liability, so rows)
+    return got, want.filter(pl.col("account_id").is_in(ids.implode())).sort("account_id")
+
+
+def _bits(frame: pl.DataFrame) -> list:
+    """Every value as its bit pattern (None for null): equal only if equal to the bit."""
+    return [[None if v is None else struct.pack("<d", v) for v in frame[c].to_list()] for c in frame.columns]
+
+
+TIED = [f"A{i:02d}" for i in range(20)]
+
+
+def tied_book(as_of: dt.datetime) -> dict[str, pl.DataFrame]:
+    """Breakpoints that tie. Every A.. asset is at 10 with tiers [0, 50) × 0.9, [50, 150) × 0.7,
+    [150, ∞) × 0.3 and brackets [0, 50) 10 %, [50, ∞) 20 %.
+    Account 1 (14 rows): A00..A09 at 200 each (ten rows whose two breakpoints tie, m = 0.75 and 0.25),
+    A10 at 100 (m = 0.5, slice 1) and A11 at 300 (m = 0.5, slice 2: a tie across slices), A12 owed
+    100 (a bracket at m = 0.5) and a BUY of A13 whose loss turns on at m = 0.5 — four kinds of event
+    at one m — against 1600 USDT owed. Account 2: A00..A19 at 200 each (40 drop events, so the merge
+    sort of long lists) against 2200 USDT owed. 36 moving rows: polars lists the (row, slice) grid
+    row by row, as the kernel does."""
+    a1 = [balance(1, a, free=20.0) for a in TIED[:10]]
+    a1 += [balance(1, "A10", free=10.0), balance(1, "A11", free=30.0), balance(1, "A12", borrowed=10.0)]
+    a1 += [balance(1, "USDT", borrowed=1600.0, free=0.3)]
+    a2 = [balance(2, a, free=20.0) for a in TIED] + [balance(2, "USDT", borrowed=2200.0)]
+    return tables(
+        accounts=[account(1, "pro"), account(2, "pro")],
+        balances=a1 + a2,
+        open_orders=[order(1, 1, "A13", "USDT", "BUY", 4.5, 1.0)],
+        prices=fresh_prices(as_of, **dict.fromkeys(TIED, 10.0)),
+        collateral_tiers=[tiers(a, [(0, 50, 0.9), (50, 150, 0.7), (150, None, 0.3)]) for a in TIED],
+        liability_brackets=[brackets(a, [(0, 50, 0.1, 0.2), (50, None, 0.2, 0.4)]) for a in TIED],
+    )
+
+
+@pytest.mark.parametrize("as_of", [NEW, OLD], ids=["new formula", "old formula"])
+def test_the_kernel_agrees_bit_for_bit_where_breakpoints_tie(as_of: dt.datetime) -> None:
+    """Tied breakpoints are walked in the previous computation's order (a stable sort: collateral
+    tiers row by row, then brackets, then orders), and a run of more than 8 rows is summed in
+    numpy's order: the same bits."""
+    got, want = _kernel_and_reference(tied_book(as_of), as_of)
+    assert got["account_id"].to_list() == [1, 2]
+    assert _bits(got) == _bits(want)
+    assert got["margin_call_drop"].null_count() == 0  # the walk crosses past the ties
+
+
+@pytest.mark.parametrize("as_of", [NEW, OLD], ids=["new formula", "old formula"])
+def test_the_kernel_agrees_bit_for_bit_on_the_sample_book(as_of: dt.datetime) -> None:
+    """Every account of the sample book with balance rows, walked as a Pro account."""
+    got, want = _kernel_and_reference(_sample_tables(), as_of)
+    assert got.height > 400
+    assert _bits(got) == _bits(want)
 
 
 def test_the_last_asset_in_its_top_tier() -> None:

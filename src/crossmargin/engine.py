@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from crossmargin import account_sums, decisions, levels, quantities, scenarios
+from crossmargin import account_sums, decisions, distances, levels, quantities, scenarios
 from crossmargin.actions import actions as actions_frame
 from crossmargin.policy import Policy
 from crossmargin.reference_data import BASE, QUOTE, AssetTerms, asset_terms
@@ -236,9 +236,9 @@ def account_pass(passed: RowPass, policy: Policy) -> pl.DataFrame:
 def distance_phase(
     tables: dict[str, pl.LazyFrame], terms: AssetTerms, computed: pl.DataFrame, policy: Policy
 ) -> pl.DataFrame:
-    """`computed` with the four distances of docs/rules.md §8 (scenarios.py: Classic accounts from
+    """`computed` with the four distances of docs/rules.md §8 (distances.py: Classic accounts from
     their sums, Pro accounts from their rows, read again for those accounts only)."""
-    return scenarios.distances(computed, tables["balances"], tables["open_orders"], terms, policy)
+    return distances.distances(computed, tables["balances"], tables["open_orders"], terms, policy)
 
 
 # ------------------------------------------------------------------ 4. issues and outputs
