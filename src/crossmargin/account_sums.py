@@ -133,10 +133,11 @@ def run_sum(v: np.ndarray, n: int) -> float:
 
 
 # ------------------------------------------------------------------ the kernels
-# kernel(starts, stop, *row columns, *parameters, out, bits, at): run r is rows starts[r]..starts[r+1]-1
-# (the last one ..stop-1). The runs are cut into contiguous blocks spread over the threads (prange);
-# a run is reduced by one thread, in row order. out[p, k, at + r] is the sum of value k at price
-# vector p over run r (each sum contiguous over the runs), bits[at + r] its key bits.
+# kernel(starts, stop, *row columns, *parameters, out, bits, run_idx): local run r is rows
+# starts[r]..starts[r+1]-1 (the last one ..stop-1) and run run_idx[r] of the whole frame. The runs are
+# cut into contiguous blocks spread over the threads (prange); a run is reduced by one thread, in row
+# order. out[p, k, run_idx[r]] is the sum of value k at price vector p over the run (each sum
+# contiguous over the runs), bits[run_idx[r]] its key bits.
 
 _BLOCKS = 64  # blocks of runs per call, spread over the threads
 CHUNK_ROWS = 1_000_000  # rows per chunk the row pass asks the streaming engine for
@@ -162,7 +163,7 @@ def _longest(starts: np.ndarray, stop: int, r0: int, r1: int) -> int:
 
 @njit(parallel=True)
 def _balance_kernel(
-    starts, stop, asset, free, locked, borrowed, interest, prices, stable, coll, liab, out, bits, at
+    starts, stop, asset, free, locked, borrowed, interest, prices, stable, coll, liab, out, bits, run_idx
 ):
     """Per run (account) and price vector p: the sums of quantities.balance_row_values."""
     n_runs, n_prices = starts.size, prices.shape[0]
@@ -176,7 +177,7 @@ def _balance_kernel(
             bit = np.uint64(0)
             for i in range(s, e):
                 bit |= np.uint64(1) << np.uint64(asset[i] % 64)
-            bits[at + r] = bit
+            bits[run_idx[r]] = bit
             for p in range(n_prices):
                 price = prices[p]
                 for i in range(s, e):
@@ -195,11 +196,11 @@ def _balance_kernel(
                         i - s,
                     )
                 for k in range(width):
-                    out[p, k, at + r] = run_sum(buf[k], e - s)
+                    out[p, k, run_idx[r]] = run_sum(buf[k], e - s)
 
 
 @njit(parallel=True)
-def _order_kernel(starts, stop, order_id, base, quote, is_buy, qty, limit, prices, ratio, out, bits, at):
+def _order_kernel(starts, stop, order_id, base, quote, is_buy, qty, limit, prices, ratio, out, bits, run_idx):
     """Per run (account) and price vector p: the sum of quantities.order_loss over the open orders."""
     n_runs, n_prices = starts.size, prices.shape[0]
     n_assets = ratio.size
@@ -212,7 +213,7 @@ def _order_kernel(starts, stop, order_id, base, quote, is_buy, qty, limit, price
             bit = np.uint64(0)
             for i in range(s, e):
                 bit |= np.uint64(1) << np.uint64(order_id[i] & 63)
-            bits[at + r] = bit
+            bits[run_idx[r]] = bit
             for p in range(n_prices):
                 for i in range(s, e):
                     bi, qi = base[i], quote[i]
@@ -222,7 +223,7 @@ def _order_kernel(starts, stop, order_id, base, quote, is_buy, qty, limit, price
                         buf[i - s] = quantities.order_loss(
                             is_buy[i], qty[i], limit[i], prices[p, bi], ratio[bi], prices[p, qi], ratio[qi]
                         )
-                out[p, 0, at + r] = run_sum(buf, e - s)
+                out[p, 0, run_idx[r]] = run_sum(buf, e - s)
 
 
 # ------------------------------------------------------------------ runs of account ids, chunk by chunk
@@ -274,14 +275,15 @@ class Runs:
         kernel: Callable[..., None],
         rows: pl.DataFrame,
         columns: list[str],
-        width: tuple[int, int],
+        width: tuple[int, ...],
         *params: Any,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(out, bits) of `kernel(starts, stop, *columns, *params, out, bits, at)` over every run (see
-        the kernels): one call per chunk on zero-copy views of it, then one call on the few runs that
-        cross a chunk boundary, gathered into one contiguous frame. `out` is (*width, runs) float64,
-        `bits` the ORed key bits per run. (The row pass collects in chunks of about a million rows, so
-        the calls are few: engine.py.)"""
+        """(out, bits) of `kernel(starts, stop, *columns, *params, out, bits, run_idx)` over every run
+        (see the kernels): one call per chunk on zero-copy views of it, then one call on the few runs
+        that cross a chunk boundary, gathered into one contiguous frame. `out` is (*width, runs)
+        float64, `bits` the ORed key bits per run. Every input array is passed read-only, so each
+        kernel is compiled for one signature only. (The row pass collects in chunks of about a
+        million rows, so the calls are few: engine.py.)"""
         rows = rows.select(columns)
         chunks = [rows[c].get_chunks() for c in columns]
         lengths = tuple(len(c) for c in chunks[0])
@@ -289,17 +291,16 @@ class Runs:
             rows = rows.rechunk()
             chunks, lengths = [[rows[c]] for c in columns], (rows.height,)
         layout = self.layout(lengths)
+        params = tuple(read_only(p) for p in params)
         out = np.empty((*width, self.starts.size))
-        bits = np.empty(self.starts.size, dtype=np.uint64)
-        for i, first, _, local, stop in layout.inside:
-            kernel(local, stop, *[_array(col[i]) for col in chunks], *params, out, bits, first)
+        bits = np.zeros(self.starts.size, dtype=np.uint64)
+        for i, first, last, local, stop in layout.inside:
+            arrays = [read_only(col[i].to_numpy()) for col in chunks]
+            kernel(local, stop, *arrays, *params, out, bits, np.arange(first, last))
         if layout.crossing.size:
             gathered = rows[layout.gather].rechunk()
-            n = layout.crossing.size
-            o, k = np.empty((*width, n)), np.empty(n, dtype=np.uint64)
-            arrays = [_array(gathered[c]) for c in columns]
-            kernel(layout.gather_starts, gathered.height, *arrays, *params, o, k, 0)
-            out[..., layout.crossing], bits[layout.crossing] = o, k
+            arrays = [read_only(gathered[c].to_numpy()) for c in columns]
+            kernel(layout.gather_starts, gathered.height, *arrays, *params, out, bits, layout.crossing)
         return out, bits
 
     def layout(self, lengths: tuple[int, ...]) -> _Layout:
@@ -324,12 +325,16 @@ class Runs:
         return self._layouts[lengths]
 
 
-def _array(chunk: pl.Series) -> np.ndarray:
-    """One chunk as a read-only numpy array: a zero-copy view unless it holds nulls (a null float reads
-    NaN). Read-only always, so each kernel is compiled for one array type only."""
-    a = chunk.to_numpy()
-    a.setflags(write=False)
-    return a
+def read_only(value: Any) -> Any:
+    """An array (or a tuple of arrays and numbers) flagged read-only: a zero-copy view of polars memory
+    is read-only and a copy is not, and numba compiles a kernel once per such flag."""
+    if isinstance(value, np.ndarray):
+        value = value.view()
+        value.setflags(write=False)
+        return value
+    if isinstance(value, tuple):
+        return tuple(read_only(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)

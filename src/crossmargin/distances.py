@@ -40,8 +40,6 @@ root is closed form (`_piece_root`). No grid, no iteration: exact up to float ro
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import polars as pl
 
@@ -445,10 +443,10 @@ def _pro_kernel(
     starts, stop, asset, free, locked, borrowed, interest,  # balance rows: run r is starts[r]..
     o_lo, o_hi, liq, mc,  # per run: its orders o_lo[r]..o_hi[r]-1 and its two thresholds
     base, quote, is_buy, qty, limit,  # the open orders (all of the candidates', by account)
-    kind, price, price_null, stable, ratio, coll, liab, out,
+    kind, price, price_null, stable, ratio, coll, liab, out, bits, run_idx,
 ):  # fmt: skip
     """`_account` for every run (account), the runs cut into contiguous blocks spread over the threads
-    (prange), each with its buffers."""
+    (prange), each with its buffers: the kernel convention of account_sums (`bits` is not used)."""
     n_runs = starts.size
     c_k, l_k = coll[0], liab[0]
     blocks = min(n_runs, 64)
@@ -457,7 +455,7 @@ def _pro_kernel(
         longest, most_orders = 1, 1
         for r in range(r0, r1):
             longest = max(longest, (starts[r + 1] if r + 1 < n_runs else stop) - starts[r])
-            most_orders = max(most_orders, o_hi[r] - o_lo[r])
+            most_orders = max(most_orders, o_hi[run_idx[r]] - o_lo[run_idx[r]])
         rows = np.empty((4, longest))  # per row: the line coefficients
         values = np.empty((2, longest))  # v, dv (NaN as 0)
         slices = np.empty((2, longest), dtype=np.int64)  # collateral, debt slice; -1: none
@@ -471,8 +469,9 @@ def _pro_kernel(
         for r in range(r0, r1):
             s = starts[r]
             n = (starts[r + 1] if r + 1 < n_runs else stop) - s
+            g = run_idx[r]
             _account(
-                r, s, n, asset, free, locked, borrowed, interest, o_lo[r], o_hi[r], liq[r], mc[r],
+                g, s, n, asset, free, locked, borrowed, interest, o_lo[g], o_hi[g], liq[g], mc[g],
                 base, quote, is_buy, qty, limit, kind, price, price_null, stable, ratio, coll, liab,
                 rows, values, slices, o_line, o_d, drop_m, drop_d, rise_m, rise_d, order, line, out,
             )  # fmt: skip
@@ -565,39 +564,12 @@ def pro_distances(
     order_arrays = [ords[c].to_numpy() for c in ords.columns[1:]]
     params = (KINDS[kind], *_asset_params(terms, policy))
     columns = ["asset_idx", "free", "locked", "borrowed", "interest"]
-    out = _walk_runs(runs, bal, columns, (o_lo, o_hi, liq, mc), order_arrays, params)
+    out, _ = runs.apply(
+        _pro_kernel, bal, columns, (len(DISTANCE_COLUMNS),), o_lo, o_hi, liq, mc, *order_arrays, *params
+    )
     return pl.DataFrame(
         {"account_id": runs.ids, **{c: out[i] for i, c in enumerate(DISTANCE_COLUMNS)}}
     ).with_columns(pl.col(DISTANCE_COLUMNS).fill_nan(None))
-
-
-def _walk_runs(
-    runs: Runs, rows: pl.DataFrame, columns: list[str], per_run: tuple, orders: list, params: tuple
-) -> np.ndarray:
-    """_pro_kernel over every run, as account_sums.Runs.apply calls its kernels: once per chunk of
-    `rows` on zero-copy views, then once on the runs that cross a chunk boundary, gathered; `per_run`
-    arrays are cut like the output."""
-    rows = rows.select(columns)
-    chunks = [rows[c].get_chunks() for c in columns]
-    lengths = tuple(len(c) for c in chunks[0])
-    if any(tuple(len(c) for c in col) != lengths for col in chunks):  # columns chunked apart
-        rows = rows.rechunk()
-        chunks, lengths = [[rows[c]] for c in columns], (rows.height,)
-    layout = runs.layout(lengths)
-    out = np.empty((len(DISTANCE_COLUMNS), runs.starts.size))
-
-    def call(starts: np.ndarray, stop: int, arrays: list[Any], sel: Any) -> np.ndarray:
-        o = np.empty((len(DISTANCE_COLUMNS), starts.size))
-        _pro_kernel(starts, stop, *arrays, *[a[sel] for a in per_run], *orders, *params, o)
-        return o
-
-    for i, first, last, local, stop in layout.inside:
-        out[:, first:last] = call(local, stop, [col[i].to_numpy() for col in chunks], slice(first, last))
-    if layout.crossing.size:
-        gathered = rows[layout.gather].rechunk()
-        arrays = [gathered[c].to_numpy() for c in columns]
-        out[:, layout.crossing] = call(layout.gather_starts, gathered.height, arrays, layout.crossing)
-    return out
 
 
 # ------------------------------------------------------------------ the four columns

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from crossmargin import decisions, levels, quantities
+from crossmargin import account_sums, decisions, levels, quantities
 from crossmargin.errors import UsageError
 from crossmargin.policy import Policy
 from crossmargin.reference_data import BASE, QUOTE, AssetTerms
