@@ -444,3 +444,46 @@ def sorted_by_account(frame: pl.DataFrame) -> pl.LazyFrame:
     if not frame[ACCOUNT].is_sorted():
         frame = frame.sort(ACCOUNT, maintain_order=True, nulls_last=False)
     return frame.lazy().with_columns(pl.col(ACCOUNT).set_sorted())
+
+
+# ------------------------------------------------------------------ per-account values beside the accounts
+
+
+@njit()
+def _positions(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """For each of `ids` (sorted, may repeat) the index of the equal key in `keys` (sorted, unique), or
+    -1: one merge walk over both."""
+    at = np.full(ids.size, -1, dtype=np.int64)
+    j = 0
+    for i in range(ids.size):
+        while j < keys.size and keys[j] < ids[i]:
+            j += 1
+        if j < keys.size and keys[j] == ids[i]:
+            at[i] = j
+    return at
+
+
+@njit(parallel=True)
+def _take(values: np.ndarray, at: np.ndarray, fill: float) -> np.ndarray:
+    out = np.empty(at.size, dtype=values.dtype)
+    for i in prange(at.size):
+        out[i] = values[at[i]] if at[i] >= 0 else fill
+    return out
+
+
+def beside(
+    ids: pl.Series, per_account: pl.DataFrame, columns: list[str], fill: float | None
+) -> list[pl.Series]:
+    """`columns` of `per_account` (one row per account_id, sorted) row for row beside `ids` (sorted,
+    may repeat): a left join of two sorted frames as one merge walk and a parallel gather. An id
+    without a row gets `fill` (None: null)."""
+    at = _positions(ids.to_numpy(), per_account[ACCOUNT].to_numpy())
+    out = []
+    for c in columns:
+        dtype = per_account.schema[c]
+        values = per_account[c].to_numpy()  # a float column with nulls reads NaN
+        if values.size == 0:
+            values = np.zeros(1, dtype=values.dtype)
+        taken = pl.Series(c, _take(values, at, np.nan if fill is None else fill), dtype=dtype)
+        out.append(taken.fill_nan(None) if fill is None else taken)
+    return out

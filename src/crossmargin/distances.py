@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from crossmargin import decisions, quantities
+from crossmargin import account_sums, decisions, quantities
 from crossmargin.account_sums import CHUNK_ROWS, Runs, run_sum
 from crossmargin.compiled import njit, prange
 from crossmargin.policy import Policy
@@ -576,16 +576,8 @@ def pro_distances(
 
 
 def _beside(ids: pl.Series, pro_d: pl.DataFrame) -> list[pl.Series]:
-    """The Pro distances `_pro_{column}` row for row beside `ids` (null for an account not walked): a
-    left join on account_id, by binary search in the walked accounts' sorted, unique ids."""
-    walked = pro_d["account_id"].to_numpy()
-    at = np.minimum(np.searchsorted(walked, ids.to_numpy()), max(walked.size - 1, 0))
-    hit = walked[at] == ids.to_numpy() if walked.size else np.zeros(ids.len(), dtype=bool)
-    out = []
-    for c in DISTANCE_COLUMNS:
-        values = pro_d[c].fill_null(np.nan).to_numpy()[at] if walked.size else np.empty(ids.len())
-        out.append(pl.Series(f"_pro_{c}", np.where(hit, values, np.nan)).fill_nan(None))
-    return out
+    """The Pro distances `_pro_{column}` row for row beside `ids` (null for an account not walked)."""
+    return [s.alias(f"_pro_{s.name}") for s in account_sums.beside(ids, pro_d, DISTANCE_COLUMNS, fill=None)]
 
 
 def distances(
