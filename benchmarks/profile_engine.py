@@ -2,8 +2,9 @@
 
 Wraps, without changing them, the calls the job makes: every `pl.collect_all` / `LazyFrame.collect`
 (labelled by the engine source line that calls it), the output parquet writes
-(`DataFrame.write_parquet`, labelled by the calling line), the output checksums and the input
-checksums (a background thread, so its time overlaps). Time in none of these is eager DataFrame
+(`DataFrame.write_parquet`, labelled by the calling line), the output checksums (a thread hashing
+each part while the next is written) and the input checksums (a background thread); their time
+overlaps the rest. Time in none of these is eager DataFrame
 work and Python. A second table times the engine's phases (`crossmargin.engine`: reference, row
 pass, account pass, issues, account_risk, and `score` around them and the actions), each including
 the collects above that it makes. Then times the parquet write of account_risk with other codecs.
@@ -101,9 +102,7 @@ def patch() -> None:
         setattr(engine, name, phase(f"engine.{name}", getattr(engine, name)))
     job.score = phase("engine.score (all phases + actions frame)", engine.score)
     for obj, name, lab in [
-        (getattr(outputs, "PartWriter", None), "write", "output parquet write"),
-        (getattr(outputs, "PartWriter", None), "close", "output parquet close"),
-        (outputs, "output_entry", "output checksums"),
+        (job, "sha256_file", "output sha256 (background thread, overlaps the next write)"),
         (outputs, "write_manifest", "manifest"),
         (outputs, "publish", "publish (rename)"),
         (inputs.InputFile, "sha256", "input sha256 (background thread)"),

@@ -307,3 +307,17 @@ def test_order_kernel_hand_worked() -> None:
     assert out[0, 0].tolist() == [0.0, 0.0]
     assert out[1, 0].tolist() == [20.0, 0.0]
     assert bits.tolist() == [(1 << 10) | (1 << 11), 1 << 12]
+
+
+def test_kernels_cache_where_the_user_can_write() -> None:
+    """Compiled kernels are cached under compiled.cache_dir() (~/.cache/crossmargin/numba, or
+    $XDG_CACHE_HOME/crossmargin/numba) unless NUMBA_CACHE_DIR says otherwise, whatever imported numba
+    first."""
+    import os
+    from pathlib import Path
+
+    from crossmargin import compiled, distances
+
+    want = Path(os.environ.get("NUMBA_CACHE_DIR") or compiled.cache_dir())
+    for kernel in (account_sums._balance_kernel, account_sums._order_kernel, distances._pro_kernel):
+        assert Path(kernel._cache._cache_path).is_relative_to(want)

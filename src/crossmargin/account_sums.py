@@ -112,7 +112,7 @@ def pairwise_sum(v: np.ndarray, lo: int, n: int) -> float:
 
 
 @njit(inline=True)
-def _nan_as_zero(x: float) -> float:
+def nan_as_zero(x: float) -> float:
     return 0.0 if np.isnan(x) else x
 
 
@@ -121,14 +121,14 @@ def run_sum(v: np.ndarray, n: int) -> float:
     """`numpy.add.reduceat` over one run v[0:n] (n >= 1) of per-row values, a NaN counted as 0 (a null
     input, or 0 × inf: the row needs no price, or is a data issue whose account leaves the outputs):
     the first value plus the pairwise sum of the rest (below 8 values that sum is this loop)."""
-    first = _nan_as_zero(v[0])
+    first = nan_as_zero(v[0])
     if n <= 8:
         rest = -0.0
         for i in range(1, n):
-            rest += _nan_as_zero(v[i])
+            rest += nan_as_zero(v[i])
         return first + rest
     for i in range(1, n):
-        v[i] = _nan_as_zero(v[i])
+        v[i] = nan_as_zero(v[i])
     return first + pairwise_sum(v, 1, n - 1)
 
 

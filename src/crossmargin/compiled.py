@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numba
+
 
 def cache_dir() -> Path:
     """Where compiled kernels are cached unless NUMBA_CACHE_DIR says otherwise."""
@@ -26,14 +28,13 @@ def cache_dir() -> Path:
     return Path(base) / "crossmargin" / "numba"
 
 
-if "NUMBA_CACHE_DIR" not in os.environ:  # read by numba when it is imported, so set first
+# numba reads its cache directory when a kernel is declared, so this holds whenever numba was imported
+if not os.environ.get("NUMBA_CACHE_DIR"):
     try:
         cache_dir().mkdir(parents=True, exist_ok=True)
-        os.environ["NUMBA_CACHE_DIR"] = str(cache_dir())
+        numba.config.CACHE_DIR = str(cache_dir())
     except OSError:  # pragma: no cover - no writable home: numba's own fallback (next to the source)
         pass
-
-import numba  # noqa: E402
 
 prange = numba.prange
 

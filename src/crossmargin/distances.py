@@ -44,11 +44,12 @@ import numpy as np
 import polars as pl
 
 from crossmargin import account_sums, decisions, quantities
-from crossmargin.account_sums import CHUNK_ROWS, Runs, run_sum
+from crossmargin.account_sums import CHUNK_ROWS, Runs, nan_as_zero, run_sum
 from crossmargin.compiled import njit, prange
 from crossmargin.policy import Policy
 from crossmargin.reference_data import BASE, QUOTE, AssetTerms
 from crossmargin.scenarios import stable_mask
+from crossmargin.tiers import slice_at
 
 DISTANCE_COLUMNS = ["liquidation_drop", "liquidation_rise", "margin_call_drop", "margin_call_rise"]
 MAX_DROP = 1.0  # d in (0, 1]: r = -1 is every moving price at 0
@@ -117,22 +118,12 @@ def thresholds(policy: Policy, pro: bool) -> dict[str, pl.Expr]:
 
 
 @njit(inline=True)
-def _nan_as_zero(x: float) -> float:
-    return 0.0 if np.isnan(x) else x
-
-
-@njit(inline=True)
 def _slice_of(x: float, asset_idx: int, lower: np.ndarray, k_max: int) -> int:
     """tiers.slice_at, with a NaN amount in the top slice: the slice polars gave it (in its comparisons
     NaN is above every number). Only a balance row of zeros at a NaN price has one."""
     if np.isnan(x):
         return asset_idx * k_max + k_max - 1
-    base = asset_idx * k_max
-    k = 0
-    for j in range(1, k_max):
-        if x >= lower[base + j]:
-            k += 1
-    return base + k
+    return slice_at(x, asset_idx, lower, k_max)
 
 
 @njit(inline=True)
@@ -159,10 +150,10 @@ def _balance_line(kind, still, v, dv, cs, ls, coll, liab, out, at):
             ma, mb = l_below[ls] + l_mm[ls] * (dv - l_lower[ls]), 0.0
         else:
             ma, mb = l_below[ls] - l_mm[ls] * l_lower[ls], l_mm[ls] * dv
-    out[0, at] = _nan_as_zero(na)
-    out[1, at] = _nan_as_zero(nb)
-    out[2, at] = _nan_as_zero(ma)
-    out[3, at] = _nan_as_zero(mb)
+    out[0, at] = nan_as_zero(na)
+    out[1, at] = nan_as_zero(nb)
+    out[2, at] = nan_as_zero(ma)
+    out[3, at] = nan_as_zero(mb)
 
 
 @njit(inline=True)
@@ -222,7 +213,7 @@ def _order_terms(is_buy, qty, limit, pb, rb, b_moves, pq, rq, q_moves):
     gb = -b if is_buy else b
     d0 = (0.0 if q_moves else gq) + (0.0 if b_moves else gb)
     d1 = (gq if q_moves else 0.0) + (gb if b_moves else 0.0)
-    return _nan_as_zero(d0), _nan_as_zero(d1)
+    return nan_as_zero(d0), nan_as_zero(d1)
 
 
 @njit(inline=True)
@@ -361,7 +352,7 @@ def _account(
         v_raw = (free[s + i] + locked[s + i]) * price[a]
         dv_raw = (borrowed[s + i] + interest[s + i]) * price[a]
         cs, ls = _slice_of(v_raw, a, c_lower, c_k), _slice_of(dv_raw, a, l_lower, l_k)
-        v, dv = _nan_as_zero(v_raw), _nan_as_zero(dv_raw)
+        v, dv = nan_as_zero(v_raw), nan_as_zero(dv_raw)
         slices[0, i], slices[1, i], values[0, i], values[1, i] = cs, ls, v, dv
         _balance_line(
             kind,
