@@ -1,16 +1,18 @@
 """The engine: input tables, policy and as_of in, the output frames out. No files, no clock.
 
 `score(tables, policy)` is a pure function of the seven input tables (typed: inputs.py) and the
-Policy resolved at as_of. It runs four named phases:
+Policy resolved at as_of. It runs five named phases:
 
 1. `reference_phase` — market and reference data in effect at as_of, one row per asset (a few
    hundred rows, eager): prices, tiers and brackets with their problems (validation/).
-2. `row_pass` — every input row read once (streaming engine): per-row values (quantities.py),
-   the first data-quality rule each row breaks (validation/rows.py), and per-account sums in a
-   fixed order (account_sums.py), so the bits never depend on threads or chunking.
+2. `row_pass` — every input row read once (polars' streaming engine, which also finds the first
+   data-quality rule each row breaks: validation/rows.py), then valued and summed per account by
+   the compiled kernels of account_sums.py (the per-row quantities of quantities.py, each account's
+   rows added in a fixed order), so the bits never depend on threads or chunking.
 3. `account_pass` — per account: the sums beside the account's columns, then levels (levels.py)
    and decisions (decisions.py), for every account with an id.
-4. `issues_phase` — the row issues, the group checks (validation/groups.py) and the results that
+4. `distance_phase` — the four distances to liquidation and margin call (distances.py).
+5. `issues_phase` — the row issues, the group checks (validation/groups.py) and the results that
    are not finite; every account with an issue leaves account_risk and actions.
 
 The job (job.py) calls `score` once per account-id bucket; a bucket is just the account tables
