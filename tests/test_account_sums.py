@@ -321,3 +321,34 @@ def test_kernels_cache_where_the_user_can_write() -> None:
     want = Path(os.environ.get("NUMBA_CACHE_DIR") or compiled.cache_dir())
     for kernel in (account_sums._balance_kernel, account_sums._order_kernel, distances._pro_kernel):
         assert Path(kernel._cache._cache_path).is_relative_to(want)
+
+
+def test_beside_is_a_left_join_of_sorted_frames() -> None:
+    """Per-account values beside sorted ids that repeat or have no row: the row's value, else the fill
+    (None: null); a value that is null stays null."""
+    per_account = pl.DataFrame({"account_id": [2, 4, 7], "x": [0.5, None, 3.0], "n": [1, 2, 3]})
+    ids = pl.Series("account_id", [1, 2, 2, 4, 5, 7, 9])
+    x, n = account_sums.beside(ids, per_account, ["x", "n"], fill=None)
+    assert x.to_list() == [None, 0.5, 0.5, None, None, 3.0, None]
+    assert n.to_list() == [None, 1, 1, 2, None, 3, None]
+    (x0,) = account_sums.beside(ids, per_account, ["x"], fill=0.0)
+    assert x0.to_list() == [0.0, 0.5, 0.5, None, 0.0, 3.0, 0.0]
+    (empty,) = account_sums.beside(ids, per_account.clear(), ["x"], fill=None)
+    assert empty.to_list() == [None] * 7
+
+
+def test_kernel_bits_do_not_depend_on_the_thread_count() -> None:
+    import numba
+
+    rng = np.random.default_rng(3)
+    ids = np.repeat(np.arange(5000), rng.integers(1, 40, 5000))
+    frame = _frame(ids.tolist(), (rng.standard_normal(ids.size) * 1e9).tolist(), keys=ids.tolist())
+    before = numba.get_num_threads()
+    try:
+        got = []
+        for threads in (1, before):
+            numba.set_num_threads(threads)
+            got.append(sums_of_x(_chunked(frame, [1000, 77_000]), ["x"], "n")["x"].to_numpy().tobytes())
+    finally:
+        numba.set_num_threads(before)
+    assert got[0] == got[1]

@@ -463,27 +463,17 @@ def _positions(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return at
 
 
-@njit(parallel=True)
-def _take(values: np.ndarray, at: np.ndarray, fill: float) -> np.ndarray:
-    out = np.empty(at.size, dtype=values.dtype)
-    for i in prange(at.size):
-        out[i] = values[at[i]] if at[i] >= 0 else fill
-    return out
-
-
-def beside(
-    ids: pl.Series, per_account: pl.DataFrame, columns: list[str], fill: float | None
-) -> list[pl.Series]:
+def beside(ids: pl.Series, per_account: pl.DataFrame, columns: list[str], fill: Any) -> list[pl.Series]:
     """`columns` of `per_account` (one row per account_id, sorted) row for row beside `ids` (sorted,
-    may repeat): a left join of two sorted frames as one merge walk and a parallel gather. An id
-    without a row gets `fill` (None: null)."""
+    may repeat): a left join of two sorted frames as one merge walk and a gather. An id without a row
+    gets `fill` (None: null); a null value stays null."""
     at = _positions(ids.to_numpy(), per_account[ACCOUNT].to_numpy())
+    found, where = pl.Series(at >= 0), pl.Series(np.maximum(at, 0))
     out = []
     for c in columns:
         dtype = per_account.schema[c]
-        values = per_account[c].to_numpy()  # a float column with nulls reads NaN
-        if values.size == 0:
-            values = np.zeros(1, dtype=values.dtype)
-        taken = pl.Series(c, _take(values, at, np.nan if fill is None else fill), dtype=dtype)
-        out.append(taken.fill_nan(None) if fill is None else taken)
+        values = per_account[c]
+        taken = values.gather(where) if values.len() else pl.Series(c, [None] * ids.len(), dtype=dtype)
+        filled = pl.select(pl.when(found).then(taken).otherwise(pl.lit(fill, dtype=dtype))).to_series()
+        out.append(filled.alias(c))
     return out
