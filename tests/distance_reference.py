@@ -24,6 +24,102 @@ from crossmargin.distances import MAX_DROP, MAX_RISE, THRESHOLDS, TINY, threshol
 from crossmargin.policy import Policy
 from crossmargin.reference_data import BASE, QUOTE, AssetTerms
 from crossmargin.scenarios import stable_mask
+from crossmargin.tiers import Slices
+
+# ------------------------------------------------------------------ the previous engine's per-row expressions
+# (polars; the engine now values rows with the compiled functions of quantities.py)
+
+
+def asset_value_usdt() -> pl.Expr:
+    return quantities.holding() * pl.col("price_usdt")
+
+
+def debt_value_usdt() -> pl.Expr:
+    return quantities.debt() * pl.col("price_usdt")
+
+
+def stable_part(value: str, stable: pl.Series) -> pl.Expr:
+    """The row's USDT value when its asset is a stable asset (`stable`: per asset_idx), else 0: the part
+    of the account total that a uniform price move leaves alone (docs/rules.md §8)."""
+    return pl.when(pl.lit(stable).gather(pl.col("asset_idx"))).then(pl.col(value)).otherwise(pl.lit(0.0))
+
+
+def slice_index(x: pl.Expr, asset_idx: pl.Expr, s: Slices) -> pl.Expr:
+    """asset_idx·K + k for the slice k holding x (lower_k <= x < lower_{k+1}); null without an asset."""
+    base = asset_idx.cast(pl.Int64) * s.k_max
+    k = pl.lit(0, pl.Int64)
+    for j in range(1, s.k_max):
+        k = k + (x >= pl.lit(s.lower).gather(base + j)).cast(pl.Int64)
+    return base + k
+
+
+def tiered(x: pl.Expr, at: pl.Expr, s: Slices, rate: str) -> pl.Expr:
+    """below_k + rate_k · (x − lower_k) at `at` = slice_index(x, ...): the progressive sum of x."""
+    return pl.lit(s.below[rate]).gather(at) + pl.lit(s.rate[rate]).gather(at) * (
+        x - pl.lit(s.lower).gather(at)
+    )
+
+
+def collateral_value_usdt(slices: Slices) -> pl.Expr:
+    """tiered(holding·price, collateral_tiers[asset]): the haircut value of one holding."""
+    return tiered(pl.col("asset_value_usdt"), pl.col("collateral_slice"), slices, "collateral_ratio")
+
+
+def maintenance_margin_of_debt(slices: Slices) -> pl.Expr:
+    """tiered(debt·price, liability_brackets[asset], maintenance_margin_rate); exactly 0 without debt."""
+    return tiered(pl.col("debt_value_usdt"), pl.col("debt_slice"), slices, "maintenance_margin_rate")
+
+
+def initial_margin_of_debt(slices: Slices) -> pl.Expr:
+    """Same as maintenance_margin_of_debt with initial_margin_rate."""
+    return tiered(pl.col("debt_value_usdt"), pl.col("debt_slice"), slices, "initial_margin_rate")
+
+
+def order_quote_leg_usdt() -> pl.Expr:
+    """qty·price·P_quote·r_quote: the quote side of an order at its limit price, haircut."""
+    r_quote = pl.col("first_collateral_ratio_quote")
+    return pl.col("remaining_qty") * pl.col("price") * pl.col("price_usdt_quote") * r_quote
+
+
+def order_base_leg_usdt() -> pl.Expr:
+    """qty·P_base·r_base: the base side of an order at index price, haircut."""
+    return pl.col("remaining_qty") * pl.col("price_usdt_base") * pl.col("first_collateral_ratio_base")
+
+
+def order_given_usdt() -> pl.Expr:
+    """BUY gives the quote leg, SELL the base leg (docs/rules.md §1 [convention])."""
+    return pl.when(quantities.is_buy()).then(order_quote_leg_usdt()).otherwise(order_base_leg_usdt())
+
+
+def order_received_usdt() -> pl.Expr:
+    """BUY receives the base leg, SELL the quote leg."""
+    return pl.when(quantities.is_buy()).then(order_base_leg_usdt()).otherwise(order_quote_leg_usdt())
+
+
+def order_loss_usdt() -> pl.Expr:
+    """max(0, given − received) for one order (orders are not netted)."""
+    return pl.max_horizontal(order_given_usdt() - order_received_usdt(), pl.lit(0.0))
+
+
+def balance_values(collateral: Slices, liability: Slices, stable: pl.Series) -> list[dict[str, pl.Expr]]:
+    """Per balance row, the values the account totals add up, in steps: the USDT values, then the
+    slice each falls in (and their stable-asset parts; `stable`: per asset_idx), then the tiered
+    values (each step reads the last)."""
+    return [
+        {"asset_value_usdt": asset_value_usdt(), "debt_value_usdt": debt_value_usdt()},
+        {
+            "collateral_slice": slice_index(pl.col("asset_value_usdt"), pl.col("asset_idx"), collateral),
+            "debt_slice": slice_index(pl.col("debt_value_usdt"), pl.col("asset_idx"), liability),
+            "asset_value_stable_usdt": stable_part("asset_value_usdt", stable),
+            "debt_value_stable_usdt": stable_part("debt_value_usdt", stable),
+        },
+        {
+            "collateral_value_usdt": collateral_value_usdt(collateral),
+            "debt_maintenance_margin_usdt": maintenance_margin_of_debt(liability),
+            "debt_initial_margin_usdt": initial_margin_of_debt(liability),
+        },
+    ]
+
 
 LINE = ["Na", "Nb", "Ma", "Mb"]
 DELTA = ["dNa", "dNb", "dMa", "dMb"]
@@ -107,7 +203,7 @@ def pro_lines(
     kind = kind or ("new" if policy.new_formula else "old")
     stable = stable_mask(terms, policy)
     rows = terms.gather(balances, "asset")
-    for step in quantities.balance_values(terms.collateral, terms.liability, stable)[:2]:
+    for step in balance_values(terms.collateral, terms.liability, stable)[:2]:
         rows = rows.with_columns(**step)
     rows = rows.select(
         "account_id",
@@ -137,14 +233,14 @@ def pro_lines(
         ma, mb = split(dv)
     else:
         if kind == "new":
-            coll_value = quantities.collateral_value_usdt(terms.collateral)
+            coll_value = collateral_value_usdt(terms.collateral)
             coll = _slice_terms(terms, "collateral", "collateral_ratio", v, pl.col("collateral_slice"))
             ca, cb = split(coll_value, coll)
         else:
             ca, cb = split(v)
         la, lb = split(dv)
         na, nb = ca - la, cb - lb
-        mm_value = quantities.maintenance_margin_of_debt(terms.liability)
+        mm_value = maintenance_margin_of_debt(terms.liability)
         ma, mb = split(
             mm_value, _slice_terms(terms, "liability", "maintenance_margin_rate", dv, pl.col("debt_slice"))
         )
@@ -210,8 +306,8 @@ def _order_lines(
     q_moves = ~pl.lit(stable).gather(pl.col(f"asset_idx{QUOTE}")).fill_null(True)
     b_moves = ~pl.lit(stable).gather(pl.col(f"asset_idx{BASE}")).fill_null(True)
     buy = pl.col("side") == "BUY"
-    q = quantities.order_quote_leg_usdt()
-    b = quantities.order_base_leg_usdt()
+    q = order_quote_leg_usdt()
+    b = order_base_leg_usdt()
     gq = pl.when(buy).then(q).otherwise(-q)  # the quote leg's part of given − received
     gb = pl.when(buy).then(-b).otherwise(b)
     zero = pl.lit(0.0)

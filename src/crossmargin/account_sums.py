@@ -201,7 +201,7 @@ def _balance_kernel(
 
 @njit(parallel=True)
 def _order_kernel(starts, stop, order_id, base, quote, is_buy, qty, limit, prices, ratio, out, bits, run_idx):
-    """Per run (account) and price vector p: the sum of quantities.order_loss over the open orders."""
+    """Per run (account) and price vector p: the sum of quantities.order_loss_usdt over the open orders."""
     n_runs, n_prices = starts.size, prices.shape[0]
     n_assets = ratio.size
     blocks = min(n_runs, _BLOCKS)
@@ -220,7 +220,7 @@ def _order_kernel(starts, stop, order_id, base, quote, is_buy, qty, limit, price
                     if bi >= n_assets or qi >= n_assets:  # an asset no price or table names
                         buf[i - s] = 0.0
                     else:
-                        buf[i - s] = quantities.order_loss(
+                        buf[i - s] = quantities.order_loss_usdt(
                             is_buy[i], qty[i], limit[i], prices[p, bi], ratio[bi], prices[p, qi], ratio[qi]
                         )
                 out[p, 0, run_idx[r]] = run_sum(buf, e - s)

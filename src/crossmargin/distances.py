@@ -206,7 +206,7 @@ def _contribution(active: bool, c: float) -> float:
 @njit(inline=True)
 def _order_terms(is_buy, qty, limit, pb, rb, b_moves, pq, rq, q_moves):
     """(d0, d1) of one order: its given − received is d0 + d1·m (the legs of moving assets scale with
-    m), NaN as 0 — the legs of order_loss, quantities.order_loss."""
+    m), NaN as 0 — the legs of quantities.order_loss_usdt."""
     q = qty * limit * pq * rq
     b = qty * pb * rb
     gq = q if is_buy else -q  # the quote leg's part of given − received

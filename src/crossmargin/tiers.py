@@ -10,10 +10,9 @@ every slice above adds 0, so
 
 — the same terms added in the same (ascending) order as the textbook sum, so the same float bits. A
 row then costs K − 1 comparisons (its slice) and three gathers from arrays of a few hundred
-entries: no join of 3K wide columns, no per-row lookup in Python. `slice_at` and `tiered_at` are the
-same two steps for one amount, compiled (the kernels of account_sums.py call them per row);
-`slice_index` and `tiered` are them as polars expressions. tests/test_tiers.py checks both against
-the textbook sum, bit for bit.
+entries: no join of 3K wide columns. `slice_at` and `tiered_at` are these two steps for one amount,
+compiled (the kernels of account_sums.py and distances.py call them per row); tests/test_tiers.py
+checks them against the textbook sum, bit for bit.
 """
 
 from __future__ import annotations
@@ -79,25 +78,9 @@ def flat(rows: pl.DataFrame, asset_index: pl.DataFrame, rates: list[str]) -> Sli
     )
 
 
-def slice_index(x: pl.Expr, asset_idx: pl.Expr, s: Slices) -> pl.Expr:
-    """asset_idx·K + k for the slice k holding x (lower_k <= x < lower_{k+1}); null without an asset."""
-    base = asset_idx.cast(pl.Int64) * s.k_max
-    k = pl.lit(0, pl.Int64)
-    for j in range(1, s.k_max):
-        k = k + (x >= pl.lit(s.lower).gather(base + j)).cast(pl.Int64)
-    return base + k
-
-
-def tiered(x: pl.Expr, at: pl.Expr, s: Slices, rate: str) -> pl.Expr:
-    """below_k + rate_k · (x − lower_k) at `at` = slice_index(x, ...): the progressive sum of x."""
-    return pl.lit(s.below[rate]).gather(at) + pl.lit(s.rate[rate]).gather(at) * (
-        x - pl.lit(s.lower).gather(at)
-    )
-
-
 @njit(inline=True)
 def slice_at(x: float, asset_idx: int, lower: np.ndarray, k_max: int) -> int:
-    """slice_index for one amount: asset_idx·K + k for the slice k holding x."""
+    """asset_idx·K + k for the slice k holding x (lower_k <= x < lower_{k+1})."""
     base = asset_idx * k_max
     k = 0
     for j in range(1, k_max):
@@ -108,5 +91,5 @@ def slice_at(x: float, asset_idx: int, lower: np.ndarray, k_max: int) -> int:
 
 @njit(inline=True)
 def tiered_at(x: float, at: int, lower: np.ndarray, rate: np.ndarray, below: np.ndarray) -> float:
-    """tiered for one amount at `at` = slice_at(x, ...)."""
+    """below_k + rate_k · (x − lower_k) at `at` = slice_at(x, ...): the progressive sum of x."""
     return below[at] + rate[at] * (x - lower[at])
