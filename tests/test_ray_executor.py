@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,7 @@ import crossmargin.executors
 import ray_faults
 from crossmargin.cli import main
 from crossmargin.errors import EngineError
+from crossmargin.executors import ray_tasks
 from crossmargin.executors.ray_tasks import MAX_RETRIES, import_ray, ray_executor
 from crossmargin.job import run_job
 
@@ -212,3 +214,24 @@ def test_missing_ray_says_to_install_the_extra(
         "crossmargin: error: --engine ray needs Ray: pip install 'crossmargin[ray]'\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreachable_cluster_ends_the_run_with_one_line(tmp_path: Path) -> None:
+    """Ray retries an unreachable cluster without end; the run checks the address first and exits 5
+    with one line, nothing written (a closed local port refuses at once)."""
+    with socket.socket() as s:  # a port nothing listens on: bind, then close
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [str(CROSSMARGIN), "run", "--as-of", AS_OF, "--input", str(SAMPLE), "--out", str(tmp_path / "out")]
+    proc = subprocess.run(
+        [*cmd, "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 5, proc.stderr
+    assert proc.stderr.startswith(f"crossmargin: error: cannot reach Ray at 127.0.0.1:{port} within 15 s: ")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+    assert ray_tasks.unreachable("auto") is None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -48,10 +49,30 @@ def machine_cpus() -> int:
         return os.cpu_count() or 1
 
 
+CONNECT_TIMEOUT_S = 15.0  # a cluster address that accepts no connection in this time ends the run
+
+
+def unreachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
+    """Why `address` (host:port, or ray://host:port) accepts no TCP connection within `timeout`, or
+    None when it does or is not of that form ("auto"). Ray itself retries an unreachable cluster
+    without end, so a nightly run would hang with nobody watching."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None
+
+
 def _connect(ray: ModuleType, address: str | None, num_cpus: int | None, runtime_env: dict | None) -> bool:
     """Start or connect to Ray unless this process already has; whether we did (and so must shut down)."""
     if ray.is_initialized():
         return False
+    why = unreachable(address) if address is not None else None
+    if why is not None:
+        raise EngineError(f"cannot reach Ray at {address} within {CONNECT_TIMEOUT_S:.0f} s: {why}")
     quiet: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     if runtime_env:
         quiet["runtime_env"] = runtime_env
