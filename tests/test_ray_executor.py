@@ -22,7 +22,7 @@ import pytest
 import crossmargin.executors
 import ray_faults
 from crossmargin.cli import main
-from crossmargin.errors import EngineError
+from crossmargin.errors import EngineError, InputSchemaError
 from crossmargin.executors import ray_tasks
 from crossmargin.executors.ray_tasks import MAX_RETRIES, import_ray, ray_executor
 from crossmargin.job import run_job
@@ -235,3 +235,24 @@ def test_an_unreachable_cluster_ends_the_run_with_one_line(tmp_path: Path) -> No
     assert len(proc.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
     assert ray_tasks.unreachable("auto") is None
+
+
+def test_a_corrupt_input_is_exit_3_naming_the_table_not_retried(
+    ray_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Data pages that do not decode (the footer intact, so only the scan finds it): as with the local
+    engine, one line naming the table and exit 3; the task returns the bad input instead of raising, so
+    Ray does not retry it or print its traceback."""
+    data = tmp_path / "in"
+    shutil.copytree(SAMPLE, data)
+    balances = data / "balances.parquet"
+    raw = bytearray(balances.read_bytes())
+    raw[len(raw) // 4 : len(raw) // 4 + 200] = b"\xab" * 200
+    balances.write_bytes(bytes(raw))
+    for engine in ("local", "ray"):
+        code = run_cli("--input", str(data), "--engine", engine, "--out", str(tmp_path / engine))
+        err = capsys.readouterr().err
+        assert code == InputSchemaError.exit_code == 3, (engine, err)
+        assert err.startswith("crossmargin: error: input table 'balances': cannot read "), err
+        assert err.count("\n") == 1
+        assert not (tmp_path / engine).exists()

@@ -21,7 +21,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from crossmargin.errors import EngineError, UsageError
+import polars as pl
+
+from crossmargin.errors import CrossmarginError, EngineError, UsageError
+from crossmargin.inputs import load_inputs, unreadable_table
 from crossmargin.job import Bounds, BucketResult, score_bucket_from_files
 from crossmargin.policy import Policy
 from crossmargin.progress import Progress
@@ -116,9 +119,24 @@ def _describe(bounds: Bounds) -> str:
     return f"account ids {lo} to {hi - 1}"
 
 
-def _run(task: Callable[..., BucketResult], *args: Any) -> BucketResult:
-    """The body of every bucket task (a plain module function, so any picklable `task` can be passed)."""
-    return task(*args)
+def _run(task: Callable[..., BucketResult], input_dir: Path, *args: Any) -> BucketResult | CrossmarginError:
+    """The body of every bucket task (a plain module function, so any picklable `task` can be passed).
+
+    A bad input (a file whose data does not decode, found when the scan fails) is returned, not
+    raised: it is the same on every attempt, so it is not retried, and Ray prints no traceback for it;
+    the driver raises it (exit 3, naming the table). Any other failure is raised and retried."""
+    try:
+        return task(input_dir, *args)
+    except CrossmarginError as exc:
+        return exc
+    except (pl.exceptions.PolarsError, OSError):
+        try:
+            bad = unreadable_table([f for _, f in load_inputs(Path(input_dir)).values()])
+        except CrossmarginError as exc:
+            bad = exc
+        if bad is None:
+            raise
+        return bad
 
 
 def ray_executor(
@@ -164,12 +182,15 @@ def ray_executor(
                 for ref in done:
                     i = bucket_of[ref]
                     try:
-                        results[i] = ray.get(ref)
+                        result = ray.get(ref)
                     except ray.exceptions.RayError as exc:
                         raise EngineError(
                             f"bucket {i + 1} of {len(refs)} ({_describe(bounds[i])}) failed after "
                             f"{max_retries + 1} attempts: {_one_line(_cause(ray, exc))}"
                         ) from None
+                    if isinstance(result, CrossmarginError):  # a bad input, the same on every attempt
+                        raise result
+                    results[i] = result
                     progress.advance()
                     progress.step(f"scoring accounts ({len(results)}/{len(refs)} buckets on Ray)")
         except BaseException:
