@@ -236,6 +236,9 @@ def test_a_destination_that_is_not_ours_fails_that_day_only(book: Path) -> None:
         ({"--from": "2025-01-22", "--to": "2025-01-20"}, ["--from 2025-01-22 is after --to 2025-01-20"]),
         ({"--max-issue-rate": "1.5"}, ["--max-issue-rate 1.5 is outside [0, 1]"]),
         ({"--policy": "nowhere.toml"}, ["--policy", "is not a file"]),
+        ({"--buckets": "0"}, ["--buckets 0 must be at least 1"]),
+        ({"--engine": "spark"}, ["--engine 'spark' is not one of local, ray"]),
+        ({"--scenarios": "nowhere.toml"}, ["--scenarios", "nowhere.toml"]),
     ],
 )
 def test_bad_options_exit_2_with_one_line_before_any_day(
@@ -329,3 +332,22 @@ def test_a_night_the_scheduler_already_ran_is_skipped(book: Path) -> None:
     assert day_line(res.stdout, DAYS[0]) == f"{DAYS[0]}: skipped (up to date)"
     assert day_line(res.stdout, DAYS[1]).startswith(f"{DAYS[1]}: ran (no partition yet): ")
     assert snapshot(partition(book, DAYS[0])) == before
+
+
+def test_scenarios_and_buckets_reach_every_day_and_the_skip_rule(book: Path) -> None:
+    """--scenarios and --buckets are passed to every day's run; a partition is up to date only for the
+    scenario set it was run with (the buckets do not change the outputs)."""
+    res = backfill(book, "--scenarios", "default", "--buckets", "2", last=DAYS[1])
+    assert res.exit_code == 0, (res.output, res.exception)
+    for day in DAYS[:2]:
+        manifest = json.loads((partition(book, day) / "manifest.json").read_text())
+        assert manifest["buckets"] == 2
+        assert manifest["scenarios"]["source"] == "default"
+        assert pl.read_parquet(partition(book, day) / "scenario_risk.parquet").height == 9 * 460
+    again = backfill(book, "--scenarios", "default", last=DAYS[1])
+    assert again.exit_code == 0
+    assert day_line(again.stdout, DAYS[0]).endswith("skipped (up to date)")
+    plain = backfill(book, last=DAYS[1])
+    assert plain.exit_code == 0
+    assert "no scenarios asked for" in day_line(plain.stdout, DAYS[0])
+    assert not (partition(book, DAYS[0]) / "scenario_risk.parquet").exists()

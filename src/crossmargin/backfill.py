@@ -20,10 +20,12 @@ from typing import Any
 
 from crossmargin import outputs
 from crossmargin.errors import CrossmarginError, InputSchemaError, UsageError
+from crossmargin.executors import executor_for
 from crossmargin.inputs import InputFile, find_file
 from crossmargin.job import check_options, run_job
 from crossmargin.policy import resolve
 from crossmargin.progress import Progress
+from crossmargin.scenarios import load_scenarios
 from crossmargin.schemas import INPUT_SCHEMAS
 
 DATE_FIELD = "{date}"
@@ -105,13 +107,20 @@ def _manifest(out_dir: Path) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) else None
 
 
-def why_run(out_dir: Path, input_dir: Path, as_of: dt.datetime, policy_file: Path | None) -> str | None:
+def why_run(
+    out_dir: Path,
+    input_dir: Path,
+    as_of: dt.datetime,
+    policy_file: Path | None,
+    scenarios: dict[str, Any] | None = None,
+) -> str | None:
     """Why the partition `out_dir` must be (re)computed, or None when it is up to date.
 
     Up to date: its manifest.json was written by crossmargin for this as_of, names the policy that
-    `resolve(as_of, policy_file)` gives now (version and digest) and the input files this day's
-    directory holds now (same file names, same sha256), and its outputs verify. Checks run cheapest
-    first; the input files are hashed last.
+    `resolve(as_of, policy_file)` gives now (version and digest), the scenario set asked for now
+    (`scenarios`: its manifest record, None for none) and the input files this day's directory holds
+    now (same file names, same sha256), and its outputs verify. Checks run cheapest first; the input
+    files are hashed last. (The engine and the buckets do not change the outputs.)
     """
     manifest = _manifest(out_dir)
     if manifest is None or manifest.get("producer") != outputs.PRODUCER:
@@ -126,6 +135,10 @@ def why_run(out_dir: Path, input_dir: Path, as_of: dt.datetime, policy_file: Pat
         return "policy changed"
     if manifest.get("policy_version") != policy.version:
         return f"policy version is now {policy.version}"
+    if manifest.get("scenarios") != scenarios:
+        if scenarios and manifest.get("scenarios"):
+            return "scenario set changed"
+        return "scenarios asked for" if scenarios else "no scenarios asked for"
     recorded = manifest.get("inputs")
     if not isinstance(recorded, dict) or set(recorded) != set(INPUT_SCHEMAS):
         return "manifest lists other input tables"
@@ -158,16 +171,18 @@ def backfill_day(
     max_issue_rate: float = 0.01,
     force: bool = False,
     progress: Progress | None = None,
+    job: JobOptions | None = None,
 ) -> DayResult:
     """Skip, run or fail one day; a failure is returned, not raised."""
+    job = job or JobOptions()
     as_of, input_dir, out_dir = as_of_for(day), input_dir_for(template, day), partition_dir(out_root, day)
     try:
         if not input_dir.is_dir():
             raise InputSchemaError(f"input directory {input_dir} does not exist")
-        reason = "--force" if force else why_run(out_dir, input_dir, as_of, policy_file)
+        reason = "--force" if force else why_run(out_dir, input_dir, as_of, policy_file, job.scenario_record)
         if reason is None:
             return DayResult(day, "skipped")
-        options = {"policy_file": policy_file, "max_issue_rate": max_issue_rate}
+        options = {"policy_file": policy_file, "max_issue_rate": max_issue_rate, **job.run_job_options()}
         if progress is None:
             summary = run_job(as_of, input_dir, out_dir, **options)
         else:
@@ -178,6 +193,36 @@ def backfill_day(
         return DayResult(day, "failed", str(exc), exit_code=exc.exit_code)
     except OSError as exc:  # e.g. permission denied under the output root
         return DayResult(day, "failed", f"{exc.strerror or exc}: {exc.filename or out_dir}", exit_code=1)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """The `run` options a backfill passes to every day's job: buckets, engine, scenarios."""
+
+    buckets: int | None = None
+    engine: str = "local"
+    ray_address: str | None = None
+    scenarios: str | None = None  # a TOML file or "default"
+
+    def check(self) -> None:
+        """UsageError (exit 2) for a bad option, before any day runs."""
+        check_options(0.0, self.buckets)
+        executor_for(self.engine, self.ray_address)
+        if self.scenarios is not None:
+            load_scenarios(self.scenarios)
+
+    @property
+    def scenario_record(self) -> dict[str, Any] | None:
+        """The scenario set as a run's manifest records it (None without scenarios)."""
+        return load_scenarios(self.scenarios).as_record() if self.scenarios is not None else None
+
+    def run_job_options(self) -> dict[str, Any]:
+        return {
+            "buckets": self.buckets,
+            "executor": executor_for(self.engine, self.ray_address),
+            "engine": self.engine,
+            "scenarios": self.scenarios,
+        }
 
 
 # ------------------------------------------------------------------ the range
@@ -203,6 +248,7 @@ def backfill(
     max_issue_rate: float = 0.01,
     force: bool = False,
     report: Callable[[str], None] = print,
+    job: JobOptions | None = None,
 ) -> list[DayResult]:
     """Every day from `first` to `last` (YYYY-MM-DD, inclusive), one `report` line per day, then a total.
 
@@ -212,6 +258,8 @@ def backfill(
     days = days_between(parse_day(first, "--from"), parse_day(last, "--to"))
     check_template(template)
     check_options(max_issue_rate, None)
+    job = job or JobOptions()
+    job.check()
     if policy_file is not None and not Path(policy_file).is_file():
         raise UsageError(f"--policy {policy_file} is not a file")
     out_root = Path(out_root)
@@ -222,7 +270,7 @@ def backfill(
     with Progress(len(days), "backfill") as progress:
         for i, day in enumerate(days):
             progress.step(f"backfill {day} ({i + 1}/{len(days)})")
-            result = backfill_day(day, template, out_root, policy_file, max_issue_rate, force, progress)
+            result = backfill_day(day, template, out_root, policy_file, max_issue_rate, force, progress, job)
             results.append(result)
             with progress.paused():  # the line goes above the bar, not into it
                 report(result.line())

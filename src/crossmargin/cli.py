@@ -73,6 +73,31 @@ def _parse_as_of(text: str) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+# options shared by `run` and `backfill`
+Buckets = Annotated[
+    int | None,
+    typer.Option("--buckets", help="Score accounts in N account-id buckets (default: from the input size)"),
+]
+Engine = Annotated[
+    str,
+    typer.Option("--engine", help="local (buckets one after another here) or ray (one Ray task per bucket)"),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster to run on, e.g. ray://head:10001 (default: a Ray started on this machine)",
+    ),
+]
+Scenarios = Annotated[
+    str | None,
+    typer.Option(
+        "--scenarios",
+        help="Stress scenarios: a TOML file, or 'default' for the shipped set; adds scenario_risk.parquet",
+    ),
+]
+
+
 @app.command()
 def run(
     as_of: Annotated[str, typer.Option("--as-of", help="Valuation time, UTC (e.g. 2025-01-21T10:00:00Z)")],
@@ -85,32 +110,10 @@ def run(
         float,
         typer.Option("--max-issue-rate", help="Fail if more than this share of accounts has data issues"),
     ] = 0.01,
-    buckets: Annotated[
-        int | None,
-        typer.Option(
-            "--buckets", help="Score accounts in N account-id buckets (default: from the input size)"
-        ),
-    ] = None,
-    engine: Annotated[
-        str,
-        typer.Option(
-            "--engine", help="local (buckets one after another here) or ray (one Ray task per bucket)"
-        ),
-    ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-address",
-            help="Ray cluster to run on, e.g. ray://head:10001 (default: a Ray started on this machine)",
-        ),
-    ] = None,
-    scenarios: Annotated[
-        str | None,
-        typer.Option(
-            "--scenarios",
-            help="Stress scenarios: a TOML file, or 'default' for the shipped set; adds scenario_risk.parquet",
-        ),
-    ] = None,
+    buckets: Buckets = None,
+    engine: Engine = "local",
+    ray_address: RayAddress = None,
+    scenarios: Scenarios = None,
 ) -> None:
     """Compute levels and decisions for every account at AS_OF and write the outputs into OUT."""
     from crossmargin.executors import executor_for
@@ -149,6 +152,10 @@ def backfill(
             "--max-issue-rate", help="A day fails if more than this share of accounts has data issues"
         ),
     ] = 0.01,
+    buckets: Buckets = None,
+    engine: Engine = "local",
+    ray_address: RayAddress = None,
+    scenarios: Scenarios = None,
 ) -> None:
     """Run every day FROM..TO as of its midnight UTC into OUT_ROOT/as_of=DAY/, one line per day.
 
@@ -156,9 +163,11 @@ def backfill(
 
     A failed day does not stop the others. Exit 0: no day failed; 1: days failed (named at the end).
     """
+    from crossmargin.backfill import JobOptions
     from crossmargin.backfill import backfill as run_backfill
 
-    run_backfill(from_, to, input, out_root, policy, max_issue_rate, force, report=typer.echo)
+    job = JobOptions(buckets=buckets, engine=engine, ray_address=ray_address, scenarios=scenarios)
+    run_backfill(from_, to, input, out_root, policy, max_issue_rate, force, report=typer.echo, job=job)
 
 
 @app.command()
