@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from crossmargin.errors import InputSchemaError
 from crossmargin.schemas import INPUT_SCHEMAS, UTC_TS
@@ -116,9 +115,8 @@ def _first_line(exc: Exception) -> str:
 
 def _read_parquet(table: str, path: Path) -> tuple[pl.LazyFrame, int]:
     try:
-        meta = pq.ParquetFile(path).metadata  # reads the footer: a truncated file fails here
-        rows = meta.num_rows
-        schema = pl.read_parquet_schema(path)
+        schema = pl.read_parquet_schema(path)  # reads the footer: a truncated file fails here
+        rows = pl.scan_parquet(path).select(pl.len()).collect().item()  # from the footer too
     except Exception as exc:
         raise InputSchemaError(f"input table '{table}': cannot read {path}: {_first_line(exc)}") from None
     expected = INPUT_SCHEMAS[table]
@@ -207,6 +205,8 @@ def unreadable_table(files: list[InputFile]) -> InputSchemaError | None:
     A parquet footer can be intact while a column's pages are corrupt; that only shows when the scan
     runs. Reading each file in full (only on this failure path) names the table.
     """
+    import pyarrow.parquet as pq  # only on this failure path: a reader independent of polars'
+
     for f in files:
         if f.path.suffix != ".parquet":
             continue
