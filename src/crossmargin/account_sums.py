@@ -139,17 +139,19 @@ def run_sum(v: np.ndarray, n: int) -> float:
 # order. out[p, k, run_idx[r]] is the sum of value k at price vector p over the run (each sum
 # contiguous over the runs), bits[run_idx[r]] its key bits.
 
-_BLOCKS = 64  # blocks of runs per call, spread over the threads
+BLOCKS = 64  # blocks of runs per call, spread over the threads
 CHUNK_ROWS = 1_000_000  # rows per chunk the row pass asks the streaming engine for
 
 
 @njit(inline=True)
-def _block(b: int, blocks: int, n_runs: int) -> tuple[int, int]:
+def block(b: int, blocks: int, n_runs: int) -> tuple[int, int]:
+    """Runs [r0, r1) of block b of `blocks` contiguous blocks of n_runs runs."""
     return b * n_runs // blocks, (b + 1) * n_runs // blocks
 
 
 @njit(inline=True)
-def _run_end(starts: np.ndarray, stop: int, r: int) -> int:
+def run_end(starts: np.ndarray, stop: int, r: int) -> int:
+    """One past the last row of run r."""
     return starts[r + 1] if r + 1 < starts.size else stop
 
 
@@ -157,7 +159,7 @@ def _run_end(starts: np.ndarray, stop: int, r: int) -> int:
 def _longest(starts: np.ndarray, stop: int, r0: int, r1: int) -> int:
     longest = 1
     for r in range(r0, r1):
-        longest = max(longest, _run_end(starts, stop, r) - starts[r])
+        longest = max(longest, run_end(starts, stop, r) - starts[r])
     return longest
 
 
@@ -168,12 +170,12 @@ def _balance_kernel(
     """Per run (account) and price vector p: the sums of quantities.balance_row_values."""
     n_runs, n_prices = starts.size, prices.shape[0]
     n_assets, width = stable.size, quantities.N_BALANCE_VALUES
-    blocks = min(n_runs, _BLOCKS)
+    blocks = min(n_runs, BLOCKS)
     for b in prange(blocks):
-        r0, r1 = _block(b, blocks, n_runs)
+        r0, r1 = block(b, blocks, n_runs)
         buf = np.empty((width, _longest(starts, stop, r0, r1)))
         for r in range(r0, r1):
-            s, e = starts[r], _run_end(starts, stop, r)
+            s, e = starts[r], run_end(starts, stop, r)
             bit = np.uint64(0)
             for i in range(s, e):
                 bit |= np.uint64(1) << np.uint64(asset[i] % 64)
@@ -204,12 +206,12 @@ def _order_kernel(starts, stop, order_id, base, quote, is_buy, qty, limit, price
     """Per run (account) and price vector p: the sum of quantities.order_loss_usdt over the open orders."""
     n_runs, n_prices = starts.size, prices.shape[0]
     n_assets = ratio.size
-    blocks = min(n_runs, _BLOCKS)
+    blocks = min(n_runs, BLOCKS)
     for b in prange(blocks):
-        r0, r1 = _block(b, blocks, n_runs)
+        r0, r1 = block(b, blocks, n_runs)
         buf = np.empty(_longest(starts, stop, r0, r1))
         for r in range(r0, r1):
-            s, e = starts[r], _run_end(starts, stop, r)
+            s, e = starts[r], run_end(starts, stop, r)
             bit = np.uint64(0)
             for i in range(s, e):
                 bit |= np.uint64(1) << np.uint64(order_id[i] & 63)

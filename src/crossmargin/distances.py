@@ -44,12 +44,12 @@ import numpy as np
 import polars as pl
 
 from crossmargin import account_sums, decisions, quantities
-from crossmargin.account_sums import CHUNK_ROWS, Runs, nan_as_zero, run_sum
+from crossmargin.account_sums import BLOCKS, CHUNK_ROWS, Runs, block, nan_as_zero, run_end, run_sum
 from crossmargin.compiled import njit, prange
 from crossmargin.policy import Policy
 from crossmargin.reference_data import BASE, QUOTE, AssetTerms
 from crossmargin.scenarios import stable_mask
-from crossmargin.tiers import slice_at
+from crossmargin.tiers import slice_at, tiered_at
 
 DISTANCE_COLUMNS = ["liquidation_drop", "liquidation_rise", "margin_call_drop", "margin_call_rise"]
 MAX_DROP = 1.0  # d in (0, 1]: r = -1 is every moving price at 0
@@ -139,7 +139,7 @@ def _balance_line(kind, still, v, dv, cs, ls, coll, liab, out, at):
     else:
         if kind == 0:  # the collateral value
             if still:
-                ca, cb = c_below[cs] + c_rate[cs] * (v - c_lower[cs]), 0.0
+                ca, cb = tiered_at(v, cs, c_lower, c_rate, c_below), 0.0
             else:
                 ca, cb = c_below[cs] - c_rate[cs] * c_lower[cs], c_rate[cs] * v
         else:  # the asset value
@@ -147,7 +147,7 @@ def _balance_line(kind, still, v, dv, cs, ls, coll, liab, out, at):
         la, lb = (dv, 0.0) if still else (0.0, dv)
         na, nb = ca - la, cb - lb
         if still:
-            ma, mb = l_below[ls] + l_mm[ls] * (dv - l_lower[ls]), 0.0
+            ma, mb = tiered_at(dv, ls, l_lower, l_mm, l_below), 0.0
         else:
             ma, mb = l_below[ls] - l_mm[ls] * l_lower[ls], l_mm[ls] * dv
     out[0, at] = nan_as_zero(na)
@@ -207,8 +207,7 @@ def _contribution(active: bool, c: float) -> float:
 def _order_terms(is_buy, qty, limit, pb, rb, b_moves, pq, rq, q_moves):
     """(d0, d1) of one order: its given − received is d0 + d1·m (the legs of moving assets scale with
     m), NaN as 0 — the legs of quantities.order_loss_usdt."""
-    q = qty * limit * pq * rq
-    b = qty * pb * rb
+    q, b = quantities.order_legs_usdt(qty, limit, pb, rb, pq, rq)
     gq = q if is_buy else -q  # the quote leg's part of given − received
     gb = -b if is_buy else b
     d0 = (0.0 if q_moves else gq) + (0.0 if b_moves else gb)
@@ -321,11 +320,6 @@ def _move(m: float, drop: bool) -> float:
     return min(max(m - 1.0, TINY), MAX_RISE)
 
 
-@njit(inline=True)
-def _block(b: int, blocks: int, n_runs: int) -> tuple[int, int]:
-    return b * n_runs // blocks, (b + 1) * n_runs // blocks
-
-
 @njit()
 def _account(
     r, s, n, asset, free, locked, borrowed, interest,  # run r: its balance rows s..s+n-1
@@ -349,8 +343,8 @@ def _account(
             for k in range(4):
                 rows[k, i] = 0.0
             continue
-        v_raw = (free[s + i] + locked[s + i]) * price[a]
-        dv_raw = (borrowed[s + i] + interest[s + i]) * price[a]
+        v_raw = quantities.asset_value_usdt(free[s + i], locked[s + i], price[a])
+        dv_raw = quantities.debt_value_usdt(borrowed[s + i], interest[s + i], price[a])
         cs, ls = _slice_of(v_raw, a, c_lower, c_k), _slice_of(dv_raw, a, l_lower, l_k)
         v, dv = nan_as_zero(v_raw), nan_as_zero(dv_raw)
         slices[0, i], slices[1, i], values[0, i], values[1, i] = cs, ls, v, dv
@@ -440,12 +434,12 @@ def _pro_kernel(
     (prange), each with its buffers: the kernel convention of account_sums (`bits` is not used)."""
     n_runs = starts.size
     c_k, l_k = coll[0], liab[0]
-    blocks = min(n_runs, 64)
+    blocks = min(n_runs, BLOCKS)
     for b in prange(blocks):
-        r0, r1 = _block(b, blocks, n_runs)
+        r0, r1 = block(b, blocks, n_runs)
         longest, most_orders = 1, 1
         for r in range(r0, r1):
-            longest = max(longest, (starts[r + 1] if r + 1 < n_runs else stop) - starts[r])
+            longest = max(longest, run_end(starts, stop, r) - starts[r])
             most_orders = max(most_orders, o_hi[run_idx[r]] - o_lo[run_idx[r]])
         rows = np.empty((4, longest))  # per row: the line coefficients
         values = np.empty((2, longest))  # v, dv (NaN as 0)
@@ -459,7 +453,7 @@ def _pro_kernel(
         line = np.empty(4)
         for r in range(r0, r1):
             s = starts[r]
-            n = (starts[r + 1] if r + 1 < n_runs else stop) - s
+            n = run_end(starts, stop, r) - s
             g = run_idx[r]
             _account(
                 g, s, n, asset, free, locked, borrowed, interest, o_lo[g], o_hi[g], liq[g], mc[g],

@@ -166,10 +166,17 @@ def order_loss_usdt(
     price_quote: float,
     ratio_quote: float,
 ) -> float:
-    """max(0, given − received) for one order (orders are not netted). The quote leg qty·limit·P_quote·
-    r_quote (at the limit price, haircut), the base leg qty·P_base·r_base (at the index price, haircut);
-    a BUY gives the quote leg and receives the base leg, a SELL the reverse (docs/rules.md §1.3)."""
-    quote_leg = qty * limit * price_quote * ratio_quote
-    base_leg = qty * price_base * ratio_base
+    """max(0, given − received) for one order (orders are not netted). The quote leg is at the limit
+    price, the base leg at the index price, each haircut (order_legs_usdt); a BUY gives the quote leg
+    and receives the base leg, a SELL the reverse (docs/rules.md §1.3)."""
+    quote_leg, base_leg = order_legs_usdt(qty, limit, price_base, ratio_base, price_quote, ratio_quote)
     loss = (quote_leg - base_leg) if is_buy else (base_leg - quote_leg)
     return loss if loss > 0.0 else 0.0
+
+
+@njit(inline=True)
+def order_legs_usdt(
+    qty: float, limit: float, price_base: float, ratio_base: float, price_quote: float, ratio_quote: float
+) -> tuple[float, float]:
+    """(quote leg, base leg) of one order: qty·limit·P_quote·r_quote and qty·P_base·r_base."""
+    return qty * limit * price_quote * ratio_quote, qty * price_base * ratio_base
