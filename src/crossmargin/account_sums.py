@@ -35,7 +35,7 @@ import polars as pl
 
 from crossmargin import quantities
 from crossmargin.compiled import njit, prange
-from crossmargin.reference_data import AssetTerms
+from crossmargin.reference_data import BASE, QUOTE, AssetTerms
 
 ACCOUNT = "account_id"
 
@@ -380,6 +380,45 @@ def _asset_arrays(terms: AssetTerms, stable: pl.Series) -> tuple[np.ndarray, tup
     return stable.fill_null(False).to_numpy(), coll, (li.k_max, lower, mm, below_mm, im, below_im)
 
 
+BALANCE_COLUMNS = ["account_id", "asset_idx", "free", "locked", "borrowed", "interest"]
+ORDER_COLUMNS = [
+    "account_id",
+    "order_id",
+    f"asset_idx{BASE}",
+    f"asset_idx{QUOTE}",
+    "is_buy",
+    "remaining_qty",
+    "price",
+]
+
+
+def rows_of(
+    balances: pl.LazyFrame, orders: pl.LazyFrame, ids: pl.Series, terms: AssetTerms
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The balance rows (BALANCE_COLUMNS) and open orders (ORDER_COLUMNS) of the accounts `ids`, as the
+    kernels read them, from the input tables: read once (streaming, in chunks of CHUNK_ROWS rows), in
+    account order (input order within an account). An asset no price or table names has index
+    n_assets (one past the last)."""
+    n = terms.frame.height
+    mine = pl.col("account_id").is_in(ids.implode())
+    bal = balances.filter(mine).select(
+        "account_id",
+        terms.index(pl.col("asset")).fill_null(n).alias("asset_idx"),
+        *BALANCE_COLUMNS[2:],
+    )
+    ords = orders.filter(mine).select(
+        "account_id",
+        "order_id",
+        terms.index(pl.col("base_asset")).fill_null(n).alias(f"asset_idx{BASE}"),
+        terms.index(pl.col("quote_asset")).fill_null(n).alias(f"asset_idx{QUOTE}"),
+        quantities.is_buy().fill_null(False).alias("is_buy"),
+        *ORDER_COLUMNS[5:],
+    )
+    with pl.Config(streaming_chunk_size=CHUNK_ROWS):
+        bal, ords = pl.collect_all([bal, ords], engine="streaming")
+    return _account_rows(bal), _account_rows(ords)
+
+
 def prices_matrix(terms: AssetTerms, prices: list[pl.Series] | None = None) -> np.ndarray:
     """(price vectors, assets) float64: the prices in effect, or one moved vector per scenario; a missing
     price is NaN (its rows' values add 0, or are data issues)."""
@@ -400,8 +439,7 @@ def balance_sums(
         rows = rows.with_columns(pl.col("asset_idx").fill_null(terms.frame.height))
     runs = Runs.of(rows[ACCOUNT])
     stable_arr, coll, liab = _asset_arrays(terms, stable)
-    columns = [ACCOUNT, "asset_idx", "free", "locked", "borrowed", "interest"]
-    out, bits = runs.apply(_balance_kernel, rows, columns[1:], width, prices, stable_arr, coll, liab)
+    out, bits = runs.apply(_balance_kernel, rows, BALANCE_COLUMNS[1:], width, prices, stable_arr, coll, liab)
     return runs, out, bits
 
 
@@ -420,8 +458,7 @@ def order_sums(
     )
     runs = Runs.of(rows[ACCOUNT])
     ratio = terms.frame["first_collateral_ratio"].cast(pl.Float64).to_numpy()
-    columns = ["order_id", "asset_idx_base", "asset_idx_quote", "is_buy", "remaining_qty", "price"]
-    out, bits = runs.apply(_order_kernel, rows, columns, width, prices, ratio)
+    out, bits = runs.apply(_order_kernel, rows, ORDER_COLUMNS[1:], width, prices, ratio)
     return runs, out, bits
 
 

@@ -44,7 +44,7 @@ import numpy as np
 import polars as pl
 
 from crossmargin import account_sums, decisions, quantities
-from crossmargin.account_sums import BLOCKS, CHUNK_ROWS, Runs, block, nan_as_zero, run_end, run_sum
+from crossmargin.account_sums import BLOCKS, Runs, block, nan_as_zero, run_end, run_sum
 from crossmargin.compiled import njit, prange
 from crossmargin.policy import Policy
 from crossmargin.reference_data import BASE, QUOTE, AssetTerms
@@ -63,6 +63,8 @@ THRESHOLDS = ["liquidation", "margin_call"]
 # the level whose distances a walk computes: "new" (net_collateral − open_order_loss) /
 # maintenance_margin, "old" net_equity / maintenance_margin, "classic" total_asset / total_liability
 KINDS = {"new": 0, "old": 1, "classic": 2}
+# the order columns the walk reads (account_sums.ORDER_COLUMNS), in _pro_kernel's order
+ORDER_INPUT = [f"asset_idx{BASE}", f"asset_idx{QUOTE}", "is_buy", "remaining_qty", "price"]
 
 
 # ------------------------------------------------------------------ Classic: the closed form
@@ -475,34 +477,6 @@ def pro_candidates(computed: pl.DataFrame) -> pl.Series:
     )
 
 
-def _rows(balances: pl.LazyFrame, orders: pl.LazyFrame, ids: pl.Series, terms: AssetTerms) -> tuple:
-    """The balance rows and open orders of the accounts `ids`, read once (streaming, in chunks of
-    account_sums.CHUNK_ROWS rows), in account order (input order within an account)."""
-    n = terms.frame.height
-    mine = pl.col("account_id").is_in(ids.implode())
-    bal = balances.filter(mine).select(
-        "account_id",
-        terms.index(pl.col("asset")).fill_null(n).alias("asset_idx"),
-        "free",
-        "locked",
-        "borrowed",
-        "interest",
-    )
-    ords = orders.filter(mine).select(
-        "account_id",
-        terms.index(pl.col("base_asset")).fill_null(n).alias(f"asset_idx{BASE}"),
-        terms.index(pl.col("quote_asset")).fill_null(n).alias(f"asset_idx{QUOTE}"),
-        quantities.is_buy().fill_null(False).alias("is_buy"),
-        "remaining_qty",
-        "price",
-    )
-    with pl.Config(streaming_chunk_size=CHUNK_ROWS):
-        bal, ords = pl.collect_all([bal, ords], engine="streaming")
-    return tuple(
-        f if f["account_id"].is_sorted() else f.sort("account_id", maintain_order=True) for f in (bal, ords)
-    )
-
-
 def _asset_params(terms: AssetTerms, policy: Policy) -> tuple:
     """Per asset_idx, as kernel arrays: price (NaN if null), price is null, stable, first collateral
     ratio (NaN if null), the collateral tiers and the maintenance-margin brackets (k_max, lower, rate, below)."""
@@ -531,7 +505,7 @@ def pro_distances(
     rows, from their rows: the level `kind` (KINDS; default: the Pro formula in force) against
     `levels` = (liquidation, margin_call) thresholds per account of `ids` (default: the Pro ones)."""
     kind = kind or ("new" if policy.new_formula else "old")
-    bal, ords = _rows(balances, orders, ids, terms)
+    bal, ords = account_sums.rows_of(balances, orders, ids, terms)
     if bal.height == 0:
         return pl.DataFrame(schema={"account_id": pl.Int64, **dict.fromkeys(DISTANCE_COLUMNS, pl.Float64)})
     runs = Runs.of(bal["account_id"])
@@ -546,7 +520,7 @@ def pro_distances(
     if kind != "new":
         o_hi = o_lo
     ords = ords.rechunk()
-    order_arrays = [ords[c].to_numpy() for c in ords.columns[1:]]
+    order_arrays = [ords[c].to_numpy() for c in ORDER_INPUT]
     params = (KINDS[kind], *_asset_params(terms, policy))
     columns = ["asset_idx", "free", "locked", "borrowed", "interest"]
     out, _ = runs.apply(

@@ -28,9 +28,8 @@ import polars as pl
 from crossmargin import account_sums, decisions, levels, quantities
 from crossmargin.errors import UsageError
 from crossmargin.policy import Policy
-from crossmargin.reference_data import BASE, QUOTE, AssetTerms
+from crossmargin.reference_data import AssetTerms
 from crossmargin.schemas import ACCOUNT_RISK, LEVEL_COLUMNS, QUANTITY_COLUMNS, MarginMode
-from crossmargin.validation import rows
 
 SHIPPED = "default"  # `--scenarios default`: the scenario set shipped with the package
 # scenario_risk: the per-account rows of the scenario computation, per chunk of about this many
@@ -199,16 +198,6 @@ ACCOUNT_INPUT = [
 ]
 
 
-def _sorted_rows(frame: pl.LazyFrame, keep: pl.Series, columns: list[pl.Expr]) -> pl.DataFrame:
-    """The rows of the kept accounts, in account order (a stable sort: input order within an account)."""
-    rows = (
-        frame.filter(pl.col("account_id").is_in(keep.implode())).select(columns).collect(engine="streaming")
-    )
-    if not rows["account_id"].is_sorted():
-        rows = rows.sort("account_id", maintain_order=True)
-    return rows
-
-
 def _scenario_sums(
     runs: account_sums.Runs | None, sums: np.ndarray, chunk_ids: np.ndarray, names: list[str]
 ) -> dict[str, np.ndarray]:
@@ -264,24 +253,7 @@ def scenario_risk(
     balance_sums = [n for n in balance_names if not n.startswith("stable_")]
     if balance_names[: len(balance_sums)] != balance_sums:  # pragma: no cover - the kernel's order
         raise AssertionError("the stable parts must come last in BALANCE_SUMS")
-    with pl.Config(streaming_chunk_size=account_sums.CHUNK_ROWS):
-        balances = _sorted_rows(
-            tables["balances"],
-            valid,
-            [pl.col("account_id"), terms.index(pl.col("asset")).alias("asset_idx"), *rows.QUANTITIES],
-        )
-        orders = _sorted_rows(
-            tables["open_orders"],
-            valid,
-            [
-                pl.col("account_id"),
-                pl.col("order_id"),
-                terms.index(pl.col("base_asset")).alias(f"asset_idx{BASE}"),
-                terms.index(pl.col("quote_asset")).alias(f"asset_idx{QUOTE}"),
-                quantities.is_buy().fill_null(False).alias("is_buy"),
-                *rows.ORDER_NUMBERS,
-            ],
-        )
+    balances, orders = account_sums.rows_of(tables["balances"], tables["open_orders"], valid, terms)
     schema = scenario_schema(scenario_set)
     names = pl.Series("scenario", scenario_set.names, dtype=schema["scenario"])
     per_account = (balances.height + orders.height) / max(accounts.height, 1)
