@@ -26,6 +26,19 @@ from crossmargin.reference_data import BASE, QUOTE, AssetTerms
 from crossmargin.scenarios import stable_mask
 from crossmargin.tiers import Slices
 
+
+def reduce_runs(runs: account_sums.Runs, ufunc: np.ufunc, column: pl.Series) -> np.ndarray:
+    """`ufunc.reduceat` of `column` over each run, chunk by chunk (the previous engine's reduction)."""
+    chunks = column.get_chunks()
+    layout = runs.layout(tuple(len(c) for c in chunks))
+    out = np.empty(runs.starts.size, dtype=chunks[0].to_numpy().dtype)
+    for i, first, last, local, stop in layout.inside:
+        ufunc.reduceat(chunks[i].to_numpy()[:stop], local, out=out[first:last])
+    if layout.crossing.size:
+        out[layout.crossing] = ufunc.reduceat(column.gather(layout.gather).to_numpy(), layout.gather_starts)
+    return out
+
+
 # ------------------------------------------------------------------ the previous engine's per-row expressions
 # (polars; the engine now values rows with the compiled functions of quantities.py)
 
@@ -295,7 +308,7 @@ def _account_sums(rows: pl.DataFrame) -> pl.DataFrame:
     if rows.height == 0:
         return pl.DataFrame(schema={"account_id": pl.Int64, **{c: pl.Float64 for c in LINE}})
     runs = account_sums.Runs.of(rows["account_id"])
-    return pl.DataFrame({"account_id": runs.ids, **{c: runs.reduce(np.add, rows[c]) for c in LINE}})
+    return pl.DataFrame({"account_id": runs.ids, **{c: reduce_runs(runs, np.add, rows[c]) for c in LINE}})
 
 
 def _order_lines(
@@ -419,7 +432,7 @@ def first_crossing(lines: pl.LazyFrame, events: pl.LazyFrame | None, side: str) 
         else:
             runs = account_sums.Runs.of(roots["account_id"])
             nearest = np.fmax if drop else np.fmin  # NaN (no root in a piece) loses to any number
-            reduced = {n: runs.reduce(nearest, roots[n]) for n in THRESHOLDS}
+            reduced = {n: reduce_runs(runs, nearest, roots[n]) for n in THRESHOLDS}
             best = pl.DataFrame({"account_id": runs.ids, **reduced}).lazy()
         best = best.with_columns(pl.col(THRESHOLDS).fill_nan(None))
     move = [

@@ -259,19 +259,6 @@ class Runs:
         ends[:-1], ends[-1] = first[1:], lo
         return cls(first, ends, np.concatenate(run_ids))
 
-    def reduce(self, ufunc: np.ufunc, column: pl.Series) -> np.ndarray:
-        """`ufunc.reduceat` of `column` over each run (a value column of the same rows, no nulls)."""
-        chunks = column.get_chunks()
-        layout = self.layout(tuple(len(c) for c in chunks))
-        out = np.empty(self.starts.size, dtype=chunks[0].to_numpy().dtype)
-        for i, first, last, local, stop in layout.inside:
-            ufunc.reduceat(chunks[i].to_numpy()[:stop], local, out=out[first:last])
-        if layout.crossing.size:
-            out[layout.crossing] = ufunc.reduceat(
-                column.gather(layout.gather).to_numpy(), layout.gather_starts
-            )
-        return out
-
     def apply(
         self,
         kernel: Callable[..., None],
