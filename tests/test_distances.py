@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import distance_reference
 import reference as ref
-from crossmargin import distances
+from crossmargin import account_sums, distances
 from crossmargin.inputs import load_inputs
 from crossmargin.policy import resolve
 from crossmargin.reference_data import asset_terms
@@ -311,6 +311,12 @@ def _terms(t: dict[str, pl.LazyFrame | pl.DataFrame], policy):
     )
 
 
+def _walk(t: dict, ids: pl.Series, terms, policy, **kind_and_levels) -> pl.DataFrame:
+    """distances.walk of the accounts `ids` over every account's rows, as the kernels read them."""
+    rows = account_sums.rows_of(t["balances"].lazy(), t["open_orders"].lazy(), terms)
+    return distances.walk(*rows, ids, terms, policy, **kind_and_levels)
+
+
 def _sample_tables() -> dict[str, pl.LazyFrame]:
     return {name: frame for name, (frame, _) in load_inputs(ROOT / "data" / "sample").items()}
 
@@ -322,9 +328,8 @@ def test_classic_closed_form_agrees_with_the_piecewise_walk() -> None:
     policy = resolve(NEW)
     risk = run(tables_, NEW).account_risk.filter(pl.col("margin_mode") == "classic")
     levels = risk.select(**distances.thresholds(policy, pro=False))
-    walked = distances.pro_distances(
-        tables_["balances"],
-        tables_["open_orders"],
+    walked = _walk(
+        tables_,
         risk["account_id"],
         _terms(tables_, policy),
         policy,
@@ -354,7 +359,7 @@ def _kernel_and_reference(t: dict, as_of: dt.datetime) -> tuple[pl.DataFrame, pl
     terms = _terms(t, policy)
     balances, orders = t["balances"].lazy(), t["open_orders"].lazy()
     ids = balances.select(pl.col("account_id").unique().sort()).collect()["account_id"]
-    got = distances.pro_distances(balances, orders, ids, terms, policy)
+    got = _walk(t, ids, terms, policy)
     want = distance_reference.pro_distances(balances, orders, terms, policy)
     # (the reference also walks accounts with orders only; a Pro candidate has a liability, so rows)
     return got, want.filter(pl.col("account_id").is_in(ids.implode())).sort("account_id")
@@ -408,6 +413,22 @@ def test_the_kernel_agrees_bit_for_bit_on_the_sample_book(as_of: dt.datetime) ->
     got, want = _kernel_and_reference(_sample_tables(), as_of)
     assert got.height > 400
     assert _bits(got) == _bits(want)
+
+
+def test_a_walk_of_some_accounts_skips_the_others() -> None:
+    """The row pass hands the walk every account's rows: walking every other account of the sample
+    book (and an id without rows) gives those accounts' results of walking them all, to the bit,
+    and nothing for the others."""
+    t = _sample_tables()
+    policy = resolve(NEW)
+    terms = _terms(t, policy)
+    ids = t["balances"].select(pl.col("account_id").unique().sort()).collect()["account_id"]
+    every = _walk(t, ids, terms, policy)
+    some = ids.gather_every(2)
+    got = _walk(t, pl.concat([some, pl.Series([10**12])]).sort(), terms, policy)
+    assert got["account_id"].to_list() == some.to_list()
+    assert _bits(got) == _bits(every.filter(pl.col("account_id").is_in(some.implode())))
+    assert _walk(t, pl.Series("account_id", [10**12]), terms, policy).height == 0
 
 
 def test_the_last_asset_in_its_top_tier() -> None:

@@ -204,6 +204,39 @@ def test_chunks_of_bounded_size_give_the_same_rows(monkeypatch: pytest.MonkeyPat
     assert_frame_equal(pl.concat(chunks), whole, check_exact=True)
 
 
+@pytest.mark.parametrize("rows_per_chunk", [200, 12_000_000], ids=["chunks of a few accounts", "one chunk"])
+def test_rows_of_accounts_with_a_data_issue_are_left_out(
+    monkeypatch: pytest.MonkeyPatch, rows_per_chunk: int
+) -> None:
+    """The scenarios value the rows the row pass read, every account's: accounts that leave the
+    outputs with a data issue (a negative quantity; ids 2 and 4, between the valid 1, 3 and 5, where 5
+    has no balance rows) are left out of scenario_risk, and their rows change no other account's:
+    the same rows as without them."""
+    monkeypatch.setattr(scenarios, "ROWS_PER_CHUNK", rows_per_chunk)
+    default = scenarios.load_scenarios("default")
+    book = _book()
+    renumber = pl.col("account_id").replace(2, 3)
+    clean = {
+        name: frame.with_columns(renumber) if "account_id" in frame.columns else frame
+        for name, frame in book.items()
+    }
+    clean["accounts"] = pl.concat(
+        [clean["accounts"], clean["accounts"].head(1).with_columns(account_id=pl.lit(5, pl.Int64))]
+    )
+    bad_rows = pl.DataFrame(
+        [balance(i, "BTC", free=-1.0) for i in (2, 4)] + [balance(i, "USDT", borrowed=5.0) for i in (2, 4)]
+    )
+    faulty = dict(clean)
+    faulty["accounts"] = pl.concat(
+        [clean["accounts"], clean["accounts"].head(2).with_columns(account_id=pl.Series([2, 4]))]
+    )
+    faulty["balances"] = pl.concat([clean["balances"], bad_rows.cast(clean["balances"].schema)])
+    risk, got = scenario_frame(faulty, NEW, default)
+    assert risk["account_id"].to_list() == [1, 3, 5]
+    _, want = scenario_frame(clean, NEW, default)
+    assert_frame_equal(got, want, check_exact=True)
+
+
 # ----------------------------------------------------------------------------- scenario files
 
 

@@ -266,13 +266,15 @@ class Runs:
         columns: list[str],
         width: tuple[int, ...],
         *params: Any,
+        out_size: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(out, bits) of `kernel(starts, stop, *columns, *params, out, bits, run_idx)` over every run
         (see the kernels): one call per chunk on zero-copy views of it, then one call on the few runs
         that cross a chunk boundary, gathered into one contiguous frame. `out` is (*width, runs)
         float64, `bits` the ORed key bits per run. Every input array is passed read-only, so each
         kernel is compiled for one signature only. (The row pass collects in chunks of about a
-        million rows, so the calls are few: engine.py.)"""
+        million rows, so the calls are few: engine.py.) `out_size`: the last axis of `out` if the
+        kernel places its results otherwise than by run (the distance walk: by walked account)."""
         rows = rows.select(columns)
         chunks = [rows[c].get_chunks() for c in columns]
         lengths = tuple(len(c) for c in chunks[0])
@@ -281,7 +283,7 @@ class Runs:
             chunks, lengths = [[rows[c]] for c in columns], (rows.height,)
         layout = self.layout(lengths)
         params = tuple(read_only(p) for p in params)
-        out = np.empty((*width, self.starts.size))
+        out = np.empty((*width, self.starts.size if out_size is None else out_size))
         bits = np.zeros(self.starts.size, dtype=np.uint64)
         for i, first, last, local, stop in layout.inside:
             arrays = [read_only(col[i].to_numpy()) for col in chunks]
@@ -337,7 +339,7 @@ class _Layout:
 # ------------------------------------------------------------------ per-account frames
 
 
-def _account_rows(rows: pl.DataFrame) -> pl.DataFrame:
+def in_account_order(rows: pl.DataFrame) -> pl.DataFrame:
     """Rows with an account_id, in account order (input order within an account)."""
     if rows[ACCOUNT].has_nulls():  # only then: an eager filter of a large frame is not free
         rows = rows.filter(pl.col(ACCOUNT).is_not_null())
@@ -380,20 +382,20 @@ ORDER_COLUMNS = [
 
 
 def rows_of(
-    balances: pl.LazyFrame, orders: pl.LazyFrame, ids: pl.Series, terms: AssetTerms
+    balances: pl.LazyFrame, orders: pl.LazyFrame, terms: AssetTerms
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The balance rows (BALANCE_COLUMNS) and open orders (ORDER_COLUMNS) of the accounts `ids`, as the
+    """Every balance row (BALANCE_COLUMNS) and open order (ORDER_COLUMNS) with an account_id, as the
     kernels read them, from the input tables: read once (streaming, in chunks of CHUNK_ROWS rows), in
     account order (input order within an account). An asset no price or table names has index
-    n_assets (one past the last)."""
+    n_assets (one past the last). (No filter by account: the kernels' callers skip the accounts they
+    do not need, which costs less than a filter over every row.)"""
     n = terms.frame.height
-    mine = pl.col("account_id").is_in(ids.implode())
-    bal = balances.filter(mine).select(
+    bal = balances.select(
         "account_id",
         terms.index(pl.col("asset")).fill_null(n).alias("asset_idx"),
         *BALANCE_COLUMNS[2:],
     )
-    ords = orders.filter(mine).select(
+    ords = orders.select(
         "account_id",
         "order_id",
         terms.index(pl.col("base_asset")).fill_null(n).alias(f"asset_idx{BASE}"),
@@ -403,7 +405,7 @@ def rows_of(
     )
     with pl.Config(streaming_chunk_size=CHUNK_ROWS):
         bal, ords = pl.collect_all([bal, ords], engine="streaming")
-    return _account_rows(bal), _account_rows(ords)
+    return in_account_order(bal), in_account_order(ords)
 
 
 def prices_matrix(terms: AssetTerms, prices: list[pl.Series] | None = None) -> np.ndarray:
@@ -414,17 +416,18 @@ def prices_matrix(terms: AssetTerms, prices: list[pl.Series] | None = None) -> n
 
 
 def balance_sums(
-    rows: pl.DataFrame, terms: AssetTerms, stable: pl.Series, prices: np.ndarray
+    rows: pl.DataFrame, terms: AssetTerms, stable: pl.Series, prices: np.ndarray, runs: Runs | None = None
 ) -> tuple[Runs | None, np.ndarray, np.ndarray]:
     """(runs, sums, bits) of the balance rows (account_id, asset_idx, free, locked, borrowed, interest):
-    sums[p, k, run] is the sum of the k-th of quantities.BALANCE_SUMS at price vector p."""
-    rows = _account_rows(rows)
+    sums[p, k, run] is the sum of the k-th of quantities.BALANCE_SUMS at price vector p. `runs`: the
+    runs of `rows` (in account order), if known."""
+    rows = in_account_order(rows)
     width = (prices.shape[0], quantities.N_BALANCE_VALUES)
     if rows.height == 0:
         return None, np.empty((*width, 0)), np.empty(0, dtype=np.uint64)
     if rows["asset_idx"].has_nulls():  # an asset no price or table names: one index past the last
         rows = rows.with_columns(pl.col("asset_idx").fill_null(terms.frame.height))
-    runs = Runs.of(rows[ACCOUNT])
+    runs = runs if runs is not None else Runs.of(rows[ACCOUNT])
     stable_arr, coll, liab = _asset_arrays(terms, stable)
     out, bits = runs.apply(_balance_kernel, rows, BALANCE_COLUMNS[1:], width, prices, stable_arr, coll, liab)
     return runs, out, bits
@@ -435,7 +438,7 @@ def order_sums(
 ) -> tuple[Runs | None, np.ndarray, np.ndarray]:
     """(runs, sums, bits) of the open orders (account_id, order_id, asset_idx_base, asset_idx_quote,
     is_buy, remaining_qty, price): sums[p, 0, run] is the open-order loss at price vector p."""
-    rows = _account_rows(rows)
+    rows = in_account_order(rows)
     width = (prices.shape[0], 1)
     if rows.height == 0:
         return None, np.empty((*width, 0)), np.empty(0, dtype=np.uint64)
@@ -475,6 +478,12 @@ def sorted_by_account(frame: pl.DataFrame) -> pl.LazyFrame:
 # ------------------------------------------------------------------ per-account values beside the accounts
 
 
+def positions(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """For each of `ids` (sorted, may repeat) the index of the equal key in `keys` (sorted, unique), or
+    -1 (both passed read-only: one compiled signature)."""
+    return _positions(read_only(ids), read_only(keys))
+
+
 @njit()
 def _positions(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """For each of `ids` (sorted, may repeat) the index of the equal key in `keys` (sorted, unique), or
@@ -493,7 +502,7 @@ def beside(ids: pl.Series, per_account: pl.DataFrame, columns: list[str], fill: 
     """`columns` of `per_account` (one row per account_id, sorted) row for row beside `ids` (sorted,
     may repeat): a left join of two sorted frames as one merge walk and a gather. An id without a row
     gets `fill` (None: null); a null value stays null."""
-    at = _positions(ids.to_numpy(), per_account[ACCOUNT].to_numpy())
+    at = positions(ids.to_numpy(), per_account[ACCOUNT].to_numpy())
     found, where = pl.Series(at >= 0), pl.Series(np.maximum(at, 0))
     out = []
     for c in columns:

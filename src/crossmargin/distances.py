@@ -13,9 +13,9 @@ root is closed form (`_piece_root`). No grid, no iteration: exact up to float ro
 * Classic accounts have no breakpoints: N = A_s + m·(A − A_s), M = L_s + m·(L − L_s) from the
   per-account sums and their stable parts (`classic_lines`), one root per side (`first_crossing`,
   vectorized over the accounts).
-* Pro accounts (`pro_distances`, the candidates of `pro_candidates` only): their balance rows and
-  open orders are read again, in account order, and one compiled kernel (numba, compiled.py) walks
-  each account's rows: per side (drop: m walks down from 1 to 0; rise: up from 1 to 11) it
+* Pro accounts (`walk`, called by the row pass on the rows it has read; the distance phase keeps
+  the results of the `pro_candidate` accounts): one compiled kernel (numba, compiled.py) walks each
+  Pro account's rows: per side (drop: m walks down from 1 to 0; rise: up from 1 to 11) it
   - sums each row's line coefficients just off m = 1 (`_balance_line`, `_order_line`) with
     account_sums.run_sum — numpy's reduceat order, bit for bit — the balance part and the order
     part apart, then added (bal + ord; the "old" formula has no order part);
@@ -32,10 +32,10 @@ root is closed form (`_piece_root`). No grid, no iteration: exact up to float ro
 
   The kernel is called like the row pass's (account_sums.Runs): once per chunk of the balance rows
   the streaming engine returned, on zero-copy views, then once on the few accounts whose rows
-  cross a chunk boundary; each call splits its accounts over the threads (an account is walked by
-  one thread, in row order). A candidate has a liability, so it has balance rows: the balance rows
-  drive the walk and each account's open orders are found by its id among the candidates' orders
-  (sorted by account, one contiguous array each).
+  cross a chunk boundary; each call splits the accounts over the threads (an account is walked by
+  one thread, in row order) and skips those not asked for (`slot` -1). A candidate has a liability,
+  so it has balance rows: the balance rows drive the walk and each account's open orders are found
+  by its id among the walked accounts' orders (sorted by account, one contiguous array each).
 """
 
 from __future__ import annotations
@@ -428,12 +428,14 @@ def _account(
 @njit(parallel=True)
 def _pro_kernel(
     starts, stop, asset, free, locked, borrowed, interest,  # balance rows: run r is starts[r]..
-    o_lo, o_hi, liq, mc,  # per run: its orders o_lo[r]..o_hi[r]-1 and its two thresholds
-    base, quote, is_buy, qty, limit,  # the open orders (all of the candidates', by account)
+    slot,  # per run: the walked account it is (its place in the arrays below), or -1: not walked
+    o_lo, o_hi, liq, mc,  # per walked account: its orders o_lo..o_hi-1 and its two thresholds
+    base, quote, is_buy, qty, limit,  # the open orders (all of the walked accounts', by account)
     kind, price, price_null, stable, ratio, coll, liab, out, bits, run_idx,
 ):  # fmt: skip
-    """`_account` for every run (account), the runs cut into contiguous blocks spread over the threads
-    (prange), each with its buffers: the kernel convention of account_sums (`bits` is not used)."""
+    """`_account` for every walked run (account), the runs cut into contiguous blocks spread over the
+    threads (prange), each with its buffers: the kernel convention of account_sums, but `out` is by
+    walked account (`slot`), and `bits` is not used."""
     n_runs = starts.size
     c_k, l_k = coll[0], liab[0]
     blocks = min(n_runs, BLOCKS)
@@ -441,8 +443,10 @@ def _pro_kernel(
         r0, r1 = block(b, blocks, n_runs)
         longest, most_orders = 1, 1
         for r in range(r0, r1):
-            longest = max(longest, run_end(starts, stop, r) - starts[r])
-            most_orders = max(most_orders, o_hi[run_idx[r]] - o_lo[run_idx[r]])
+            g = slot[run_idx[r]]
+            if g >= 0:
+                longest = max(longest, run_end(starts, stop, r) - starts[r])
+                most_orders = max(most_orders, o_hi[g] - o_lo[g])
         rows = np.empty((4, longest))  # per row: the line coefficients
         values = np.empty((2, longest))  # v, dv (NaN as 0)
         slices = np.empty((2, longest), dtype=np.int64)  # collateral, debt slice; -1: none
@@ -454,9 +458,11 @@ def _pro_kernel(
         order = np.empty(room, dtype=np.int64)
         line = np.empty(4)
         for r in range(r0, r1):
+            g = slot[run_idx[r]]
+            if g < 0:
+                continue
             s = starts[r]
             n = run_end(starts, stop, r) - s
-            g = run_idx[r]
             _account(
                 g, s, n, asset, free, locked, borrowed, interest, o_lo[g], o_hi[g], liq[g], mc[g],
                 base, quote, is_buy, qty, limit, kind, price, price_null, stable, ratio, coll, liab,
@@ -467,14 +473,9 @@ def _pro_kernel(
 # ------------------------------------------------------------------ Pro: the rows, and the calls
 
 
-def pro_candidates(computed: pl.DataFrame) -> pl.Series:
-    """Pro accounts whose level can cross (a liability, not yet liquidated)."""
-    return (
-        computed.lazy()
-        .select("account_id", "margin_mode", "total_liability_usdt", "liquidation")
-        .filter(quantities.is_pro(), pl.col("total_liability_usdt") > 0, ~pl.col("liquidation"))
-        .collect()["account_id"]
-    )
+def pro_candidate() -> pl.Expr:
+    """A Pro account whose level can cross: a liability, not yet liquidated."""
+    return quantities.is_pro() & (pl.col("total_liability_usdt") > 0) & ~pl.col("liquidation")
 
 
 def _asset_params(terms: AssetTerms, policy: Policy) -> tuple:
@@ -492,42 +493,65 @@ def _asset_params(terms: AssetTerms, policy: Policy) -> tuple:
     )
 
 
-def pro_distances(
-    balances: pl.LazyFrame,
-    orders: pl.LazyFrame,
+def walk(
+    bal: pl.DataFrame,
+    ords: pl.DataFrame,
     ids: pl.Series,
     terms: AssetTerms,
     policy: Policy,
     kind: str | None = None,
     levels: tuple[np.ndarray, np.ndarray] | None = None,
+    runs: Runs | None = None,
 ) -> pl.DataFrame:
-    """account_id and the four DISTANCE_COLUMNS (null: none in range) of the accounts `ids` with balance
-    rows, from their rows: the level `kind` (KINDS; default: the Pro formula in force) against
-    `levels` = (liquidation, margin_call) thresholds per account of `ids` (default: the Pro ones)."""
+    """account_id and the four DISTANCE_COLUMNS (null: none in range) of the accounts `ids` (sorted)
+    with balance rows, from their rows: the level `kind` (KINDS; default: the Pro formula in force)
+    against `levels` = (liquidation, margin_call) thresholds per account of `ids` (default: the Pro
+    ones). `bal` (BALANCE_COLUMNS) and `ords` (ORDER_COLUMNS), in account order (account_sums.
+    in_account_order; `runs`: the runs of `bal`, if known), may hold other accounts' rows too: the
+    row pass hands over all of them, and only the runs of `ids` are walked."""
     kind = kind or ("new" if policy.new_formula else "old")
-    bal, ords = account_sums.rows_of(balances, orders, ids, terms)
+    n = terms.frame.height
+    empty = pl.DataFrame(schema={"account_id": pl.Int64, **dict.fromkeys(DISTANCE_COLUMNS, pl.Float64)})
     if bal.height == 0:
-        return pl.DataFrame(schema={"account_id": pl.Int64, **dict.fromkeys(DISTANCE_COLUMNS, pl.Float64)})
-    runs = Runs.of(bal["account_id"])
+        return empty
+    keys = ids.unique().sort().to_numpy()
+    runs = runs if runs is not None else Runs.of(bal["account_id"])
+    slot = account_sums.positions(runs.ids, keys)  # per run: its place among the keys, or -1
+    found = np.flatnonzero(slot >= 0)  # the keys that have balance rows, as runs
+    if found.size == 0:
+        return empty
     if levels is None:
-        liq = np.full(runs.ids.size, policy.pro_liquidation)
-        mc = np.full(runs.ids.size, max(policy.pro_margin_call, policy.pro_liquidation))
+        liq = np.full(keys.size, policy.pro_liquidation)
+        mc = np.full(keys.size, max(policy.pro_margin_call, policy.pro_liquidation))
     else:
-        at = np.searchsorted(ids.to_numpy(), runs.ids)  # `ids` sorted, as computed is
+        at = np.searchsorted(ids.to_numpy(), keys)  # `ids` sorted, as computed is
         liq, mc = levels[0][at], levels[1][at]
+    ords = ords.filter(pl.Series(account_sums.positions(ords["account_id"].to_numpy(), keys) >= 0))
+    ords = ords.with_columns(pl.col(f"asset_idx{BASE}", f"asset_idx{QUOTE}").fill_null(n)).rechunk()
     ord_ids = ords["account_id"].to_numpy()
-    o_lo, o_hi = np.searchsorted(ord_ids, runs.ids, "left"), np.searchsorted(ord_ids, runs.ids, "right")
+    o_lo, o_hi = np.searchsorted(ord_ids, keys, "left"), np.searchsorted(ord_ids, keys, "right")
     if kind != "new":
         o_hi = o_lo
-    ords = ords.rechunk()
     order_arrays = [ords[c].to_numpy() for c in ORDER_INPUT]
     params = (KINDS[kind], *_asset_params(terms, policy))
     columns = ["asset_idx", "free", "locked", "borrowed", "interest"]
     out, _ = runs.apply(
-        _pro_kernel, bal, columns, (len(DISTANCE_COLUMNS),), o_lo, o_hi, liq, mc, *order_arrays, *params
+        _pro_kernel,
+        bal,
+        columns,
+        (len(DISTANCE_COLUMNS),),
+        slot,
+        o_lo,
+        o_hi,
+        liq,
+        mc,
+        *order_arrays,
+        *params,
+        out_size=keys.size,
     )
+    walked = slot[found]
     return pl.DataFrame(
-        {"account_id": runs.ids, **{c: out[i] for i, c in enumerate(DISTANCE_COLUMNS)}}
+        {"account_id": keys[walked], **{c: out[i][walked] for i, c in enumerate(DISTANCE_COLUMNS)}}
     ).with_columns(pl.col(DISTANCE_COLUMNS).fill_nan(None))
 
 
@@ -539,22 +563,27 @@ def _beside(ids: pl.Series, pro_d: pl.DataFrame) -> list[pl.Series]:
     return [s.alias(f"_pro_{s.name}") for s in account_sums.beside(ids, pro_d, DISTANCE_COLUMNS, fill=None)]
 
 
-def distances(
-    computed: pl.DataFrame, balances: pl.LazyFrame, orders: pl.LazyFrame, terms: AssetTerms, policy: Policy
-) -> pl.DataFrame:
+def distances(computed: pl.DataFrame, pro_d: pl.DataFrame, policy: Policy) -> pl.DataFrame:
     """`computed` (the account pass) with liquidation_drop/_rise and margin_call_drop/_rise.
 
     0 when the account is already at or below that threshold at r = 0 (its liquidation / margin_call
     flag); else the first crossing; null when none in range (so always for a level that stays +inf).
-    Classic accounts: closed form from their sums; Pro accounts: from their rows, read again.
+    Classic accounts: closed form from their sums; Pro accounts: `pro_d`, the walk of their rows
+    (`walk`, made in the row pass), kept for the `pro_candidate` accounts.
     """
     # only the few columns needed are read (no copy of `computed`; the four results are put beside it)
-    need = ["account_id", "margin_mode", "classic_leverage", "liquidation", "margin_call"]
-    sums = ["total_asset_usdt", "stable_asset_value_usdt", "total_liability_usdt", "stable_debt_value_usdt"]
+    need = [
+        "account_id",
+        "margin_mode",
+        "classic_leverage",
+        "liquidation",
+        "margin_call",
+        "total_liability_usdt",
+    ]
+    sums = ["total_asset_usdt", "stable_asset_value_usdt", "stable_debt_value_usdt"]
     keys = computed.lazy().select(*need, *sums)
     classic = classic_lines(keys).with_columns(**thresholds(policy, pro=False))
     classic_d = pl.concat([first_crossing(classic, side) for side in ("drop", "rise")], how="horizontal")
-    pro_d = pro_distances(balances, orders, pro_candidates(computed), terms, policy)
     both = pl.concat([keys.select(need), classic_d], how="horizontal").with_columns(
         _beside(computed["account_id"], pro_d)
     )
@@ -564,8 +593,10 @@ def distances(
         out.append(
             pl.when(pl.col(flag))
             .then(pl.lit(0.0))
-            .when(quantities.is_pro())
+            .when(pro_candidate())
             .then(pl.col(f"_pro_{c}"))
+            .when(quantities.is_pro())
+            .then(pl.lit(None, pl.Float64))
             .otherwise(pl.col(c))
             .alias(c)
         )

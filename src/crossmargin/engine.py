@@ -8,10 +8,12 @@ Policy resolved at as_of. It runs five named phases:
 2. `row_pass` — every input row read once (polars' streaming engine, which also finds the first
    data-quality rule each row breaks: validation/rows.py), then valued and summed per account by
    the compiled kernels of account_sums.py (the per-row quantities of quantities.py, each account's
-   rows added in a fixed order), so the bits never depend on threads or chunking.
+   rows added in a fixed order), so the bits never depend on threads or chunking; while it holds
+   the rows, the Pro accounts' rows are walked for their distances (distances.walk).
 3. `account_pass` — per account: the sums beside the account's columns, then levels (levels.py)
    and decisions (decisions.py), for every account with an id.
-4. `distance_phase` — the four distances to liquidation and margin call (distances.py).
+4. `distance_phase` — the four distances to liquidation and margin call (distances.py): Classic
+   accounts in closed form from their sums, Pro accounts from the row pass's walk.
 5. `issues_phase` — the row issues, the group checks (validation/groups.py) and the results that
    are not finite; every account with an issue leaves account_risk and actions.
 
@@ -81,7 +83,7 @@ def _balance_stage(balances: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFr
     with_terms = terms.gather(balances, "asset")
     values = with_terms.select(
         "account_id",
-        "asset_idx",
+        pl.col("asset_idx").fill_null(terms.frame.height),  # unknown asset: one past the last
         *rows.QUANTITIES,
         first_broken(rows.balance_rules()).alias("_rule"),
     )
@@ -94,8 +96,7 @@ def _order_stage(orders: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame,
     values = with_terms.select(
         "account_id",
         "order_id",
-        f"asset_idx{BASE}",
-        f"asset_idx{QUOTE}",
+        pl.col(f"asset_idx{BASE}", f"asset_idx{QUOTE}").fill_null(terms.frame.height),
         quantities.is_buy().fill_null(False).alias("is_buy"),
         *rows.ORDER_NUMBERS,
         first_broken(rows.order_rules()).alias("_rule"),
@@ -130,11 +131,22 @@ class RowPass:
     order_sums: pl.LazyFrame
     switch_counts: pl.LazyFrame
     issues: list[pl.LazyFrame]
+    pro_walk: pl.DataFrame  # the distances of every Pro account, walked from its rows (distances.walk)
+
+
+def _pro_ids(accounts: pl.DataFrame) -> pl.Series:
+    """The ids of the accounts in Pro mode (which of them the distances keep: distances.pro_candidate)."""
+    return (
+        accounts.lazy()
+        .filter(quantities.is_pro(), pl.col("account_id").is_not_null())
+        .collect()["account_id"]
+    )
 
 
 def row_pass(tables: dict[str, pl.LazyFrame], terms: AssetTerms, policy: Policy) -> RowPass:
     """Every input row read once (the accounts first, whose ids the duplicate check needs, then the
-    other tables in one streaming `collect_all`), reduced to per-account sums and row issues."""
+    other tables in one streaming `collect_all`), reduced to per-account sums, the Pro accounts'
+    distances and row issues."""
     accounts = tables["accounts"].collect(engine="streaming")
     bal_rows, bal_values = _balance_stage(tables["balances"], terms)
     ord_rows, ord_values = _order_stage(tables["open_orders"], terms)
@@ -150,8 +162,13 @@ def row_pass(tables: dict[str, pl.LazyFrame], terms: AssetTerms, policy: Policy)
     ord_issues = _row_issues(ord_rows, ord_values, rows.order_rules())
     prices = account_sums.prices_matrix(terms)
     stable = scenarios.stable_mask(terms, policy)
+    bal_values = account_sums.in_account_order(bal_values)
+    ord_values = account_sums.in_account_order(ord_values)
+    bal_runs = account_sums.Runs.of(bal_values["account_id"]) if bal_values.height else None
+    # the walk first: its buffers are freed before the sums' arrays are made (a lower peak)
+    pro_walk = distances.walk(bal_values, ord_values, _pro_ids(accounts), terms, policy, runs=bal_runs)
     bal_sums = account_sums.account_frame(
-        *account_sums.balance_sums(bal_values, terms, stable, prices),
+        *account_sums.balance_sums(bal_values, terms, stable, prices, bal_runs),
         list(quantities.BALANCE_SUMS.values()),
         "balance_rows",
     )
@@ -176,7 +193,7 @@ def row_pass(tables: dict[str, pl.LazyFrame], terms: AssetTerms, policy: Policy)
         groups.unknown_accounts(sw_counts, accounts, "mode_switches", "switch_rows"),
     ]
     row_issues = [f.lazy() for f in (acct_issues, bal_issues, ord_issues, sw_issues)]
-    return RowPass(accounts, bal_sums, ord_sums, sw_counts, [*row_issues, *repeats, *unknown])
+    return RowPass(accounts, bal_sums, ord_sums, sw_counts, [*row_issues, *repeats, *unknown], pro_walk)
 
 
 # ------------------------------------------------------------------ 3. the account pass
@@ -235,12 +252,10 @@ def account_pass(passed: RowPass, policy: Policy) -> pl.DataFrame:
 # ------------------------------------------------------------------ 3b. distances to thresholds
 
 
-def distance_phase(
-    tables: dict[str, pl.LazyFrame], terms: AssetTerms, computed: pl.DataFrame, policy: Policy
-) -> pl.DataFrame:
+def distance_phase(passed: RowPass, computed: pl.DataFrame, policy: Policy) -> pl.DataFrame:
     """`computed` with the four distances of docs/rules.md §8 (distances.py: Classic accounts from
-    their sums, Pro accounts from their rows, read again for those accounts only)."""
-    return distances.distances(computed, tables["balances"], tables["open_orders"], terms, policy)
+    their sums, Pro accounts from the walk of their rows made in the row pass)."""
+    return distances.distances(computed, passed.pro_walk, policy)
 
 
 # ------------------------------------------------------------------ 4. issues and outputs
@@ -300,7 +315,7 @@ def score(tables: Tables, policy: Policy, scenario_set: scenarios.ScenarioSet | 
     terms = reference_phase(lazy, policy)
     passed = row_pass(lazy, terms, policy)
     computed = account_pass(passed, policy)
-    computed = distance_phase(lazy, terms, computed, policy)
+    computed = distance_phase(passed, computed, policy)
     issues = issues_phase(passed, computed)
     risk = account_risk(computed, issues, policy)
     version = pl.lit(policy.version).alias("policy_version")

@@ -207,10 +207,11 @@ def _scenario_sums(
     out = {name: np.zeros(chunk_ids.size * n_s) for name in names}
     if runs is None:
         return out
-    # each run's place among the chunk's accounts: no join
-    at = np.searchsorted(chunk_ids, runs.ids)
+    # each run's place among the chunk's accounts (no join); a run of another account is left out
+    at = account_sums.positions(runs.ids, chunk_ids)
+    mine = at >= 0
     for k, name in enumerate(names):
-        out[name].reshape(chunk_ids.size, n_s)[at] = sums[:, k, :].T
+        out[name].reshape(chunk_ids.size, n_s)[at[mine]] = sums[:, k, mine].T
     return out
 
 
@@ -239,11 +240,12 @@ def scenario_risk(
     scenario_set: ScenarioSet,
 ) -> Iterator[pl.DataFrame]:
     """scenario_risk of `accounts` (scenario_accounts: valid, in account order), chunk after chunk of
-    accounts, each chunk sorted by account_id then scenario in the set's order; at least one chunk."""
+    accounts, each chunk sorted by account_id then scenario in the set's order; at least one chunk.
+    The balance and order rows are read again when the first chunk is asked for (after the other
+    outputs are written and freed: keeping them from the row pass would raise the peak)."""
     n_s = len(scenario_set.scenarios)
     stable = stable_mask(terms, policy)
     prices = moved_prices(terms, policy, scenario_set).to_numpy().reshape(n_s, terms.frame.height)
-    valid = accounts["account_id"]
     price_free = accounts.lazy()
     for stage in _stages(policy, price_free=True):
         price_free = price_free.with_columns(**stage)
@@ -253,7 +255,7 @@ def scenario_risk(
     balance_sums = [n for n in balance_names if not n.startswith("stable_")]
     if balance_names[: len(balance_sums)] != balance_sums:  # pragma: no cover - the kernel's order
         raise AssertionError("the stable parts must come last in BALANCE_SUMS")
-    balances, orders = account_sums.rows_of(tables["balances"], tables["open_orders"], valid, terms)
+    balances, orders = account_sums.rows_of(tables["balances"], tables["open_orders"], terms)
     schema = scenario_schema(scenario_set)
     names = pl.Series("scenario", scenario_set.names, dtype=schema["scenario"])
     per_account = (balances.height + orders.height) / max(accounts.height, 1)
