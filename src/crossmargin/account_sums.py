@@ -381,28 +381,38 @@ ORDER_COLUMNS = [
 ]
 
 
+def balance_inputs(terms: AssetTerms) -> list[pl.Expr]:
+    """BALANCE_COLUMNS of balance rows that have their `asset_idx` (AssetTerms.index): an asset no price
+    or table names gets index n_assets (one past the last)."""
+    return [
+        pl.col(ACCOUNT),
+        pl.col("asset_idx").fill_null(terms.frame.height),
+        *[pl.col(c) for c in BALANCE_COLUMNS[2:]],
+    ]
+
+
+def order_inputs(terms: AssetTerms) -> list[pl.Expr]:
+    """ORDER_COLUMNS of open orders that have their `asset_idx_base` and `asset_idx_quote`."""
+    return [
+        pl.col(ACCOUNT, "order_id"),
+        pl.col(f"asset_idx{BASE}", f"asset_idx{QUOTE}").fill_null(terms.frame.height),
+        quantities.is_buy().fill_null(False).alias("is_buy"),
+        *[pl.col(c) for c in ORDER_COLUMNS[5:]],
+    ]
+
+
 def rows_of(
     balances: pl.LazyFrame, orders: pl.LazyFrame, terms: AssetTerms
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every balance row (BALANCE_COLUMNS) and open order (ORDER_COLUMNS) with an account_id, as the
     kernels read them, from the input tables: read once (streaming, in chunks of CHUNK_ROWS rows), in
-    account order (input order within an account). An asset no price or table names has index
-    n_assets (one past the last). (No filter by account: the kernels' callers skip the accounts they
-    do not need, which costs less than a filter over every row.)"""
-    n = terms.frame.height
-    bal = balances.select(
-        "account_id",
-        terms.index(pl.col("asset")).fill_null(n).alias("asset_idx"),
-        *BALANCE_COLUMNS[2:],
-    )
-    ords = orders.select(
-        "account_id",
-        "order_id",
-        terms.index(pl.col("base_asset")).fill_null(n).alias(f"asset_idx{BASE}"),
-        terms.index(pl.col("quote_asset")).fill_null(n).alias(f"asset_idx{QUOTE}"),
-        quantities.is_buy().fill_null(False).alias("is_buy"),
-        *ORDER_COLUMNS[5:],
-    )
+    account order (input order within an account). (No filter by account: the kernels' callers skip
+    the accounts they do not need, which costs less than a filter over every row.)"""
+    bal = balances.with_columns(terms.index(pl.col("asset")).alias("asset_idx")).select(balance_inputs(terms))
+    ords = orders.with_columns(
+        terms.index(pl.col("base_asset")).alias(f"asset_idx{BASE}"),
+        terms.index(pl.col("quote_asset")).alias(f"asset_idx{QUOTE}"),
+    ).select(order_inputs(terms))
     with pl.Config(streaming_chunk_size=CHUNK_ROWS):
         bal, ords = pl.collect_all([bal, ords], engine="streaming")
     return in_account_order(bal), in_account_order(ords)

@@ -82,10 +82,7 @@ def _balance_stage(balances: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFr
     """Balances with their asset's terms, and the columns the balance kernel values them from."""
     with_terms = terms.gather(balances, "asset")
     values = with_terms.select(
-        "account_id",
-        pl.col("asset_idx").fill_null(terms.frame.height),  # unknown asset: one past the last
-        *rows.QUANTITIES,
-        first_broken(rows.balance_rules()).alias("_rule"),
+        *account_sums.balance_inputs(terms), first_broken(rows.balance_rules()).alias("_rule")
     )
     return with_terms, values
 
@@ -94,12 +91,7 @@ def _order_stage(orders: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame,
     """Orders with their base and quote assets' terms, and the columns the order kernel values them from."""
     with_terms = terms.gather(terms.gather(orders, "base_asset", BASE), "quote_asset", QUOTE)
     values = with_terms.select(
-        "account_id",
-        "order_id",
-        pl.col(f"asset_idx{BASE}", f"asset_idx{QUOTE}").fill_null(terms.frame.height),
-        quantities.is_buy().fill_null(False).alias("is_buy"),
-        *rows.ORDER_NUMBERS,
-        first_broken(rows.order_rules()).alias("_rule"),
+        *account_sums.order_inputs(terms), first_broken(rows.order_rules()).alias("_rule")
     )
     return with_terms, values
 
