@@ -18,12 +18,16 @@ import numpy as np
 import polars as pl
 import pytest
 
+from crossmargin import engine
 from crossmargin.engine import score as compute
 from crossmargin.policy import resolve
+from crossmargin.reference_data import BASE, QUOTE
 from crossmargin.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, INPUT_SCHEMAS, ISSUE_CODES
 from crossmargin.synthetic import small
 from crossmargin.synthetic.faults import ALL_FAULT_KINDS, NULL_PRICE, STALE_PRICE, TIED_PRICE, inject_faults
 from crossmargin.synthetic.small import ticking
+from crossmargin.validation import rows
+from crossmargin.validation.rules import first_broken
 from frames import account, balance, brackets, order, tables, tiers
 
 POLICY = resolve(small.AS_OF)
@@ -638,3 +642,47 @@ def test_conservation_on_crossmargin_sample_faults():
     missing = [e for e in expected.iter_rows(named=True) if (e["account_id"], e["code"]) not in got_codes]
     assert missing == [], missing[:5]
     assert set(expected["code"].to_list()) <= {c for _, c in got_codes}
+
+
+# ----------------------------------------------------------------------------- the row pass's flag
+
+
+def _flags_and_rules(t: dict[str, pl.DataFrame]) -> tuple[int, int]:
+    """Row by row, the row pass's flag (rows.balance_breaks, rows.order_breaks: the asset rules
+    evaluated once per asset) equals "some rule of the table's list breaks" (first_broken is not
+    null), for balances and open orders; returns (broken rows, rows)."""
+    lazy = {name: frame.lazy() for name, frame in t.items()}
+    terms = engine.reference_phase(lazy, POLICY)
+    bal = terms.gather(lazy["balances"], "asset")
+    ords = terms.gather(terms.gather(lazy["open_orders"], "base_asset", BASE), "quote_asset", QUOTE)
+    broken = rows_total = 0
+    for frame, fast, rules in [
+        (bal, rows.balance_breaks(terms), rows.balance_rules()),
+        (ords, rows.order_breaks(terms), rows.order_rules()),
+    ]:
+        got = frame.select(fast.alias("fast"), first_broken(rules).is_not_null().alias("exact")).collect()
+        assert got["fast"].null_count() == 0
+        assert got["fast"].to_list() == got["exact"].to_list()
+        broken, rows_total = broken + int(got["exact"].sum()), rows_total + got.height
+    return broken, rows_total
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_row_pass_flag_agrees_with_the_rules_on_every_literal_case(case):
+    _flags_and_rules(CASES[case][0])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_row_pass_flag_agrees_with_the_rules_on_a_faulty_book(seed):
+    t, _, _ = inject(small.clean_tables(3000, seed=seed), seed=seed, per_kind=3)
+    broken, total = _flags_and_rules(t)
+    assert 0 < broken < total
+
+
+def test_a_zero_balance_of_an_unknown_asset_breaks_no_rule():
+    """A balance row of an asset no price or table names breaks a rule only if it holds or owes it."""
+    t = with_broken_reference(
+        accounts=CLEAN,
+        balances=[*CLEAN_BAL, balance(1, "NOSUCHASSET"), balance(2, "NOSUCHASSET", free=1)],
+    )
+    assert _flags_and_rules(t) == (1, len(CLEAN_BAL) + 2)

@@ -34,7 +34,7 @@ from crossmargin.policy import Policy
 from crossmargin.reference_data import BASE, QUOTE, AssetTerms, asset_terms
 from crossmargin.schemas import ACCOUNT_RISK, DATA_ISSUES, ISSUE_COLUMNS, PRICE_PROBLEMS, MarginMode
 from crossmargin.validation import groups, rows
-from crossmargin.validation.rules import Rule, empty_issues, first_broken, issue_rows
+from crossmargin.validation.rules import Rule, empty_issues, issue_rows
 
 Tables = dict[str, pl.DataFrame | pl.LazyFrame]
 PRICE_CODES = ["missing_price", "ambiguous_price", "stale_price"]
@@ -75,14 +75,15 @@ def reference_phase(tables: dict[str, pl.LazyFrame], policy: Policy) -> AssetTer
 # Each table's stage gives (rows, values): `rows` is the input with its asset terms gathered by asset
 # index (no join, input order kept, never materialised); `values` is the narrow per-row input of the
 # compiled kernels of account_sums.py — account_id, the asset indices and the numbers each row is
-# valued from — and `_rule`, the index of the first data-quality rule the row breaks.
+# valued from — and `_breaks`, true if the row breaks a data-quality rule (then a second pass lists
+# the issues with their details).
 
 
 def _balance_stage(balances: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """Balances with their asset's terms, and the columns the balance kernel values them from."""
     with_terms = terms.gather(balances, "asset")
     values = with_terms.select(
-        *account_sums.balance_inputs(terms), first_broken(rows.balance_rules()).alias("_rule")
+        *account_sums.balance_inputs(terms), rows.balance_breaks(terms).alias("_breaks")
     )
     return with_terms, values
 
@@ -90,9 +91,7 @@ def _balance_stage(balances: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFr
 def _order_stage(orders: pl.LazyFrame, terms: AssetTerms) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """Orders with their base and quote assets' terms, and the columns the order kernel values them from."""
     with_terms = terms.gather(terms.gather(orders, "base_asset", BASE), "quote_asset", QUOTE)
-    values = with_terms.select(
-        *account_sums.order_inputs(terms), first_broken(rows.order_rules()).alias("_rule")
-    )
+    values = with_terms.select(*account_sums.order_inputs(terms), rows.order_breaks(terms).alias("_breaks"))
     return with_terms, values
 
 
@@ -109,7 +108,7 @@ def _switch_stage(switches: pl.LazyFrame, policy: Policy) -> tuple[pl.LazyFrame,
 
 def _row_issues(with_terms: pl.LazyFrame, values: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
     """Issue rows with details: a second pass over the input, only when some row broke a rule."""
-    if values["_rule"].is_null().all():
+    if not values["_breaks"].any():
         return empty_issues().collect()
     return issue_rows(with_terms, rules).collect(engine="streaming")
 

@@ -12,7 +12,7 @@ import polars as pl
 
 from crossmargin.policy import Policy
 from crossmargin.quantities import debt, holding
-from crossmargin.reference_data import BASE, COLLATERAL, LIABILITY, QUOTE
+from crossmargin.reference_data import BASE, COLLATERAL, LIABILITY, QUOTE, AssetTerms
 from crossmargin.schemas import MARGIN_MODES, SIDES
 from crossmargin.validation import prices
 from crossmargin.validation.countries import ISO_COUNTRIES
@@ -117,6 +117,24 @@ def account_rules(policy: Policy, repeated_ids: pl.Series) -> list[Rule]:
 
 def balance_rules() -> list[Rule]:
     holds, owes = holding() > 0, debt() > 0
+    return _balance_row_rules() + _asset_rules(pl.col("asset"), "", holds | owes, holds, owes, "held or owed")
+
+
+def _asset_rules(
+    asset: pl.Expr, suffix: str, priced: pl.Expr, collateral: pl.Expr, liability: pl.Expr | None, role: str
+) -> list[Rule]:
+    """The rules on the reference data of an asset a row names: its price when `priced`, its
+    collateral tiers when `collateral`, its liability brackets when `liability` (each a condition
+    on the row; None: never). Balances: held or owed, held, owed; an order's base or quote asset:
+    priced and collateral, always."""
+    return [
+        *_price_rules(asset, suffix, priced, role),
+        *_table_rules(asset, suffix, collateral, role, COLLATERAL),
+        *([] if liability is None else _table_rules(asset, suffix, liability, "owed", LIABILITY)),
+    ]
+
+
+def _balance_row_rules() -> list[Rule]:
     asset = pl.col("asset")
     return [
         _null_account("balances"),
@@ -136,15 +154,20 @@ def balance_rules() -> list[Rule]:
             any_of(QUANTITIES, lambda c: c < 0),
             values(["asset", *QUANTITIES]),
         ),
-        *_price_rules(asset, "", holds | owes, "held or owed"),
-        *_table_rules(asset, "", holds, "held or owed", COLLATERAL),
-        *_table_rules(asset, "", owes, "owed", LIABILITY),
     ]
 
 
 def order_rules() -> list[Rule]:
+    base, quote, always = pl.col("base_asset"), pl.col("quote_asset"), pl.lit(True)
+    return [
+        *_order_row_rules(),
+        *_asset_rules(base, BASE, always, always, None, "order base"),
+        *_asset_rules(quote, QUOTE, always, always, None, "order quote"),
+    ]
+
+
+def _order_row_rules() -> list[Rule]:
     fields = ["order_id", "base_asset", "quote_asset", "side", *ORDER_NUMBERS]
-    base, quote = pl.col("base_asset"), pl.col("quote_asset")
     return [
         _null_account("open_orders"),
         Rule("bad_value", "open_orders", any_of(fields, lambda c: c.is_null()), values(fields)),
@@ -166,11 +189,66 @@ def order_rules() -> list[Rule]:
             any_of(ORDER_NUMBERS, lambda c: c < 0),
             values(["order_id", *ORDER_NUMBERS]),
         ),
-        *_price_rules(base, BASE, pl.lit(True), "order base"),
-        *_table_rules(base, BASE, pl.lit(True), "order base", COLLATERAL),
-        *_price_rules(quote, QUOTE, pl.lit(True), "order quote"),
-        *_table_rules(quote, QUOTE, pl.lit(True), "order quote", COLLATERAL),
     ]
+
+
+# ------------------------------------------------------------------ does a row break any rule?
+# The row pass only needs to know whether some row breaks a rule (then a second pass lists the
+# issues with their details, issue_rows over the rules above). The rules on an asset's reference
+# data depend on the row only through which of them apply: they are evaluated once per asset
+# (`asset_flags`) and a row reads its asset's flags (one small gather instead of the terms).
+
+PRICE, TIERS, BRACKETS = 1, 2, 4  # asset_flags bits: its price / collateral tiers / brackets break a rule
+
+
+def asset_flags(terms: AssetTerms) -> pl.Series:
+    """UInt8 per asset_idx, and one more for an asset no price or table names (index n_assets): bit
+    PRICE if a row that needs its price breaks a rule, TIERS its collateral tiers, BRACKETS its
+    liability brackets."""
+    unknown = pl.DataFrame({"asset": [None]}, schema={"asset": terms.frame.schema["asset"]})
+    frame = pl.concat([terms.frame, unknown], how="diagonal_relaxed")
+    always = pl.lit(True)
+
+    def bit(rules: list[Rule], value: int) -> pl.Expr:
+        return pl.when(pl.any_horizontal(r.broken for r in rules).fill_null(False)).then(value).otherwise(0)
+
+    asset = pl.col("asset")
+    flags = (
+        bit(_price_rules(asset, "", always, ""), PRICE)
+        + bit(_table_rules(asset, "", always, "", COLLATERAL), TIERS)
+        + bit(_table_rules(asset, "", always, "", LIABILITY), BRACKETS)
+    )
+    return frame.select(flags.cast(pl.UInt8).alias("asset_flags")).to_series()
+
+
+def _needs(flags: pl.Series, asset_idx: str, bits: pl.Expr) -> pl.Expr:
+    """True if the row's asset (`asset_idx`; null: an asset no price or table names) has one of `bits`
+    set: a rule it needs breaks."""
+    return (pl.lit(flags).gather(pl.col(asset_idx).fill_null(flags.len() - 1)) & bits) != 0
+
+
+def balance_breaks(terms: AssetTerms) -> pl.Expr:
+    """True for a balance row that breaks some rule of balance_rules (a frame with its asset_idx)."""
+    holds, owes = holding() > 0, debt() > 0
+    wanted = (
+        pl.when(holds | owes).then(PRICE).otherwise(0)
+        + pl.when(holds).then(TIERS).otherwise(0)
+        + pl.when(owes).then(BRACKETS).otherwise(0)
+    ).cast(pl.UInt8)
+    flags = asset_flags(terms)
+    return (
+        pl.any_horizontal(r.broken for r in _balance_row_rules()) | _needs(flags, "asset_idx", wanted)
+    ).fill_null(True)
+
+
+def order_breaks(terms: AssetTerms) -> pl.Expr:
+    """True for an open order that breaks some rule of order_rules (a frame with its asset indices)."""
+    flags, wanted = asset_flags(terms), pl.lit(PRICE | TIERS, pl.UInt8)
+    return (
+        pl.any_horizontal(r.broken for r in _order_row_rules())
+        | _needs(flags, f"asset_idx{BASE}", wanted)
+        | _needs(flags, f"asset_idx{QUOTE}", wanted)
+    ).fill_null(True)
 
 
 def switch_rules() -> list[Rule]:
