@@ -35,7 +35,7 @@ root is closed form (`_piece_root`). No grid, no iteration: exact up to float ro
   cross a chunk boundary; each call splits the accounts over the threads (an account is walked by
   one thread, in row order) and skips those not asked for (`slot` -1). A candidate has a liability,
   so it has balance rows: the balance rows drive the walk and each account's open orders are found
-  by its id among the walked accounts' orders (sorted by account, one contiguous array each).
+  by its id among all the orders (sorted by account, one contiguous array each).
 """
 
 from __future__ import annotations
@@ -506,11 +506,11 @@ def walk(
     """account_id and the four DISTANCE_COLUMNS (null: none in range) of the accounts `ids` (sorted)
     with balance rows, from their rows: the level `kind` (KINDS; default: the Pro formula in force)
     against `levels` = (liquidation, margin_call) thresholds per account of `ids` (default: the Pro
-    ones). `bal` (BALANCE_COLUMNS) and `ords` (ORDER_COLUMNS), in account order (account_sums.
+    ones). `bal` (BALANCE_COLUMNS) and `ords` (ORDER_COLUMNS) as the kernels read them (asset
+    indices filled: account_sums.balance_inputs, order_inputs), in account order (account_sums.
     in_account_order; `runs`: the runs of `bal`, if known), may hold other accounts' rows too: the
     row pass hands over all of them, and only the runs of `ids` are walked."""
     kind = kind or ("new" if policy.new_formula else "old")
-    n = terms.frame.height
     empty = pl.DataFrame(schema={"account_id": pl.Int64, **dict.fromkeys(DISTANCE_COLUMNS, pl.Float64)})
     if bal.height == 0:
         return empty
@@ -526,8 +526,6 @@ def walk(
     else:
         at = np.searchsorted(ids.to_numpy(), keys)  # `ids` sorted, as computed is
         liq, mc = levels[0][at], levels[1][at]
-    ords = ords.filter(pl.Series(account_sums.positions(ords["account_id"].to_numpy(), keys) >= 0))
-    ords = ords.with_columns(pl.col(f"asset_idx{BASE}", f"asset_idx{QUOTE}").fill_null(n)).rechunk()
     ord_ids = ords["account_id"].to_numpy()
     o_lo, o_hi = np.searchsorted(ord_ids, keys, "left"), np.searchsorted(ord_ids, keys, "right")
     if kind != "new":
