@@ -30,12 +30,10 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from pathlib import Path
+
+from measuring import run_measured
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -60,64 +58,19 @@ print(run_job(as_of=_parse_as_of(as_of), input_dir=input_dir, out_dir=out, bucke
 """
 
 
-def _pss(pid: int) -> int:
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return 0
-    m = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
-    return int(m.group(1)) * 1024 if m else 0
-
-
-def _tree_pss(pid: int) -> int:
-    import psutil
-
-    try:
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return 0
-    return sum(_pss(p.pid) for p in procs)
-
-
 def measure(cmd: list[str]) -> dict:
-    """Run cmd under /usr/bin/time -v; wall, driver peak RSS, peak PSS of its process tree, summary."""
-    with tempfile.NamedTemporaryFile("r", suffix=".time", delete=False) as tf:
-        time_file = tf.name
-    load = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        ["/usr/bin/time", "-v", "-o", time_file, *cmd],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=WORK,
-        env=ENV,
-    )
-    peak = [0]
-
-    def sample() -> None:
-        while proc.poll() is None:
-            peak[0] = max(peak[0], _tree_pss(proc.pid))
-            time.sleep(0.1)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    out, err = proc.communicate()
-    wall = time.perf_counter() - t0
-    th.join()
-    text = Path(time_file).read_text()
-    os.unlink(time_file)
-    if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{out}\n{err}")
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)) * 1024
-    job = re.search(r"\(([0-9.]+) s\)", out)
+    """Run cmd (measuring.run_measured): wall, driver peak RSS, peak PSS of its process tree, summary."""
+    m = run_measured(cmd, cwd=WORK, env=ENV, sample="pss")
+    if m.returncode != 0:
+        raise SystemExit(f"failed ({m.returncode}): {' '.join(cmd)}\n{m.stdout}\n{m.stderr}")
+    job = re.search(r"\(([0-9.]+) s\)", m.stdout)
     return {
-        "wall_s": wall,
-        "driver_rss_bytes": rss,
-        "tree_pss_bytes": peak[0],
+        "wall_s": m.wall_s,
+        "driver_rss_bytes": m.peak_rss_bytes,
+        "tree_pss_bytes": m.tree_peak_bytes,
         "job_s": float(job.group(1)) if job else None,
-        "loadavg_before": load,
-        "summary": out.strip().splitlines()[-1],
+        "loadavg_before": m.loadavg_before,
+        "summary": m.last_line(),
     }
 
 

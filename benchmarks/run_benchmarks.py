@@ -30,19 +30,16 @@ benchmarks/time_vs_accounts.png from everything stored.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import threading
-import time
 from pathlib import Path
+
+from measuring import run_measured
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -76,59 +73,13 @@ REL_TOL = 1e-9
 
 
 # ------------------------------------------------------------------------------------- running
-def _tree_rss(pid: int) -> int:
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        procs = [p, *p.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for q in procs:
-        with contextlib.suppress(psutil.Error):
-            total += q.memory_info().rss
-    return total
-
-
 def measure(cmd: list[str], timeout: float, mem_guard_gb: float, log: Path) -> dict:
-    """Run cmd under /usr/bin/time -v; wall time, peak RSS, the JSON line it printed (if any)."""
-    with tempfile.NamedTemporaryFile("r", suffix=".time", delete=False) as tf:
-        time_file = tf.name
-    full = ["/usr/bin/time", "-v", "-o", time_file, *cmd]
-    load = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    killed: list[str] = []
-
-    def guard() -> None:
-        while proc.poll() is None:
-            if time.perf_counter() - t0 > timeout:
-                killed.append(f"timeout after {timeout:.0f} s")
-            elif _tree_rss(proc.pid) > mem_guard_gb * GB:
-                killed.append(f"killed above {mem_guard_gb:.0f} GB RSS")
-            if killed:
-                import psutil
-
-                for q in psutil.Process(proc.pid).children(recursive=True):
-                    q.kill()
-                return
-            time.sleep(0.2)
-
-    th = threading.Thread(target=guard, daemon=True)
-    th.start()
-    out, err = proc.communicate()
-    wall = time.perf_counter() - t0
-    th.join()
-    text = Path(time_file).read_text()
-    os.unlink(time_file)
-    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    rss = int(m.group(1)) * 1024 if m else None
-    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([0-9.]+)", text)) or None
+    """Run cmd (measuring.run_measured): wall time, CPU time, peak RSS, the JSON line it printed."""
+    m = run_measured(cmd, cwd=ROOT, interval=0.2, timeout=timeout, mem_guard_bytes=int(mem_guard_gb * GB))
     with log.open("a") as fh:
-        fh.write(f"$ {' '.join(cmd)}\n{out}{err}\n{text}\n")
+        fh.write(f"$ {' '.join(cmd)}\n{m.stdout}{m.stderr}\n{m.time_report}\n")
     info = None
-    for line in reversed(out.strip().splitlines()):
+    for line in reversed(m.stdout.strip().splitlines()):
         if line.startswith("{"):
             try:
                 info = json.loads(line)
@@ -136,20 +87,21 @@ def measure(cmd: list[str], timeout: float, mem_guard_gb: float, log: Path) -> d
             except json.JSONDecodeError:
                 pass
     res = {
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "peak_rss_bytes": rss,
-        "returncode": proc.returncode,
-        "loadavg_before": load,
+        "wall_s": m.wall_s,
+        "cpu_s": m.cpu_s,
+        "peak_rss_bytes": m.peak_rss_bytes,
+        "returncode": m.returncode,
+        "loadavg_before": m.loadavg_before,
     }
     if info and "seconds" in info:
         res["internal_s"] = info["seconds"]
     if info:
         res["info"] = info
-    if killed:
-        res["error"] = killed[0]
-    elif proc.returncode != 0:
-        res["error"] = f"exit {proc.returncode}: {err.strip().splitlines()[-1] if err.strip() else ''}"
+    if m.stopped:
+        res["error"] = m.stopped
+    elif m.returncode != 0:
+        err = m.stderr.strip()
+        res["error"] = f"exit {m.returncode}: {err.splitlines()[-1] if err else ''}"
     return res
 
 

@@ -13,45 +13,21 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-import psutil
+from measuring import run_measured
 
 AS_OF = "2025-01-21T10:00:00Z"
 
 
 def measure(cmd: list[str]) -> tuple[float, int, str]:
     """(wall seconds, peak RSS bytes of the process and its children, last line of stdout)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        p = psutil.Process(proc.pid)
-        while not done.is_set():
-            try:
-                rss = p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
-                peak = max(peak, rss)
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    out, err = proc.communicate()
-    wall = time.perf_counter() - t0
-    done.set()
-    thread.join()
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.strip()}")
-    return wall, peak, out.strip().splitlines()[-1] if out.strip() else ""
+    m = run_measured(cmd, interval=0.05)
+    if m.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({m.returncode}): {m.stderr.strip()}")
+    return m.wall_s, m.tree_peak_bytes, m.last_line()
 
 
 def main() -> None:
