@@ -5,8 +5,8 @@ Policy resolved at as_of. It runs five named phases:
 
 1. `reference_phase` — market and reference data in effect at as_of, one row per asset (a few
    hundred rows, eager): prices, tiers and brackets with their problems (validation/).
-2. `row_pass` — every input row read once (polars' streaming engine, which also finds the first
-   data-quality rule each row breaks: validation/rows.py), then valued and summed per account by
+2. `row_pass` — every input row read once (polars' streaming engine, which also flags each row
+   that breaks a data-quality rule: validation/rows.py), then valued and summed per account by
    the compiled kernels of account_sums.py (the per-row quantities of quantities.py, each account's
    rows added in a fixed order), so the bits never depend on threads or chunking; while it holds
    the rows, the Pro accounts' rows are walked for their distances (distances.walk).

@@ -4,6 +4,10 @@ Each table has an ordered list of named rules; a row reports the first rule it b
 per bad input row). A row also needs reference data: a price in effect for every asset it holds,
 owes or trades (a balance row that is all zeros needs nothing), collateral tiers for every asset it
 holds or trades, liability brackets for every asset it owes.
+
+The row pass asks only whether a row breaks some rule (`balance_breaks`, `order_breaks`: the rules
+on an asset's reference data evaluated once per asset, `asset_flags`); the issue rows themselves
+come from the rule lists (`balance_rules`, `order_rules`, ...) in a second pass when one does.
 """
 
 from __future__ import annotations
