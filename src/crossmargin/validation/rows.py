@@ -119,9 +119,21 @@ def account_rules(policy: Policy, repeated_ids: pl.Series) -> list[Rule]:
     ]
 
 
-def balance_rules() -> list[Rule]:
+def _balance_needs() -> tuple[pl.Expr, pl.Expr, pl.Expr | None]:
+    """(priced, collateral, liability) of `_asset_rules` for a balance row: its asset's price if it
+    holds or owes it, its collateral tiers if it holds it, its liability brackets if it owes it."""
     holds, owes = holding() > 0, debt() > 0
-    return _balance_row_rules() + _asset_rules(pl.col("asset"), "", holds | owes, holds, owes, "held or owed")
+    return holds | owes, holds, owes
+
+
+def _order_needs() -> tuple[pl.Expr, pl.Expr, pl.Expr | None]:
+    """(priced, collateral, liability) of `_asset_rules` for an order's base or quote asset: its
+    price and collateral tiers, always; no liability brackets."""
+    return pl.lit(True), pl.lit(True), None
+
+
+def balance_rules() -> list[Rule]:
+    return _balance_row_rules() + _asset_rules(pl.col("asset"), "", *_balance_needs(), "held or owed")
 
 
 def _asset_rules(
@@ -129,8 +141,7 @@ def _asset_rules(
 ) -> list[Rule]:
     """The rules on the reference data of an asset a row names: its price when `priced`, its
     collateral tiers when `collateral`, its liability brackets when `liability` (each a condition
-    on the row; None: never). Balances: held or owed, held, owed; an order's base or quote asset:
-    priced and collateral, always."""
+    on the row; None: never): `_balance_needs`, `_order_needs`."""
     return [
         *_price_rules(asset, suffix, priced, role),
         *_table_rules(asset, suffix, collateral, role, COLLATERAL),
@@ -162,11 +173,10 @@ def _balance_row_rules() -> list[Rule]:
 
 
 def order_rules() -> list[Rule]:
-    base, quote, always = pl.col("base_asset"), pl.col("quote_asset"), pl.lit(True)
     return [
         *_order_row_rules(),
-        *_asset_rules(base, BASE, always, always, None, "order base"),
-        *_asset_rules(quote, QUOTE, always, always, None, "order quote"),
+        *_asset_rules(pl.col("base_asset"), BASE, *_order_needs(), "order base"),
+        *_asset_rules(pl.col("quote_asset"), QUOTE, *_order_needs(), "order quote"),
     ]
 
 
@@ -225,6 +235,14 @@ def asset_flags(terms: AssetTerms) -> pl.Series:
     return frame.select(flags.cast(pl.UInt8).alias("asset_flags")).to_series()
 
 
+def _wanted(priced: pl.Expr, collateral: pl.Expr, liability: pl.Expr | None) -> pl.Expr:
+    """The asset_flags bits of the rules a row needs (`_balance_needs`, `_order_needs`)."""
+    bits = pl.when(priced).then(PRICE).otherwise(0) + pl.when(collateral).then(TIERS).otherwise(0)
+    if liability is not None:
+        bits = bits + pl.when(liability).then(BRACKETS).otherwise(0)
+    return bits.cast(pl.UInt8)
+
+
 def _needs(flags: pl.Series, asset_idx: str, bits: pl.Expr) -> pl.Expr:
     """True if the row's asset (`asset_idx`; null: an asset no price or table names) has one of `bits`
     set: a rule it needs breaks."""
@@ -233,21 +251,16 @@ def _needs(flags: pl.Series, asset_idx: str, bits: pl.Expr) -> pl.Expr:
 
 def balance_breaks(terms: AssetTerms) -> pl.Expr:
     """True for a balance row that breaks some rule of balance_rules (a frame with its asset_idx)."""
-    holds, owes = holding() > 0, debt() > 0
-    wanted = (
-        pl.when(holds | owes).then(PRICE).otherwise(0)
-        + pl.when(holds).then(TIERS).otherwise(0)
-        + pl.when(owes).then(BRACKETS).otherwise(0)
-    ).cast(pl.UInt8)
-    flags = asset_flags(terms)
+    wanted = _wanted(*_balance_needs())
     return (
-        pl.any_horizontal(r.broken for r in _balance_row_rules()) | _needs(flags, "asset_idx", wanted)
+        pl.any_horizontal(r.broken for r in _balance_row_rules())
+        | _needs(asset_flags(terms), "asset_idx", wanted)
     ).fill_null(True)
 
 
 def order_breaks(terms: AssetTerms) -> pl.Expr:
     """True for an open order that breaks some rule of order_rules (a frame with its asset indices)."""
-    flags, wanted = asset_flags(terms), pl.lit(PRICE | TIERS, pl.UInt8)
+    flags, wanted = asset_flags(terms), _wanted(*_order_needs())
     return (
         pl.any_horizontal(r.broken for r in _order_row_rules())
         | _needs(flags, f"asset_idx{BASE}", wanted)
