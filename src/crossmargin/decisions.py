@@ -66,17 +66,21 @@ def margin_call(policy: Policy) -> pl.Expr:
 
 def borrow_blocked_reason(policy: Policy) -> pl.Expr:
     """First matching reason: Classic collateral level <= IRR; Pro non-compliant (from 2024-12-19); Pro no margin."""
+
+    def reason(name: str) -> pl.Expr:  # the enum's value itself: no text is built per row, then cast
+        return pl.lit(name, dtype=BorrowBlockedReason)
+
     return (
         pl.when(
             is_classic()
             & (pl.col("classic_collateral_margin_level") <= classic_threshold(policy, "initial_risk_ratio"))
         )
-        .then(pl.lit("collateral_below_initial_risk_ratio"))
+        .then(reason("collateral_below_initial_risk_ratio"))
         .when(is_pro() & ~pl.col("pro_compliant") & pl.lit(policy.noncompliant_borrow_disabled))
-        .then(pl.lit("pro_not_compliant"))
+        .then(reason("pro_not_compliant"))
         .when(is_pro() & (pl.col("pro_available_margin_usdt") <= 0))
-        .then(pl.lit("no_available_margin"))
-        .cast(BorrowBlockedReason)
+        .then(reason("no_available_margin"))
+        .otherwise(pl.lit(None, dtype=BorrowBlockedReason))
     )
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from crossmargin import account_sums, decisions, levels, quantities
-from crossmargin.compiled import njit
+from crossmargin.compiled import njit, prange
 from crossmargin.errors import UsageError
 from crossmargin.policy import Policy
 from crossmargin.reference_data import AssetTerms
@@ -200,17 +200,19 @@ ACCOUNT_INPUT = [
 ]
 
 
-@njit()
+@njit(parallel=True)
 def _account_major(sums: np.ndarray, width: int, at: np.ndarray, n_accounts: int) -> np.ndarray:
     """out[k, a·n_s + s] = sums[s, k, r] for each run r of account a = at[r] (r left out if at[r] < 0),
-    k < width; 0 for an account without a run: one pass over the runs."""
+    k < width; 0 for an account without a run. One pass over the runs per sum k, the sums spread over
+    the threads (each thread writes its own rows of `out`: a copy, the same bits on any thread count)."""
     n_s = sums.shape[0]
-    out = np.zeros((width, n_accounts * n_s))
-    for r in range(at.size):
-        a = at[r]
-        if a < 0:
-            continue
-        for k in range(width):
+    out = np.empty((width, n_accounts * n_s))
+    for k in prange(width):
+        out[k, :] = 0.0
+        for r in range(at.size):
+            a = at[r]
+            if a < 0:
+                continue
             for p in range(n_s):
                 out[k, a * n_s + p] = sums[p, k, r]
     return out
@@ -299,12 +301,12 @@ def scenario_risk(
         sums = _scenario_sums(bal_runs, bal_out, chunk_ids, balance_sums)
         sums |= _scenario_sums(ord_runs, ord_out, chunk_ids, list(quantities.ORDER_SUMS.values()))
         acc = accounts[lo : lo + step]
-        base = acc.select(pl.all().gather(pl.lit(pl.Series(np.repeat(np.arange(acc.height), n_s)))))
-        base = base.with_columns(
+        # each account's row once per scenario, in the plan: only the columns the stages read are repeated
+        frame = acc.lazy().select(pl.all().gather(pl.lit(pl.Series(np.repeat(np.arange(acc.height), n_s)))))
+        frame = frame.with_columns(
             pl.Series("scenario_idx", np.tile(np.arange(n_s), acc.height), dtype=pl.Int64),
             *[pl.Series(name, values, dtype=pl.Float64) for name, values in sums.items()],
         )
-        frame = base.lazy()
         for stage in [*levels.all_levels(policy), *_stages(policy, price_free=False)]:
             frame = frame.with_columns(**stage)
         yield (
