@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -229,6 +230,31 @@ def test_verify_fails_after_tampering(case, tmp_path, verified_run, capsys):
     assert "Traceback" not in err
     for w in words:
         assert w in err, (w, err)
+
+
+def test_a_file_is_hashed_while_it_is_written(tmp_path):
+    """sha256_following reads a file as another thread appends to it, from before the file exists to
+    after it is closed, and gives the sha256 of the whole file."""
+    path = tmp_path / "growing.bin"
+    blocks = [random.Random(i).randbytes(n) for i, n in enumerate([0, 1, 3 << 20, 17, 1 << 20, 5])]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with outputs.hashed_while_written(pool, path) as digest:
+            time.sleep(0.05)  # the hasher waits for the file
+            with path.open("wb") as f:
+                for block in blocks:
+                    f.write(block)
+                    f.flush()
+                    time.sleep(0.03)  # the hasher catches up and waits for more
+            assert not digest.done()  # the writer has not said it is finished
+        assert digest.result(timeout=10) == hashlib.sha256(b"".join(blocks)).hexdigest()
+
+
+def test_a_file_never_written_fails_its_hash(tmp_path):
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with outputs.hashed_while_written(pool, tmp_path / "never.bin") as digest:
+            pass
+        with pytest.raises(FileNotFoundError):
+            digest.result(timeout=10)
 
 
 def test_verify_on_a_missing_directory_fails_cleanly(tmp_path, capsys):

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -307,6 +308,12 @@ def test_run_with_the_shipped_scenarios(tmp_path: Path) -> None:
     assert manifest["outputs"]["scenario_risk"]["rows"] == sr.height
     assert [s["name"] for s in manifest["scenarios"]["scenarios"]][-1] == "stablecoin depeg"
     assert crossmargin("verify", "--out", str(one)).returncode == 0
+    # scenario_risk, nine times account_risk's rows, is the one table written with LZ4
+    codecs = {
+        f: pq.ParquetFile(one / f"{f}.parquet").metadata.row_group(0).column(0).compression
+        for f in ("account_risk", "scenario_risk")
+    }
+    assert codecs == {"account_risk": "ZSTD", "scenario_risk": "LZ4"}
     for f in ("account_risk", "actions", "data_issues", "scenario_risk"):
         assert (one / f"{f}.parquet").read_bytes() == (three / f"{f}.parquet").read_bytes(), f
     # a later run without scenarios replaces the directory (scenario_risk was ours) and drops the file

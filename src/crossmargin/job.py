@@ -122,12 +122,12 @@ def score_bucket(
         "actions": scores.actions,
         "data_issues": scores.data_issues,
     }
-    with ThreadPoolExecutor(max_workers=1) as hasher:  # each part is hashed while the next is written
+    with ThreadPoolExecutor(max_workers=1) as hasher:  # each part is hashed as it is written
         hashes = {}
         for table, frame in frames.items():
             path = part_path(staging, table, bucket)
-            frame.write_parquet(path, **outputs.PARQUET_OPTIONS)
-            hashes[table] = hasher.submit(sha256_file, path)
+            with outputs.hashed_while_written(hasher, path) as hashes[table]:
+                frame.write_parquet(path, **outputs.parquet_options(table))
         # rows of unknown accounts are listed but do not count: the rate is over input accounts
         bad = scores.data_issues.filter(pl.col("code") != "unknown_account")["account_id"].n_unique()
         result = BucketResult({t: f.height for t, f in frames.items()}, bad, scores.price_problems)
@@ -135,10 +135,10 @@ def score_bucket(
         del scores, frames  # the scenario chunks are computed while they are written: free the rest first
         if chunks is not None and scenarios is not None:  # streamed into the part file as computed
             path = part_path(staging, outputs.SCENARIO_TABLE, bucket)
-            result.rows[outputs.SCENARIO_TABLE] = outputs.sink_chunks(
-                chunks, scenario_schema(scenarios), path
-            )
-            hashes[outputs.SCENARIO_TABLE] = hasher.submit(sha256_file, path)
+            with outputs.hashed_while_written(hasher, path) as hashes[outputs.SCENARIO_TABLE]:
+                result.rows[outputs.SCENARIO_TABLE] = outputs.sink_chunks(
+                    chunks, scenario_schema(scenarios), path, outputs.parquet_options(outputs.SCENARIO_TABLE)
+                )
         result.sha256.update({table: h.result() for table, h in hashes.items()})
     return result
 
@@ -189,7 +189,7 @@ def merge_parts(
         if len(parts) == 1:
             os.replace(parts[0], target)
         else:
-            pl.scan_parquet(parts).sink_parquet(target, **outputs.PARQUET_OPTIONS)
+            pl.scan_parquet(parts).sink_parquet(target, **outputs.parquet_options(table))
             for p in parts:
                 p.unlink()
         outputs.fsync(target)
