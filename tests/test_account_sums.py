@@ -265,13 +265,13 @@ def test_balance_kernel_is_row_values_then_reduceat(counts: list[int], seed: int
         account_sums._balance_kernel,
         _chunked(rows, cuts),
         ["asset_idx", "free", "locked", "borrowed", "interest"],
-        (2, 7),
+        (7, runs.starts.size, 2),
         *params,
     )
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
     for p in range(2):
         want = np.add.reduceat(_row_values_numpy(asset, q, prices[p]), starts, axis=1)
-        assert out[p].tobytes() == want.tobytes(), p
+        assert out[:, :, p].tobytes() == want.tobytes(), p
     assert bits.tolist() == [
         int(np.bitwise_or.reduce(np.uint64(1) << asset[s:e].astype(np.uint64)))
         for s, e in zip(starts, np.r_[starts[1:], n], strict=True)
@@ -300,12 +300,12 @@ def test_order_kernel_hand_worked() -> None:
         account_sums._order_kernel,
         rows,
         ["order_id", "asset_idx_base", "asset_idx_quote", "is_buy", "remaining_qty", "price"],
-        (2, 1),
+        (1, runs.starts.size, 2),
         prices,
         np.array([0.5, 1.0]),
     )
-    assert out[0, 0].tolist() == [0.0, 0.0]
-    assert out[1, 0].tolist() == [20.0, 0.0]
+    assert out[0, :, 0].tolist() == [0.0, 0.0]
+    assert out[0, :, 1].tolist() == [20.0, 0.0]
     assert bits.tolist() == [(1 << 10) | (1 << 11), 1 << 12]
 
 

@@ -136,8 +136,9 @@ def run_sum(v: np.ndarray, n: int) -> float:
 # kernel(starts, stop, *row columns, *parameters, out, bits, run_idx): local run r is rows
 # starts[r]..starts[r+1]-1 (the last one ..stop-1) and run run_idx[r] of the whole frame. The runs are
 # cut into contiguous blocks spread over the threads (prange); a run is reduced by one thread, in row
-# order. out[p, k, run_idx[r]] is the sum of value k at price vector p over the run (each sum
-# contiguous over the runs), bits[run_idx[r]] its key bits.
+# order. out[k, run_idx[r], p] is the sum of value k at price vector p over the run (a run's sums at
+# every price vector side by side: with one vector per scenario, out[k] is already in (account,
+# scenario) order), bits[run_idx[r]] its key bits.
 
 BLOCKS = 64  # blocks of runs per call, spread over the threads
 CHUNK_ROWS = 1_000_000  # rows per chunk the row pass asks the streaming engine for
@@ -198,7 +199,7 @@ def _balance_kernel(
                         i - s,
                     )
                 for k in range(width):
-                    out[p, k, run_idx[r]] = run_sum(buf[k], e - s)
+                    out[k, run_idx[r], p] = run_sum(buf[k], e - s)
 
 
 @njit(parallel=True)
@@ -225,7 +226,7 @@ def _order_kernel(starts, stop, order_id, base, quote, is_buy, qty, limit, price
                         buf[i - s] = quantities.order_loss_usdt(
                             is_buy[i], qty[i], limit[i], prices[p, bi], ratio[bi], prices[p, qi], ratio[qi]
                         )
-                out[p, 0, run_idx[r]] = run_sum(buf, e - s)
+                out[0, run_idx[r], p] = run_sum(buf, e - s)
 
 
 # ------------------------------------------------------------------ runs of account ids, chunk by chunk
@@ -264,17 +265,16 @@ class Runs:
         kernel: Callable[..., None],
         rows: pl.DataFrame,
         columns: list[str],
-        width: tuple[int, ...],
+        shape: tuple[int, ...],
         *params: Any,
-        out_size: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(out, bits) of `kernel(starts, stop, *columns, *params, out, bits, run_idx)` over every run
         (see the kernels): one call per chunk on zero-copy views of it, then one call on the few runs
-        that cross a chunk boundary, gathered into one contiguous frame. `out` is (*width, runs)
-        float64, `bits` the ORed key bits per run. Every input array is passed read-only, so each
-        kernel is compiled for one signature only. (The row pass collects in chunks of about a
-        million rows, so the calls are few: engine.py.) `out_size`: the last axis of `out` if the
-        kernel places its results otherwise than by run (the distance walk: by walked account)."""
+        that cross a chunk boundary, gathered into one contiguous frame. `out` is a float64 array
+        of `shape`, laid out as the kernel writes it (see the kernels; the distance walk places its
+        results by walked account), `bits` the ORed key bits per run. Every input array is passed
+        read-only, so each kernel is compiled for one signature only. (The row pass collects in
+        chunks of about a million rows, so the calls are few: engine.py.)"""
         rows = rows.select(columns)
         chunks = [rows[c].get_chunks() for c in columns]
         lengths = tuple(len(c) for c in chunks[0])
@@ -283,7 +283,7 @@ class Runs:
             chunks, lengths = [[rows[c]] for c in columns], (rows.height,)
         layout = self.layout(lengths)
         params = tuple(read_only(p) for p in params)
-        out = np.empty((*width, self.starts.size if out_size is None else out_size))
+        out = np.empty(shape)
         bits = np.zeros(self.starts.size, dtype=np.uint64)
         for i, first, last, local, stop in layout.inside:
             arrays = [read_only(col[i].to_numpy()) for col in chunks]
@@ -429,17 +429,17 @@ def balance_sums(
     rows: pl.DataFrame, terms: AssetTerms, stable: pl.Series, prices: np.ndarray, runs: Runs | None = None
 ) -> tuple[Runs | None, np.ndarray, np.ndarray]:
     """(runs, sums, bits) of the balance rows (account_id, asset_idx, free, locked, borrowed, interest):
-    sums[p, k, run] is the sum of the k-th of quantities.BALANCE_SUMS at price vector p. `runs`: the
+    sums[k, run, p] is the sum of the k-th of quantities.BALANCE_SUMS at price vector p. `runs`: the
     runs of `rows` (in account order), if known."""
     rows = in_account_order(rows)
-    width = (prices.shape[0], quantities.N_BALANCE_VALUES)
     if rows.height == 0:
-        return None, np.empty((*width, 0)), np.empty(0, dtype=np.uint64)
+        return None, np.empty((quantities.N_BALANCE_VALUES, 0, prices.shape[0])), np.empty(0, dtype=np.uint64)
     if rows["asset_idx"].has_nulls():  # an asset no price or table names: one index past the last
         rows = rows.with_columns(pl.col("asset_idx").fill_null(terms.frame.height))
     runs = runs if runs is not None else Runs.of(rows[ACCOUNT])
     stable_arr, coll, liab = _asset_arrays(terms, stable)
-    out, bits = runs.apply(_balance_kernel, rows, BALANCE_COLUMNS[1:], width, prices, stable_arr, coll, liab)
+    shape = (quantities.N_BALANCE_VALUES, runs.starts.size, prices.shape[0])
+    out, bits = runs.apply(_balance_kernel, rows, BALANCE_COLUMNS[1:], shape, prices, stable_arr, coll, liab)
     return runs, out, bits
 
 
@@ -447,18 +447,18 @@ def order_sums(
     rows: pl.DataFrame, terms: AssetTerms, prices: np.ndarray
 ) -> tuple[Runs | None, np.ndarray, np.ndarray]:
     """(runs, sums, bits) of the open orders (account_id, order_id, asset_idx_base, asset_idx_quote,
-    is_buy, remaining_qty, price): sums[p, 0, run] is the open-order loss at price vector p."""
+    is_buy, remaining_qty, price): sums[0, run, p] is the open-order loss at price vector p."""
     rows = in_account_order(rows)
-    width = (prices.shape[0], 1)
     if rows.height == 0:
-        return None, np.empty((*width, 0)), np.empty(0, dtype=np.uint64)
+        return None, np.empty((1, 0, prices.shape[0])), np.empty(0, dtype=np.uint64)
     n = terms.frame.height
     rows = rows.with_columns(
         pl.col("order_id").fill_null(0), pl.col("asset_idx_base", "asset_idx_quote").fill_null(n)
     )
     runs = Runs.of(rows[ACCOUNT])
     ratio = terms.frame["first_collateral_ratio"].cast(pl.Float64).to_numpy()
-    out, bits = runs.apply(_order_kernel, rows, ORDER_COLUMNS[1:], width, prices, ratio)
+    shape = (1, runs.starts.size, prices.shape[0])
+    out, bits = runs.apply(_order_kernel, rows, ORDER_COLUMNS[1:], shape, prices, ratio)
     return runs, out, bits
 
 
@@ -467,7 +467,7 @@ def account_frame(
 ) -> pl.DataFrame:
     """The per-account frame of the row pass: account_id, the named sums (first price vector),
     `count_name` rows, maybe_repeat."""
-    return _frame(runs, {c: sums[0, i] for i, c in enumerate(names)}, count_name, bits)
+    return _frame(runs, {c: sums[i, :, 0] for i, c in enumerate(names)}, count_name, bits)
 
 
 def repeated(frame: pl.DataFrame) -> pl.Series:

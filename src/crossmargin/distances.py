@@ -537,7 +537,7 @@ def walk(
         _pro_kernel,
         bal,
         columns,
-        (len(DISTANCE_COLUMNS),),
+        (len(DISTANCE_COLUMNS), keys.size),
         slot,
         o_lo,
         o_hi,
@@ -545,7 +545,6 @@ def walk(
         mc,
         *order_arrays,
         *params,
-        out_size=keys.size,
     )
     walked = slot[found]
     return pl.DataFrame(

@@ -26,7 +26,6 @@ import numpy as np
 import polars as pl
 
 from crossmargin import account_sums, decisions, levels, quantities
-from crossmargin.compiled import njit, prange
 from crossmargin.errors import UsageError
 from crossmargin.policy import Policy
 from crossmargin.reference_data import AssetTerms
@@ -200,35 +199,25 @@ ACCOUNT_INPUT = [
 ]
 
 
-@njit(parallel=True)
-def _account_major(sums: np.ndarray, width: int, at: np.ndarray, n_accounts: int) -> np.ndarray:
-    """out[k, a·n_s + s] = sums[s, k, r] for each run r of account a = at[r] (r left out if at[r] < 0),
-    k < width; 0 for an account without a run. One pass over the runs per sum k, the sums spread over
-    the threads (each thread writes its own rows of `out`: a copy, the same bits on any thread count)."""
-    n_s = sums.shape[0]
-    out = np.empty((width, n_accounts * n_s))
-    for k in prange(width):
-        out[k, :] = 0.0
-        for r in range(at.size):
-            a = at[r]
-            if a < 0:
-                continue
-            for p in range(n_s):
-                out[k, a * n_s + p] = sums[p, k, r]
-    return out
-
-
 def _scenario_sums(
     runs: account_sums.Runs | None, sums: np.ndarray, chunk_ids: np.ndarray, names: list[str]
 ) -> dict[str, np.ndarray]:
     """Per (account of `chunk_ids`, scenario), account-major: the first sums `names` of a kernel's
-    result (sums[scenario, k, run], account_sums), 0 for an account without rows."""
+    result (sums[k, run, scenario], account_sums), 0 for an account without rows."""
+    n_s = sums.shape[2]
     if runs is None:
-        return {name: np.zeros(chunk_ids.size * sums.shape[0]) for name in names}
+        return {name: np.zeros(chunk_ids.size * n_s) for name in names}
     # each run's place among the chunk's accounts (no join); a run of another account is left out
     at = account_sums.positions(runs.ids, chunk_ids)
-    out = _account_major(account_sums.read_only(sums), len(names), at, chunk_ids.size)
-    return {name: out[k] for k, name in enumerate(names)}
+    if np.array_equal(at, np.arange(chunk_ids.size)):  # a run per account, in order: as they are
+        return {name: sums[k].reshape(-1) for k, name in enumerate(names)}
+    kept = at >= 0
+    out = {}
+    for k, name in enumerate(names):
+        placed = np.zeros((chunk_ids.size, n_s))
+        placed[at[kept]] = sums[k][kept]
+        out[name] = placed.reshape(-1)
+    return out
 
 
 # decisions that do not depend on prices: worked out once per account, then repeated per scenario
