@@ -32,10 +32,11 @@ class InputFile:
 
 def sha256_file(path: Path) -> str:
     """The sha256 of a file, read in 1 MiB blocks (input checksums, output checksums, verify)."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    h, buffer = hashlib.sha256(), bytearray(1 << 20)  # one buffer for every read
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            h.update(view[:n])
     return h.hexdigest()
 
 

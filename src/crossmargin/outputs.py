@@ -234,14 +234,15 @@ def sha256_following(path: Path, finished: threading.Event, poll: float = 0.02) 
     h = hashlib.sha256()
     while not path.exists() and not finished.is_set():
         time.sleep(poll)
-    hashed = 0
-    with path.open("rb") as f:
+    hashed, buffer = 0, bytearray(1 << 20)  # one buffer for every read: no allocation per block
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as f:
         while True:
             closed = finished.is_set()  # before the read: when set, every byte is in the file
-            block = f.read(1 << 20)
-            if block:
-                h.update(block)
-                hashed += len(block)
+            n = f.readinto(buffer)
+            if n:
+                h.update(view[:n])
+                hashed += n
             elif closed:
                 break
             else:
