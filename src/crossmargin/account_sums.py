@@ -168,8 +168,9 @@ def _longest(starts: np.ndarray, stop: int, r0: int, r1: int) -> int:
 def _balance_kernel(
     starts, stop, asset, free, locked, borrowed, interest, prices, stable, coll, liab, out, bits, run_idx
 ):
-    """Per run (account) and price vector p: the sums of quantities.balance_row_values."""
-    n_runs, n_prices = starts.size, prices.shape[0]
+    """Per run (account) and price vector p: the sums of quantities.balance_row_values (the first
+    out.shape[0] of them: the scenarios leave out the stable-asset parts)."""
+    n_runs, n_prices, n_sums = starts.size, prices.shape[0], out.shape[0]
     n_assets, width = stable.size, quantities.N_BALANCE_VALUES
     blocks = min(n_runs, BLOCKS)
     for b in prange(blocks):
@@ -198,7 +199,7 @@ def _balance_kernel(
                         buf,
                         i - s,
                     )
-                for k in range(width):
+                for k in range(n_sums):
                     out[k, run_idx[r], p] = run_sum(buf[k], e - s)
 
 
@@ -426,19 +427,24 @@ def prices_matrix(terms: AssetTerms, prices: list[pl.Series] | None = None) -> n
 
 
 def balance_sums(
-    rows: pl.DataFrame, terms: AssetTerms, stable: pl.Series, prices: np.ndarray, runs: Runs | None = None
+    rows: pl.DataFrame,
+    terms: AssetTerms,
+    stable: pl.Series,
+    prices: np.ndarray,
+    runs: Runs | None = None,
+    n_sums: int = quantities.N_BALANCE_VALUES,
 ) -> tuple[Runs | None, np.ndarray, np.ndarray]:
     """(runs, sums, bits) of the balance rows (account_id, asset_idx, free, locked, borrowed, interest):
-    sums[k, run, p] is the sum of the k-th of quantities.BALANCE_SUMS at price vector p. `runs`: the
-    runs of `rows` (in account order), if known."""
+    sums[k, run, p] is the sum of the k-th of quantities.BALANCE_SUMS at price vector p, for the first
+    `n_sums` of them. `runs`: the runs of `rows` (in account order), if known."""
     rows = in_account_order(rows)
     if rows.height == 0:
-        return None, np.empty((quantities.N_BALANCE_VALUES, 0, prices.shape[0])), np.empty(0, dtype=np.uint64)
+        return None, np.empty((n_sums, 0, prices.shape[0])), np.empty(0, dtype=np.uint64)
     if rows["asset_idx"].has_nulls():  # an asset no price or table names: one index past the last
         rows = rows.with_columns(pl.col("asset_idx").fill_null(terms.frame.height))
     runs = runs if runs is not None else Runs.of(rows[ACCOUNT])
     stable_arr, coll, liab = _asset_arrays(terms, stable)
-    shape = (quantities.N_BALANCE_VALUES, runs.starts.size, prices.shape[0])
+    shape = (n_sums, runs.starts.size, prices.shape[0])
     out, bits = runs.apply(_balance_kernel, rows, BALANCE_COLUMNS[1:], shape, prices, stable_arr, coll, liab)
     return runs, out, bits
 

@@ -5,8 +5,8 @@
    line, before any work;
 2. resolve the policy at as_of, read the input files (schemas checked: inputs.py);
 3. split the book into account-id buckets and score each with the engine (`score_bucket`: one
-   function call per bucket, which writes that bucket's part files), while a thread checksums the
-   input files;
+   function call per bucket, which writes that bucket's part files, each hashed as it is written),
+   while a thread checksums the input files;
 4. the issue-rate gate: too many accounts with data issues and only data_issues is kept, in
    OUT.rejected/ (exit 4);
 5. the manifest, then one atomic publish of the staged directory (outputs.py).
@@ -95,7 +95,7 @@ class BucketResult:
     rows: dict[str, int]
     bad_accounts: int
     price_problems: pl.DataFrame
-    # sha256 of each part file, hashed while the next one was written (a one-bucket run's part is the output)
+    # sha256 of each part file, hashed as it was written (a one-bucket run's part is the output)
     sha256: dict[str, str] = field(default_factory=dict)
 
 

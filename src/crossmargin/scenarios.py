@@ -285,7 +285,9 @@ def scenario_risk(
         first, last = chunk_ids[0], chunk_ids[-1]
         b0, b1 = np.searchsorted(bal_ids, first, "left"), np.searchsorted(bal_ids, last, "right")
         o0, o1 = np.searchsorted(ord_ids, first, "left"), np.searchsorted(ord_ids, last, "right")
-        bal_runs, bal_out, _ = account_sums.balance_sums(balances[b0:b1], terms, stable, prices)
+        bal_runs, bal_out, _ = account_sums.balance_sums(
+            balances[b0:b1], terms, stable, prices, n_sums=len(balance_sums)
+        )
         ord_runs, ord_out, _ = account_sums.order_sums(orders[o0:o1], terms, prices)
         sums = _scenario_sums(bal_runs, bal_out, chunk_ids, balance_sums)
         sums |= _scenario_sums(ord_runs, ord_out, chunk_ids, list(quantities.ORDER_SUMS.values()))
