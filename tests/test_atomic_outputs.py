@@ -233,8 +233,8 @@ def test_verify_fails_after_tampering(case, tmp_path, verified_run, capsys):
 
 
 def test_a_file_is_hashed_while_it_is_written(tmp_path):
-    """sha256_following reads a file as another thread appends to it, from before the file exists to
-    after it is closed, and gives the sha256 of the whole file."""
+    """sha256_file (with `written`) reads a file as another thread appends to it, from before the
+    file exists to after it is closed, and gives the sha256 of the whole file."""
     path = tmp_path / "growing.bin"
     blocks = [random.Random(i).randbytes(n) for i, n in enumerate([0, 1, 3 << 20, 17, 1 << 20, 5])]
     with ThreadPoolExecutor(max_workers=1) as pool:

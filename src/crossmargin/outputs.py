@@ -18,12 +18,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future
 from contextlib import contextmanager
@@ -227,37 +225,12 @@ def sink_chunks(
     return rows
 
 
-def sha256_following(path: Path, finished: threading.Event, poll: float = 0.02) -> str:
-    """The sha256 of a file another thread writes from start to end (parquet: row groups, then the
-    footer; nothing written is rewritten), read as it grows: ready soon after the writer closes the
-    file, instead of after a whole read of it then. `finished` is set once the writer has closed it."""
-    h = hashlib.sha256()
-    while not path.exists() and not finished.is_set():
-        time.sleep(poll)
-    hashed, buffer = 0, bytearray(1 << 20)  # one buffer for every read: no allocation per block
-    view = memoryview(buffer)
-    with path.open("rb", buffering=0) as f:
-        while True:
-            closed = finished.is_set()  # before the read: when set, every byte is in the file
-            n = f.readinto(buffer)
-            if n:
-                h.update(view[:n])
-                hashed += n
-            elif closed:
-                break
-            else:
-                time.sleep(poll)
-    if hashed != path.stat().st_size:  # pragma: no cover - a writer that truncated: read it again
-        return sha256_file(path)
-    return h.hexdigest()
-
-
 @contextmanager
 def hashed_while_written(pool: Executor, path: Path) -> Iterator[Future[str]]:
     """`with hashed_while_written(pool, path) as digest: <write path>`: `digest` is the sha256 of the
-    file written in the block, hashed by `pool` while it is written (sha256_following)."""
+    file written in the block, hashed by `pool` while it is written (sha256_file as it grows)."""
     finished = threading.Event()
-    digest = pool.submit(sha256_following, path, finished)
+    digest = pool.submit(sha256_file, path, finished)
     try:
         yield digest
     finally:

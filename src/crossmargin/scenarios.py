@@ -209,15 +209,12 @@ def _scenario_sums(
         return {name: np.zeros(chunk_ids.size * n_s) for name in names}
     # each run's place among the chunk's accounts (no join); a run of another account is left out
     at = account_sums.positions(runs.ids, chunk_ids)
-    if np.array_equal(at, np.arange(chunk_ids.size)):  # a run per account, in order: as they are
-        return {name: sums[k].reshape(-1) for k, name in enumerate(names)}
-    kept = at >= 0
-    out = {}
-    for k, name in enumerate(names):
-        placed = np.zeros((chunk_ids.size, n_s))
-        placed[at[kept]] = sums[k][kept]
-        out[name] = placed.reshape(-1)
-    return out
+    if not np.array_equal(at, np.arange(chunk_ids.size)):  # else a run per account, in order: as they are
+        kept = at >= 0
+        placed = np.zeros((len(names), chunk_ids.size, n_s))
+        placed[:, at[kept]] = sums[: len(names), kept]
+        sums = placed
+    return {name: sums[k].reshape(-1) for k, name in enumerate(names)}
 
 
 # decisions that do not depend on prices: worked out once per account, then repeated per scenario
