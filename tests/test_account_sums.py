@@ -119,6 +119,28 @@ def test_no_rows() -> None:
     assert got.schema == {"account_id": pl.Int64, "x": pl.Float64, "n": pl.Int64, "maybe_repeat": pl.Boolean}
 
 
+def test_sums_placed_at_the_accounts_asked_for() -> None:
+    """With `accounts`, each run's sums land at its account's place among them, across chunks: an
+    account without rows gets 0, and the rows of an account not asked for (2) are left out."""
+    frame = _frame([1, 1, 2, 4, 4, 4], [1.0, 2.0, 50.0, 10.0, 20.0, 30.0])
+    balances = _chunked(frame, [1, 4]).select(
+        "account_id",
+        pl.col("key").cast(pl.UInt32).alias("asset_idx"),
+        pl.col("x").alias("free"),
+        *[pl.lit(0.0).alias(c) for c in ("locked", "borrowed", "interest")],
+    )
+    prices = np.array([np.ones(N_KEYS), np.full(N_KEYS, 2.0)])
+    stable = pl.Series([False] * N_KEYS)
+    accounts = np.array([0, 1, 3, 4])
+    _, out, bits = account_sums.balance_sums(balances, _terms(), stable, prices, n_sums=1, accounts=accounts)
+    assert out.shape == (1, 4, 2)
+    assert out[0].tolist() == [[0.0, 0.0], [3.0, 6.0], [0.0, 0.0], [60.0, 120.0]]
+    assert bits.tolist() == [0, 0b11, 0, 0b111000]
+    _, none, _ = account_sums.balance_sums(balances[:0], _terms(), stable, prices, accounts=accounts)
+    assert none.shape == (7, 4, 2)
+    assert not none.any()
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     counts=st.lists(st.integers(1, 40), min_size=1, max_size=30),

@@ -268,14 +268,16 @@ class Runs:
         columns: list[str],
         shape: tuple[int, ...],
         *params: Any,
+        place: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(out, bits) of `kernel(starts, stop, *columns, *params, out, bits, run_idx)` over every run
         (see the kernels): one call per chunk on zero-copy views of it, then one call on the few runs
         that cross a chunk boundary, gathered into one contiguous frame. `out` is a float64 array
         of `shape`, laid out as the kernel writes it (see the kernels; the distance walk places its
-        results by walked account), `bits` the ORed key bits per run. Every input array is passed
-        read-only, so each kernel is compiled for one signature only. (The row pass collects in
-        chunks of about a million rows, so the calls are few: engine.py.)"""
+        results by walked account), `bits` the ORed key bits per run. `place`: the index each run is
+        written at (run_idx), if not its own; then `out` and `bits` start at 0 (an index without a run
+        keeps 0). Every input array is passed read-only, so each kernel is compiled for one signature
+        only. (The row pass collects in chunks of about a million rows, so the calls are few.)"""
         rows = rows.select(columns)
         chunks = [rows[c].get_chunks() for c in columns]
         lengths = tuple(len(c) for c in chunks[0])
@@ -284,15 +286,18 @@ class Runs:
             chunks, lengths = [[rows[c]] for c in columns], (rows.height,)
         layout = self.layout(lengths)
         params = tuple(read_only(p) for p in params)
-        out = np.empty(shape)
-        bits = np.zeros(self.starts.size, dtype=np.uint64)
+        if place is None:
+            out, bits = np.empty(shape), np.zeros(self.starts.size, dtype=np.uint64)
+            place = np.arange(self.starts.size)
+        else:
+            out, bits = np.zeros(shape), np.zeros(shape[1], dtype=np.uint64)
         for i, first, last, local, stop in layout.inside:
             arrays = [read_only(col[i].to_numpy()) for col in chunks]
-            kernel(local, stop, *arrays, *params, out, bits, np.arange(first, last))
+            kernel(local, stop, *arrays, *params, out, bits, place[first:last])
         if layout.crossing.size:
             gathered = rows[layout.gather].rechunk()
             arrays = [read_only(gathered[c].to_numpy()) for c in columns]
-            kernel(layout.gather_starts, gathered.height, *arrays, *params, out, bits, layout.crossing)
+            kernel(layout.gather_starts, gathered.height, *arrays, *params, out, bits, place[layout.crossing])
         return out, bits
 
     def layout(self, lengths: tuple[int, ...]) -> _Layout:
@@ -433,39 +438,62 @@ def balance_sums(
     prices: np.ndarray,
     runs: Runs | None = None,
     n_sums: int = quantities.N_BALANCE_VALUES,
+    accounts: np.ndarray | None = None,
 ) -> tuple[Runs | None, np.ndarray, np.ndarray]:
     """(runs, sums, bits) of the balance rows (account_id, asset_idx, free, locked, borrowed, interest):
     sums[k, run, p] is the sum of the k-th of quantities.BALANCE_SUMS at price vector p, for the first
-    `n_sums` of them. `runs`: the runs of `rows` (in account order), if known."""
+    `n_sums` of them. `runs`: the runs of `rows` (in account order), if known. `accounts` (sorted,
+    unique): sums[k, j, p] of the j-th of these accounts instead, 0 without rows (`_placed`)."""
     rows = in_account_order(rows)
     if rows.height == 0:
-        return None, np.empty((n_sums, 0, prices.shape[0])), np.empty(0, dtype=np.uint64)
+        return None, _no_sums(n_sums, prices, accounts), np.empty(0, dtype=np.uint64)
     if rows["asset_idx"].has_nulls():  # an asset no price or table names: one index past the last
         rows = rows.with_columns(pl.col("asset_idx").fill_null(terms.frame.height))
     runs = runs if runs is not None else Runs.of(rows[ACCOUNT])
     stable_arr, coll, liab = _asset_arrays(terms, stable)
-    shape = (n_sums, runs.starts.size, prices.shape[0])
-    out, bits = runs.apply(_balance_kernel, rows, BALANCE_COLUMNS[1:], shape, prices, stable_arr, coll, liab)
-    return runs, out, bits
+    return runs, *_placed(
+        runs, accounts, (n_sums, prices.shape[0]), _balance_kernel, rows, BALANCE_COLUMNS[1:],
+        prices, stable_arr, coll, liab,
+    )  # fmt: skip
 
 
 def order_sums(
-    rows: pl.DataFrame, terms: AssetTerms, prices: np.ndarray
+    rows: pl.DataFrame, terms: AssetTerms, prices: np.ndarray, accounts: np.ndarray | None = None
 ) -> tuple[Runs | None, np.ndarray, np.ndarray]:
     """(runs, sums, bits) of the open orders (account_id, order_id, asset_idx_base, asset_idx_quote,
-    is_buy, remaining_qty, price): sums[0, run, p] is the open-order loss at price vector p."""
+    is_buy, remaining_qty, price): sums[0, run, p] is the open-order loss at price vector p (with
+    `accounts`: sums[0, j, p] of the j-th of them, as balance_sums)."""
     rows = in_account_order(rows)
     if rows.height == 0:
-        return None, np.empty((1, 0, prices.shape[0])), np.empty(0, dtype=np.uint64)
+        return None, _no_sums(1, prices, accounts), np.empty(0, dtype=np.uint64)
     n = terms.frame.height
     rows = rows.with_columns(
         pl.col("order_id").fill_null(0), pl.col("asset_idx_base", "asset_idx_quote").fill_null(n)
     )
     runs = Runs.of(rows[ACCOUNT])
     ratio = terms.frame["first_collateral_ratio"].cast(pl.Float64).to_numpy()
-    shape = (1, runs.starts.size, prices.shape[0])
-    out, bits = runs.apply(_order_kernel, rows, ORDER_COLUMNS[1:], shape, prices, ratio)
-    return runs, out, bits
+    return runs, *_placed(
+        runs, accounts, (1, prices.shape[0]), _order_kernel, rows, ORDER_COLUMNS[1:], prices, ratio
+    )
+
+
+def _no_sums(n_sums: int, prices: np.ndarray, accounts: np.ndarray | None) -> np.ndarray:
+    return np.zeros((n_sums, 0 if accounts is None else accounts.size, prices.shape[0]))
+
+
+def _placed(
+    runs: Runs, accounts: np.ndarray | None, sizes: tuple[int, int], kernel, rows, columns, *params
+) -> tuple[np.ndarray, np.ndarray]:
+    """(out, bits) of a kernel over every run: out[k, run, p], or with `accounts` out[k, j, p] of the
+    j-th account — the kernel writes each run's sums at its account's place (no copy after), and a run
+    of an account not in `accounts` into one spare place past the last, then cut off."""
+    n_sums, n_prices = sizes
+    if accounts is None:
+        return runs.apply(kernel, rows, columns, (n_sums, runs.starts.size, n_prices), *params)
+    place = positions(runs.ids, accounts)
+    place[place < 0] = accounts.size
+    out, bits = runs.apply(kernel, rows, columns, (n_sums, accounts.size + 1, n_prices), *params, place=place)
+    return out[:, : accounts.size], bits[: accounts.size]
 
 
 def account_frame(

@@ -116,6 +116,8 @@ def debt_margins_usdt(debt_value: float, asset_idx: int, liab: tuple) -> tuple[f
     """(maintenance, initial) margin of one debt: tiered(debt·price, the asset's liability brackets,
     maintenance_margin_rate / initial_margin_rate), one bracket lookup for both; exactly 0 without
     debt. `liab` = (K, lower, mm rate, mm below, im rate, im below) of tiers.Slices."""
+    if debt_value == 0.0:  # what the tiers give for 0 (every table starts at 0), without the lookup
+        return 0.0, 0.0
     k_max, lower, mm, below_mm, im, below_im = liab
     at = slice_at(debt_value, asset_idx, lower, k_max)
     return tiered_at(debt_value, at, lower, mm, below_mm), tiered_at(debt_value, at, lower, im, below_im)

@@ -199,24 +199,6 @@ ACCOUNT_INPUT = [
 ]
 
 
-def _scenario_sums(
-    runs: account_sums.Runs | None, sums: np.ndarray, chunk_ids: np.ndarray, names: list[str]
-) -> dict[str, np.ndarray]:
-    """Per (account of `chunk_ids`, scenario), account-major: the first sums `names` of a kernel's
-    result (sums[k, run, scenario], account_sums), 0 for an account without rows."""
-    n_s = sums.shape[2]
-    if runs is None:
-        return {name: np.zeros(chunk_ids.size * n_s) for name in names}
-    # each run's place among the chunk's accounts (no join); a run of another account is left out
-    at = account_sums.positions(runs.ids, chunk_ids)
-    if not np.array_equal(at, np.arange(chunk_ids.size)):  # else a run per account, in order: as they are
-        kept = at >= 0
-        placed = np.zeros((len(names), chunk_ids.size, n_s))
-        placed[:, at[kept]] = sums[: len(names), kept]
-        sums = placed
-    return {name: sums[k].reshape(-1) for k, name in enumerate(names)}
-
-
 # decisions that do not depend on prices: worked out once per account, then repeated per scenario
 PRICE_FREE = {"pro_compliant", "switches_left_today", "due_for_migration", "migrate_now"}
 
@@ -282,12 +264,13 @@ def scenario_risk(
         first, last = chunk_ids[0], chunk_ids[-1]
         b0, b1 = np.searchsorted(bal_ids, first, "left"), np.searchsorted(bal_ids, last, "right")
         o0, o1 = np.searchsorted(ord_ids, first, "left"), np.searchsorted(ord_ids, last, "right")
-        bal_runs, bal_out, _ = account_sums.balance_sums(
-            balances[b0:b1], terms, stable, prices, n_sums=len(balance_sums)
+        # sums[k, account, scenario]: out[k] is already in (account, scenario) order
+        _, bal_out, _ = account_sums.balance_sums(
+            balances[b0:b1], terms, stable, prices, n_sums=len(balance_sums), accounts=chunk_ids
         )
-        ord_runs, ord_out, _ = account_sums.order_sums(orders[o0:o1], terms, prices)
-        sums = _scenario_sums(bal_runs, bal_out, chunk_ids, balance_sums)
-        sums |= _scenario_sums(ord_runs, ord_out, chunk_ids, list(quantities.ORDER_SUMS.values()))
+        _, ord_out, _ = account_sums.order_sums(orders[o0:o1], terms, prices, accounts=chunk_ids)
+        sums = {name: bal_out[k].reshape(-1) for k, name in enumerate(balance_sums)}
+        sums |= {name: ord_out[k].reshape(-1) for k, name in enumerate(quantities.ORDER_SUMS.values())}
         acc = accounts[lo : lo + step]
         # each account's row once per scenario, in the plan: only the columns the stages read are repeated
         frame = acc.lazy().select(pl.all().gather(pl.lit(pl.Series(np.repeat(np.arange(acc.height), n_s)))))
