@@ -140,3 +140,24 @@ def test_lookup_is_the_spec_sum_bit_for_bit(tables, data) -> None:
         )
     )
     check(tables, asset, xs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    tables=st.dictionaries(st.sampled_from(["ADA", "BTC", "ETH", "USDT"]), table(), min_size=1, max_size=4)
+)
+def test_zero_debt_skips_the_lookup_with_the_same_bits(tables) -> None:
+    """quantities.debt_margins_usdt returns (0.0, 0.0) for a debt of exactly 0 without a lookup: the
+    lookup of 0 (and of -0.0) gives those very bits in every table (each starts at 0)."""
+    from crossmargin.quantities import debt_margins_usdt
+
+    slices, index = _flat(tables)
+    lower, rate, below = slices.arrays("collateral_ratio")
+    liab = (slices.k_max, lower, rate, below, rate, below)
+    for idx in range(index.height):
+        for zero in (0.0, -0.0):
+            looked_up = tiers.tiered_at(
+                zero, tiers.slice_at(zero, idx, lower, slices.k_max), lower, rate, below
+            )
+            assert bits(looked_up) == bits(0.0)
+            assert [bits(m) for m in debt_margins_usdt(zero, idx, liab)] == [bits(0.0), bits(0.0)]
