@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossmargin import account_sums
+from crossmargin import account_sums, quantities
 from crossmargin.reference_data import AssetTerms
 from crossmargin.tiers import Slices
 
@@ -37,8 +37,8 @@ def sums_of_x(rows: pl.DataFrame, _columns: list[str], count_name: str) -> pl.Da
     balances = rows.select(
         "account_id",
         pl.col("key").cast(pl.UInt32).alias("asset_idx"),
-        pl.col("x").alias("free"),
-        *[pl.lit(0.0).alias(c) for c in ("locked", "borrowed", "interest")],
+        pl.col("x").alias("holding"),
+        pl.lit(0.0).alias("debt"),
     )
     prices = np.ones((1, N_KEYS))
     got = account_sums.balance_sums(balances, _terms(), pl.Series([False] * N_KEYS), prices)
@@ -126,8 +126,8 @@ def test_sums_placed_at_the_accounts_asked_for() -> None:
     balances = _chunked(frame, [1, 4]).select(
         "account_id",
         pl.col("key").cast(pl.UInt32).alias("asset_idx"),
-        pl.col("x").alias("free"),
-        *[pl.lit(0.0).alias(c) for c in ("locked", "borrowed", "interest")],
+        pl.col("x").alias("holding"),
+        pl.lit(0.0).alias("debt"),
     )
     prices = np.array([np.ones(N_KEYS), np.full(N_KEYS, 2.0)])
     stable = pl.Series([False] * N_KEYS)
@@ -279,6 +279,8 @@ def test_balance_kernel_is_row_values_then_reduceat(counts: list[int], seed: int
             "asset_idx": asset,
             **{c: v for c, v in zip(["free", "locked", "borrowed", "interest"], q, strict=True)},
         }
+    ).select(  # as the row pass hands them over (account_sums.balance_inputs)
+        "account_id", "asset_idx", quantities.holding().alias("holding"), quantities.debt().alias("debt")
     )
     cuts = rng.integers(1, max(2, n), n_cuts).tolist()
     runs = account_sums.Runs.of(_chunked(rows, cuts)["account_id"])
@@ -286,7 +288,7 @@ def test_balance_kernel_is_row_values_then_reduceat(counts: list[int], seed: int
     out, bits = runs.apply(
         account_sums._balance_kernel,
         _chunked(rows, cuts),
-        ["asset_idx", "free", "locked", "borrowed", "interest"],
+        account_sums.BALANCE_COLUMNS[1:],
         (7, runs.starts.size, 2),
         *params,
     )

@@ -23,7 +23,7 @@ import reference as ref
 from crossmargin import account_sums, distances
 from crossmargin.inputs import load_inputs
 from crossmargin.policy import resolve
-from crossmargin.reference_data import asset_terms
+from crossmargin.reference_data import BASE, QUOTE, asset_terms
 from frames import (
     NEW,
     OLD,
@@ -311,10 +311,26 @@ def _terms(t: dict[str, pl.LazyFrame | pl.DataFrame], policy):
     )
 
 
+def _rows(t: dict, terms) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every balance row and open order with an account_id as the kernels read them (as the row pass
+    hands them over: account_sums.balance_inputs, order_inputs), in account order."""
+    bal = t["balances"].lazy().with_columns(terms.index(pl.col("asset")).alias("asset_idx"))
+    ords = (
+        t["open_orders"]
+        .lazy()
+        .with_columns(
+            terms.index(pl.col("base_asset")).alias(f"asset_idx{BASE}"),
+            terms.index(pl.col("quote_asset")).alias(f"asset_idx{QUOTE}"),
+        )
+    )
+    bal = bal.select(account_sums.balance_inputs(terms)).collect()
+    ords = ords.select(account_sums.order_inputs(terms)).collect()
+    return account_sums.in_account_order(bal), account_sums.in_account_order(ords)
+
+
 def _walk(t: dict, ids: pl.Series, terms, policy, **kind_and_levels) -> pl.DataFrame:
     """distances.walk of the accounts `ids` over every account's rows, as the kernels read them."""
-    rows = account_sums.rows_of(t["balances"].lazy(), t["open_orders"].lazy(), terms)
-    return distances.walk(*rows, ids, terms, policy, **kind_and_levels)
+    return distances.walk(*_rows(t, terms), ids, terms, policy, **kind_and_levels)
 
 
 def _sample_tables() -> dict[str, pl.LazyFrame]:

@@ -165,9 +165,7 @@ def _longest(starts: np.ndarray, stop: int, r0: int, r1: int) -> int:
 
 
 @njit(parallel=True)
-def _balance_kernel(
-    starts, stop, asset, free, locked, borrowed, interest, prices, stable, coll, liab, out, bits, run_idx
-):
+def _balance_kernel(starts, stop, asset, holding, debt, prices, stable, coll, liab, out, bits, run_idx):
     """Per run (account) and price vector p: the sums of quantities.balance_row_values (the first
     out.shape[0] of them: the scenarios leave out the stable-asset parts)."""
     n_runs, n_prices, n_sums = starts.size, prices.shape[0], out.shape[0]
@@ -187,10 +185,8 @@ def _balance_kernel(
                 for i in range(s, e):
                     quantities.balance_row_values(
                         asset[i],
-                        free[i],
-                        locked[i],
-                        borrowed[i],
-                        interest[i],
+                        holding[i],
+                        debt[i],
                         n_assets,
                         price,
                         stable,
@@ -375,7 +371,9 @@ def _asset_arrays(terms: AssetTerms, stable: pl.Series) -> tuple[np.ndarray, tup
     return stable.fill_null(False).to_numpy(), coll, (li.k_max, lower, mm, below_mm, im, below_im)
 
 
-BALANCE_COLUMNS = ["account_id", "asset_idx", "free", "locked", "borrowed", "interest"]
+# a balance row as the kernels read it: holding = free + locked and debt = borrowed + interest are
+# added once as the rows are read (quantities.holding, debt), so each row carries two numbers, not four
+BALANCE_COLUMNS = ["account_id", "asset_idx", "holding", "debt"]
 ORDER_COLUMNS = [
     "account_id",
     "order_id",
@@ -393,7 +391,8 @@ def balance_inputs(terms: AssetTerms) -> list[pl.Expr]:
     return [
         pl.col(ACCOUNT),
         pl.col("asset_idx").fill_null(terms.frame.height),
-        *[pl.col(c) for c in BALANCE_COLUMNS[2:]],
+        quantities.holding().alias("holding"),
+        quantities.debt().alias("debt"),
     ]
 
 
@@ -405,23 +404,6 @@ def order_inputs(terms: AssetTerms) -> list[pl.Expr]:
         quantities.is_buy().fill_null(False).alias("is_buy"),
         *[pl.col(c) for c in ORDER_COLUMNS[5:]],
     ]
-
-
-def rows_of(
-    balances: pl.LazyFrame, orders: pl.LazyFrame, terms: AssetTerms
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Every balance row (BALANCE_COLUMNS) and open order (ORDER_COLUMNS) with an account_id, as the
-    kernels read them, from the input tables: read once (streaming, in chunks of CHUNK_ROWS rows), in
-    account order (input order within an account). (No filter by account: the kernels' callers skip
-    the accounts they do not need, which costs less than a filter over every row.)"""
-    bal = balances.with_columns(terms.index(pl.col("asset")).alias("asset_idx")).select(balance_inputs(terms))
-    ords = orders.with_columns(
-        terms.index(pl.col("base_asset")).alias(f"asset_idx{BASE}"),
-        terms.index(pl.col("quote_asset")).alias(f"asset_idx{QUOTE}"),
-    ).select(order_inputs(terms))
-    with pl.Config(streaming_chunk_size=CHUNK_ROWS):
-        bal, ords = pl.collect_all([bal, ords], engine="streaming")
-    return in_account_order(bal), in_account_order(ords)
 
 
 def prices_matrix(terms: AssetTerms, prices: list[pl.Series] | None = None) -> np.ndarray:
@@ -440,7 +422,7 @@ def balance_sums(
     n_sums: int = quantities.N_BALANCE_VALUES,
     accounts: np.ndarray | None = None,
 ) -> tuple[Runs | None, np.ndarray, np.ndarray]:
-    """(runs, sums, bits) of the balance rows (account_id, asset_idx, free, locked, borrowed, interest):
+    """(runs, sums, bits) of the balance rows (BALANCE_COLUMNS: account_id, asset_idx, holding, debt):
     sums[k, run, p] is the sum of the k-th of quantities.BALANCE_SUMS at price vector p, for the first
     `n_sums` of them. `runs`: the runs of `rows` (in account order), if known. `accounts` (sorted,
     unique): sums[k, j, p] of the j-th of these accounts instead, 0 without rows (`_placed`)."""

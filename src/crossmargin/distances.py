@@ -324,7 +324,7 @@ def _move(m: float, drop: bool) -> float:
 
 @njit()
 def _account(
-    r, s, n, asset, free, locked, borrowed, interest,  # run r: its balance rows s..s+n-1
+    r, s, n, asset, holding, debt,  # run r: its balance rows s..s+n-1
     o0, o_hi, liq, mc,  # its orders o0..o_hi-1 and its two thresholds
     base, quote, is_buy, qty, limit,  # the open orders
     kind, price, price_null, stable, ratio, coll, liab,
@@ -345,8 +345,8 @@ def _account(
             for k in range(4):
                 rows[k, i] = 0.0
             continue
-        v_raw = quantities.asset_value_usdt(free[s + i], locked[s + i], price[a])
-        dv_raw = quantities.debt_value_usdt(borrowed[s + i], interest[s + i], price[a])
+        v_raw = quantities.asset_value_usdt(holding[s + i], price[a])
+        dv_raw = quantities.debt_value_usdt(debt[s + i], price[a])
         cs, ls = _slice_of(v_raw, a, c_lower, c_k), _slice_of(dv_raw, a, l_lower, l_k)
         v, dv = nan_as_zero(v_raw), nan_as_zero(dv_raw)
         slices[0, i], slices[1, i], values[0, i], values[1, i] = cs, ls, v, dv
@@ -427,7 +427,7 @@ def _account(
 
 @njit(parallel=True)
 def _pro_kernel(
-    starts, stop, asset, free, locked, borrowed, interest,  # balance rows: run r is starts[r]..
+    starts, stop, asset, holding, debt,  # balance rows: run r is starts[r]..
     slot,  # per run: the walked account it is (its place in the arrays below), or -1: not walked
     o_lo, o_hi, liq, mc,  # per walked account: its orders o_lo..o_hi-1 and its two thresholds
     base, quote, is_buy, qty, limit,  # the open orders (all of the walked accounts', by account)
@@ -464,7 +464,7 @@ def _pro_kernel(
             s = starts[r]
             n = run_end(starts, stop, r) - s
             _account(
-                g, s, n, asset, free, locked, borrowed, interest, o_lo[g], o_hi[g], liq[g], mc[g],
+                g, s, n, asset, holding, debt, o_lo[g], o_hi[g], liq[g], mc[g],
                 base, quote, is_buy, qty, limit, kind, price, price_null, stable, ratio, coll, liab,
                 rows, values, slices, o_line, o_d, drop_m, drop_d, rise_m, rise_d, order, line, out,
             )  # fmt: skip
@@ -532,7 +532,7 @@ def walk(
         o_hi = o_lo
     order_arrays = [ords[c].to_numpy() for c in ORDER_INPUT]
     params = (KINDS[kind], *_asset_params(terms, policy))
-    columns = ["asset_idx", "free", "locked", "borrowed", "interest"]
+    columns = account_sums.BALANCE_COLUMNS[1:]
     out, _ = runs.apply(
         _pro_kernel,
         bal,

@@ -9,7 +9,8 @@ Policy resolved at as_of. It runs five named phases:
    that breaks a data-quality rule: validation/rows.py), then valued and summed per account by
    the compiled kernels of account_sums.py (the per-row quantities of quantities.py, each account's
    rows added in a fixed order), so the bits never depend on threads or chunking; while it holds
-   the rows, the Pro accounts' rows are walked for their distances (distances.walk).
+   the rows, the Pro accounts' rows are walked for their distances (distances.walk). With scenarios,
+   the rows the kernels read are kept for scenario_risk.
 3. `account_pass` — per account: the sums beside the account's columns, then levels (levels.py)
    and decisions (decisions.py), for every account with an id.
 4. `distance_phase` — the four distances to liquidation and margin call (distances.py): Classic
@@ -123,6 +124,8 @@ class RowPass:
     switch_counts: pl.LazyFrame
     issues: list[pl.LazyFrame]
     pro_walk: pl.DataFrame  # the distances of every Pro account, walked from its rows (distances.walk)
+    # with scenarios: the balance and order rows as the kernels read them, kept for scenario_risk
+    rows: tuple[pl.DataFrame, pl.DataFrame] | None = None
 
 
 def _pro_ids(accounts: pl.DataFrame) -> pl.Series:
@@ -134,7 +137,9 @@ def _pro_ids(accounts: pl.DataFrame) -> pl.Series:
     )
 
 
-def row_pass(tables: dict[str, pl.LazyFrame], terms: AssetTerms, policy: Policy) -> RowPass:
+def row_pass(
+    tables: dict[str, pl.LazyFrame], terms: AssetTerms, policy: Policy, keep_rows: bool = False
+) -> RowPass:
     """Every input row read once (the accounts first, whose ids the duplicate check needs, then the
     other tables in one streaming `collect_all`), reduced to per-account sums, the Pro accounts'
     distances and row issues."""
@@ -168,6 +173,12 @@ def row_pass(tables: dict[str, pl.LazyFrame], terms: AssetTerms, policy: Policy)
         list(quantities.ORDER_SUMS.values()),
         "order_rows",
     )
+    kept = None
+    if keep_rows:
+        kept = (
+            bal_values.select(account_sums.BALANCE_COLUMNS),
+            ord_values.select(account_sums.ORDER_COLUMNS),
+        )
     del bal_values, ord_values
     repeats = [
         groups.repeated_keys(tables["balances"], bal_sums, "asset", "balances"),
@@ -184,7 +195,8 @@ def row_pass(tables: dict[str, pl.LazyFrame], terms: AssetTerms, policy: Policy)
         groups.unknown_accounts(sw_counts, accounts, "mode_switches", "switch_rows"),
     ]
     row_issues = [f.lazy() for f in (acct_issues, bal_issues, ord_issues, sw_issues)]
-    return RowPass(accounts, bal_sums, ord_sums, sw_counts, [*row_issues, *repeats, *unknown], pro_walk)
+    issues = [*row_issues, *repeats, *unknown]
+    return RowPass(accounts, bal_sums, ord_sums, sw_counts, issues, pro_walk, kept)
 
 
 # ------------------------------------------------------------------ 3. the account pass
@@ -304,7 +316,7 @@ def score(tables: Tables, policy: Policy, scenario_set: scenarios.ScenarioSet | 
     scenario set, scenario_risk too (an iterator of account chunks, docs/rules.md §8)."""
     lazy = {name: _lazy(frame) for name, frame in tables.items()}
     terms = reference_phase(lazy, policy)
-    passed = row_pass(lazy, terms, policy)
+    passed = row_pass(lazy, terms, policy, keep_rows=scenario_set is not None)
     computed = account_pass(passed, policy)
     computed = distance_phase(passed, computed, policy)
     issues = issues_phase(passed, computed)
@@ -313,7 +325,7 @@ def score(tables: Tables, policy: Policy, scenario_set: scenarios.ScenarioSet | 
     chunks = None
     if scenario_set is not None:
         accounts = scenarios.scenario_accounts(computed, risk["account_id"])
-        chunks = scenarios.scenario_risk(lazy, terms, accounts, policy, scenario_set)
+        chunks = scenarios.scenario_risk(passed.rows, terms, accounts, policy, scenario_set)
     return Scores(
         account_risk=risk,
         actions=actions_frame(risk.lazy(), policy).collect(),

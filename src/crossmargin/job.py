@@ -137,7 +137,10 @@ def score_bucket(
             path = part_path(staging, outputs.SCENARIO_TABLE, bucket)
             with outputs.hashed_while_written(hasher, path) as hashes[outputs.SCENARIO_TABLE]:
                 result.rows[outputs.SCENARIO_TABLE] = outputs.sink_chunks(
-                    chunks, scenario_schema(scenarios), path, outputs.parquet_options(outputs.SCENARIO_TABLE)
+                    chunks,
+                    scenario_schema(scenarios),
+                    path,
+                    outputs.parquet_options(outputs.SCENARIO_TABLE, len(scenarios.scenarios)),
                 )
         result.sha256.update({table: h.result() for table, h in hashes.items()})
     return result
@@ -178,10 +181,16 @@ def local_executor(
 
 
 def merge_parts(
-    staging: Path, buckets: int, tables: list[str] | None = None, part_sha256: dict[str, str] | None = None
+    staging: Path,
+    buckets: int,
+    tables: list[str] | None = None,
+    part_sha256: dict[str, str] | None = None,
+    n_scenarios: int = 1,
 ) -> dict[str, str]:
-    """Each table's part files, in bucket order, become its one output file (a rename for one part).
-    The output files' sha256: of a renamed part, `part_sha256` (hashed as it was written), else read."""
+    """Each table's part files, in bucket order, become its one output file (a rename for one part),
+    written with the table's settings (scenario_risk: of `n_scenarios` scenarios), so the file has
+    the same bytes whatever the buckets. The output files' sha256: of a renamed part, `part_sha256`
+    (hashed as it was written), else read."""
     hashes = {}
     for table in tables or outputs.OUTPUT_TABLES:
         parts = [part_path(staging, table, i) for i in range(buckets)]
@@ -189,7 +198,7 @@ def merge_parts(
         if len(parts) == 1:
             os.replace(parts[0], target)
         else:
-            pl.scan_parquet(parts).sink_parquet(target, **outputs.parquet_options(table))
+            pl.scan_parquet(parts).sink_parquet(target, **outputs.parquet_options(table, n_scenarios))
             for p in parts:
                 p.unlink()
         outputs.fsync(target)
@@ -334,7 +343,8 @@ def _score_buckets(run: _Run, tables: dict[str, pl.LazyFrame], staging: Path, ex
                 raise unreadable_table(list(run.inputs.values())) or exc from None
             progress.step("writing outputs")
             one = run.results[0].sha256 if len(run.results) == 1 else None
-            run.output_sha256 = merge_parts(staging, len(run.buckets), run.tables, one)
+            n_scenarios = len(run.scenario_set.scenarios) if run.scenario_set is not None else 1
+            run.output_sha256 = merge_parts(staging, len(run.buckets), run.tables, one, n_scenarios)
         run.checksums = {name: c.result() for name, c in checksums.items()}
 
 

@@ -48,9 +48,19 @@ SCENARIO_PARQUET_OPTIONS: dict[str, Any] = {
 }
 
 
-def parquet_options(table: str) -> dict[str, Any]:
-    """The writer settings of an output table."""
-    return SCENARIO_PARQUET_OPTIONS if table == SCENARIO_TABLE else PARQUET_OPTIONS
+def scenario_accounts_per_row_group(n_scenarios: int) -> int:
+    """Accounts per row group of scenario_risk: as many whole accounts (n_scenarios rows each) as fit
+    in the other tables' row group size, so a row group never splits an account's scenarios, and the
+    scenario chunks (whole row groups, or even parts of one) reach the writer with nothing to re-cut."""
+    return max(1, PARQUET_OPTIONS["row_group_size"] // max(1, n_scenarios))
+
+
+def parquet_options(table: str, n_scenarios: int = 1) -> dict[str, Any]:
+    """The writer settings of an output table (scenario_risk: with `n_scenarios` scenarios)."""
+    if table != SCENARIO_TABLE:
+        return PARQUET_OPTIONS
+    rows = n_scenarios * scenario_accounts_per_row_group(n_scenarios)
+    return {**SCENARIO_PARQUET_OPTIONS, "row_group_size": rows}
 
 
 MANIFEST = "manifest.json"

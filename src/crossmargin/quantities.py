@@ -4,8 +4,9 @@ Row level — a balance row with its asset's terms, or an open order with both o
 as compiled functions of one row (the kernels of account_sums.py call them for every row), then
 account level (polars expressions over the sums of the account's rows). A per-row value has its own
 name (`asset_value_usdt`); the account total it adds into has the account name (`total_asset_usdt`):
-`BALANCE_SUMS` and `ORDER_SUMS` map one to the other. `holding` and `debt` are also expressions, for
-the data-quality rules (a row that holds or owes needs a price).
+`BALANCE_SUMS` and `ORDER_SUMS` map one to the other. `holding` and `debt` are polars expressions: a
+balance row's two amounts, added once as the rows are read (the kernels value those two numbers), and
+read by the data-quality rules (a row that holds or owes needs a price).
 """
 
 from __future__ import annotations
@@ -92,15 +93,15 @@ N_BALANCE_VALUES = len(BALANCE_SUMS)
 
 
 @njit(inline=True)
-def asset_value_usdt(free: float, locked: float, price: float) -> float:
-    """holding · price, holding = free + locked."""
-    return (free + locked) * price
+def asset_value_usdt(holding: float, price: float) -> float:
+    """holding · price (holding = free + locked, added once per row as the rows are read: `holding()`)."""
+    return holding * price
 
 
 @njit(inline=True)
-def debt_value_usdt(borrowed: float, interest: float, price: float) -> float:
-    """debt · price, debt = borrowed + interest."""
-    return (borrowed + interest) * price
+def debt_value_usdt(debt: float, price: float) -> float:
+    """debt · price (debt = borrowed + interest, added once per row as the rows are read: `debt()`)."""
+    return debt * price
 
 
 @njit(inline=True)
@@ -126,10 +127,8 @@ def debt_margins_usdt(debt_value: float, asset_idx: int, liab: tuple) -> tuple[f
 @njit(inline=True)
 def balance_row_values(
     asset_idx: int,
-    free: float,
-    locked: float,
-    borrowed: float,
-    interest: float,
+    holding: float,
+    debt: float,
     n_assets: int,
     price: np.ndarray,
     stable: np.ndarray,
@@ -146,8 +145,8 @@ def balance_row_values(
         for k in range(N_BALANCE_VALUES):
             out[k, at] = np.nan
         return
-    asset_value = asset_value_usdt(free, locked, price[asset_idx])
-    debt_value = debt_value_usdt(borrowed, interest, price[asset_idx])
+    asset_value = asset_value_usdt(holding, price[asset_idx])
+    debt_value = debt_value_usdt(debt, price[asset_idx])
     maintenance, initial = debt_margins_usdt(debt_value, asset_idx, liab)
     out[0, at] = asset_value
     out[1, at] = debt_value

@@ -4,12 +4,12 @@ Moved prices (`moved_prices`) and the scenarios themselves; the distances to thr
 uniform move (four columns of account_risk) are distances.py.
 
 * **Scenarios** (`scenario_risk`): named sets of price multipliers (`ScenarioSet`, TOML; the shipped
-  set is `scenarios.toml`). Balance rows and orders × scenarios, in account chunks of bounded size:
-  each row is repeated once per scenario with the scenario's moved prices gathered by
-  `scenario·n_assets + asset_idx`, valued with the very expressions of the row pass, summed per
-  (account, scenario) with the same reduction (`numpy.add.reduceat` over each run, rows in input
-  order), then levels and decisions. A scenario whose multipliers are all 1 reproduces account_risk
-  to the bit.
+  set is `scenarios.toml`). The balance rows and orders the row pass kept × scenarios, in chunks of
+  whole accounts of bounded size (a chunk is a row group of the file, or an equal part of one): the
+  kernels of account_sums value each row at every scenario's moved prices (one price vector per
+  scenario) and add each (account, scenario)'s values with the row pass's reduction, in the same
+  order; then the levels and decisions of levels.py and decisions.py over the (account, scenario)
+  rows. A scenario whose multipliers are all 1 reproduces account_risk to the bit.
 """
 
 from __future__ import annotations
@@ -25,17 +25,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from crossmargin import account_sums, decisions, levels, quantities
+from crossmargin import account_sums, decisions, levels, outputs, quantities
 from crossmargin.errors import UsageError
 from crossmargin.policy import Policy
 from crossmargin.reference_data import AssetTerms
 from crossmargin.schemas import ACCOUNT_RISK, LEVEL_COLUMNS, QUANTITY_COLUMNS, MarginMode
 
 SHIPPED = "default"  # `--scenarios default`: the scenario set shipped with the package
-# scenario_risk: the per-account rows of the scenario computation, per chunk of about this many
-# (row, scenario) pairs (memory: ~ 150 bytes each at peak). Smaller chunks reuse memory the
-# allocator already holds: at 10M accounts, 4M gave 17.7 s of system time against 22.2 s for 12M.
-ROWS_PER_CHUNK = 4_000_000
+# scenario_risk: the per-account rows of the scenario computation, per chunk of at most about this
+# many (row, scenario) pairs (memory: ~ 150 bytes each at peak). A chunk is one row group of the file
+# (outputs.scenario_accounts_per_row_group), or an equal part of one when a row group's accounts
+# hold more pairs. Smaller chunks reuse memory the allocator already holds: at 10M accounts, 4M
+# pairs gave 17.7 s of system time against 22.2 s for 12M.
+ROWS_PER_CHUNK = 6_000_000
+IDX = pl.get_index_type()  # gathers by polars' own index type: no conversion of the indices
 
 
 # ------------------------------------------------------------------ moved prices
@@ -227,7 +230,7 @@ def scenario_accounts(computed: pl.DataFrame, valid: pl.Series) -> pl.DataFrame:
 
 
 def scenario_risk(
-    tables: dict[str, pl.LazyFrame],
+    rows: tuple[pl.DataFrame, pl.DataFrame],
     terms: AssetTerms,
     accounts: pl.DataFrame,
     policy: Policy,
@@ -235,8 +238,9 @@ def scenario_risk(
 ) -> Iterator[pl.DataFrame]:
     """scenario_risk of `accounts` (scenario_accounts: valid, in account order), chunk after chunk of
     accounts, each chunk sorted by account_id then scenario in the set's order; at least one chunk.
-    The balance and order rows are read again when the first chunk is asked for (after the other
-    outputs are written and freed: keeping them from the row pass would raise the peak)."""
+    `rows`: every balance row and open order as the kernels read them (account_sums.BALANCE_COLUMNS,
+    ORDER_COLUMNS), in account order — the row pass keeps them when scenarios are asked for (at 10M
+    accounts 1.7 GB, against reading the input files a second time)."""
     n_s = len(scenario_set.scenarios)
     stable = stable_mask(terms, policy)
     prices = moved_prices(terms, policy, scenario_set).to_numpy().reshape(n_s, terms.frame.height)
@@ -249,18 +253,19 @@ def scenario_risk(
     balance_sums = [n for n in balance_names if not n.startswith("stable_")]
     if balance_names[: len(balance_sums)] != balance_sums:  # pragma: no cover - the kernel's order
         raise AssertionError("the stable parts must come last in BALANCE_SUMS")
-    balances, orders = account_sums.rows_of(tables["balances"], tables["open_orders"], terms)
+    balances, orders = rows
     schema = scenario_schema(scenario_set)
     names = pl.Series("scenario", scenario_set.names, dtype=schema["scenario"])
-    per_account = (balances.height + orders.height) / max(accounts.height, 1)
-    step = max(1, int(ROWS_PER_CHUNK / (n_s * max(per_account, 1.0))))
     ids = accounts["account_id"].to_numpy()
     if ids.size == 0:
         yield pl.DataFrame(schema=schema)
         return
     bal_ids, ord_ids = balances["account_id"].to_numpy(), orders["account_id"].to_numpy()
-    for lo in range(0, len(ids), step):  # chunks of accounts (bounded memory), never one per scenario
-        chunk_ids = ids[lo : lo + step]
+    step = _chunk_accounts(n_s, (balances.height + orders.height) / accounts.height)
+    # one text column for every chunk (a slice of it is a view): not built again per chunk
+    version = pl.repeat(policy.version, min(step, len(ids)) * n_s, eager=True).alias("policy_version")
+    for lo, hi in _chunks(len(ids), n_s, step):  # chunks of accounts (bounded memory), never one per scenario
+        chunk_ids = ids[lo:hi]
         first, last = chunk_ids[0], chunk_ids[-1]
         b0, b1 = np.searchsorted(bal_ids, first, "left"), np.searchsorted(bal_ids, last, "right")
         o0, o1 = np.searchsorted(ord_ids, first, "left"), np.searchsorted(ord_ids, last, "right")
@@ -271,11 +276,12 @@ def scenario_risk(
         _, ord_out, _ = account_sums.order_sums(orders[o0:o1], terms, prices, accounts=chunk_ids)
         sums = {name: bal_out[k].reshape(-1) for k, name in enumerate(balance_sums)}
         sums |= {name: ord_out[k].reshape(-1) for k, name in enumerate(quantities.ORDER_SUMS.values())}
-        acc = accounts[lo : lo + step]
+        acc = accounts[lo:hi]
         # each account's row once per scenario, in the plan: only the columns the stages read are repeated
-        frame = acc.lazy().select(pl.all().gather(pl.lit(pl.Series(np.repeat(np.arange(acc.height), n_s)))))
+        repeat = pl.Series(np.repeat(np.arange(acc.height), n_s), dtype=IDX)
+        frame = acc.lazy().select(pl.all().gather(pl.lit(repeat)))
         frame = frame.with_columns(
-            pl.Series("scenario_idx", np.tile(np.arange(n_s), acc.height), dtype=pl.Int64),
+            pl.Series("scenario_idx", np.tile(np.arange(n_s), acc.height), dtype=IDX),
             *[pl.Series(name, values, dtype=pl.Float64) for name, values in sums.items()],
         )
         for stage in [*levels.all_levels(policy), *_stages(policy, price_free=False)]:
@@ -284,8 +290,25 @@ def scenario_risk(
             frame.with_columns(
                 pl.lit(names).gather(pl.col("scenario_idx")).alias("scenario"),
                 pl.col("margin_mode").cast(MarginMode, strict=False),
-                pl.lit(policy.version).alias("policy_version"),
             )
-            .select([pl.col(c).cast(d) for c, d in schema.items()])
+            .select([pl.col(c).cast(d) for c, d in schema.items() if c != "policy_version"])
             .collect()
+            .with_columns(version.slice(0, acc.height * n_s))
         )
+
+
+def _chunk_accounts(n_s: int, rows_per_account: float) -> int:
+    """Accounts per scenario chunk: a row group's accounts, or the fewest equal parts of them that
+    keep a chunk within ROWS_PER_CHUNK (row, scenario) pairs."""
+    group = outputs.scenario_accounts_per_row_group(n_s)
+    parts = max(1, math.ceil(group * n_s * max(rows_per_account, 1.0) / ROWS_PER_CHUNK))
+    return math.ceil(group / parts)
+
+
+def _chunks(n_accounts: int, n_s: int, step: int) -> Iterator[tuple[int, int]]:
+    """[lo, hi) of each chunk of accounts: `step` accounts at most, never across a row group's end."""
+    group = outputs.scenario_accounts_per_row_group(n_s)
+    for first in range(0, n_accounts, group):
+        last = min(first + group, n_accounts)
+        for lo in range(first, last, step):
+            yield lo, min(lo + step, last)
