@@ -321,6 +321,31 @@ def test_run_with_the_shipped_scenarios(tmp_path: Path) -> None:
     assert not (one / "scenario_risk.parquet").exists()
 
 
+@pytest.mark.parametrize("rows_per_chunk", [300, 12_000_000], ids=["parts of a row group", "a row group"])
+def test_row_groups_hold_whole_accounts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows_per_chunk: int
+) -> None:
+    """With row groups of 100 rows at most, scenario_risk's hold 11 whole accounts (99 rows) each, the
+    last the rest: an account's nine scenarios never straddle two row groups, and the file has the
+    same bytes in one bucket or three, and whether a chunk is a row group or a part of one."""
+    from crossmargin import job, outputs
+
+    monkeypatch.setitem(outputs.PARQUET_OPTIONS, "row_group_size", 100)
+    monkeypatch.setattr(scenarios, "ROWS_PER_CHUNK", rows_per_chunk)
+    as_of = dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC)
+    for name, buckets in (("one", 1), ("three", 3)):
+        job.run_job(as_of, SAMPLE, tmp_path / name, buckets=buckets, scenarios="default")
+    one = tmp_path / "one" / "scenario_risk.parquet"
+    assert one.read_bytes() == (tmp_path / "three" / "scenario_risk.parquet").read_bytes()
+    meta = pq.ParquetFile(one).metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    accounts = pl.read_parquet(tmp_path / "one" / "account_risk.parquet").height
+    assert sizes == [99] * (accounts // 11) + ([9 * (accounts % 11)] if accounts % 11 else [])
+    ids = pl.read_parquet(one, columns=["account_id"])["account_id"]
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    assert all(ids[s] != ids[s - 1] for s in starts[1:])  # a row group starts with a new account
+
+
 def test_run_with_a_scenario_file(tmp_path: Path) -> None:
     f = tmp_path / "mine.toml"
     f.write_text(
