@@ -102,7 +102,7 @@ def patch() -> None:
         setattr(engine, name, phase(f"engine.{name}", getattr(engine, name)))
     job.score = phase("engine.score (all phases + actions frame)", engine.score)
     for obj, name, lab in [
-        (job, "sha256_file", "output sha256 (background thread, overlaps the next write)"),
+        (job, "sha256_file", "output sha256 read back (merged parts only)"),
         (outputs, "write_manifest", "manifest"),
         (outputs, "publish", "publish (rename)"),
         (inputs.InputFile, "sha256", "input sha256 (background thread)"),

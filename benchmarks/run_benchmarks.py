@@ -8,8 +8,9 @@ and peak RSS):
   engine  the full job: `crossmargin run --as-of ... --input ... --out ...` (validation, quantities,
           levels, decisions, actions, data issues, manifest, all outputs written)
   write   the engine's own output frames (account_risk, actions, data_issues), loaded into memory
-          first, written with the job's writer settings (write_outputs.py; only the writes are
-          timed, in-process). floor = scan + write: reading every input and writing the outputs.
+          first, written as the job writes them (write_outputs.py: the job's settings into an
+          outputs.OutputFile; only the writes are timed, in-process). floor = scan + write:
+          reading every input and writing the outputs.
   duckdb  §1 quantities + levels in DuckDB SQL (impl_duckdb.py), written to parquet
   pandas  the same in vectorized pandas (impl_pandas.py); skipped where it would need > 16 GB or
           more than 15 min (extrapolated from the previous size)
@@ -596,8 +597,9 @@ def write_report(store: dict) -> None:
         "Every number is one subprocess, timed from launch to exit (wall, so interpreter start-up and",
         "imports are included) with peak RSS from `/usr/bin/time -v`, on inputs already in the page cache.",
         "`scan` reads and decodes every column of every input file. `write` writes the engine's own output",
-        "frames (`account_risk`, `actions`, `data_issues`, loaded into memory first) with the job's writer",
-        "settings (`crossmargin.outputs.PARQUET_OPTIONS`); only the writes are timed, in-process.",
+        "frames (`account_risk`, `actions`, `data_issues`, loaded into memory first) as the job writes them",
+        "(`crossmargin.outputs.PARQUET_OPTIONS` into an `outputs.OutputFile`: hashed as written, past the",
+        "page cache where the system allows it, fsynced); only the writes are timed, in-process.",
         "The **floor** is `scan + write`: reading every input and writing the outputs, nothing computed.",
         "`engine` is the full job (`crossmargin run`: validation, quantities, levels, decisions, actions,",
         "all outputs and the manifest written). `duckdb`, `pandas` and `loop` compute only the quantities",

@@ -1,8 +1,9 @@
 """The floor's second half: time to merely write the job's own output frames.
 
 Loads a finished run's `account_risk`, `actions` and `data_issues` parquet files into memory first
-(not timed), then times writing each with the job's writer settings,
-`frame.write_parquet(path, **crossmargin.outputs.PARQUET_OPTIONS)`, into a fresh scratch directory
+(not timed), then times writing each as the job writes it: with the job's writer settings into an
+`outputs.OutputFile` (hashed as written, past the page cache where the system allows it, fsynced),
+`frame.write_parquet(f, **crossmargin.outputs.PARQUET_OPTIONS)`, in a fresh scratch directory
 (removed afterwards). Only the writes are timed, in-process: loading is not part of the floor.
 Prints one JSON line: total seconds and seconds per table.
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from crossmargin.outputs import OUTPUT_TABLES, PARQUET_OPTIONS
+from crossmargin.outputs import OUTPUT_TABLES, PARQUET_OPTIONS, OutputFile
 
 
 def main() -> None:
@@ -39,7 +40,8 @@ def main() -> None:
         t0 = time.perf_counter()
         for t, frame in frames.items():
             t1 = time.perf_counter()
-            frame.write_parquet(args.scratch / f"{t}.parquet", **PARQUET_OPTIONS)
+            with OutputFile(args.scratch / f"{t}.parquet") as f:
+                frame.write_parquet(f, **PARQUET_OPTIONS)
             per_table[t] = time.perf_counter() - t1
         seconds = time.perf_counter() - t0
     finally:

@@ -15,15 +15,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import math
+import os
 import random
 import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -232,29 +233,72 @@ def test_verify_fails_after_tampering(case, tmp_path, verified_run, capsys):
         assert w in err, (w, err)
 
 
-def test_a_file_is_hashed_while_it_is_written(tmp_path):
-    """sha256_file (with `written`) reads a file as another thread appends to it, from before the
-    file exists to after it is closed, and gives the sha256 of the whole file."""
-    path = tmp_path / "growing.bin"
-    blocks = [random.Random(i).randbytes(n) for i, n in enumerate([0, 1, 3 << 20, 17, 1 << 20, 5])]
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        with outputs.hashed_while_written(pool, path) as digest:
-            time.sleep(0.05)  # the hasher waits for the file
-            with path.open("wb") as f:
-                for block in blocks:
-                    f.write(block)
-                    f.flush()
-                    time.sleep(0.03)  # the hasher catches up and waits for more
-            assert not digest.done()  # the writer has not said it is finished
-        assert digest.result(timeout=10) == hashlib.sha256(b"".join(blocks)).hexdigest()
+BLOCKS = [0, 1, 3 << 20, 17, 8 << 20, 1 << 20, 4096, 5]  # across the 8 MiB buffer, a partial last block
 
 
-def test_a_file_never_written_fails_its_hash(tmp_path):
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        with outputs.hashed_while_written(pool, tmp_path / "never.bin") as digest:
-            pass
-        with pytest.raises(FileNotFoundError):
-            digest.result(timeout=10)
+@pytest.mark.parametrize("direct", [True, False], ids=["O_DIRECT", "through the page cache"])
+def test_an_output_file_has_the_bytes_written_and_their_hash(tmp_path, monkeypatch, direct):
+    """OutputFile: the bytes written, in blocks of any size, land in the file as written and f.sha256
+    is their sha256, whether the file bypasses the page cache or not (the size is not a multiple of
+    the 4 KiB block, so the tail is written through the cache)."""
+    monkeypatch.setattr(outputs, "DIRECT_IO", direct)
+    path = tmp_path / "out.bin"
+    blocks = [random.Random(i).randbytes(n) for i, n in enumerate(BLOCKS)]
+    with outputs.OutputFile(path) as f:
+        for block in blocks:
+            assert f.write(block) == len(block)
+    whole = b"".join(blocks)
+    assert len(whole) % 4096 != 0
+    assert path.read_bytes() == whole
+    assert f.sha256 == hashlib.sha256(whole).hexdigest()
+
+
+def test_an_output_file_is_the_parquet_file_polars_writes(tmp_path):
+    """A frame written into an OutputFile has the bytes of the same frame written to a path."""
+    frame = pl.DataFrame({"a": range(200_000), "b": [i / 7 for i in range(200_000)]})
+    with outputs.OutputFile(tmp_path / "via.parquet") as f:
+        frame.write_parquet(f, **outputs.PARQUET_OPTIONS)
+    frame.write_parquet(tmp_path / "direct.parquet", **outputs.PARQUET_OPTIONS)
+    assert (tmp_path / "via.parquet").read_bytes() == (tmp_path / "direct.parquet").read_bytes()
+
+
+def test_an_output_file_never_replaces_a_file(tmp_path):
+    path = tmp_path / "someone.parquet"
+    path.write_bytes(b"not ours")
+    with pytest.raises(FileExistsError):
+        outputs.OutputFile(path)
+    assert path.read_bytes() == b"not ours"
+
+
+def test_an_output_file_whose_filesystem_refuses_o_direct(tmp_path, monkeypatch):
+    """A filesystem that refuses O_DIRECT when the file is opened (EINVAL, as tmpfs does): the same
+    bytes are written through the page cache."""
+    real_open = os.open
+
+    def refusing(path, flags, *args):
+        if flags & getattr(os, "O_DIRECT", 0):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", refusing)
+    data = random.Random(7).randbytes((9 << 20) + 3)
+    with outputs.OutputFile(tmp_path / "out.bin") as f:
+        f.write(data)
+    assert (tmp_path / "out.bin").read_bytes() == data
+
+
+def test_a_failed_write_closes_the_output_file(tmp_path):
+    """An error inside the block propagates; the file is left unfinished (its staging directory is
+    removed by the run) and its descriptor closed."""
+    before = len(os.listdir("/proc/self/fd"))
+    with (
+        pytest.raises(RuntimeError, match="the writer failed"),
+        outputs.OutputFile(tmp_path / "out.bin") as f,
+    ):
+        f.write(b"x" * 100)
+        raise RuntimeError("the writer failed")
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert f.sha256 == ""
 
 
 def test_verify_on_a_missing_directory_fails_cleanly(tmp_path, capsys):

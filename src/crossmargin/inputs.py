@@ -8,8 +8,6 @@ is written. Row problems are not handled here; they become data issues (`data_is
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,28 +30,14 @@ class InputFile:
         return sha256_file(self.path)
 
 
-def sha256_file(path: Path, written: threading.Event | None = None, poll: float = 0.02) -> str:
-    """The sha256 of a file, read in 1 MiB blocks into one buffer (input checksums, output checksums,
-    verify). `written`: another thread is writing the file from start to end (parquet: row groups,
-    then the footer; nothing written is rewritten) and sets the event once it has closed it; the file
-    is read as it grows, so the hash is ready soon after the write instead of a whole read later."""
-    while written is not None and not path.exists() and not written.is_set():
-        time.sleep(poll)
-    h, buffer, hashed = hashlib.sha256(), bytearray(1 << 20), 0
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks into one buffer (input checksums, merged outputs,
+    verify). An output the job writes is hashed as it is written instead (outputs.OutputFile)."""
+    h, buffer = hashlib.sha256(), bytearray(1 << 20)
     view = memoryview(buffer)
     with path.open("rb", buffering=0) as f:
-        while True:
-            closed = written is None or written.is_set()  # before the read: then every byte is in the file
-            n = f.readinto(buffer)
-            if n:
-                h.update(view[:n])
-                hashed += n
-            elif closed:
-                break
-            else:
-                time.sleep(poll)
-    if hashed != path.stat().st_size:  # pragma: no cover - a writer that truncated: read it again
-        return sha256_file(path)
+        while n := f.readinto(buffer):
+            h.update(view[:n])
     return h.hexdigest()
 
 

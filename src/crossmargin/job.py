@@ -117,32 +117,30 @@ def score_bucket(
         for name, frame in tables.items()
     }
     scores = score(part, policy, scenarios)
+    sha256: dict[str, str] = {}
     frames = {
         "account_risk": scores.account_risk,
         "actions": scores.actions,
         "data_issues": scores.data_issues,
     }
-    with ThreadPoolExecutor(max_workers=1) as hasher:  # each part is hashed as it is written
-        hashes = {}
-        for table, frame in frames.items():
-            path = part_path(staging, table, bucket)
-            with outputs.hashed_while_written(hasher, path) as hashes[table]:
-                frame.write_parquet(path, **outputs.parquet_options(table))
-        # rows of unknown accounts are listed but do not count: the rate is over input accounts
-        bad = scores.data_issues.filter(pl.col("code") != "unknown_account")["account_id"].n_unique()
-        result = BucketResult({t: f.height for t, f in frames.items()}, bad, scores.price_problems)
-        chunks = scores.scenario_risk
-        del scores, frames  # the scenario chunks are computed while they are written: free the rest first
-        if chunks is not None and scenarios is not None:  # streamed into the part file as computed
-            path = part_path(staging, outputs.SCENARIO_TABLE, bucket)
-            with outputs.hashed_while_written(hasher, path) as hashes[outputs.SCENARIO_TABLE]:
-                result.rows[outputs.SCENARIO_TABLE] = outputs.sink_chunks(
-                    chunks,
-                    scenario_schema(scenarios),
-                    path,
-                    outputs.parquet_options(outputs.SCENARIO_TABLE, len(scenarios.scenarios)),
-                )
-        result.sha256.update({table: h.result() for table, h in hashes.items()})
+    for table, frame in frames.items():  # each part hashed as it is written (outputs.OutputFile)
+        with outputs.OutputFile(part_path(staging, table, bucket)) as f:
+            frame.write_parquet(f, **outputs.parquet_options(table))
+        sha256[table] = f.sha256
+    # rows of unknown accounts are listed but do not count: the rate is over input accounts
+    bad = scores.data_issues.filter(pl.col("code") != "unknown_account")["account_id"].n_unique()
+    result = BucketResult({t: f.height for t, f in frames.items()}, bad, scores.price_problems, sha256)
+    chunks = scores.scenario_risk
+    del scores, frames  # the scenario chunks are computed while they are written: free the rest first
+    if chunks is not None and scenarios is not None:  # streamed into the part file as computed
+        with outputs.OutputFile(part_path(staging, outputs.SCENARIO_TABLE, bucket)) as f:
+            result.rows[outputs.SCENARIO_TABLE] = outputs.sink_chunks(
+                chunks,
+                scenario_schema(scenarios),
+                f,
+                outputs.parquet_options(outputs.SCENARIO_TABLE, len(scenarios.scenarios)),
+            )
+        sha256[outputs.SCENARIO_TABLE] = f.sha256
     return result
 
 
@@ -195,15 +193,15 @@ def merge_parts(
     for table in tables or outputs.OUTPUT_TABLES:
         parts = [part_path(staging, table, i) for i in range(buckets)]
         target = staging / f"{table}.parquet"
-        if len(parts) == 1:
+        if len(parts) == 1:  # its part, fsynced and hashed as it was written
             os.replace(parts[0], target)
+            hashes[table] = (part_sha256 or {}).get(table) or sha256_file(target)
         else:
-            pl.scan_parquet(parts).sink_parquet(target, **outputs.parquet_options(table, n_scenarios))
+            with outputs.OutputFile(target) as f:
+                pl.scan_parquet(parts).sink_parquet(f, **outputs.parquet_options(table, n_scenarios))
+            hashes[table] = f.sha256
             for p in parts:
                 p.unlink()
-        outputs.fsync(target)
-        known = (part_sha256 or {}).get(table) if len(parts) == 1 else None
-        hashes[table] = known or sha256_file(target)
     return hashes
 
 
