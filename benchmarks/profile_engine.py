@@ -2,9 +2,9 @@
 
 Wraps, without changing them, the calls the job makes: every `pl.collect_all` / `LazyFrame.collect`
 (labelled by the engine source line that calls it), the output parquet writes
-(`DataFrame.write_parquet`, labelled by the calling line), the output checksums (a thread hashing
-each part while the next is written) and the input checksums (a background thread); their time
-overlaps the rest. Time in none of these is eager DataFrame
+(`DataFrame.write_parquet`, labelled by the calling line; each output file is hashed inside its
+write, outputs.OutputFile), the read-back checksums of merged parts, and the input checksums (a
+background thread, whose time overlaps the rest). Time in none of these is eager DataFrame
 work and Python. A second table times the engine's phases (`crossmargin.engine`: reference, row
 pass, account pass, issues, account_risk, and `score` around them and the actions), each including
 the collects above that it makes. Then times the parquet write of account_risk with other codecs.
