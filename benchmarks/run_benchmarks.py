@@ -137,6 +137,12 @@ def git_commit() -> str:
     return f"{head} (src/ of {src})" + (" + uncommitted src/ changes" if dirty else "")
 
 
+def engine_commit(commit: str) -> str:
+    """The part of a `commit_label` that names the engine measured: the last commit of src/ (and
+    whether src/ had uncommitted changes); a label of another form is its own engine."""
+    return commit.split(" (src/ of ", 1)[1] if " (src/ of " in commit else commit
+
+
 # ------------------------------------------------------------------------------------- data
 def ensure_data(n: int, work: Path, log: Path) -> tuple[Path, dict | None]:
     d = work / f"data_{n}"
@@ -730,7 +736,8 @@ def write_report(store: dict) -> None:
             f"{rows.get('open_orders', 0):,} open orders, {huge['inputs']['bytes'] / 2**30:.1f} GiB parquet), "
             f"`--buckets {huge['buckets']}` (0 = engine chooses), commit {huge.get('commit', '?')}."
         )
-        newer = sorted({r.get("commit", "?") for r in sizes.values()} - {huge.get("commit")})
+        engine_of = {r.get("commit", "?"): engine_commit(r.get("commit", "?")) for r in sizes.values()}
+        newer = sorted(c for c, src in engine_of.items() if src != engine_commit(huge.get("commit", "?")))
         if newer:
             lines.append(
                 f"Not re-measured with the engine of the sizes above ({', '.join(newer)}); "
@@ -802,7 +809,9 @@ def plot(sizes: dict, huge: dict | None) -> None:
             for n, rec in sorted(sizes.items())
             if "wall_s" in rec["runs"].get(impl, {})
         ]
-        same_engine = huge and {r.get("commit") for r in sizes.values()} <= {huge.get("commit")}
+        same_engine = huge and {engine_commit(r.get("commit", "?")) for r in sizes.values()} <= {
+            engine_commit(huge.get("commit", "?"))
+        }
         if impl in ("engine", "scan") and same_engine and "wall_s" in huge["runs"].get(impl, {}):
             pts.append((huge["accounts"], huge["runs"][impl]["wall_s"]))
             pts.sort()
