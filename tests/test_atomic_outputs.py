@@ -301,6 +301,21 @@ def test_a_failed_write_closes_the_output_file(tmp_path):
     assert f.sha256 == ""
 
 
+def test_an_output_file_that_cannot_be_finished_is_closed(tmp_path, monkeypatch):
+    """A failure while the file is finished (here fsync: a full disk) propagates, with no hash, and the
+    descriptor is closed all the same."""
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space left"), outputs.OutputFile(tmp_path / "out.bin") as f:
+        f.write(b"x" * 5000)
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert f.sha256 == ""
+
+
 def test_verify_on_a_missing_directory_fails_cleanly(tmp_path, capsys):
     code, err = _verify(capsys, tmp_path / "nothing")
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err

@@ -296,7 +296,7 @@ class OutputFile:
         """Nothing: the bytes go out in whole buffers, and the rest when the file is closed."""
 
     def _write_out(self, length: int) -> None:
-        """Write buffer[:length] at the end of the file; length is a multiple of BLOCK."""
+        """Write buffer[:length] at the end of the file (while O_DIRECT is on, a multiple of BLOCK)."""
         done = 0
         while done < length:
             try:
@@ -314,16 +314,19 @@ class OutputFile:
             self._direct = False
 
     def close(self) -> None:
-        """Write what is left (whole blocks directly, the last partial block through the cache), fsync."""
-        whole = self._filled - self._filled % self.BLOCK
-        tail = bytes(self._view[whole : self._filled])
-        self._write_out(whole)
-        self._stop_direct()
-        self._view[: len(tail)] = tail
-        self._write_out(len(tail))
-        os.fsync(self._fd)
-        self.sha256 = self._hash.hexdigest()
-        self._release()
+        """Write what is left (whole blocks directly, the last partial block through the cache), fsync.
+        The descriptor is closed whether or not that succeeds."""
+        try:
+            whole = self._filled - self._filled % self.BLOCK
+            tail = bytes(self._view[whole : self._filled])
+            self._write_out(whole)
+            self._stop_direct()
+            self._view[: len(tail)] = tail
+            self._write_out(len(tail))
+            os.fsync(self._fd)
+            self.sha256 = self._hash.hexdigest()
+        finally:
+            self._release()
 
     def _release(self) -> None:
         os.close(self._fd)
