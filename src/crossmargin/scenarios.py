@@ -261,10 +261,11 @@ def scenario_risk(
         yield pl.DataFrame(schema=schema)
         return
     bal_ids, ord_ids = balances["account_id"].to_numpy(), orders["account_id"].to_numpy()
-    step = _chunk_accounts(n_s, (balances.height + orders.height) / accounts.height)
+    bounds = _chunks(len(ids), n_s, (balances.height + orders.height) / accounts.height)
     # one text column for every chunk (a slice of it is a view): not built again per chunk
-    version = pl.repeat(policy.version, min(step, len(ids)) * n_s, eager=True).alias("policy_version")
-    for lo, hi in _chunks(len(ids), n_s, step):  # chunks of accounts (bounded memory), never one per scenario
+    longest = max(hi - lo for lo, hi in bounds)
+    version = pl.repeat(policy.version, longest * n_s, eager=True).alias("policy_version")
+    for lo, hi in bounds:  # chunks of accounts (bounded memory), never one per scenario
         chunk_ids = ids[lo:hi]
         first, last = chunk_ids[0], chunk_ids[-1]
         b0, b1 = np.searchsorted(bal_ids, first, "left"), np.searchsorted(bal_ids, last, "right")
@@ -297,18 +298,14 @@ def scenario_risk(
         )
 
 
-def _chunk_accounts(n_s: int, rows_per_account: float) -> int:
-    """Accounts per scenario chunk: a row group's accounts, or the fewest equal parts of them that
-    keep a chunk within ROWS_PER_CHUNK (row, scenario) pairs."""
+def _chunks(n_accounts: int, n_s: int, rows_per_account: float) -> list[tuple[int, int]]:
+    """[lo, hi) of each chunk of accounts: a row group's accounts, or the fewest equal parts of them
+    that keep a chunk within ROWS_PER_CHUNK (row, scenario) pairs; never across a row group's end."""
     group = outputs.scenario_accounts_per_row_group(n_s)
     parts = max(1, math.ceil(group * n_s * max(rows_per_account, 1.0) / ROWS_PER_CHUNK))
-    return math.ceil(group / parts)
-
-
-def _chunks(n_accounts: int, n_s: int, step: int) -> Iterator[tuple[int, int]]:
-    """[lo, hi) of each chunk of accounts: `step` accounts at most, never across a row group's end."""
-    group = outputs.scenario_accounts_per_row_group(n_s)
-    for first in range(0, n_accounts, group):
-        last = min(first + group, n_accounts)
-        for lo in range(first, last, step):
-            yield lo, min(lo + step, last)
+    step = math.ceil(group / parts)
+    return [
+        (lo, min(lo + step, first + group, n_accounts))
+        for first in range(0, n_accounts, group)
+        for lo in range(first, min(first + group, n_accounts), step)
+    ]
