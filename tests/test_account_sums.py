@@ -347,20 +347,6 @@ def test_kernels_cache_where_the_user_can_write() -> None:
         assert Path(kernel._cache._cache_path).is_relative_to(want)
 
 
-def test_beside_is_a_left_join_of_sorted_frames() -> None:
-    """Per-account values beside sorted ids that repeat or have no row: the row's value, else the fill
-    (None: null); a value that is null stays null."""
-    per_account = pl.DataFrame({"account_id": [2, 4, 7], "x": [0.5, None, 3.0], "n": [1, 2, 3]})
-    ids = pl.Series("account_id", [1, 2, 2, 4, 5, 7, 9])
-    x, n = account_sums.beside(ids, per_account, ["x", "n"], fill=None)
-    assert x.to_list() == [None, 0.5, 0.5, None, None, 3.0, None]
-    assert n.to_list() == [None, 1, 1, 2, None, 3, None]
-    (x0,) = account_sums.beside(ids, per_account, ["x"], fill=0.0)
-    assert x0.to_list() == [0.0, 0.5, 0.5, None, 0.0, 3.0, 0.0]
-    (empty,) = account_sums.beside(ids, per_account.clear(), ["x"], fill=None)
-    assert empty.to_list() == [None] * 7
-
-
 def test_kernel_bits_do_not_depend_on_the_thread_count() -> None:
     import numba
 

@@ -461,3 +461,25 @@ def test_the_last_asset_in_its_top_tier() -> None:
     assert d["liquidation_drop"] == pytest.approx(0.875, rel=1e-12)
     assert d["margin_call_drop"] == pytest.approx(0.8625, rel=1e-12)
     assert d["liquidation_rise"] is None
+
+
+@pytest.mark.parametrize("flagged", [True, False])
+def test_walked_distances_sit_beside_their_accounts(flagged: bool) -> None:
+    """The walk's results beside the account pass's accounts (sorted, an id may repeat): each account
+    gets its own walked values, an account not walked gets nulls, a null result stays null; the rows
+    and their order are kept, whether or not polars knows the ids are sorted (merge or hash join)."""
+    ids = pl.Series("account_id", [1, 2, 2, 4, 5, 7, 9])
+    computed = pl.DataFrame({"account_id": ids.set_sorted() if flagged else ids, "other": range(7)})
+    pro_d = pl.DataFrame(
+        {
+            "account_id": [2, 4, 7],
+            **{c: [0.5 + i, None, 3.0 + i] for i, c in enumerate(distances.DISTANCE_COLUMNS)},
+        }
+    )
+    out = distances.walked(computed, pro_d).collect()
+    assert out.columns == [f"_pro_{c}" for c in distances.DISTANCE_COLUMNS]
+    for i, c in enumerate(distances.DISTANCE_COLUMNS):
+        assert out[f"_pro_{c}"].to_list() == [None, 0.5 + i, 0.5 + i, None, None, 3.0 + i, None]
+    assert (
+        distances.walked(computed, pro_d.clear()).collect()["_pro_liquidation_drop"].to_list() == [None] * 7
+    )

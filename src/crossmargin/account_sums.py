@@ -501,7 +501,7 @@ def sorted_by_account(frame: pl.DataFrame) -> pl.LazyFrame:
     return frame.lazy().with_columns(pl.col(ACCOUNT).set_sorted())
 
 
-# ------------------------------------------------------------------ per-account values beside the accounts
+# ------------------------------------------------------------------ where each id is among sorted keys
 
 
 def positions(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -522,19 +522,3 @@ def _positions(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
         if j < keys.size and keys[j] == ids[i]:
             at[i] = j
     return at
-
-
-def beside(ids: pl.Series, per_account: pl.DataFrame, columns: list[str], fill: Any) -> list[pl.Series]:
-    """`columns` of `per_account` (one row per account_id, sorted) row for row beside `ids` (sorted,
-    may repeat): a left join of two sorted frames as one merge walk and a gather. An id without a row
-    gets `fill` (None: null); a null value stays null."""
-    at = positions(ids.to_numpy(), per_account[ACCOUNT].to_numpy())
-    found, where = pl.Series(at >= 0), pl.Series(np.maximum(at, 0))
-    out = []
-    for c in columns:
-        dtype = per_account.schema[c]
-        values = per_account[c]
-        taken = values.gather(where) if values.len() else pl.Series(c, [None] * ids.len(), dtype=dtype)
-        filled = pl.select(pl.when(found).then(taken).otherwise(pl.lit(fill, dtype=dtype))).to_series()
-        out.append(filled.alias(c))
-    return out

@@ -555,9 +555,20 @@ def walk(
 # ------------------------------------------------------------------ the four columns
 
 
-def _beside(ids: pl.Series, pro_d: pl.DataFrame) -> list[pl.Series]:
-    """The Pro distances `_pro_{column}` row for row beside `ids` (null for an account not walked)."""
-    return [s.alias(f"_pro_{s.name}") for s in account_sums.beside(ids, pro_d, DISTANCE_COLUMNS, fill=None)]
+def walked(computed: pl.DataFrame, pro_d: pl.DataFrame) -> pl.LazyFrame:
+    """The walk's results `_pro_{column}` row for row beside the accounts of `computed` (sorted;
+    an id may repeat), null for an account not walked: a left join that keeps the rows and their
+    order. The walk returns its accounts sorted and unique, flagged so here: with the account pass
+    flagged sorted too, polars joins the two as a merge walk."""
+    pro = pro_d.lazy().select(
+        pl.col("account_id").set_sorted(), *[pl.col(c).alias(f"_pro_{c}") for c in DISTANCE_COLUMNS]
+    )
+    return (
+        computed.lazy()
+        .select("account_id")
+        .join(pro, on="account_id", how="left", maintain_order="left")
+        .drop("account_id")
+    )
 
 
 def distances(computed: pl.DataFrame, pro_d: pl.DataFrame, policy: Policy) -> pl.DataFrame:
@@ -581,9 +592,7 @@ def distances(computed: pl.DataFrame, pro_d: pl.DataFrame, policy: Policy) -> pl
     keys = computed.lazy().select(*need, *sums)
     classic = classic_lines(keys).with_columns(**thresholds(policy, pro=False))
     classic_d = pl.concat([first_crossing(classic, side) for side in ("drop", "rise")], how="horizontal")
-    both = pl.concat([keys.select(need), classic_d], how="horizontal").with_columns(
-        _beside(computed["account_id"], pro_d)
-    )
+    both = pl.concat([keys.select(need), classic_d, walked(computed, pro_d)], how="horizontal")
     out = []
     for c in DISTANCE_COLUMNS:
         flag = "liquidation" if c.startswith("liquidation") else "margin_call"
