@@ -65,6 +65,35 @@ def _chunked(frame: pl.DataFrame, cuts: list[int]) -> pl.DataFrame:
     return pl.concat([frame[lo:hi] for lo, hi in itertools.pairwise(edges)], rechunk=False)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 5), min_size=1, max_size=30),
+    cuts=st.lists(st.integers(0, 150), max_size=12),
+)
+def test_runs_of_a_chunked_column(lengths: list[int], cuts: list[int]) -> None:
+    """Runs.of gives each run of equal ids its first row, one past its last and its id, whatever the
+    chunks: a run may cross chunk boundaries or fill whole chunks (checked against numpy on the
+    column in one piece)."""
+    ids = np.repeat(np.arange(len(lengths), dtype=np.int64) * 3 - 7, lengths)
+    runs = account_sums.Runs.of(_chunked(pl.DataFrame({"account_id": ids}), cuts)["account_id"])
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    assert runs.starts.tolist() == starts.tolist()
+    assert runs.ends.tolist() == [*starts[1:].tolist(), ids.size]
+    assert runs.ids.tolist() == ids[starts].tolist()
+
+
+def test_runs_of_hand_worked() -> None:
+    """Chunks [1 1 2] [2 2 3] [3] [5]: run 1 is rows 0-1, run 2 rows 2-4 (across the first boundary),
+    run 3 rows 5-6 (across the second), run 5 row 7."""
+    column = pl.concat([pl.Series("account_id", c) for c in ([1, 1, 2], [2, 2, 3], [3], [5])], rechunk=False)
+    runs = account_sums.Runs.of(column)
+    assert (runs.starts.tolist(), runs.ends.tolist(), runs.ids.tolist()) == (
+        [0, 2, 5, 7],
+        [2, 5, 7, 8],
+        [1, 2, 3, 5],
+    )
+
+
 def _expected(frame: pl.DataFrame) -> dict[int, float]:
     """Per account: `np.add.reduceat` of its rows alone, copied into a fresh array (a loop in the test
     only). reduceat is not `np.add.reduce` (their results differ in their last bits for most runs

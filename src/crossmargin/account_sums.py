@@ -27,9 +27,11 @@ keys on one bit), and only the candidates are then checked exactly (validation/g
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 import polars as pl
 
@@ -229,6 +231,31 @@ def _order_kernel(starts, stop, order_id, base, quote, is_buy, qty, limit, price
 # ------------------------------------------------------------------ runs of account ids, chunk by chunk
 
 
+@njit()
+def _runs_in(v: np.ndarray, previous: int, first: bool) -> int:
+    """How many runs start in the chunk v: one at each row whose id differs from the row before,
+    and at its first row unless that equals `previous`, the last id of the chunk before (`first`:
+    there is none)."""
+    n = 1 if first or v[0] != previous else 0
+    for i in range(1, v.size):
+        if v[i] != v[i - 1]:
+            n += 1
+    return n
+
+
+@njit()
+def _run_starts(v, previous, first, lo, starts, ids, at) -> None:
+    """Writes the runs that start in the chunk v (its rows are lo.. of the column) from place `at` of
+    starts and ids, as _runs_in counts them."""
+    if first or v[0] != previous:
+        starts[at], ids[at] = lo, v[0]
+        at += 1
+    for i in range(1, v.size):
+        if v[i] != v[i - 1]:
+            starts[at], ids[at] = lo + i, v[i]
+            at += 1
+
+
 @dataclass
 class Runs:
     """The runs of equal ids in a sorted column: run j is rows [starts[j], ends[j]) and holds ids[j]."""
@@ -240,22 +267,25 @@ class Runs:
 
     @classmethod
     def of(cls, ids: pl.Series) -> Runs:
-        starts, run_ids, lo, previous = [], [], 0, None
-        for chunk in ids.get_chunks():  # a loop over chunks (hundreds), each handled whole
-            v = chunk.to_numpy()
-            if v.size == 0:
-                continue
-            change = np.empty(v.size, dtype=bool)
-            change[0] = previous is None or v[0] != previous
-            np.not_equal(v[1:], v[:-1], out=change[1:])
-            local = np.flatnonzero(change)
-            starts.append(local + lo)
-            run_ids.append(v[local])
-            lo, previous = lo + v.size, v[-1]
-        first = np.concatenate(starts)
-        ends = np.empty_like(first)
-        ends[:-1], ends[-1] = first[1:], lo
-        return cls(first, ends, np.concatenate(run_ids))
+        """The runs of a sorted id column without nulls, read chunk by chunk on zero-copy views, the
+        chunks spread over the threads: a compiled count of the runs that start in each chunk, then
+        a compiled pass per chunk that writes their starts and ids at the chunk's own place (no
+        per-row array is made)."""
+        chunks = [read_only(c.to_numpy()) for c in ids.get_chunks() if len(c)]
+        if not chunks:
+            return cls(*(np.empty(0, dtype=np.int64) for _ in range(3)))
+        n = len(chunks)
+        los = np.cumsum([0, *(v.size for v in chunks)])  # each chunk's first row in the column
+        last = [0, *(v[-1] for v in chunks[:-1])]  # the last id of the chunk before
+        first = [True] + [False] * (n - 1)
+        with ThreadPoolExecutor(numba.get_num_threads()) as pool:
+            at = np.cumsum([0, *pool.map(_runs_in, chunks, last, first)])  # each chunk's first run
+            starts = np.empty(at[-1], dtype=np.int64)
+            run_ids = np.empty(at[-1], dtype=chunks[0].dtype)
+            list(pool.map(_run_starts, chunks, last, first, los, [starts] * n, [run_ids] * n, at))
+        ends = np.empty_like(starts)
+        ends[:-1], ends[-1] = starts[1:], los[-1]
+        return cls(starts, ends, run_ids)
 
     def apply(
         self,
