@@ -17,6 +17,15 @@ as_of, in this order:
    at or before the run's `run_after` (the trigger time).
 A manual run therefore re-scores the most recent night unless `as_of` says otherwise.
 
+Failures: a task fails at once, without retries, when `crossmargin` exits with an error a retry
+cannot fix: 2 (a bad option, policy or destination), 3 (a broken input: a missing or empty table, a
+table shrunk below its share of the previous night's, a bad column) or 4 (too many data issues).
+Anything else (exit 5: Ray could not run a bucket; a worker killed by a signal; an unexpected crash)
+is retried per `retries` / `retry_delay`.
+
+Baseline: the run task passes the previous night's partition (or the latest earlier one when that night
+has none) as `--baseline`, so a night whose export lost rows stops instead of being scored as the book.
+
 Paths (params, overridable per run via trigger conf or `dag.test(run_conf=...)`):
 - `input_template`: the input directory, `{date}` replaced by the as_of date (`/data/in/{date}`);
   without `{date}` the same directory is read every day;
@@ -61,6 +70,20 @@ SETTINGS = {
 }
 
 
+# exit codes of `crossmargin` that a retry cannot fix: bad option, policy or destination; broken input;
+# data-issue rate above the limit. The task fails at once; every other failure is retried.
+FINAL_EXITS = {2: "option, policy or destination", 3: "input", 4: "data-issue rate"}
+
+
+def failure(command: str, returncode: int, stderr: str) -> AirflowException:
+    """The exception a failed `crossmargin COMMAND` raises: AirflowFailException (no retry) for an
+    exit in FINAL_EXITS, else AirflowException (retried: exit 5, a killed worker, a crash)."""
+    message = f"crossmargin {command} exited with {returncode}: {stderr.strip() or '(no stderr)'}"
+    if returncode in FINAL_EXITS:
+        return AirflowFailException(f"{message} [{FINAL_EXITS[returncode]} problem: not retried]")
+    return AirflowException(message)
+
+
 def crossmargin(*args: str) -> str:
     """Run `python -m crossmargin ARGS` with this interpreter; its stdout, or raise with its stderr."""
     cmd = [sys.executable, "-m", "crossmargin", *args]
@@ -69,9 +92,7 @@ def crossmargin(*args: str) -> str:
     print(proc.stdout, end="", flush=True)
     print(proc.stderr, end="", file=sys.stderr, flush=True)
     if proc.returncode != 0:
-        raise AirflowException(
-            f"crossmargin {args[0]} exited with {proc.returncode}: {proc.stderr.strip() or '(no stderr)'}"
-        )
+        raise failure(args[0], proc.returncode, proc.stderr)
     return proc.stdout
 
 
@@ -113,10 +134,14 @@ def plan() -> dict[str, str]:
     as_of = resolve_as_of(params.get("as_of"), ctx.get("data_interval_end"), ctx["dag_run"].run_after)
     day = as_of.date().isoformat()
     out_root = Path(setting(params, "out_root"))
+    from crossmargin.partitions import baseline_for  # light; imported here, not when the DAG is parsed
+
+    previous = baseline_for(out_root, as_of.date())
     return {
         "as_of": as_of.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "input": setting(params, "input_template").replace("{date}", day),
         "partition": str(out_root / f"as_of={day}"),
+        "baseline": str(previous) if previous is not None else "",
         "report": str(out_root / "reports" / f"as_of={day}" / "cohort_report.html"),
     }
 
@@ -149,7 +174,8 @@ with DAG(
     def run_job() -> dict[str, str]:
         """Score the book into the night's partition (replaces the partition's previous run)."""
         p = plan()
-        crossmargin("run", "--as-of", p["as_of"], "--input", p["input"], "--out", p["partition"])
+        baseline = ["--baseline", p["baseline"]] if p["baseline"] else []
+        crossmargin("run", "--as-of", p["as_of"], "--input", p["input"], "--out", p["partition"], *baseline)
         return p
 
     @task(outlets=[RISK_PARTITION])

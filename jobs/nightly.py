@@ -2,12 +2,14 @@ r"""Nightly entry point for cron: score every account at the given (or last midn
 
     python jobs/nightly.py --input /data/margin/2025-01-21 --out /data/risk/2025-01-21 [--as-of TS]
 
-cron example (00:30 UTC every day):
+cron example (00:30 UTC every day), held to yesterday's run (a broken feed is not a book):
     30 0 * * *  cd /opt/crossmargin && .venv/bin/python jobs/nightly.py \
-        --input /data/in/$(date -u +\%F) --out /data/risk/$(date -u +\%F)
+        --input /data/in/$(date -u +\%F) --out /data/risk/$(date -u +\%F) \
+        --baseline /data/risk/$(date -u -d yesterday +\%F)
 
-Same options and exit status as `crossmargin run` (0 ok, 3 input schema problem, 4 data-issue rate
-above the limit), so cron mail / Airflow sees failures. Output is quiet without a TTY.
+Same options and exit status as `crossmargin run` (0 ok, 2 option/policy/destination, 3 input
+problem or broken feed, 4 data-issue rate above the limit), so cron mail / Airflow sees failures.
+Output is quiet without a TTY.
 """
 
 from __future__ import annotations

@@ -6,8 +6,11 @@ Run by tests/test_airflow_dag.py in a subprocess whose environment already point
 AIRFLOW__CORE__DAGS_FOLDER at temporary directories (Airflow reads its configuration on import).
 SCENARIOS.json: {"scenarios": [...], "as_of_cases": [...]}. A scenario: {"name", "logical_date" (ISO),
 "run_conf" (dict or null), "env" (set during the run), "watch" (paths whose inode is recorded after
-the run)}. An as_of case: [param, data_interval_end, run_after] for the DAG's `resolve_as_of`.
-Retries are set to 0 here so a failing task fails the run at once instead of waiting retry_delay.
+the run), "shipped_retries" (keep the DAG's own retry settings)}. An as_of case: [param,
+data_interval_end, run_after] for the DAG's `resolve_as_of`. Retries are set to 0 unless a scenario
+keeps the shipped ones, so a failing task fails the run at once instead of waiting retry_delay; each
+run's wall time is recorded. "exit_codes": exit codes of `crossmargin` whose exception (retried or
+not) is recorded.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ import importlib.util
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from unittest import mock
 
 
-def load_dag():
-    """A fresh DAG object from the dags folder, retries off.
+def load_dag(shipped_retries: bool = False):
+    """A fresh DAG object from the dags folder, retries off unless `shipped_retries`.
 
     Fresh for every run as on a worker, where each task parses the file anew: `dag.test()` runs the
     tasks in this process, and a run's params would otherwise stay on the shared task objects.
@@ -32,8 +36,9 @@ def load_dag():
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    for t in module.dag.tasks:
-        t.retries = 0
+    if not shipped_retries:
+        for t in module.dag.tasks:
+            t.retries = 0
     return module.dag
 
 
@@ -47,20 +52,28 @@ def main(scenarios_file: str, results_file: str) -> None:
     spec = json.loads(Path(scenarios_file).read_text())
     results: dict = {"scenarios": {}}
     for sc in spec["scenarios"]:
-        dag = load_dag()
+        dag = load_dag(sc.get("shipped_retries", False))
+        t0 = time.perf_counter()
         with mock.patch.dict(os.environ, sc.get("env") or {}):
             dr = dag.test(logical_date=dt.datetime.fromisoformat(sc["logical_date"]), run_conf=sc["run_conf"])
+        seconds = time.perf_counter() - t0
         session = settings.Session()
         events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == dr.run_id)).all()
         results["scenarios"][sc["name"]] = {
             "state": str(dr.state),
+            "seconds": seconds,
+            "retries": {t.task_id: t.retries for t in dag.tasks},
             "data_interval_end": dr.data_interval_end.isoformat() if dr.data_interval_end else None,
             "tasks": {ti.task_id: str(ti.state) for ti in dr.get_task_instances(session=session)},
             "asset_events": [{"asset": e.asset.name, "extra": e.extra} for e in events],
             "inodes": {p: Path(p).stat().st_ino if Path(p).exists() else None for p in sc.get("watch", [])},
         }
         session.close()
-    resolve = importlib.import_module("crossmargin_airflow_dag").resolve_as_of
+    module = importlib.import_module("crossmargin_airflow_dag")
+    resolve = module.resolve_as_of
+    results["exits"] = {
+        str(code): type(module.failure("run", code, "stderr")).__name__ for code in spec.get("exit_codes", [])
+    }
     results["as_of"] = [
         resolve(param, end and dt.datetime.fromisoformat(end), dt.datetime.fromisoformat(after)).isoformat()
         for param, end, after in spec["as_of_cases"]

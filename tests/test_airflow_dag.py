@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +33,10 @@ def airflow_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     shutil.copytree(SAMPLE, tmp / "in" / NIGHT)
     broken = tmp / "broken" / "2025-01-22"  # the next night's input, without balances.parquet
     shutil.copytree(SAMPLE, broken, ignore=shutil.ignore_patterns("balances.*"))
+    shrunken = tmp / "in" / "2025-01-22"  # the next night's export, with 40 % of the balance rows
+    shutil.copytree(SAMPLE, shrunken)
+    balances = pl.read_parquet(SAMPLE / "balances.parquet")
+    balances.head(balances.height * 2 // 5).write_parquet(shrunken / "balances.parquet")
 
     paths = {"input_template": str(tmp / "in" / "{date}"), "out_root": str(tmp / "out")}
     partition = str(tmp / "out" / f"as_of={NIGHT}")
@@ -60,6 +65,7 @@ def airflow_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 "CROSSMARGIN_OUT_ROOT": str(tmp / "out_env"),
             },
         },
+        # with the DAG's own retry settings: a missing table is not retried
         {
             "name": "broken",
             "logical_date": "2025-01-22T00:00:00+00:00",
@@ -67,6 +73,14 @@ def airflow_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 "input_template": str(tmp / "broken" / "{date}"),
                 "out_root": str(tmp / "out_broken"),
             },
+            "shipped_retries": True,
+        },
+        # the night after "nightly", under the same root: that partition is the baseline
+        {
+            "name": "shrunken",
+            "logical_date": "2025-01-22T00:00:00+00:00",
+            "run_conf": paths,
+            "shipped_retries": True,
         },
         {"name": "unset", "logical_date": "2025-01-23T00:00:00+00:00", "run_conf": None},
     ]
@@ -76,7 +90,10 @@ def airflow_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
         ["2025-01-10", "2025-01-21T00:00:00+00:00", "2025-01-21T10:37:12+00:00"],  # the param wins
     ]
     spec = tmp / "scenarios.json"
-    spec.write_text(json.dumps({"scenarios": scenarios, "as_of_cases": as_of_cases}))
+    exit_codes = [1, 2, 3, 4, 5, -9]
+    spec.write_text(
+        json.dumps({"scenarios": scenarios, "as_of_cases": as_of_cases, "exit_codes": exit_codes})
+    )
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CROSSMARGIN_"))}
     env |= {
@@ -152,6 +169,8 @@ def test_paths_default_to_the_airflow_variable_and_the_environment(airflow_runs:
 
 def test_a_broken_input_fails_the_run_with_the_jobs_message(airflow_runs: dict) -> None:
     run = airflow_runs["scenarios"]["broken"]
+    assert run["retries"]["run"] == 2  # the shipped settings, not the test's
+    assert run["seconds"] < 60  # not retried (the shipped retry_delay is 10 minutes)
     assert run["state"] == "failed"
     assert run["tasks"] == {"run": "failed", "verify": "upstream_failed", "cohort_report": "upstream_failed"}
     assert run["asset_events"] == []
@@ -160,6 +179,30 @@ def test_a_broken_input_fails_the_run_with_the_jobs_message(airflow_runs: dict) 
         "crossmargin run exited with 3: crossmargin: error: input table 'balances' is missing"
         in (airflow_runs["log"])
     )
+
+
+def test_a_night_whose_export_shrank_fails_at_once_against_the_previous_partition(airflow_runs: dict) -> None:
+    run = airflow_runs["scenarios"]["shrunken"]
+    assert run["state"] == "failed"
+    assert run["seconds"] < 60
+    assert run["tasks"] == {"run": "failed", "verify": "upstream_failed", "cohort_report": "upstream_failed"}
+    assert not (airflow_runs["tmp"] / "out" / "as_of=2025-01-22").exists()
+    baseline = airflow_runs["tmp"] / "out" / f"as_of={NIGHT}"
+    assert (
+        f"input table 'balances' has 679 rows, 40.0% of the baseline's 1,699 ({baseline}), below "
+        "min_row_ratio 0.5" in airflow_runs["log"]
+    )
+
+
+def test_only_errors_a_retry_can_fix_are_retried(airflow_runs: dict) -> None:
+    assert airflow_runs["exits"] == {
+        "1": "AirflowException",  # an unexpected crash
+        "2": "AirflowFailException",  # option, policy or destination
+        "3": "AirflowFailException",  # input
+        "4": "AirflowFailException",  # data-issue rate
+        "5": "AirflowException",  # Ray could not run a bucket
+        "-9": "AirflowException",  # the worker was killed
+    }
 
 
 def test_a_run_without_paths_fails_and_says_where_they_come_from(airflow_runs: dict) -> None:

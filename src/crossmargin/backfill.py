@@ -2,7 +2,9 @@
 
 Day D is scored as of D T00:00:00Z (the nightly convention: the run at midnight scores the book as
 of that midnight) from the input directory TEMPLATE with `{date}` replaced by D, into
-ROOT/as_of=D/. A day whose partition is up to date (`why_run` returns None) is skipped; a day that
+ROOT/as_of=D/, with the previous night's partition (or the latest earlier one, when that night has
+none) as the baseline of its input row counts (a broken feed is not a book: feed.py). A day whose
+partition is up to date (`why_run` returns None) is skipped; a day that
 fails is reported and the next day runs; the caller learns of the failures at the end
 (`BackfillFailed`, exit 1). The skip rule, layout and exit codes are described in
 docs/operations.md.
@@ -11,7 +13,6 @@ docs/operations.md.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from crossmargin.errors import CrossmarginError, InputSchemaError, UsageError
 from crossmargin.executors import executor_for
 from crossmargin.inputs import InputFile, find_file
 from crossmargin.job import check_options, run_job
+from crossmargin.partitions import baseline_for, partition_dir, run_manifest
 from crossmargin.policy import resolve
 from crossmargin.progress import Progress
 from crossmargin.scenarios import load_scenarios
@@ -95,18 +97,6 @@ def input_dir_for(template: str, day: dt.date) -> Path:
     return Path(template.replace(DATE_FIELD, day.isoformat()))
 
 
-def partition_dir(out_root: Path, day: dt.date) -> Path:
-    return Path(out_root) / f"as_of={day.isoformat()}"
-
-
-def _manifest(out_dir: Path) -> dict[str, Any] | None:
-    try:
-        manifest = json.loads((out_dir / outputs.MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return manifest if isinstance(manifest, dict) else None
-
-
 def why_run(
     out_dir: Path,
     input_dir: Path,
@@ -122,8 +112,8 @@ def why_run(
     now (same file names, same sha256), and its outputs verify. Checks run cheapest first; the input
     files are hashed last. (The engine and the buckets do not change the outputs.)
     """
-    manifest = _manifest(out_dir)
-    if manifest is None or manifest.get("producer") != outputs.PRODUCER:
+    manifest = run_manifest(out_dir)
+    if manifest is None:
         return "no partition yet" if not out_dir.exists() else "no readable crossmargin manifest.json"
     if manifest.get("as_of") != as_of.isoformat().replace("+00:00", "Z"):
         return f"manifest is for as_of {manifest.get('as_of')}"
@@ -182,7 +172,12 @@ def backfill_day(
         reason = "--force" if force else why_run(out_dir, input_dir, as_of, policy_file, job.scenario_record)
         if reason is None:
             return DayResult(day, "skipped")
-        options = {"policy_file": policy_file, "max_issue_rate": max_issue_rate, **job.run_job_options()}
+        options = {
+            "policy_file": policy_file,
+            "max_issue_rate": max_issue_rate,
+            "baseline": baseline_for(out_root, day),
+            **job.run_job_options(),
+        }
         if progress is None:
             summary = run_job(as_of, input_dir, out_dir, **options)
         else:

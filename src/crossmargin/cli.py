@@ -114,8 +114,20 @@ def run(
     engine: Engine = "local",
     ray_address: RayAddress = None,
     scenarios: Scenarios = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="A previous run's output directory: stop (exit 3) if an input table has shrunk below "
+            "the policy's min_row_ratio of that run's rows",
+        ),
+    ] = None,
 ) -> None:
-    """Compute levels and decisions for every account at AS_OF and write the outputs into OUT."""
+    """Compute levels and decisions for every account at AS_OF and write the outputs into OUT.
+
+    Stops before any work (exit 3, nothing written) when a required input table is empty, or, with
+    --baseline, has shrunk below its share of the baseline's rows: a broken feed is not a book.
+    """
     from crossmargin.executors import executor_for
     from crossmargin.job import run_job
 
@@ -130,6 +142,7 @@ def run(
         executor=executor,
         engine=engine,
         scenarios=scenarios,
+        baseline=baseline,
     )
     typer.echo(summary)
 

@@ -30,6 +30,7 @@ import polars as pl
 from crossmargin import __version__, outputs
 from crossmargin.engine import score
 from crossmargin.errors import IssueRateExceeded, UsageError
+from crossmargin.feed import check_feed, read_baseline
 from crossmargin.inputs import InputFile, load_inputs, sha256_file, unreadable_table
 from crossmargin.policy import Policy, resolve
 from crossmargin.progress import Progress
@@ -241,6 +242,7 @@ class _Run:
     engine: str
     max_issue_rate: float
     scenario_set: ScenarioSet | None
+    baseline: dict[str, Any] | None  # the baseline's directory, as_of and each table's ratio (feed.py)
     tables: list[str] = field(default_factory=lambda: list(outputs.OUTPUT_TABLES))
     results: list[BucketResult] = field(default_factory=list)
     checksums: dict[str, str] = field(default_factory=dict)
@@ -278,7 +280,8 @@ class _Run:
             "software_version": __version__,
             "polars_version": pl.__version__,
             "engine": self.engine,
-            "input_dir": str(self.input_dir),
+            "input_dir": str(self.input_dir.absolute()),
+            "baseline": self.baseline,
             "inputs": {
                 name: {"file": f.path.name, "rows": f.rows, "sha256": self.checksums[name]}
                 for name, f in self.inputs.items()
@@ -356,10 +359,13 @@ def run_job(
     executor: Executor = local_executor,
     engine: str = "local",
     scenarios: str | Path | None = None,
+    baseline: Path | None = None,
 ) -> str:
     """Read inputs, score every bucket, publish the output files atomically; a one-line summary.
 
     `scenarios`: a scenario TOML file, or "default" for the shipped set: adds scenario_risk.
+    `baseline`: a previous run's output directory; an input table with fewer rows than the policy's
+    share of that run's stops the run (feed.py), as an empty table always does.
     """
     t0 = time.perf_counter()
     started = outputs.utc_now()
@@ -367,13 +373,17 @@ def run_job(
     scenario_set = load_scenarios(scenarios) if scenarios is not None else None
     out_dir, input_dir = Path(out_dir), Path(input_dir)
     outputs.check_destination(out_dir, input_dir)
+    previous = read_baseline(baseline) if baseline is not None else None
     policy = resolve(as_of, policy_file)  # a bad policy raises PolicyError: exit 2, one line
     loaded = load_inputs(input_dir)
     tables = {name: frame for name, (frame, _) in loaded.items()}
     files = {name: f for name, (_, f) in loaded.items()}
+    feed = check_feed(files, policy, previous)  # an empty or shrunken table: exit 3, nothing written
     wanted = buckets or max(1, math.ceil(files["accounts"].rows / ACCOUNTS_PER_BUCKET))
     bounds = bucket_bounds(tables["accounts"], wanted)
-    run = _Run(started, policy, policy_file, input_dir, files, bounds, engine, max_issue_rate, scenario_set)
+    run = _Run(
+        started, policy, policy_file, input_dir, files, bounds, engine, max_issue_rate, scenario_set, feed
+    )
     if scenario_set is not None:
         run.tables.append(outputs.SCENARIO_TABLE)
 

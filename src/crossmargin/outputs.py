@@ -34,10 +34,12 @@ from polars.io.plugins import register_io_source
 
 from crossmargin.errors import DestinationError
 from crossmargin.inputs import sha256_file
+from crossmargin.partitions import (
+    PRODUCER,  # manifest.json's "producer": how a directory is known to hold our run
+)
 
 OUTPUT_TABLES = ["account_risk", "actions", "data_issues"]
 SCENARIO_TABLE = "scenario_risk"  # only with `run --scenarios`; then listed in the manifest like the others
-PRODUCER = "crossmargin"  # manifest.json's "producer": how a directory is known to hold our run
 # zstd level 1: on 10M accounts 28% faster to write than level 3 for 7% more bytes (benchmarks/RESULTS.md)
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1, "row_group_size": 1_000_000}
 # scenario_risk (one row per account and scenario: 9× account_risk with the shipped set) is written

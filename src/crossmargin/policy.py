@@ -55,6 +55,8 @@ class Policy:
     max_switches_per_utc_day: int
     max_price_age: dt.timedelta
     stable_assets: tuple[str, ...]
+    # per input table: the least share of the baseline's rows it may have (tables not listed: exempt)
+    min_row_ratio: dict[str, float]
     source_sha256: str = ""
 
     # --- the date switches of docs/rules.md §4, evaluated once at as_of -------------------------------
@@ -119,6 +121,19 @@ def _hours(value: Any, where: str) -> dt.timedelta:
     return dt.timedelta(hours=value)
 
 
+def _ratios(value: Any, where: str) -> dict[str, float]:
+    from crossmargin.schemas import INPUT_SCHEMAS  # light: the table names
+
+    if not isinstance(value, dict):
+        raise PolicyError(f"policy: {where} must be a table of input table = share, got {value!r}")
+    for table, ratio in value.items():
+        if table not in INPUT_SCHEMAS:
+            raise PolicyError(f"policy: {where}.{table}: no input table is called {table!r}")
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
+            raise PolicyError(f"policy: {where}.{table} must be a share in [0, 1], got {ratio!r}")
+    return {table: float(ratio) for table, ratio in sorted(value.items())}
+
+
 def _versions(text: str, origin: str) -> list[dict[str, Any]]:
     try:
         doc = tomllib.loads(text)
@@ -165,7 +180,7 @@ def resolve(as_of: dt.datetime, policy_file: Path | None = None) -> Policy:
 def _build(d: dict[str, Any], as_of: dt.datetime, digest: str) -> Policy:
     try:
         dates, classic, pro = d["dates"], d["classic"], d["pro"]
-        act, sw, market = d["activation"], d["switching"], d["market"]
+        act, sw, market, feed = d["activation"], d["switching"], d["market"], d["feed"]
         tiers = {
             int(lev): ClassicTier(
                 initial_risk_ratio=float(t["initial_risk_ratio"]),
@@ -202,6 +217,7 @@ def _build(d: dict[str, Any], as_of: dt.datetime, digest: str) -> Policy:
             max_switches_per_utc_day=int(sw["max_switches_per_utc_day"]),
             max_price_age=_hours(market["max_price_age_hours"], "market.max_price_age_hours"),
             stable_assets=tuple(str(a) for a in market["stable_assets"]),
+            min_row_ratio=_ratios(feed["min_row_ratio"], "feed.min_row_ratio"),
             source_sha256=digest,
         )
     except KeyError as exc:
