@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from crossmargin.outputs import OUTPUT_TABLES, PARQUET_OPTIONS, OutputFile
+from crossmargin.io.outputs import OUTPUT_TABLES, PARQUET_OPTIONS, OutputFile
 
 
 def main() -> None:

@@ -134,7 +134,7 @@ def plan() -> dict[str, str]:
     as_of = resolve_as_of(params.get("as_of"), ctx.get("data_interval_end"), ctx["dag_run"].run_after)
     day = as_of.date().isoformat()
     out_root = Path(setting(params, "out_root"))
-    from crossmargin.partitions import baseline_for  # light; imported here, not when the DAG is parsed
+    from crossmargin.io.partitions import baseline_for  # light; imported here, not when the DAG is parsed
 
     previous = baseline_for(out_root, as_of.date())
     return {

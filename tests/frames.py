@@ -28,7 +28,7 @@ from typing import Any
 
 import polars as pl
 
-from crossmargin.schemas import INPUT_SCHEMAS
+from crossmargin.io.schemas import INPUT_SCHEMAS
 from crossmargin.synthetic.small import bracket_rows, ticking, tier_rows
 
 US = dt.timedelta(microseconds=1)

@@ -17,9 +17,9 @@ from typing import Any
 import polars as pl
 
 import reference as ref
-from crossmargin.distances import DISTANCE_COLUMNS
+from crossmargin.io.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, INPUT_SCHEMAS
 from crossmargin.policy import Policy, resolve
-from crossmargin.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, INPUT_SCHEMAS
+from crossmargin.rules.distances import DISTANCE_COLUMNS
 
 REL, ABS = 1e-12, 1e-9
 EDGE = 1e-9

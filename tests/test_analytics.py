@@ -30,12 +30,12 @@ from analytics_fixtures import (
     risk,
     sample_runs,
 )
-from crossmargin import schemas
 from crossmargin.analytics import out_dir_from_env, read_manifest
 from crossmargin.analytics.diff import CHANGES, DIFF_SCHEMA, DiffError, diff_runs, summarize
 from crossmargin.analytics.rundir import RunDirError
 from crossmargin.analytics.sql import ReportError, list_reports, query, report_grain, report_sql, run_report
 from crossmargin.errors import CrossmarginError
+from crossmargin.io import schemas
 from crossmargin.policy import resolve
 
 REPORTS = {

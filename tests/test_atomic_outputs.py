@@ -32,10 +32,10 @@ import pytest
 from typer.testing import CliRunner
 
 import crossmargin
-from crossmargin import outputs
 from crossmargin.cli import app, main
+from crossmargin.io import outputs
+from crossmargin.io.schemas import INPUT_SCHEMAS
 from crossmargin.job import run_job
-from crossmargin.schemas import INPUT_SCHEMAS
 from crossmargin.synthetic import small
 from crossmargin.synthetic.writer import write_inputs
 from frames import balance

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from crossmargin.backfill import day_ranges, parse_day
 from crossmargin.cli import app
 from crossmargin.errors import UsageError
-from crossmargin.outputs import verify_outputs
+from crossmargin.io.outputs import verify_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"

@@ -423,7 +423,7 @@ def test_schema_errors_name_expected_dtypes_for_every_column(tmp_path, good):
         pl.String: pl.lit(1.5),
         pl.Boolean: pl.lit("x"),
     }
-    from crossmargin.schemas import INPUT_SCHEMAS, UTC_TS
+    from crossmargin.io.schemas import INPUT_SCHEMAS, UTC_TS
 
     inp = write_inputs(good, tmp_path / "in", "parquet")
     checked = 0

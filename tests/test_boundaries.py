@@ -22,7 +22,7 @@ import math
 import polars as pl
 import pytest
 
-from crossmargin import schemas
+from crossmargin.io import schemas
 from frames import (
     BORROW_DISABLED_FROM,
     COMPLIANCE_FROM,

@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from crossmargin.cli import app
-from crossmargin.feed import NOT_EMPTY
+from crossmargin.io.feed import NOT_EMPTY
 from crossmargin.synthetic import small
 from crossmargin.synthetic.writer import write_inputs
 

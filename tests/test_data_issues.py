@@ -20,9 +20,9 @@ import pytest
 
 from crossmargin import engine
 from crossmargin.engine import score as compute
+from crossmargin.io.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, INPUT_SCHEMAS, ISSUE_CODES
+from crossmargin.market import BASE, QUOTE
 from crossmargin.policy import resolve
-from crossmargin.reference_data import BASE, QUOTE
-from crossmargin.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, INPUT_SCHEMAS, ISSUE_CODES
 from crossmargin.synthetic import small
 from crossmargin.synthetic.faults import ALL_FAULT_KINDS, NULL_PRICE, STALE_PRICE, TIED_PRICE, inject_faults
 from crossmargin.synthetic.small import ticking
@@ -614,7 +614,7 @@ def test_multi_row_group_inputs_give_the_same_issues(tmp_path):
     """Inputs stored in many small parquet row groups (rows of one account spread over them) load and
     give the same data issues and results as the same tables in one piece. Regression: polars 2.1
     pl.format panicked on such input under the streaming engine (details now use data_issues.fmt)."""
-    from crossmargin.inputs import load_tables
+    from crossmargin.io.inputs import load_tables
 
     t, _expected, unknown = inject(small.clean_tables(30_000, seed=4), seed=4, per_kind=5)
     a = run(t)
@@ -652,9 +652,10 @@ def _flags_and_rules(t: dict[str, pl.DataFrame]) -> tuple[int, int]:
     evaluated once per asset) equals "some rule of the table's list breaks" (first_broken is not
     null), for balances and open orders; returns (broken rows, rows)."""
     lazy = {name: frame.lazy() for name, frame in t.items()}
-    terms = engine.reference_phase(lazy, POLICY)
-    bal = terms.gather(lazy["balances"], "asset")
-    ords = terms.gather(terms.gather(lazy["open_orders"], "base_asset", BASE), "quote_asset", QUOTE)
+    terms = engine.reference(lazy, POLICY)
+    bal = terms.terms_of(terms.indexed(lazy["balances"], "asset"))
+    ords = terms.indexed(terms.indexed(lazy["open_orders"], "base_asset", BASE), "quote_asset", QUOTE)
+    ords = terms.terms_of(terms.terms_of(ords, BASE), QUOTE)
     broken = rows_total = 0
     for frame, fast, rules in [
         (bal, rows.balance_breaks(terms), rows.balance_rules()),

@@ -11,19 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import struct
 
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import distance_reference
 import reference as ref
-from crossmargin import account_sums, distances
-from crossmargin.inputs import load_inputs
+from crossmargin.kernels.search import MAX_DROP, MAX_RISE
 from crossmargin.policy import resolve
-from crossmargin.reference_data import BASE, QUOTE, asset_terms
+from crossmargin.rules.distances import DISTANCE_COLUMNS
 from frames import (
     NEW,
     OLD,
@@ -40,8 +37,7 @@ from frames import (
 )
 
 H = dt.timedelta(hours=1)
-COLUMNS = distances.DISTANCE_COLUMNS
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+COLUMNS = DISTANCE_COLUMNS
 
 
 def fresh_prices(as_of: dt.datetime, **assets: float) -> list[dict]:
@@ -259,14 +255,58 @@ def near(level: float, t: float) -> bool:
 )
 @given(books())
 def test_distances_against_the_reference(book) -> None:
-    as_of, t = book
+    check_against_the_reference(*book)
+
+
+def breakpoints(lists: dict[str, list[dict]], policy, as_of: dt.datetime, side: str) -> list[float]:
+    """The moves |r| of `side` at which some row's USDT value crosses a bound of its asset's tiers or
+    brackets, or an order's given − received changes sign: where the level's pieces meet (worked out
+    here from the tables, independently of the engine). Only the tables in effect are read."""
+    prices = {p["asset"]: p["price_usdt"] for p in lists["prices"] if p["priced_at"] <= as_of}
+    moving = {a for a in prices if a not in policy.stable_assets}
+    bounds = {}
+    for name in ("collateral_tiers", "liability_brackets"):
+        for row in lists[name]:
+            if row["effective_from"] <= as_of and row["lower_usdt"] > 0:
+                bounds.setdefault(row["asset"], []).append(row["lower_usdt"])
+    ms = []
+    for b in lists["balances"]:
+        if b["asset"] in moving:
+            for amount in (b["free"] + b["locked"], b["borrowed"] + b["interest"]):
+                value = amount * prices[b["asset"]]
+                ms += [bound / value for bound in bounds.get(b["asset"], []) if value > 0]
+    ratios = {r["asset"]: r["collateral_ratio"] for r in lists["collateral_tiers"] if r["lower_usdt"] == 0}
+    for o in lists["open_orders"]:
+
+        def leg(m: float, o=o) -> float:
+            pb = prices[o["base_asset"]] * (m if o["base_asset"] in moving else 1.0)
+            pq = prices[o["quote_asset"]] * (m if o["quote_asset"] in moving else 1.0)
+            quote = o["remaining_qty"] * o["price"] * pq * ratios[o["quote_asset"]]
+            base = o["remaining_qty"] * pb * ratios[o["base_asset"]]
+            return quote - base if o["side"] == "BUY" else base - quote
+
+        if leg(0.0) != leg(1.0):
+            ms.append(leg(0.0) / (leg(0.0) - leg(1.0)))
+    if side == "drop":
+        return sorted(1.0 - m for m in ms if 0.0 < m < 1.0)
+    return sorted(m - 1.0 for m in ms if 1.0 < m <= 1.0 + MAX_RISE)
+
+
+def check_against_the_reference(as_of: dt.datetime, t: dict[str, pl.DataFrame]) -> None:
+    """At each reported distance the level is at the threshold (relative 1e-9) or crosses just past it,
+    no point before it crosses (a dense grid and every breakpoint), and where nothing is reported no such
+    point crosses; margin call comes no later than liquidation."""
     policy = resolve(as_of)
     risk = run(t, as_of).account_risk
     lists = {name: frame.to_dicts() for name, frame in t.items()}
     grid = {
-        "drop": {g: ref.level_at_move(lists, policy, -g) for g in DROP_GRID},
-        "rise": {g: ref.level_at_move(lists, policy, g) for g in RISE_GRID},
+        side: {g: ref.level_at_move(lists, policy, g * (-1.0 if side == "drop" else 1.0)) for g in points}
+        for side, points in (("drop", DROP_GRID), ("rise", RISE_GRID))
     }
+    for side in ("drop", "rise"):  # and every breakpoint, where a dip between grid points would begin
+        sign = -1.0 if side == "drop" else 1.0
+        for g in breakpoints(lists, policy, as_of, side):
+            grid[side][g] = ref.level_at_move(lists, policy, sign * g)
     at_zero = ref.level_at_move(lists, policy, 0.0)
     for row in risk.to_dicts():
         aid = row["account_id"]
@@ -286,7 +326,7 @@ def test_distances_against_the_reference(book) -> None:
                 assert not crosses(level, t_) or near(level, t_), f"{where}: crosses at {sign * g} ({level})"
             if value is not None:
                 level = ref.level_at_move(lists, policy, sign * value)[aid]
-                limit = distances.MAX_DROP if side == "drop" else distances.MAX_RISE
+                limit = MAX_DROP if side == "drop" else MAX_RISE
                 past = ref.level_at_move(lists, policy, sign * min(value + 1e-9, limit))[aid]
                 assert (
                     near(level, t_) or (crosses(past, t_) and not crosses(level, t_)) or crosses(level, t_)
@@ -298,92 +338,7 @@ def test_distances_against_the_reference(book) -> None:
                 assert mc <= liq
 
 
-# ----------------------------------------------------------------------------- closed form vs the row walk
-
-
-def _terms(t: dict[str, pl.LazyFrame | pl.DataFrame], policy):
-    return asset_terms(
-        t["prices"].lazy().collect(),
-        t["collateral_tiers"].lazy().collect(),
-        t["liability_brackets"].lazy().collect(),
-        policy.as_of,
-        policy.max_price_age,
-    )
-
-
-def _rows(t: dict, terms) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Every balance row and open order with an account_id as the kernels read them (as the row pass
-    hands them over: account_sums.balance_inputs, order_inputs), in account order."""
-    bal = t["balances"].lazy().with_columns(terms.index(pl.col("asset")).alias("asset_idx"))
-    ords = (
-        t["open_orders"]
-        .lazy()
-        .with_columns(
-            terms.index(pl.col("base_asset")).alias(f"asset_idx{BASE}"),
-            terms.index(pl.col("quote_asset")).alias(f"asset_idx{QUOTE}"),
-        )
-    )
-    bal = bal.select(account_sums.balance_inputs(terms)).collect()
-    ords = ords.select(account_sums.order_inputs(terms)).collect()
-    return account_sums.in_account_order(bal), account_sums.in_account_order(ords)
-
-
-def _walk(t: dict, ids: pl.Series, terms, policy, **kind_and_levels) -> pl.DataFrame:
-    """distances.walk of the accounts `ids` over every account's rows, as the kernels read them."""
-    return distances.walk(*_rows(t, terms), ids, terms, policy, **kind_and_levels)
-
-
-def _sample_tables() -> dict[str, pl.LazyFrame]:
-    return {name: frame for name, (frame, _) in load_inputs(ROOT / "data" / "sample").items()}
-
-
-def test_classic_closed_form_agrees_with_the_piecewise_walk() -> None:
-    """On the sample book, Classic accounts: the closed form from the sums (engine) and the
-    breakpoint walk over the accounts' rows (the Pro kernel, asked for the Classic level) agree."""
-    tables_ = _sample_tables()
-    policy = resolve(NEW)
-    risk = run(tables_, NEW).account_risk.filter(pl.col("margin_mode") == "classic")
-    levels = risk.select(**distances.thresholds(policy, pro=False))
-    walked = _walk(
-        tables_,
-        risk["account_id"],
-        _terms(tables_, policy),
-        policy,
-        kind="classic",
-        levels=(levels["liquidation"].to_numpy(), levels["margin_call"].to_numpy()),
-    )
-    both = risk.join(walked.rename({c: f"{c}_w" for c in COLUMNS}), on="account_id")
-    checked = 0
-    for column in COLUMNS:
-        flag = "liquidation" if column.startswith("liquidation") else "margin_call"
-        sub = both.filter(~pl.col(flag))
-        a, b = sub[column], sub[f"{column}_w"]
-        assert (a.is_null() == b.is_null()).all(), column
-        diff = (a - b).abs().drop_nulls()
-        assert diff.max() is None or diff.max() <= 1e-12, column
-        checked += a.drop_nulls().len()
-    assert checked > 50
-
-
-# ----------------------------------------------------------------------------- the kernel vs the previous computation
-
-
-def _kernel_and_reference(t: dict, as_of: dt.datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The Pro distances of every account with balance rows (Pro thresholds), by the compiled walk and
-    by the previous polars computation (tests/distance_reference.py)."""
-    policy = resolve(as_of)
-    terms = _terms(t, policy)
-    balances, orders = t["balances"].lazy(), t["open_orders"].lazy()
-    ids = balances.select(pl.col("account_id").unique().sort()).collect()["account_id"]
-    got = _walk(t, ids, terms, policy)
-    want = distance_reference.pro_distances(balances, orders, terms, policy)
-    # (the reference also walks accounts with orders only; a Pro candidate has a liability, so rows)
-    return got, want.filter(pl.col("account_id").is_in(ids.implode())).sort("account_id")
-
-
-def _bits(frame: pl.DataFrame) -> list:
-    """Every value as its bit pattern (None for null): equal only if equal to the bit."""
-    return [[None if v is None else struct.pack("<d", v) for v in frame[c].to_list()] for c in frame.columns]
+# ----------------------------------------------------------------------------- hand-worked edges
 
 
 TIED = [f"A{i:02d}" for i in range(20)]
@@ -413,38 +368,11 @@ def tied_book(as_of: dt.datetime) -> dict[str, pl.DataFrame]:
 
 
 @pytest.mark.parametrize("as_of", [NEW, OLD], ids=["new formula", "old formula"])
-def test_the_kernel_agrees_bit_for_bit_where_breakpoints_tie(as_of: dt.datetime) -> None:
-    """Tied breakpoints are walked in the previous computation's order (a stable sort: collateral
-    tiers row by row, then brackets, then orders), and a run of more than 8 rows is summed in
-    numpy's order: the same bits."""
-    got, want = _kernel_and_reference(tied_book(as_of), as_of)
-    assert got["account_id"].to_list() == [1, 2]
-    assert _bits(got) == _bits(want)
-    assert got["margin_call_drop"].null_count() == 0  # the walk crosses past the ties
-
-
-@pytest.mark.parametrize("as_of", [NEW, OLD], ids=["new formula", "old formula"])
-def test_the_kernel_agrees_bit_for_bit_on_the_sample_book(as_of: dt.datetime) -> None:
-    """Every account of the sample book with balance rows, walked as a Pro account."""
-    got, want = _kernel_and_reference(_sample_tables(), as_of)
-    assert got.height > 400
-    assert _bits(got) == _bits(want)
-
-
-def test_a_walk_of_some_accounts_skips_the_others() -> None:
-    """The row pass hands the walk every account's rows: walking every other account of the sample
-    book (and an id without rows) gives those accounts' results of walking them all, to the bit,
-    and nothing for the others."""
-    t = _sample_tables()
-    policy = resolve(NEW)
-    terms = _terms(t, policy)
-    ids = t["balances"].select(pl.col("account_id").unique().sort()).collect()["account_id"]
-    every = _walk(t, ids, terms, policy)
-    some = ids.gather_every(2)
-    got = _walk(t, pl.concat([some, pl.Series([10**12])]).sort(), terms, policy)
-    assert got["account_id"].to_list() == some.to_list()
-    assert _bits(got) == _bits(every.filter(pl.col("account_id").is_in(some.implode())))
-    assert _walk(t, pl.Series("account_id", [10**12]), terms, policy).height == 0
+def test_tied_breakpoints_against_the_reference(as_of: dt.datetime) -> None:
+    """Breakpoints that tie (four kinds at one m) and long event lists: the distances meet the
+    reference's definition as on the random books."""
+    check_against_the_reference(as_of, tied_book(as_of))
+    assert run(tied_book(as_of), as_of).account_risk["margin_call_drop"].null_count() == 0
 
 
 def test_the_last_asset_in_its_top_tier() -> None:
@@ -461,25 +389,3 @@ def test_the_last_asset_in_its_top_tier() -> None:
     assert d["liquidation_drop"] == pytest.approx(0.875, rel=1e-12)
     assert d["margin_call_drop"] == pytest.approx(0.8625, rel=1e-12)
     assert d["liquidation_rise"] is None
-
-
-@pytest.mark.parametrize("flagged", [True, False])
-def test_walked_distances_sit_beside_their_accounts(flagged: bool) -> None:
-    """The walk's results beside the account pass's accounts (sorted, an id may repeat): each account
-    gets its own walked values, an account not walked gets nulls, a null result stays null; the rows
-    and their order are kept, whether or not polars knows the ids are sorted (merge or hash join)."""
-    ids = pl.Series("account_id", [1, 2, 2, 4, 5, 7, 9])
-    computed = pl.DataFrame({"account_id": ids.set_sorted() if flagged else ids, "other": range(7)})
-    pro_d = pl.DataFrame(
-        {
-            "account_id": [2, 4, 7],
-            **{c: [0.5 + i, None, 3.0 + i] for i, c in enumerate(distances.DISTANCE_COLUMNS)},
-        }
-    )
-    out = distances.walked(computed, pro_d).collect()
-    assert out.columns == [f"_pro_{c}" for c in distances.DISTANCE_COLUMNS]
-    for i, c in enumerate(distances.DISTANCE_COLUMNS):
-        assert out[f"_pro_{c}"].to_list() == [None, 0.5 + i, 0.5 + i, None, None, 3.0 + i, None]
-    assert (
-        distances.walked(computed, pro_d.clear()).collect()["_pro_liquidation_drop"].to_list() == [None] * 7
-    )

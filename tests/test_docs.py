@@ -17,8 +17,8 @@ import polars as pl
 import pytest
 
 from crossmargin.cli import main
+from crossmargin.io.schemas import ISSUE_CODES
 from crossmargin.policy import shipped_policy_text
-from crossmargin.schemas import ISSUE_CODES
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "docs" / "rules.md"

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
-from crossmargin.schemas import ACCOUNT_RISK, ACTIONS, ACTIONS_SCHEMA, DATA_ISSUES
+from crossmargin.io.schemas import ACCOUNT_RISK, ACTIONS, ACTIONS_SCHEMA, DATA_ISSUES
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"

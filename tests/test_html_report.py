@@ -14,7 +14,7 @@ import pytest
 from analytics_fixtures import NEW_AS_OF, assert_one_error_line, cli, cli_process, risk, sample_runs
 from crossmargin.analytics.html import SECTIONS, ReportData, render_report, write_report
 from crossmargin.analytics.sql import run_report
-from crossmargin.inputs import load_tables
+from crossmargin.io.inputs import load_tables
 from crossmargin.job import run_job
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 
 from crossmargin.engine import score as compute
+from crossmargin.io.schemas import LEVEL_COLUMNS, QUANTITY_COLUMNS
 from crossmargin.policy import resolve
-from crossmargin.schemas import LEVEL_COLUMNS, QUANTITY_COLUMNS
 from crossmargin.synthetic.small import ticking
 from frames import NEW_FORMULA_FROM, account, balance, brackets, order, tables, tiers
 

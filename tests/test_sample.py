@@ -19,9 +19,15 @@ import pytest
 from crossmargin import synthetic as S
 from crossmargin.engine import score as compute
 from crossmargin.errors import UsageError
-from crossmargin.inputs import load_tables
+from crossmargin.io.inputs import load_tables
+from crossmargin.io.schemas import (
+    BORROW_BLOCKED_REASONS,
+    INPUT_SCHEMAS,
+    ISSUE_CODES,
+    PRO_CONDITIONS_NEW,
+    TABLES,
+)
 from crossmargin.policy import resolve
-from crossmargin.schemas import BORROW_BLOCKED_REASONS, INPUT_SCHEMAS, ISSUE_CODES, PRO_CONDITIONS_NEW, TABLES
 from crossmargin.synthetic import population, writer
 from crossmargin.synthetic.universe import REF_PRICE, SYMBOLS, TIER_V1, utc
 from showcase_expected import expected, expected_actions, showcase_markdown

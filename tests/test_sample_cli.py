@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 from crossmargin.engine import score as compute
-from crossmargin.inputs import load_tables
+from crossmargin.io.inputs import load_tables
+from crossmargin.io.schemas import TABLES
 from crossmargin.policy import resolve
-from crossmargin.schemas import TABLES
 from crossmargin.synthetic import SHOWCASE_AS_OF, generate_with_faults, write_sample
 
 

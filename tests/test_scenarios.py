@@ -21,11 +21,11 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import reference as ref
-from crossmargin import scenarios
-from crossmargin.engine import score
-from crossmargin.inputs import load_inputs
+from crossmargin import scenario_set
+from crossmargin.engine import scenarios, score
+from crossmargin.io.inputs import load_inputs
 from crossmargin.policy import resolve
-from crossmargin.scenarios import Scenario, ScenarioSet
+from crossmargin.scenario_set import Scenario, ScenarioSet
 from frames import (
     NEW,
     account,
@@ -78,11 +78,11 @@ def test_multipliers_all_one_reproduce_account_risk_exactly(as_of: dt.datetime) 
 
 
 def test_rows_are_account_then_scenario_order() -> None:
-    risk, sr = scenario_frame(sample_tables(), NEW, scenarios.load_scenarios("default"))
-    names = scenarios.load_scenarios("default").names
+    risk, sr = scenario_frame(sample_tables(), NEW, scenario_set.load_scenarios("default"))
+    names = scenario_set.load_scenarios("default").names
     assert sr["account_id"].to_list() == [a for a in risk["account_id"].to_list() for _ in names]
     assert sr["scenario"].cast(pl.String).to_list() == names * risk.height
-    assert sr.schema == pl.Schema(scenarios.scenario_schema(scenarios.load_scenarios("default")))
+    assert sr.schema == pl.Schema(scenarios.scenario_schema(scenario_set.load_scenarios("default")))
 
 
 # ----------------------------------------------------------------------------- moved prices, hand-worked
@@ -161,7 +161,7 @@ def test_scenario_agrees_with_the_reference_at_moved_prices() -> None:
     """Every quantity and level of scenario_risk equals the scalar reference valued at the same
     multipliers (within 1e-9 relative), for each shipped scenario."""
     t = _book()
-    default = scenarios.load_scenarios("default")
+    default = scenario_set.load_scenarios("default")
     policy = resolve(NEW)
     _, sr = scenario_frame(t, NEW, default)
     lists = {name: frame.to_dicts() for name, frame in t.items()}
@@ -196,7 +196,7 @@ def test_a_uniform_scenario_at_the_reported_distance_is_at_the_threshold() -> No
 
 def test_chunks_of_bounded_size_give_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forced into chunks of a few accounts: the same frame as one chunk."""
-    default = scenarios.load_scenarios("default")
+    default = scenario_set.load_scenarios("default")
     _, whole = scenario_frame(sample_tables(), NEW, default)
     monkeypatch.setattr(scenarios, "ROWS_PER_CHUNK", 200)
     scores = score(sample_tables(), resolve(NEW), default)
@@ -214,7 +214,7 @@ def test_rows_of_accounts_with_a_data_issue_are_left_out(
     has no balance rows) are left out of scenario_risk, and their rows change no other account's:
     the same rows as without them."""
     monkeypatch.setattr(scenarios, "ROWS_PER_CHUNK", rows_per_chunk)
-    default = scenarios.load_scenarios("default")
+    default = scenario_set.load_scenarios("default")
     book = _book()
     renumber = pl.col("account_id").replace(2, 3)
     clean = {
@@ -242,7 +242,7 @@ def test_rows_of_accounts_with_a_data_issue_are_left_out(
 
 
 def test_the_shipped_set() -> None:
-    s = scenarios.load_scenarios("default")
+    s = scenario_set.load_scenarios("default")
     assert s.names == [
         "uniform -10%",
         "uniform -20%",
@@ -278,8 +278,8 @@ def test_the_shipped_set() -> None:
     ],
 )
 def test_bad_scenario_files(text: str, message: str) -> None:
-    with pytest.raises(scenarios.UsageError, match=message.replace("[", r"\[").replace("(", r"\(")):
-        scenarios.parse_scenarios(text, "f.toml")
+    with pytest.raises(scenario_set.UsageError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        scenario_set.parse_scenarios(text, "f.toml")
 
 
 # ----------------------------------------------------------------------------- the run command
@@ -328,7 +328,8 @@ def test_row_groups_hold_whole_accounts(
     """With row groups of 100 rows at most, scenario_risk's hold 11 whole accounts (99 rows) each, the
     last the rest: an account's nine scenarios never straddle two row groups, and the file has the
     same bytes in one bucket or three, and whether a chunk is a row group or a part of one."""
-    from crossmargin import job, outputs
+    from crossmargin import job
+    from crossmargin.io import outputs
 
     monkeypatch.setitem(outputs.PARQUET_OPTIONS, "row_group_size", 100)
     monkeypatch.setattr(scenarios, "ROWS_PER_CHUNK", rows_per_chunk)
@@ -392,7 +393,7 @@ def test_scenario_summary_report(scenario_run: Path) -> None:
     from crossmargin.analytics.sql import run_report
 
     got = run_report("scenario_summary", scenario_run)
-    names = scenarios.load_scenarios("default").names
+    names = scenario_set.load_scenarios("default").names
     assert got["scenario"].unique(maintain_order=True).to_list() == names  # in the file's order
     risk = pl.read_parquet(scenario_run / "account_risk.parquet").select(
         "account_id",

@@ -1,4 +1,4 @@
-"""The engine's tier lookup (tiers.py) against the docs/rules.md §1 sum, to the last bit.
+"""The engine's tier lookup (rules/tiers.py) against the docs/rules.md §1 sum, to the last bit.
 
 The engine evaluates `tiered(x)` as `below_k + rate_k · (x − lower_k)` for the slice k holding x;
 The rule writes `Σ_k rate_k · clip(x − lower_k, 0, upper_k − lower_k)`. They add the same terms in the
@@ -14,7 +14,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossmargin import tiers
+from crossmargin.rules import tiers
 
 
 def spec_tiered(x: float, table: list[tuple[float, float | None, float]]) -> float:
@@ -149,7 +149,7 @@ def test_lookup_is_the_spec_sum_bit_for_bit(tables, data) -> None:
 def test_zero_debt_skips_the_lookup_with_the_same_bits(tables) -> None:
     """quantities.debt_margins_usdt returns (0.0, 0.0) for a debt of exactly 0 without a lookup: the
     lookup of 0 (and of -0.0) gives those very bits in every table (each starts at 0)."""
-    from crossmargin.quantities import debt_margins_usdt
+    from crossmargin.rules.quantities import debt_margins_usdt
 
     slices, index = _flat(tables)
     lower, rate, below = slices.arrays("collateral_ratio")

@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crossmargin import outputs
 from crossmargin.errors import CrossmarginError, InputSchemaError, UsageError
 from crossmargin.executors import executor_for
-from crossmargin.inputs import InputFile, find_file
+from crossmargin.io import outputs
+from crossmargin.io.inputs import InputFile, find_file
+from crossmargin.io.partitions import baseline_for, partition_dir, run_manifest
+from crossmargin.io.schemas import INPUT_SCHEMAS
 from crossmargin.job import check_options, run_job
-from crossmargin.partitions import baseline_for, partition_dir, run_manifest
 from crossmargin.policy import resolve
 from crossmargin.progress import Progress
-from crossmargin.scenarios import load_scenarios
-from crossmargin.schemas import INPUT_SCHEMAS
+from crossmargin.scenario_set import load_scenarios
 
 DATE_FIELD = "{date}"
 _DAY = re.compile(r"\d{4}-\d\d-\d\d")

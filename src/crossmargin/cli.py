@@ -217,7 +217,7 @@ def verify(out: Annotated[Path, typer.Option("--out", help="A run's output direc
     output directory or its manifest.json is corrupt.
     """
     from crossmargin.analytics.rundir import read_manifest
-    from crossmargin.outputs import verify_outputs
+    from crossmargin.io.outputs import verify_outputs
 
     read_manifest(out)
     problems = verify_outputs(out)

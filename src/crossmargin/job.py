@@ -27,15 +27,17 @@ from typing import Any
 
 import polars as pl
 
-from crossmargin import __version__, outputs
+from crossmargin import __version__
 from crossmargin.engine import score
+from crossmargin.engine.scenarios import scenario_schema
 from crossmargin.errors import IssueRateExceeded, UsageError
-from crossmargin.feed import check_feed, read_baseline
-from crossmargin.inputs import InputFile, load_inputs, sha256_file, unreadable_table
+from crossmargin.io import outputs
+from crossmargin.io.feed import check_feed, read_baseline
+from crossmargin.io.inputs import InputFile, load_inputs, sha256_file, unreadable_table
+from crossmargin.io.schemas import PRICE_PROBLEMS
 from crossmargin.policy import Policy, resolve
 from crossmargin.progress import Progress
-from crossmargin.scenarios import ScenarioSet, load_scenarios, scenario_schema
-from crossmargin.schemas import PRICE_PROBLEMS
+from crossmargin.scenario_set import ScenarioSet, load_scenarios
 
 ACCOUNT_TABLES = ["accounts", "balances", "open_orders", "mode_switches"]
 ACCOUNTS_PER_BUCKET = (
@@ -117,7 +119,8 @@ def score_bucket(
         name: frame.filter(in_bucket(bounds)) if name in ACCOUNT_TABLES else frame
         for name, frame in tables.items()
     }
-    scores = score(part, policy, scenarios)
+    group = outputs.scenario_accounts_per_row_group(len(scenarios.scenarios)) if scenarios is not None else 1
+    scores = score(part, policy, scenarios, group)
     sha256: dict[str, str] = {}
     frames = {
         "account_risk": scores.account_risk,

@@ -122,7 +122,7 @@ def _hours(value: Any, where: str) -> dt.timedelta:
 
 
 def _ratios(value: Any, where: str) -> dict[str, float]:
-    from crossmargin.schemas import INPUT_SCHEMAS  # light: the table names
+    from crossmargin.io.schemas import INPUT_SCHEMAS  # light: the table names
 
     if not isinstance(value, dict):
         raise PolicyError(f"policy: {where} must be a table of input table = share, got {value!r}")

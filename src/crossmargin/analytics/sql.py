@@ -36,9 +36,9 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from crossmargin import schemas
 from crossmargin.analytics.rundir import OUTPUT_FILES, RunDirError, one_line, require_run, write_dest
 from crossmargin.errors import CrossmarginError
+from crossmargin.io import schemas
 
 FORMATS = ("table", "csv", "parquet")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -174,7 +174,8 @@ def _policy_frames(out_dir: Path, manifest: dict[str, Any]) -> dict[str, pl.Data
 
 def _scenario_view(out_dir: Path, con: duckdb.DuckDBPyConnection) -> None:
     """The `scenario_risk` view: the run's file when it wrote one, else no rows with the same columns."""
-    from crossmargin.scenarios import ScenarioSet, scenario_schema
+    from crossmargin.engine.scenarios import scenario_schema
+    from crossmargin.scenario_set import ScenarioSet
 
     path = out_dir / "scenario_risk.parquet"
     if path.is_file():

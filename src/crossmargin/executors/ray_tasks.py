@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from crossmargin.errors import CrossmarginError, EngineError, UsageError
-from crossmargin.inputs import load_inputs, unreadable_table
+from crossmargin.io.inputs import load_inputs, unreadable_table
 from crossmargin.job import Bounds, BucketResult, score_bucket_from_files
 from crossmargin.policy import Policy
 from crossmargin.progress import Progress

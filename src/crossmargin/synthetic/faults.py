@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from crossmargin.schemas import INPUT_SCHEMAS
+from crossmargin.io.schemas import INPUT_SCHEMAS
 from crossmargin.synthetic.reference import FAULT_ASSETS, reference_tables
 from crossmargin.synthetic.showcase import SHOWCASE_IDS
 from crossmargin.synthetic.universe import REFERENCE_TABLES, SHOWCASE_AS_OF

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import polars as pl
 
-from crossmargin.schemas import TABLES
+from crossmargin.io.schemas import TABLES
 from crossmargin.synthetic.faults import FAULT_ISSUES_SCHEMA, inject_chunk
 from crossmargin.synthetic.reference import FIRST_MMR, FIRST_RATIO, reference_tables, round_sig
 from crossmargin.synthetic.showcase import showcase_tables

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from crossmargin.schemas import INPUT_SCHEMAS
+from crossmargin.io.schemas import INPUT_SCHEMAS
 from crossmargin.synthetic.universe import (
     AS_OF_US,
     ASSET_CLASS,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from crossmargin.schemas import INPUT_SCHEMAS
+from crossmargin.io.schemas import INPUT_SCHEMAS
 from crossmargin.synthetic.universe import SHOWCASE_AS_OF, utc
 
 Q0 = utc("2024-12-20T08:00:00Z")  # default questionnaire time (compliant)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from crossmargin.schemas import INPUT_SCHEMAS
+from crossmargin.io.schemas import INPUT_SCHEMAS
 from crossmargin.synthetic.faults import (
     BAD_BRACKET,
     BAD_RATE,

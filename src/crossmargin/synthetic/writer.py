@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crossmargin.errors import UsageError
-from crossmargin.schemas import INPUT_SCHEMAS, TABLES
+from crossmargin.io.schemas import INPUT_SCHEMAS, TABLES
 from crossmargin.synthetic.population import chunks
 from crossmargin.synthetic.reference import reference_tables
 from crossmargin.synthetic.showcase import SHOWCASE

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from crossmargin.schemas import FLOAT_OUTPUTS, LEVEL_DENOMINATORS, QUANTITY_COLUMNS
+from crossmargin.io.schemas import FLOAT_OUTPUTS, LEVEL_DENOMINATORS, QUANTITY_COLUMNS
 from crossmargin.validation.rules import empty_issues, fmt, grouped_issue, text
 
 _POWERS_OF_TWO = pl.Series("bit", [1 << i for i in range(64)], dtype=pl.UInt64)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import polars as pl
 
+from crossmargin.io.schemas import MARGIN_MODES, SIDES
+from crossmargin.market import BASE, COLLATERAL, LIABILITY, QUOTE, AssetTerms
 from crossmargin.policy import Policy
-from crossmargin.quantities import debt, holding
-from crossmargin.reference_data import BASE, COLLATERAL, LIABILITY, QUOTE, AssetTerms
-from crossmargin.schemas import MARGIN_MODES, SIDES
+from crossmargin.rules.quantities import debt, holding
 from crossmargin.validation import prices
 from crossmargin.validation.countries import ISO_COUNTRIES
 from crossmargin.validation.rules import Rule, any_of, fmt, text, values

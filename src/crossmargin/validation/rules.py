@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from crossmargin.schemas import ISSUE_COLUMNS, IssueCode
+from crossmargin.io.schemas import ISSUE_COLUMNS, IssueCode
 
 _NO_ASSET = pl.lit(None, pl.String)
 

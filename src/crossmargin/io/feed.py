@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from crossmargin.errors import CrossmarginError, UsageError
-from crossmargin.inputs import InputFile
-from crossmargin.partitions import run_manifest
+from crossmargin.io.inputs import InputFile
+from crossmargin.io.partitions import run_manifest
 from crossmargin.policy import Policy
 
 # a book without accounts, balances, prices or tier tables is a failed export, never a quiet night

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from crossmargin import tiers
+from crossmargin.rules import tiers
 from crossmargin.validation.prices import price_in_effect
 from crossmargin.validation.tier_tables import table_problems
 
@@ -57,17 +57,15 @@ class AssetTerms:
         """asset_idx of an asset name; null for a name no price or table mentions."""
         return asset.cast(pl.Enum(self.frame["asset"]), strict=False).to_physical().cast(pl.UInt32)
 
-    def gather(self, frame: pl.LazyFrame, asset: str, suffix: str = "") -> pl.LazyFrame:
-        """`frame` with the terms of the asset named in column `asset` (`asset_idx{suffix}`, ...)."""
-        idx = pl.col(f"asset_idx{suffix}")
-        return frame.with_columns(self.index(pl.col(asset)).alias(idx.meta.output_name())).with_columns(
-            pl.lit(self.frame[c]).gather(idx).alias(f"{c}{suffix}") for c in TERM_COLUMNS
-        )
+    def indexed(self, frame: pl.LazyFrame, asset: str, suffix: str = "") -> pl.LazyFrame:
+        """`frame` with `asset_idx{suffix}`, the index of the asset named in column `asset`."""
+        return frame.with_columns(self.index(pl.col(asset)).alias(f"asset_idx{suffix}"))
 
-    def with_prices(self, price_usdt: pl.Series) -> AssetTerms:
-        """The same terms with other prices (one per asset_idx): a scenario's moved prices."""
-        return AssetTerms(
-            self.frame.with_columns(price_usdt.alias("price_usdt")), self.collateral, self.liability
+    def terms_of(self, frame: pl.LazyFrame, suffix: str = "") -> pl.LazyFrame:
+        """An `indexed` frame with the terms of its asset (`price_usdt{suffix}`, ...), gathered by index."""
+        idx = pl.col(f"asset_idx{suffix}")
+        return frame.with_columns(
+            pl.lit(self.frame[c]).gather(idx).alias(f"{c}{suffix}") for c in TERM_COLUMNS
         )
 
 

@@ -1,4 +1,4 @@
-"""Tiered (progressive) sums, docs/rules.md §1: `tiered(x) = Σ_k rate_k · clip(x − lower_k, 0, upper_k − lower_k)`.
+"""Tiered (progressive) sums, docs/rules.md §1.2: `tiered(x) = Σ_k rate_k · clip(x − lower_k, 0, upper_k − lower_k)`.
 
 A tier table is small reference data (a few slices per asset). It is checked, then laid out *flat*:
 entry `asset_idx·K + k` holds slice k of that asset (K = the most slices any asset has), with
@@ -11,8 +11,9 @@ every slice above adds 0, so
 — the same terms added in the same (ascending) order as the textbook sum, so the same float bits. A
 row then costs K − 1 comparisons (its slice) and three gathers from arrays of a few hundred
 entries: no join of 3K wide columns. `slice_at` and `tiered_at` are these two steps for one amount,
-compiled (the kernels of account_sums.py and distances.py call them per row); tests/test_tiers.py
-checks them against the textbook sum, bit for bit.
+compiled into the kernels that value rows (kernels/valuation.py); tests check them against the
+textbook sum, bit for bit. `slice_parts` lists, for one amount, the slices it uses and what each adds
+(what `crossmargin explain` shows).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from crossmargin.compiled import njit
+from crossmargin.kernels.compiled import jitable
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def flat(rows: pl.DataFrame, asset_index: pl.DataFrame, rates: list[str]) -> Sli
     )
 
 
-@njit(inline=True)
+@jitable
 def slice_at(x: float, asset_idx: int, lower: np.ndarray, k_max: int) -> int:
     """asset_idx·K + k for the slice k holding x (lower_k <= x < lower_{k+1})."""
     base = asset_idx * k_max
@@ -89,7 +90,24 @@ def slice_at(x: float, asset_idx: int, lower: np.ndarray, k_max: int) -> int:
     return base + k
 
 
-@njit(inline=True)
+@jitable
 def tiered_at(x: float, at: int, lower: np.ndarray, rate: np.ndarray, below: np.ndarray) -> float:
     """below_k + rate_k · (x − lower_k) at `at` = slice_at(x, ...): the progressive sum of x."""
     return below[at] + rate[at] * (x - lower[at])
+
+
+def slice_parts(x: float, asset_idx: int, s: Slices, rate: str) -> list[dict[str, float]]:
+    """The slices of one asset's table that amount x reaches, each with the part of x inside it and
+    rate × that part (ascending; their sum is tiered(x) up to rounding): an explanation, not a rule."""
+    lower, rates, _ = s.arrays(rate)
+    base = asset_idx * s.k_max
+    bounds = [float(lower[base + k]) for k in range(s.k_max)] + [float("inf")]
+    parts = []
+    for k in range(s.k_max):
+        lo, hi = bounds[k], bounds[k + 1]
+        if not x > lo and not (k == 0 and x == lo):
+            break
+        inside = min(x, hi) - lo
+        parts.append({"lower_usdt": lo, "upper_usdt": hi, "rate": float(rates[base + k]), "amount_usdt": inside,
+                      "value_usdt": float(rates[base + k]) * inside})  # fmt: skip
+    return parts

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from crossmargin.io.schemas import ACTIONS_SCHEMA, Action
 from crossmargin.policy import Policy
-from crossmargin.quantities import is_pro
-from crossmargin.schemas import ACTIONS_SCHEMA, Action
+from crossmargin.rules.quantities import is_pro
 
 
 def _mode_label() -> pl.Expr:

@@ -33,8 +33,8 @@ import polars as pl
 from polars.io.plugins import register_io_source
 
 from crossmargin.errors import DestinationError
-from crossmargin.inputs import sha256_file
-from crossmargin.partitions import (
+from crossmargin.io.inputs import sha256_file
+from crossmargin.io.partitions import (
     PRODUCER,  # manifest.json's "producer": how a directory is known to hold our run
 )
 

@@ -1,34 +1,25 @@
 """Decisions per account at `as_of`, docs/rules.md §4: one small named expression per row of the table.
 
 Each compares a level as output (one float64 division) with the policy's float64 threshold in the
-direction docs/rules.md writes; nothing is rearranged. Date cut-overs are scalars of the resolved Policy.
+direction docs/rules.md writes; nothing is rearranged: the comparisons are the conditions of
+rules/thresholds.py. Date cut-overs are scalars of the resolved Policy.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from crossmargin.policy import Policy
-from crossmargin.quantities import is_classic, is_pro
-from crossmargin.schemas import (
+from crossmargin.io.schemas import (
     NOT_CLASSIC,
     PRO_CONDITIONS_NEW,
     PRO_CONDITIONS_OLD,
     BorrowBlockedReason,
     ProCondition,
 )
-
-
-def classic_threshold(policy: Policy, field: str) -> pl.Expr:
-    """A Classic threshold of the account's own `classic_leverage` (initial_risk_ratio, margin_call, liquidation).
-
-    A chain over the policy's few leverages (null for any other; such accounts are data issues).
-    """
-    (first, value), *others = policy.classic_column(field).items()
-    chain = pl.when(pl.col("classic_leverage") == first).then(pl.lit(value, pl.Float64))
-    for leverage, value in others:
-        chain = chain.when(pl.col("classic_leverage") == leverage).then(pl.lit(value, pl.Float64))
-    return chain
+from crossmargin.policy import Policy
+from crossmargin.rules import thresholds
+from crossmargin.rules.quantities import is_classic, is_pro
+from crossmargin.rules.thresholds import classic_threshold, initial_risk_ratio
 
 
 def _stamped_within(column: str, start, as_of) -> pl.Expr:
@@ -46,22 +37,12 @@ def pro_compliant(policy: Policy) -> pl.Expr:
 
 def liquidation(policy: Policy) -> pl.Expr:
     """margin_level <= liquidation threshold of the account's mode."""
-    threshold = (
-        pl.when(is_pro())
-        .then(pl.lit(policy.pro_liquidation))
-        .otherwise(classic_threshold(policy, "liquidation"))
-    )
-    return pl.col("margin_level") <= threshold
+    return thresholds.liquidation(policy).holds()
 
 
 def margin_call(policy: Policy) -> pl.Expr:
     """margin_level <= margin-call threshold of its mode (Classic: of its leverage); true when liquidated."""
-    threshold = (
-        pl.when(is_pro())
-        .then(pl.lit(policy.pro_margin_call))
-        .otherwise(classic_threshold(policy, "margin_call"))
-    )
-    return (pl.col("margin_level") <= threshold) | pl.col("liquidation")
+    return thresholds.margin_call(policy).holds()
 
 
 def borrow_blocked_reason(policy: Policy) -> pl.Expr:
@@ -71,10 +52,7 @@ def borrow_blocked_reason(policy: Policy) -> pl.Expr:
         return pl.lit(name, dtype=BorrowBlockedReason)
 
     return (
-        pl.when(
-            is_classic()
-            & (pl.col("classic_collateral_margin_level") <= classic_threshold(policy, "initial_risk_ratio"))
-        )
+        pl.when(is_classic() & (pl.col("classic_collateral_margin_level") <= initial_risk_ratio(policy)))
         .then(reason("collateral_below_initial_risk_ratio"))
         .when(is_pro() & ~pl.col("pro_compliant") & pl.lit(policy.noncompliant_borrow_disabled))
         .then(reason("pro_not_compliant"))
@@ -100,7 +78,7 @@ def migrate_now(policy: Policy) -> pl.Expr:
 
 def partial_repayment_usdt(policy: Policy) -> pl.Expr:
     """x = (T·L − A)/(T − 1) clipped to [0, min(A, L)] when due and classic level < Classic margin call; else 0."""
-    target = classic_threshold(policy, "initial_risk_ratio")
+    target = initial_risk_ratio(policy)
     a, liab = pl.col("total_asset_usdt"), pl.col("total_liability_usdt")
     x = (target * liab - a) / (target - 1.0)
     at_risk = pl.col("classic_margin_level") < classic_threshold(policy, "margin_call")
@@ -133,8 +111,8 @@ def pro_conditions(policy: Policy) -> dict[str, pl.Expr]:
             pl.col("cross_margin_activated"),
             pl.col("pro_quiz_passed"),
             terms,
-            pl.col("pro_margin_level_new") > policy.new_min_pro_margin_level,
-            pl.col("net_equity_usdt") > policy.new_min_net_equity_usdt,
+            thresholds.pro_level_after_switch(policy).holds(),
+            thresholds.pro_net_equity(policy).holds(),
             country,
             switches,
         ]
@@ -143,7 +121,7 @@ def pro_conditions(policy: Policy) -> dict[str, pl.Expr]:
         pl.col("cross_margin_activated"),
         pl.col("pro_quiz_passed"),
         country,
-        pl.col("classic_collateral_margin_level") > policy.old_min_classic_collateral_margin_level,
+        thresholds.pro_classic_collateral_level(policy).holds(),
         switches,
     ]
     return dict(zip(PRO_CONDITIONS_OLD, exprs, strict=True))
@@ -176,12 +154,7 @@ def eligible_for_pro() -> pl.Expr:
 
 def can_switch_to_classic(policy: Policy) -> pl.Expr:
     """Pro: (new) collateral level > IRR, (old) classic margin level > IRR, of its leverage; and a switch left."""
-    level = "classic_collateral_margin_level" if policy.new_formula else "classic_margin_level"
-    return (
-        is_pro()
-        & (pl.col(level) > classic_threshold(policy, "initial_risk_ratio"))
-        & (pl.col("switches_left_today") > 0)
-    )
+    return is_pro() & thresholds.switch_level(policy).holds() & (pl.col("switches_left_today") > 0)
 
 
 def all_decisions(policy: Policy) -> list[dict[str, pl.Expr]]:

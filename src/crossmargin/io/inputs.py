@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from crossmargin.errors import InputSchemaError
-from crossmargin.schemas import INPUT_SCHEMAS, UTC_TS
+from crossmargin.io.schemas import INPUT_SCHEMAS, UTC_TS
 
 _TRUE = ["true", "t", "1", "yes", "y"]
 _FALSE = ["false", "f", "0", "no", "n"]

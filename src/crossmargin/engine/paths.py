@@ -1,0 +1,73 @@
+"""Moving accounts along paths (kernels/search.py): the distances to thresholds (rules/distances.py)
+and what it would take to lift each block (rules/remediation.py), in one compiled pass over the rows
+the row pass kept.
+
+Each account's conditions come from the account pass (their measure and threshold per account, as
+the decisions judge them) with its sums; the kernel values the account only where a condition does
+not hold yet.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import polars as pl
+
+from crossmargin.engine.rows import BALANCE_COLUMNS, ORDER_COLUMNS, RowPass
+from crossmargin.kernels.compiled import spread
+from crossmargin.kernels.runs import read_only
+from crossmargin.kernels.search import ORDERS, PATHS, search_kernel
+from crossmargin.kernels.valuation import COLLATERAL, MARGINS, Market
+from crossmargin.rules import levels, quantities
+from crossmargin.rules.thresholds import Slot
+
+ACCOUNT = "account_id"
+
+
+@cache
+def measure_needs() -> np.ndarray:
+    """Per measure of levels.MEASURES: the sums it reads, as kernel bits (COLLATERAL, MARGINS, ORDERS)."""
+    bits = {"collateral_usdt": COLLATERAL, "maintenance_margin_usdt": MARGINS, "initial_margin_usdt": MARGINS,
+            "open_order_loss_usdt": ORDERS}  # fmt: skip
+    return np.array(
+        [sum({bits[s] for s in levels.reads(m) if s in bits}) for m in levels.MEASURES], dtype=np.int64
+    )
+
+
+def follow(computed: pl.DataFrame, passed: RowPass, market: Market, slots: list[Slot]) -> pl.DataFrame:
+    """One column per slot, row for row beside `computed` (sorted by account_id): the least point of
+    the slot's path at which its condition holds; NaN where it holds nowhere (or is not followed)."""
+    n = computed.height
+    ids = computed[ACCOUNT].to_numpy()
+    conditions = computed.select(*[s.measure() for s in slots], *[s.threshold() for s in slots])
+    measure = np.ascontiguousarray(conditions[:, : len(slots)].to_numpy().astype(np.int8))
+    threshold = np.ascontiguousarray(conditions[:, len(slots) :].to_numpy().astype(np.float64))
+    above = np.array([s.condition.above for s in slots], dtype=np.bool_)
+    path = np.array([PATHS[s.path] for s in slots], dtype=np.int8)
+    sums = np.ascontiguousarray(computed.select(quantities.SUMS).to_numpy().T)
+    orders = passed.orders.frame
+    order_ids = orders[ACCOUNT].to_numpy()
+    o_lo, o_hi = np.searchsorted(order_ids, ids, "left"), np.searchsorted(order_ids, ids, "right")
+    order_arrays = [np.ascontiguousarray(orders[c].to_numpy()) for c in [*ORDER_COLUMNS[2:], "order_id"]]
+    params = read_only(
+        (o_lo, o_hi, *order_arrays, sums, measure, threshold, above, path, measure_needs(), market.prices[0],
+         market.moving, market.ratio, market.usdt, market.coll, market.liab)
+    )  # fmt: skip
+    out = np.full((n, len(slots)), np.nan)
+    balances = passed.balances
+    runs = balances.runs
+    at = np.searchsorted(ids, runs.ids, "left")  # each run's account among `computed`'s
+    found = (at < n) & (ids[np.minimum(at, n - 1)] == runs.ids) if n else np.zeros(runs.ids.size, dtype=bool)
+    place = np.where(found, at, -1)
+    if runs.starts.size:
+        runs.apply(search_kernel, balances.frame, BALANCE_COLUMNS[1:], params, (out,), place=place)
+    without_rows = np.setdiff1d(np.arange(n), place[found], assume_unique=False)
+    none_i, none_f = read_only(np.zeros(0, dtype=np.uint32)), read_only(np.zeros(0))
+
+    def rest(lo: int, hi: int) -> None:  # accounts without balance rows: runs of no rows
+        g = read_only(without_rows[lo:hi])
+        search_kernel(read_only(np.zeros(g.size, dtype=np.int64)), 0, none_i, none_f, none_f, *params, out, g)
+
+    spread(rest, without_rows.size)
+    return pl.DataFrame({s.name: out[:, j] for j, s in enumerate(slots)})
