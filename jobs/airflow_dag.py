@@ -1,6 +1,6 @@
 """Airflow 3 DAG `crossmargin_nightly`: run the job, verify its outputs, write the cohort report.
 
-Install with `pip install -e '.[airflow]'` and put this file in the dags folder. Each task calls
+Install with `pip install -c constraints.txt -e '.[airflow]'` and put this file in the dags folder. Each task calls
 `python -m crossmargin ...` with the worker's own interpreter (`sys.executable`), so nothing depends
 on PATH, and a non-zero exit fails the task with the command's stderr in the log and the exception.
 

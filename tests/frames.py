@@ -230,6 +230,23 @@ def tables(
     }
 
 
+# --------------------------------------------------------------------------------- policy files
+def threshold_policy(
+    classic: Mapping[int, tuple[float, float]] | None = None,
+    pro: tuple[float, float] | None = None,
+    name: str = "test-thresholds",
+) -> str:
+    """The text of a `--policy` file that sets (margin_call, liquidation) thresholds from the start
+    (1970), per Classic leverage and for Pro; every other value stays the shipped one."""
+    lines = ["[[version]]", f'name = "{name}"', "effective_from = 1970-01-01T00:00:00Z"]
+    for leverage, (margin_call, liquidation) in (classic or {}).items():
+        lines += [f"[version.classic.leverage.{leverage}]", f"margin_call = {margin_call!r}"]
+        lines += [f"liquidation = {liquidation!r}"]
+    if pro is not None:
+        lines += ["[version.pro]", f"margin_call = {pro[0]!r}", f"liquidation = {pro[1]!r}"]
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------------- running
 def run(t: Mapping[str, pl.DataFrame], as_of: dt.datetime, policy_file: Any = None) -> Any:
     """crossmargin.engine.score(t, policy.resolve(as_of)) -> RunResult."""

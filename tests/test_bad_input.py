@@ -290,6 +290,35 @@ CSV_CASES = {
         edit_csv_text("accounts", lambda t: t.replace("\n", ",extra\n", 2).replace(",extra", "", 1)),
         ["'accounts'", "cannot read"],
     ),
+    # a spreadsheet's export in another delimiter: named, not reported as a missing column
+    "semicolon_delimited": (
+        edit_csv_text("balances", lambda t: t.replace(",", ";")),
+        ["input table 'balances': balances.csv is delimited by ';', not ','; export it with commas"],
+    ),
+    "tab_delimited": (
+        edit_csv_text("accounts", lambda t: t.replace(",", "\t")),
+        ["input table 'accounts': accounts.csv is delimited by tabs, not ','; export it with commas"],
+    ),
+    "pipe_delimited": (
+        edit_csv_text("open_orders", lambda t: t.replace(",", "|")),
+        ["input table 'open_orders': open_orders.csv is delimited by '|', not ','; export it with commas"],
+    ),
+    # decimal commas: with ';' (the usual export of a locale that writes 1,5), both are named
+    "semicolons_and_decimal_commas": (
+        edit_csv_text("balances", lambda t: t.replace(",", ";").replace(".", ",")),
+        [
+            "input table 'balances': balances.csv is delimited by ';', not ',', and writes numbers with a "
+            "decimal comma (column 'free': ",
+            "at data row 1); export it with commas between fields and a decimal point in numbers",
+        ],
+    ),
+    "decimal_comma_in_a_quoted_cell": (
+        edit_csv_text("open_orders", _replace_first_value("price", '"1,5"')),
+        [
+            "input table 'open_orders', column 'price': '1,5' at data row 1 is written with a decimal comma; "
+            "export numbers with a decimal point"
+        ],
+    ),
 }
 
 

@@ -20,23 +20,37 @@ import pytest
 from typer.testing import CliRunner
 
 from crossmargin.cli import app
+from crossmargin.io import outputs
 
 REPO = Path(__file__).resolve().parents[1]
 AS_OF = "2025-01-21T10:00:00Z"
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Every path under root (files: their sha256; directories and links: a marker)."""
+    """The whole tree under root, nothing followed: every path with its type and content (a file's
+    mode and sha256, a symbolic link's target, a directory's mode)."""
     out = {}
-    for p in sorted(root.rglob("*")):
-        rel = str(p.relative_to(root))
-        if p.is_symlink():
-            out[rel] = "link->" + os.readlink(p)
-        elif p.is_file():
-            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-        else:
-            out[rel] = "dir"
+    for folder, dirs, files in os.walk(root):  # a link to a folder is listed, never entered
+        for name in dirs + files:
+            p = Path(folder, name)
+            info = p.lstat()
+            if p.is_symlink():
+                out[str(p.relative_to(root))] = "link -> " + os.readlink(p)
+            elif p.is_dir():
+                out[str(p.relative_to(root))] = f"dir {info.st_mode:o}"
+            else:
+                out[str(p.relative_to(root))] = (
+                    f"file {info.st_mode:o} {hashlib.sha256(p.read_bytes()).hexdigest()}"
+                )
     return out
+
+
+def assert_only_changed(before: dict[str, str], after: dict[str, str], *runs: Path, root: Path) -> None:
+    """Nothing changed under root but inside the given run directories (none: nothing at all)."""
+    changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+    mine = [str(r.relative_to(root)) for r in runs]
+    others = sorted(p for p in changed if not any(p == m or p.startswith(m + os.sep) for m in mine))
+    assert others == [], f"changed outside {mine}: {others}"
 
 
 @pytest.fixture
@@ -82,6 +96,43 @@ def _rejected_with_stranger(w: Path) -> Path:
     return w / "fresh2"
 
 
+def _output_is_a_link(w: Path) -> Path:
+    """data_issues.parquet of the previous run turned into a symbolic link to a user's file."""
+    (w / "prev" / "data_issues.parquet").unlink()
+    (w / "prev" / "data_issues.parquet").symlink_to(w / "notes" / "keep.txt")
+    return w / "prev"
+
+
+def _output_is_a_folder(w: Path) -> Path:
+    """actions.parquet of the previous run turned into a folder holding a file."""
+    (w / "prev" / "actions.parquet").unlink()
+    (w / "prev" / "actions.parquet").mkdir()
+    (w / "prev" / "actions.parquet" / "part-0.parquet").write_text("someone's part\n")
+    return w / "prev"
+
+
+def _manifest_is_a_link(w: Path) -> Path:
+    """manifest.json of the previous run moved into the user's folder, a symbolic link left in its place."""
+    os.replace(w / "prev" / "manifest.json", w / "notes" / "manifest.json")
+    (w / "prev" / "manifest.json").symlink_to(w / "notes" / "manifest.json")
+    return w / "prev"
+
+
+def _rejected_is_a_link(w: Path) -> Path:
+    (w / "fresh3.rejected").symlink_to(w / "notes")
+    return w / "fresh3"
+
+
+def _rejected_output_is_a_link(w: Path) -> Path:
+    """A run stopped by the issue-rate gate, whose data_issues.parquet then became a link to a user's file."""
+    out = w / "daily"
+    res = CliRunner().invoke(app, ["run", "--as-of", AS_OF, "--input", str(_bad_input(w)), "--out", str(out)])
+    assert res.exit_code == 4, res.output
+    (w / "daily.rejected" / "data_issues.parquet").unlink()
+    (w / "daily.rejected" / "data_issues.parquet").symlink_to(w / "a_file.txt")
+    return out
+
+
 REFUSED = {
     "existing_file": (lambda w: w / "a_file.txt", "is an existing file"),
     "folder_of_notes": (lambda w: w / "notes", "without a crossmargin manifest.json"),
@@ -96,6 +147,20 @@ REFUSED = {
     "symbolic_link": (_symlink, "is a symbolic link"),
     "rejected_sibling_is_a_file": (_rejected_is_a_file, "is not a directory of rejected data issues"),
     "rejected_sibling_holds_a_stranger": (_rejected_with_stranger, "without a crossmargin manifest.json"),
+    "rejected_sibling_is_a_link": (_rejected_is_a_link, "is not a directory of rejected data issues"),
+    "output_name_is_a_symbolic_link": (
+        _output_is_a_link,
+        "holds 'data_issues.parquet' as a symbolic link, where the previous crossmargin run wrote a file",
+    ),
+    "output_name_is_a_folder": (
+        _output_is_a_folder,
+        "holds 'actions.parquet' as a directory, where the previous crossmargin run wrote a file",
+    ),
+    "manifest_is_a_symbolic_link": (_manifest_is_a_link, "holds 'manifest.json' as a symbolic link"),
+    "rejected_output_is_a_symbolic_link": (
+        _rejected_output_is_a_link,
+        "daily.rejected holds 'data_issues.parquet' as a symbolic link",
+    ),
 }
 
 
@@ -110,7 +175,7 @@ def test_refused_destination_changes_nothing(case, world):
     assert len(lines) == 1 and lines[0].startswith("crossmargin: error: "), res.stderr
     assert message in lines[0]
     assert "Traceback" not in res.output
-    assert snapshot(world) == before  # nothing created, moved or deleted
+    assert_only_changed(before, snapshot(world), root=world)  # nothing created, moved or deleted
 
 
 def test_dot_as_out_is_refused_from_a_real_shell(world):
@@ -129,23 +194,29 @@ def test_dot_as_out_is_refused_from_a_real_shell(world):
         == "crossmargin: error: --out . contains the input directory in; choose another --out"
     )
     assert proc.stdout == ""
-    assert snapshot(world) == before
+    assert_only_changed(before, snapshot(world), root=world)
 
 
-def test_accepted_destinations(world):
-    """A new path (parents created), an empty directory, and a previous run (replaced)."""
-    runner = CliRunner()
+RUN_FILES = ["account_risk.parquet", "actions.parquet", "data_issues.parquet", "manifest.json"]
+
+
+@pytest.mark.parametrize("where", ["new_path", "empty_directory", "previous_run"])
+def test_accepted_destinations(where, world):
+    """A new path (parents created), an empty directory, and a previous run (replaced): only the run's
+    own directory changes, and it holds the run's files and nothing else."""
     (world / "empty").mkdir()
-    for out in (world / "new" / "deep" / "out", world / "empty", world / "prev"):
-        res = runner.invoke(app, ["run", "--as-of", AS_OF, "--input", str(world / "in"), "--out", str(out)])
-        assert res.exit_code == 0, res.output
-        assert sorted(p.name for p in out.iterdir()) == [
-            "account_risk.parquet",
-            "actions.parquet",
-            "data_issues.parquet",
-            "manifest.json",
-        ]
-    assert (world / "notes" / "keep.txt").read_text() == "mine\n"
+    out = {"new_path": world / "new" / "deep" / "out", "empty_directory": world / "empty"}.get(
+        where, world / "prev"
+    )
+    before = snapshot(world)
+    res = CliRunner().invoke(app, ["run", "--as-of", AS_OF, "--input", str(world / "in"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
+    if where == "new_path":  # its parents are created too, holding nothing else
+        assert [p.name for p in (world / "new").iterdir()] == ["deep"]
+        assert [p.name for p in (world / "new" / "deep").iterdir()] == ["out"]
+        out = world / "new"
+    assert_only_changed(before, snapshot(world), out, root=world)
 
 
 def _bad_input(world: Path) -> Path:
@@ -160,16 +231,20 @@ def _bad_input(world: Path) -> Path:
 def test_rejected_run_is_ours_and_a_later_good_run_removes_it(world):
     runner = CliRunner()
     out = world / "daily"
-    res = runner.invoke(app, ["run", "--as-of", AS_OF, "--input", str(_bad_input(world)), "--out", str(out)])
-    assert res.exit_code == 4, res.output
     rejected = world / "daily.rejected"
+    bad = _bad_input(world)
+    before = snapshot(world)
+    res = runner.invoke(app, ["run", "--as-of", AS_OF, "--input", str(bad), "--out", str(out)])
+    assert res.exit_code == 4, res.output
     assert sorted(p.name for p in rejected.iterdir()) == ["data_issues.parquet", "manifest.json"]
     assert json.loads((rejected / "manifest.json").read_text())["status"] == "rejected"
     assert not out.exists()
+    assert_only_changed(before, snapshot(world), rejected, root=world)
     res = runner.invoke(app, ["run", "--as-of", AS_OF, "--input", str(world / "in"), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert not rejected.exists()  # the stale rejection went with the good run
-    assert (out / "manifest.json").exists()
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
+    assert_only_changed(before, snapshot(world), out, root=world)
 
 
 def test_a_rejected_directory_holding_a_stranger_survives_a_good_run(world):
@@ -183,9 +258,57 @@ def test_a_rejected_directory_holding_a_stranger_survives_a_good_run(world):
         == 4
     )
     (world / "daily.rejected" / "analysis.txt").write_text("mine\n")
+    before = snapshot(world)
     res = runner.invoke(app, ["run", "--as-of", AS_OF, "--input", str(world / "in"), "--out", str(out)])
     assert res.exit_code == 2
+    assert "'analysis.txt', which the previous crossmargin run did not write" in res.stderr
+    assert_only_changed(before, snapshot(world), root=world)
     assert (world / "daily.rejected" / "analysis.txt").read_text() == "mine\n"
+
+
+def _rejected_run(world: Path) -> Path:
+    """`world/daily.rejected`: what a run stopped by the issue-rate gate leaves."""
+    res = CliRunner().invoke(
+        app, ["run", "--as-of", AS_OF, "--input", str(_bad_input(world)), "--out", str(world / "daily")]
+    )
+    assert res.exit_code == 4, res.output
+    return world / "daily.rejected"
+
+
+def _swap_in_a_link(rejected: Path, world: Path) -> None:
+    """Its data_issues.parquet replaced by a link to a user's file."""
+    (rejected / "data_issues.parquet").unlink()
+    (rejected / "data_issues.parquet").symlink_to(world / "notes" / "keep.txt")
+
+
+def _moved_behind_a_link(rejected: Path, world: Path) -> None:
+    """The whole directory moved into the user's folder, a link left in its place."""
+    os.replace(rejected, world / "notes" / "kept_run")
+    rejected.symlink_to(world / "notes" / "kept_run")
+
+
+def _a_stranger_inside(rejected: Path, world: Path) -> None:
+    (rejected / "analysis.txt").write_text("mine\n")
+
+
+@pytest.mark.parametrize("change", [_swap_in_a_link, _moved_behind_a_link, _a_stranger_inside])
+def test_removing_a_stale_rejection_follows_no_link_and_keeps_strangers(change, world):
+    """What changed in OUT.rejected/ after the destination check (between the check and the end of the
+    run) is still not removed: a link, a directory reached through a link, a stranger's file."""
+    rejected = _rejected_run(world)
+    change(rejected, world)
+    before = snapshot(world)
+    outputs.remove_rejected(world / "daily")
+    assert_only_changed(before, snapshot(world), root=world)
+
+
+def test_removing_a_stale_rejection_removes_only_its_files(world):
+    """The positive control: an untouched OUT.rejected/ goes, and nothing else."""
+    rejected = _rejected_run(world)
+    before = snapshot(world)
+    outputs.remove_rejected(world / "daily")
+    assert not rejected.exists()
+    assert_only_changed(before, snapshot(world), rejected, root=world)
 
 
 BAD_OPTIONS = {
@@ -211,7 +334,7 @@ def test_bad_run_options_exit_2_with_one_line_before_any_work(case, world):
         f"crossmargin: error: {res.stderr.strip().split('error: ', 1)[1]}"
     ]
     assert message in res.stderr
-    assert snapshot(world) == before
+    assert_only_changed(before, snapshot(world), root=world)
 
 
 SAMPLE_OPTIONS = {
@@ -226,17 +349,20 @@ SAMPLE_OPTIONS = {
 @pytest.mark.parametrize("case", list(SAMPLE_OPTIONS))
 def test_bad_sample_options_exit_2_with_one_line(case, tmp_path):
     args, message = SAMPLE_OPTIONS[case]
+    (tmp_path / "notes.txt").write_text("mine\n")
+    before = snapshot(tmp_path)
     res = CliRunner().invoke(app, ["sample", *args, "--out", str(tmp_path / "s")])
     assert res.exit_code == 2, res.output
     assert len(res.stderr.strip().splitlines()) == 1 and message in res.stderr
     assert not (tmp_path / "s").exists()
+    assert_only_changed(before, snapshot(tmp_path), root=tmp_path)
 
 
 def test_sample_refuses_a_directory_holding_files(world):
     before = snapshot(world)
     res = CliRunner().invoke(app, ["sample", "--accounts", "5", "--out", str(world / "notes")])
     assert res.exit_code == 2 and "not an empty directory" in res.stderr
-    assert snapshot(world) == before
+    assert_only_changed(before, snapshot(world), root=world)
 
 
 def test_version():
@@ -273,4 +399,4 @@ def test_bad_policy_file_exits_2_with_one_line_and_writes_nothing(world):
         and lines[0].startswith("crossmargin: error: policy ")
         and "not valid TOML" in lines[0]
     )
-    assert snapshot(world) == before
+    assert_only_changed(before, snapshot(world), root=world)

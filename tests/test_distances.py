@@ -3,7 +3,10 @@
 Hand-worked Classic and Pro accounts; then a hypothesis property against the scalar reference
 (tests/reference.py valued at moved prices): at each reported distance the level is at the
 threshold (relative 1e-9), no point of a dense grid between 0 and it crosses, and where nothing is
-reported no grid point crosses either. Every price is fresh: priced one hour before as_of.
+reported no grid point crosses either. The property draws its thresholds too (a `--policy` file):
+a margin call below, at or above the liquidation threshold, for Classic 3x, 5x and Pro each, so the
+margin-call distances are checked against the larger of the two under any policy. Every price is
+fresh: priced one hour before as_of.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import tempfile
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -33,6 +38,7 @@ from frames import (
     price,
     run,
     tables,
+    threshold_policy,
     tiers,
 )
 
@@ -44,9 +50,11 @@ def fresh_prices(as_of: dt.datetime, **assets: float) -> list[dict]:
     return [price(a, p, as_of - H) for a, p in {"USDT": 1.0, **assets}.items()]
 
 
-def distances_of(t: dict[str, pl.DataFrame], as_of: dt.datetime, account_id: int) -> dict[str, float | None]:
-    row = run(t, as_of).account_risk.filter(pl.col("account_id") == account_id)
-    assert row.height == 1, run(t, as_of).data_issues
+def distances_of(
+    t: dict[str, pl.DataFrame], as_of: dt.datetime, account_id: int, policy_file: Path | None = None
+) -> dict[str, float | None]:
+    row = run(t, as_of, policy_file).account_risk.filter(pl.col("account_id") == account_id)
+    assert row.height == 1, run(t, as_of, policy_file).data_issues
     return {c: row[c][0] for c in COLUMNS}
 
 
@@ -121,6 +129,34 @@ def test_pro_short_with_a_bracket_and_an_open_order() -> None:
     # margin call (1.5): 1150 − 300m = 60m − 22.5 -> m = 1172.5/360
     assert d["margin_call_rise"] == pytest.approx(1172.5 / 360 - 1, rel=1e-12)
     assert d["liquidation_drop"] is None
+
+
+def test_a_margin_call_below_liquidation_is_measured_at_liquidation(tmp_path: Path) -> None:
+    """A policy whose margin call (1.05 Classic 3x, 1.1 Pro) is below its liquidation threshold (1.1,
+    1.25): a liquidated account is at margin call too, so the margin call is first reached where
+    liquidation is. The Classic long of test_classic_long_hand_worked (level 2m) reaches 1.1 at
+    m = 0.55; the Pro account of test_pro_hand_worked_across_a_collateral_tier (level
+    (100m − 40)/5) reaches 1.25 at m = 0.4625."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(threshold_policy(classic={3: (1.05, 1.1)}, pro=(1.1, 1.25)))
+    classic = tables(
+        accounts=[account(1, "classic", 3)],
+        balances=[balance(1, "BTC", free=1.0), balance(1, "USDT", borrowed=50.0)],
+        prices=fresh_prices(NEW, BTC=100.0),
+        collateral_tiers=[one_slice("BTC", 0.9)],
+    )
+    d = distances_of(classic, NEW, 1, policy)
+    assert d["liquidation_drop"] == pytest.approx(0.45, rel=1e-12)
+    assert d["margin_call_drop"] == pytest.approx(0.45, rel=1e-12)
+    pro = tables(
+        accounts=[account(1, "pro")],
+        balances=[balance(1, "BTC", free=1.0), balance(1, "USDT", borrowed=40.0)],
+        prices=fresh_prices(NEW, BTC=100.0),
+        collateral_tiers=[tiers("BTC", [(0, 50, 1.0), (50, None, 0.5)])],
+    )
+    d = distances_of(pro, NEW, 1, policy)
+    assert d["liquidation_drop"] == pytest.approx(0.5375, rel=1e-12)
+    assert d["margin_call_drop"] == pytest.approx(0.5375, rel=1e-12)
 
 
 def test_already_at_or_below_gives_zero() -> None:
@@ -224,6 +260,18 @@ def books(draw):
     return as_of, t
 
 
+# thresholds a policy may set; the shipped ones first, so that a failing example shrinks to them
+THRESHOLD_VALUES = [1.3, 1.1, 1.15, 1.5, 1.0, 1.05, 1.25, 2.0]
+
+
+@st.composite
+def threshold_policies(draw) -> str:
+    """A `--policy` file setting the margin-call and liquidation thresholds of Classic 3x, 5x and Pro,
+    each drawn on its own: a margin call below, at or above its liquidation threshold."""
+    pair = st.tuples(st.sampled_from(THRESHOLD_VALUES), st.sampled_from(THRESHOLD_VALUES))
+    return threshold_policy(classic={3: draw(pair), 5: draw(pair)}, pro=draw(pair))
+
+
 def threshold(policy, row: dict, column: str) -> float:
     liq = (
         policy.pro_liquidation
@@ -253,9 +301,13 @@ def near(level: float, t: float) -> bool:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(books())
-def test_distances_against_the_reference(book) -> None:
-    check_against_the_reference(*book)
+@given(books(), threshold_policies())
+def test_distances_against_the_reference(book, policy_text: str) -> None:
+    as_of, t = book
+    with tempfile.TemporaryDirectory() as folder:
+        policy_file = Path(folder) / "policy.toml"
+        policy_file.write_text(policy_text)
+        check_against_the_reference(as_of, t, policy_file)
 
 
 def breakpoints(lists: dict[str, list[dict]], policy, as_of: dt.datetime, side: str) -> list[float]:
@@ -292,12 +344,16 @@ def breakpoints(lists: dict[str, list[dict]], policy, as_of: dt.datetime, side: 
     return sorted(m - 1.0 for m in ms if 1.0 < m <= 1.0 + MAX_RISE)
 
 
-def check_against_the_reference(as_of: dt.datetime, t: dict[str, pl.DataFrame]) -> None:
+def check_against_the_reference(
+    as_of: dt.datetime, t: dict[str, pl.DataFrame], policy_file: Path | None = None
+) -> None:
     """At each reported distance the level is at the threshold (relative 1e-9) or crosses just past it,
     no point before it crosses (a dense grid and every breakpoint), and where nothing is reported no such
     point crosses; margin call comes no later than liquidation."""
-    policy = resolve(as_of)
-    risk = run(t, as_of).account_risk
+    policy = resolve(as_of, policy_file)
+    risk = run(t, as_of, policy_file).account_risk
+    if policy_file is not None:
+        assert (risk["policy_version"] == "test-thresholds").all()
     lists = {name: frame.to_dicts() for name, frame in t.items()}
     grid = {
         side: {g: ref.level_at_move(lists, policy, g * (-1.0 if side == "drop" else 1.0)) for g in points}

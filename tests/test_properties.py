@@ -427,7 +427,8 @@ def scenarios(draw):
 
 
 def policy_tweak(draw, rng, as_of):
-    """Usually none; sometimes other thresholds, an extra Classic leverage (10x), other restricted
+    """Usually none; sometimes other thresholds (a margin call below liquidation among them), an extra
+    Classic leverage (10x), other restricted
     countries, fewer switches a day, or policy dates placed at as_of +- 1 us, each independently (the
     engine must take every value from the Policy, and compare each date with >=)."""
     if not chance(rng, 0.3):
@@ -438,12 +439,14 @@ def policy_tweak(draw, rng, as_of):
         if chance(rng, 0.5):
             classic[3] = ClassicTier(1.25, 1.2, 1.0)
         if chance(rng, 0.5):
-            classic[5] = ClassicTier(2.0, 1.5, 1.25)
+            classic[5] = rng.choice([ClassicTier(2.0, 1.5, 1.25), ClassicTier(1.25, 1.05, 1.1)])  # mc < liq
         if chance(rng, 0.5):
             classic[10] = ClassicTier(1.1, 1.05, 1.0)  # accounts with classic_leverage 10 become valid
         tweak["classic"] = classic
     if chance(rng, 0.4):
-        tweak["pro_margin_call"], tweak["pro_liquidation"] = rng.choice([(1.25, 1.1), (2.0, 1.5), (1.0, 1.0)])
+        tweak["pro_margin_call"], tweak["pro_liquidation"] = rng.choice(
+            [(1.25, 1.1), (2.0, 1.5), (1.0, 1.0), (1.1, 1.25)]  # the last: margin call below liquidation
+        )
     if chance(rng, 0.4):
         tweak["new_min_pro_margin_level"] = rng.choice([1.5, 2.5, 1.0])
         tweak["new_min_net_equity_usdt"] = rng.choice([0.0, 10.0, 5001.0, 10000.0])

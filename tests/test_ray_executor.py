@@ -211,7 +211,8 @@ def test_missing_ray_says_to_install_the_extra(
     )
     assert run_cli("--input", str(SAMPLE), "--out", str(tmp_path / "out"), "--engine", "ray") == 2
     assert capsys.readouterr().err == (
-        "crossmargin: error: --engine ray needs Ray: pip install 'crossmargin[ray]'\n"
+        "crossmargin: error: --engine ray needs Ray: from the top of a crossmargin clone, "
+        "pip install -c constraints.txt -e '.[ray]'\n"
     )
     assert list(tmp_path.iterdir()) == []
 

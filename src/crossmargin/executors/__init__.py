@@ -4,7 +4,7 @@ task per bucket, on this machine or on a cluster).
 An executor is a callable `executor(tables=, policy=, bounds=, staging=, progress=, input_dir=)` that
 scores every bucket (each writes its part files into `staging`) and returns the buckets' results in
 bucket order; `crossmargin.job.run_job` merges the parts and publishes. Ray is imported only when the
-ray engine runs (it is the optional extra `crossmargin[ray]`).
+ray engine runs (it is the optional extra `ray`, installed from a clone: see RAY_MISSING).
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from crossmargin.errors import UsageError
 from crossmargin.job import Executor, local_executor
 
 ENGINES = ("local", "ray")
+# crossmargin is installed from a clone, not from a package registry
+RAY_MISSING = (
+    "--engine ray needs Ray: from the top of a crossmargin clone, pip install -c constraints.txt -e '.[ray]'"
+)
 
 __all__ = ["ENGINES", "check_engine", "executor_for", "local_executor"]
 
@@ -29,7 +33,7 @@ def check_engine(engine: str, ray_address: str | None) -> None:
     if ray_address is not None and not ray_address.strip():
         raise UsageError("--ray-address is empty; give the cluster's address, e.g. ray://head:10001")
     if engine == "ray" and importlib.util.find_spec("ray") is None:
-        raise UsageError("--engine ray needs Ray: pip install 'crossmargin[ray]'")
+        raise UsageError(RAY_MISSING)
 
 
 def executor_for(engine: str, ray_address: str | None = None) -> Executor:

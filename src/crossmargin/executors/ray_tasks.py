@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 
 from crossmargin.errors import CrossmarginError, EngineError, UsageError
+from crossmargin.executors import RAY_MISSING
 from crossmargin.io.inputs import load_inputs, unreadable_table
 from crossmargin.job import Bounds, BucketResult, score_bucket_from_files
 from crossmargin.policy import Policy
@@ -41,7 +42,7 @@ def import_ray() -> ModuleType:
     try:
         import ray
     except ImportError as exc:
-        raise UsageError(f"--engine ray needs Ray: pip install 'crossmargin[ray]' ({exc})") from None
+        raise UsageError(f"{RAY_MISSING} ({exc})") from None
     return ray
 
 

@@ -132,13 +132,79 @@ def _read_parquet(table: str, path: Path) -> tuple[pl.LazyFrame, int]:
     return pl.scan_parquet(path).select(exprs), rows
 
 
+# Delimiters a spreadsheet's "CSV" export may use instead of ',' (a locale whose decimal mark is a
+# comma exports ';'), as named in the message
+OTHER_DELIMITERS = {";": "';'", "\t": "tabs", "|": "'|'"}
+_DECIMAL_COMMA = r"^[+-]?\d*,\d+([eE][+-]?\d+)?$"  # 1,5  -0,25  ,5  1,5E3
+_NUMERIC = (pl.Int64, pl.Float64)
+
+
+def _header(path: Path) -> str:
+    """The first line of a file as text (at most 64 KiB of it; a byte-order mark dropped)."""
+    with path.open("rb") as f:
+        line = f.readline(1 << 16)
+    return line.decode("utf-8", errors="replace").rstrip("\r\n").lstrip("\ufeff")
+
+
+def _other_delimiter(header: str, columns: list[str]) -> str | None:
+    """The delimiter a header without a ',' is split by, if one of OTHER_DELIMITERS splits it into
+    names that include one of the table's columns."""
+    if "," in header:
+        return None
+    for delimiter in OTHER_DELIMITERS:
+        fields = {f.strip().strip('"') for f in header.split(delimiter)}
+        if delimiter in header and fields & set(columns):
+            return delimiter
+    return None
+
+
+def _decimal_comma(text: pl.Series) -> int | None:
+    """The index of the first value of a text column written with a decimal comma (`1,5`), if any."""
+    found = text.str.strip_chars().str.contains(_DECIMAL_COMMA).fill_null(False)
+    return int(found.arg_max()) if found.any() else None
+
+
+def _decimal_commas(path: Path, delimiter: str, expected: dict[str, pl.DataType]) -> str:
+    """', and ...' naming the first numeric column of a file read with `delimiter` that holds a value
+    with a decimal comma (its value and row); "" if none does or the file does not read that way."""
+    try:
+        frame = pl.read_csv(path, separator=delimiter, infer_schema=False)
+    except Exception:
+        return ""
+    for c, t in expected.items():
+        row = _decimal_comma(frame[c]) if t in _NUMERIC and c in frame.columns else None
+        if row is not None:
+            return f", and writes numbers with a decimal comma (column '{c}': {frame[c][row]!r} at data row {row + 1})"
+    return ""
+
+
+def _check_delimiter(table: str, path: Path, expected: dict[str, pl.DataType]) -> None:
+    """Stop on a CSV delimited by something else than ',' (read with ',' it would be one column, and
+    every column would be reported missing), naming the delimiter and any decimal comma it holds."""
+    delimiter = _other_delimiter(_header(path), list(expected))
+    if delimiter is None:
+        return
+    commas = _decimal_commas(path, delimiter, expected)
+    fix = (
+        "export it with commas between fields and a decimal point in numbers"
+        if commas
+        else "export it with commas"
+    )
+    raise InputSchemaError(
+        f"input table '{table}': {path.name} is delimited by {OTHER_DELIMITERS[delimiter]}, not ','{commas}; {fix}"
+    )
+
+
 def _read_csv(table: str, path: Path) -> tuple[pl.LazyFrame, int]:
     expected = INPUT_SCHEMAS[table]
     try:
+        _check_delimiter(table, path, expected)
         raw = pl.read_csv(path, infer_schema=False)  # every column as text; "" and missing fields -> null
         with path.open("rb") as f:  # a file cut short (interrupted copy) ends mid-row, without a newline
             f.seek(max(path.stat().st_size - 1, 0))
             last = f.read(1)
+    except InputSchemaError:
+        raise
     except Exception as exc:
         raise InputSchemaError(f"input table '{table}': cannot read {path}: {_first_line(exc)}") from None
     if last not in (b"\n", b"\r"):
@@ -166,6 +232,11 @@ def _read_csv(table: str, path: Path) -> tuple[pl.LazyFrame, int]:
         if failed.any():
             first = int(failed.arg_max())
             value = text[first]
+            if t in _NUMERIC and _decimal_comma(text[first : first + 1]) is not None:
+                raise InputSchemaError(
+                    f"input table '{table}', column '{c}': {value!r} at data row {first + 1} is written with a "
+                    "decimal comma; export numbers with a decimal point (and no thousands separator)"
+                )
             hint = ""
             if t == UTC_TS and value is not None and not any(z in value for z in ("Z", "+", "-0", "UTC")):
                 hint = " (time-zone-naive? give timestamps with Z or +00:00)"

@@ -8,13 +8,16 @@ leftover temporary siblings of killed runs are removed by the next run.
 
 What `--out` may be (`check_destination`, before any work): a path that does not exist, an empty
 directory, or a directory holding a previous crossmargin run (its manifest.json) and nothing but
-the files that run wrote. Anything else is refused (exit 2), and so is a destination equal to,
-inside, or containing the input directory. The sibling `OUT.rejected/` (data issues of a run
-stopped by the issue-rate gate) follows the same rule, and a later run that publishes removes it.
+the files that run wrote, each a regular file (one of its names turned into a folder or a symbolic
+link is refused: nothing behind such a name is ours). Anything else is refused (exit 2), and so is a
+destination equal to, inside, or containing the input directory. The sibling `OUT.rejected/` (data
+issues of a run stopped by the issue-rate gate) follows the same rule, and a later run that publishes
+removes it, file by file, following no link (`remove_rejected`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import datetime as dt
@@ -25,6 +28,7 @@ import json
 import mmap
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,10 +122,24 @@ def rejected_dir(out: Path) -> Path:
     return out.parent / f"{out.name}.rejected"
 
 
+def _kind(path: Path) -> str:
+    """What a directory entry is, never following a symbolic link: "file" for a regular file."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "a directory" if stat.S_ISDIR(mode) else "a special file"
+
+
 def _our_files(directory: Path) -> set[str] | None:
-    """The file names a crossmargin run wrote into `directory` (per its manifest), or None if not ours."""
+    """The file names a crossmargin run wrote into `directory` (per its manifest), or None if not ours.
+    A manifest.json that is not a regular file (a symbolic link, a folder) is not ours."""
+    path = directory / MANIFEST
     try:
-        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        if _kind(path) != "file":
+            return None
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     if not isinstance(manifest, dict):
@@ -134,23 +152,36 @@ def _our_files(directory: Path) -> set[str] | None:
     return {MANIFEST, *(f for f in files if isinstance(f, str))}
 
 
-def _check_previous_run(directory: Path, what: str) -> None:
-    """Refuse a directory unless it is empty or holds a previous run of ours and nothing else."""
-    entries = sorted(p.name for p in directory.iterdir())
-    if not entries:
-        return
+_REFUSE = "refusing to replace it"
+
+
+def _not_ours(directory: Path) -> str | None:
+    """Why a run may not replace the non-empty `directory` (None: it holds a previous run of ours and
+    nothing else, each of its files a regular file, not a folder or a symbolic link)."""
+    kinds = {p.name: _kind(p) for p in directory.iterdir()}
+    if kinds.get(MANIFEST, "file") != "file":
+        return f"holds {MANIFEST!r} as {kinds[MANIFEST]}, not as a file a crossmargin run wrote; {_REFUSE}"
     ours = _our_files(directory)
     if ours is None:
-        raise DestinationError(
-            f"{what} {directory} is a non-empty directory without a crossmargin manifest.json; "
-            "refusing to replace it (give a new or empty directory)"
+        return (
+            f"is a non-empty directory without a crossmargin manifest.json; {_REFUSE} "
+            "(give a new or empty directory)"
         )
-    strangers = [e for e in entries if e not in ours or not (directory / e).is_file()]
-    if strangers:
-        raise DestinationError(
-            f"{what} {directory} holds {strangers[0]!r}, which the previous crossmargin run did not write; "
-            "refusing to replace it"
-        )
+    for name, kind in sorted(kinds.items()):
+        if name not in ours:
+            return f"holds {name!r}, which the previous crossmargin run did not write; {_REFUSE}"
+        if kind != "file":
+            return f"holds {name!r} as {kind}, where the previous crossmargin run wrote a file; {_REFUSE}"
+    return None
+
+
+def _check_previous_run(directory: Path, what: str) -> None:
+    """Refuse a directory unless it is empty or holds a previous run of ours and nothing else."""
+    if not any(directory.iterdir()):
+        return
+    reason = _not_ours(directory)
+    if reason is not None:
+        raise DestinationError(f"{what} {directory} {reason}")
 
 
 def _related(a: Path, b: Path) -> bool:
@@ -187,14 +218,31 @@ def check_destination(out: Path, input_dir: Path | None = None) -> None:
 
 
 def remove_rejected(out: Path) -> None:
-    """After a good publish: drop a stale OUT.rejected/ if it holds only what a rejected run wrote."""
+    """After a good publish: drop a stale OUT.rejected/ if it holds only what a rejected run wrote.
+
+    Nothing is followed: OUT.rejected/ must be a directory itself (not a link to one), and each name
+    its manifest lists is unlinked only as the regular file it was checked to be; anything else found
+    there keeps the directory, and every file in it, where it is."""
     rejected = rejected_dir(out)
-    if not rejected.is_dir() or rejected.is_symlink():
+    try:
+        if _kind(rejected) != "a directory" or _not_ours(rejected) is not None:
+            return
+        names = sorted(p.name for p in rejected.iterdir())
+    except OSError:  # gone meanwhile
         return
-    ours = _our_files(rejected)
-    entries = {p.name for p in rejected.iterdir()}
-    if ours is not None and entries <= ours and all((rejected / e).is_file() for e in entries):
-        shutil.rmtree(rejected)
+    for name in names:
+        if name != MANIFEST:
+            _unlink_file(rejected / name)
+    _unlink_file(rejected / MANIFEST)  # last: until then the directory still says whose it is
+    with contextlib.suppress(OSError):  # something appeared meanwhile: it stays, and so does the directory
+        rejected.rmdir()
+
+
+def _unlink_file(path: Path) -> None:
+    """Remove `path` if it is still a regular file (a link or folder put there since is left alone)."""
+    with contextlib.suppress(OSError):
+        if _kind(path) == "file":
+            path.unlink()
 
 
 def staging_dir(out: Path) -> Path:
