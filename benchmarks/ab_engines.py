@@ -21,7 +21,7 @@ job and old alternate (job first on even repetitions, old first on odd ones); bo
 as_of 2025-01-21T10:00:00Z with `--max-issue-rate` 0.02 on the exchange shape (0.8 % of its accounts
 hold an asset whose latest price is null) and 0.01 on the sample. The best wall of each is kept, with
 the CPU seconds of that run and the highest peak of all its runs. Each shape and size is stored in
-`benchmarks/ab_results.json` as soon as it is measured (`--missing-only` skips those already stored
+`benchmarks/results.json` (key `ab`) as soon as it is measured (`--missing-only` skips those already stored
 for the same two commits) and the section `ab` of benchmarks/README.md is rewritten from it: per
 shape and size, job / old (target <= 1.2), GB of peak per million accounts (target <= 0.5), DuckDB /
 job, job / floor, and what each engine made of the book (accounts scored, data issues by code).
@@ -57,7 +57,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PY = sys.executable
 JOB = str(Path(sys.executable).parent / "crossmargin")
-RESULTS = BENCH / "ab_results.json"
+RESULTS = BENCH / "results.json"  # this script's figures: its key "ab"
 TARGET_VS_OLD = 1.2  # job wall / old engine wall <=
 TARGET_GB_PER_M = 0.5  # job peak per million accounts <=
 
@@ -438,7 +438,8 @@ def main() -> None:
     args = parse_args()
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
-    store = load_json(args.results)
+    results = load_json(args.results)
+    store = results.setdefault("ab", {})
     if not args.report_only:
         old_exe, old_commit = other_engine(args.against, args.work)
         engines = {"job": JOB, "old": str(old_exe)}
@@ -453,7 +454,7 @@ def main() -> None:
                     print(f"{key}: stored for {labels}, skipped (--missing-only)")
                     continue
                 store.setdefault("cells", {})[key] = measure_cell(shape, n, engines, labels, args)
-                save_json(args.results, store)
+                save_json(args.results, results)
                 write_section("ab", section(store), args.readme)
     text = section(store)
     write_section("ab", text, args.readme)
