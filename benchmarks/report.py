@@ -94,6 +94,7 @@ def machine() -> dict:
 
 
 def machine_line(m: dict) -> str:
+    m = {**m.get("versions", {}), "cpus": m.get("logical_cpus"), **m}  # results.json's older records too
     libs = ", ".join(
         f"{k} {m[k]}" for k in ("python", "polars", "numpy", "numba", "pyarrow", "duckdb") if k in m
     )
