@@ -98,7 +98,8 @@ def machine_line(m: dict) -> str:
     libs = ", ".join(
         f"{k} {m[k]}" for k in ("python", "polars", "numpy", "numba", "pyarrow", "duckdb") if k in m
     )
-    return f"{m.get('cpu', '?')}, {m.get('cpus', '?')} CPUs, {m.get('memory_gb', '?')} GB; {libs}"
+    memory = f", {m['memory_gb']} GB" if m.get("memory_gb") else ""
+    return f"{m.get('cpu', '?')}, {m.get('cpus') or '?'} CPUs{memory}; {libs}"
 
 
 def load_json(path: Path) -> dict:
