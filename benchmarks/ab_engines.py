@@ -76,9 +76,8 @@ def other_engine(ref: str, work: Path) -> tuple[Path, str]:
     if ready.exists() and exe.exists():
         return exe, commit
     print(f"building the engine of {commit} in {tree} (a few minutes, once)", flush=True)
-    if not (tree / ".git").exists():
-        git("worktree", "prune")
-        git("worktree", "add", "--detach", str(tree), commit)
+    if not (tree / ".git").exists():  # --force: a worktree registered there earlier, since deleted
+        git("worktree", "add", "--force", "--detach", str(tree), commit)
     if not (tree / ".venv" / "bin" / "python").exists():
         subprocess.run([PY, "-m", "venv", str(tree / ".venv")], check=True)
     pip = [
@@ -301,7 +300,8 @@ def verdict(value: float | None, target: float) -> str:
 
 
 def figures_row(cell: dict) -> list[object]:
-    s, b = summary(cell), summary(cell)["best"]
+    s = summary(cell)
+    b = s["best"]
 
     def peak(k: str) -> str:
         return f"{b[k]['peak_rss_bytes'] / GB:.2f}" if b[k] else "-"
