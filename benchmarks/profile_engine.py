@@ -1,18 +1,22 @@
-"""Where the engine's time goes: `run_job` with its stages timed (wall and CPU of the process).
+"""Where the job's time goes: one `crossmargin run`, in this process, with its stages timed.
 
-Wraps, without changing them, the calls the job makes: every `pl.collect_all` / `LazyFrame.collect`
-(labelled by the engine source line that calls it), the output parquet writes
-(`DataFrame.write_parquet`, labelled by the calling line; each output file is hashed inside its
-write, outputs.OutputFile), the read-back checksums of merged parts, and the input checksums (a
-background thread, whose time overlaps the rest). Time in none of these is eager DataFrame
-work and Python. A second table times the engine's phases (`crossmargin.engine`: reference, row
-pass, account pass, issues, account_risk, and `score` around them and the actions), each including
-the collects above that it makes. Then times the parquet write of account_risk with other codecs.
+    .venv/bin/python benchmarks/profile_engine.py --shape exchange --accounts 3000000
+    .venv/bin/python benchmarks/profile_engine.py --input DIR [--max-issue-rate 0.02]
+    .venv/bin/python benchmarks/profile_engine.py --shape exchange --accounts 3000000 --section profile-after
 
-    python benchmarks/profile_engine.py --input benchmarks/work/data_1000000 [--buckets N]
+Runs the command line in-process (`crossmargin.cli.main(["run", ...])`, the job as the operator runs
+it) and times, wall and CPU seconds of the process, without changing them:
 
-A development aid for the engine, not part of the benchmark table; numbers are only meaningful on
-a quiet machine (CPU seconds are the more robust ones when other jobs run).
+* stages: every `pl.collect_all` / `LazyFrame.collect` / `DataFrame.write_parquet` call (polars'
+  own API), each labelled by the first line of crossmargin code that makes it;
+* phases: functions of the engine given as MODULE:NAME (`--phase`, repeatable; default PHASES
+  below), or every public function a module defines (`--phases-of MODULE`), found at run time. A
+  phase named but missing stops the script before the run and lists what the module has, so a moved
+  or renamed phase is a one-word change here. A phase's time includes the collects it makes.
+
+The book: `--input DIR`, or `--shape S --accounts N` (books.py: generated into benchmarks/work/ when
+absent, reused). `--section NAME` also writes the tables into that section of benchmarks/README.md.
+Numbers are meaningful only on a quiet machine; CPU seconds are the steadier ones when other jobs run.
 """
 
 from __future__ import annotations
@@ -20,149 +24,186 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
+import importlib
+import inspect
+import io
+import os
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import polars as pl
+from books import AS_OF, MAX_ISSUE_RATE, SHAPES, ensure_book, warm_cache
+from report import git_label, write_section
 
-from crossmargin import engine, inputs, job, outputs
+BENCH = Path(__file__).resolve().parent
+# the engine's phases today (crossmargin/engine/); a name that moves is changed here or with --phase
+PHASES = [
+    "crossmargin.engine:reference",
+    "crossmargin.engine.rows:row_pass",
+    "crossmargin.engine.accounts:account_pass",
+    "crossmargin.engine.paths:follow",
+    "crossmargin.engine.issues:issues_phase",
+    "crossmargin.engine.issues:account_risk",
+    "crossmargin.engine:score",
+]
+STAGES: list[tuple[str, float, float]] = []
+PHASE_TIMES: list[tuple[str, float, float]] = []
+DEPTH = threading.local()  # a collect inside a timed collect is counted once, by the outer one
 
-AS_OF = dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC)
-STATS: list[tuple[str, float, float]] = []
-PHASES: list[tuple[str, float, float]] = []
 
-
-DEPTH = threading.local()  # per thread: the input checksums run in a background thread
-
-
+# ------------------------------------------------------------------------- timing wrappers
 def _caller() -> str:
-    """file:line of the first frame outside polars and this script."""
+    """file:line of the first crossmargin frame making the call."""
     f = sys._getframe(2)
-    while f and ("/polars/" in f.f_code.co_filename or f.f_code.co_filename == __file__):
+    while f and not str(f.f_globals.get("__name__", "")).startswith("crossmargin"):
         f = f.f_back
     return f"{Path(f.f_code.co_filename).name}:{f.f_lineno}" if f else "?"
 
 
-def timed(label, fn):  # label: a string, or a function of the call's arguments
+def stage(label: Callable[[], str], fn: Callable) -> Callable:
     @functools.wraps(fn)
-    def inner(*a, **k):
-        if getattr(DEPTH, "n", 0):  # nested call (e.g. collect inside collect_all): counted by the outer one
+    def timed(*a, **k):
+        if getattr(DEPTH, "n", 0):
             return fn(*a, **k)
-        name = label(a, k) if callable(label) else label
-        DEPTH.n = 1
+        name, DEPTH.n = label(), 1
         w, c = time.perf_counter(), time.process_time()
         try:
             return fn(*a, **k)
         finally:
             DEPTH.n = 0
-            STATS.append((name, time.perf_counter() - w, time.process_time() - c))
+            STAGES.append((name, time.perf_counter() - w, time.process_time() - c))
 
-    return inner
+    return timed
 
 
-def phase(name: str, fn):
-    """Time a whole engine phase (the collects inside it are also counted in STATS)."""
-
+def phase(name: str, fn: Callable) -> Callable:
     @functools.wraps(fn)
-    def inner(*a, **k):
+    def timed(*a, **k):
         w, c = time.perf_counter(), time.process_time()
         try:
             return fn(*a, **k)
         finally:
-            PHASES.append((name, time.perf_counter() - w, time.process_time() - c))
+            PHASE_TIMES.append((name, time.perf_counter() - w, time.process_time() - c))
 
-    return inner
-
-
-def patch() -> None:
-    def collect_all_label(a, k):
-        frames = a[0] if a else k.get("lazy_frames", [])
-        n = len(frames) if hasattr(frames, "__len__") else "?"
-        return f"collect_all({n} frames, {k.get('engine', 'auto')}) at {_caller()}"
-
-    def collect_label(a, k):
-        return f"collect({k.get('engine', 'auto')}) at {_caller()}"
-
-    pl.collect_all = timed(collect_all_label, pl.collect_all)
-    pl.LazyFrame.collect = timed(collect_label, pl.LazyFrame.collect)
-    pl.DataFrame.write_parquet = timed(
-        lambda a, k: f"output write_parquet at {_caller()}", pl.DataFrame.write_parquet
-    )
-    for name in (
-        "reference_phase",
-        "row_pass",
-        "account_pass",
-        "distance_phase",
-        "issues_phase",
-        "account_risk",
-    ):
-        setattr(engine, name, phase(f"engine.{name}", getattr(engine, name)))
-    job.score = phase("engine.score (all phases + actions frame)", engine.score)
-    for obj, name, lab in [
-        (job, "sha256_file", "output sha256 read back (merged parts only)"),
-        (outputs, "write_manifest", "manifest"),
-        (outputs, "publish", "publish (rename)"),
-        (inputs.InputFile, "sha256", "input sha256 (background thread)"),
-    ]:
-        if obj is not None and hasattr(obj, name):
-            setattr(obj, name, timed(lab, getattr(obj, name)))
+    return timed
 
 
-def report(title: str, total: tuple[float, float], stats: list | None = None) -> None:
-    stats = STATS if stats is None else stats
+def time_polars() -> None:
+    pl.collect_all = stage(lambda: f"collect_all at {_caller()}", pl.collect_all)
+    pl.LazyFrame.collect = stage(lambda: f"collect at {_caller()}", pl.LazyFrame.collect)
+    pl.DataFrame.write_parquet = stage(lambda: f"write_parquet at {_caller()}", pl.DataFrame.write_parquet)
+
+
+# ------------------------------------------------------------------------- finding the phases
+def public_functions(module: str) -> list[str]:
+    """MODULE:NAME of every public function `module` defines (not the ones it imports)."""
+    mod = importlib.import_module(module)
+    return [
+        f"{module}:{name}"
+        for name, obj in vars(mod).items()
+        if inspect.isfunction(obj) and not name.startswith("_") and obj.__module__ == module
+    ]
+
+
+def resolve_phase(spec: str) -> tuple[object, str, Callable]:
+    """(module, name, function) of MODULE:NAME; SystemExit naming the module's functions otherwise."""
+    module, _, name = spec.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise SystemExit(
+            f"phase {spec}: cannot import {module} ({exc}); give the phases with --phase"
+        ) from None
+    fn = getattr(mod, name, None)
+    if not callable(fn):
+        known = ", ".join(s.split(":")[1] for s in public_functions(module)) or "none"
+        raise SystemExit(f"phase {spec}: {module} has no function {name!r} (its public functions: {known})")
+    return mod, name, fn
+
+
+def wrap_phases(specs: list[str]) -> None:
+    """Replace each phase by its timed wrapper in its module and wherever a loaded crossmargin module
+    imported it by name (`from crossmargin.engine import score`)."""
+    resolved = [resolve_phase(s) for s in specs]  # every name checked before anything is changed
+    for mod, name, fn in resolved:
+        timed = phase(f"{mod.__name__.removeprefix('crossmargin.')}.{name}", fn)
+        for other in [m for k, m in list(sys.modules.items()) if k.startswith("crossmargin") and m]:
+            for attr, value in list(vars(other).items()):
+                if value is fn:
+                    setattr(other, attr, timed)
+
+
+# ------------------------------------------------------------------------- the report
+def table(title: str, rows: list[tuple[str, float, float]], total: tuple[float, float]) -> str:
     agg: dict[str, list[float]] = {}
-    for name, w, c in stats:
+    for name, w, c in rows:
         x = agg.setdefault(name, [0, 0.0, 0.0])
-        x[0] += 1
-        x[1] += w
-        x[2] += c
-    print(f"\n{title}")
-    print(f"  {'stage':<58} {'calls':>5} {'wall s':>8} {'cpu s':>8}")
-    for name, (n, w, c) in agg.items():
-        print(f"  {name:<58} {n:>5} {w:>8.2f} {c:>8.2f}")
-    print(f"  {'total':<58} {'':>5} {total[0]:>8.2f} {total[1]:>8.2f}")
-    stats.clear()
+        x[0], x[1], x[2] = x[0] + 1, x[1] + w, x[2] + c
+    lines = [title, f"  {'stage':<60} {'calls':>5} {'wall s':>8} {'cpu s':>8}"]
+    lines += [f"  {name:<60} {n:>5} {w:>8.2f} {c:>8.2f}" for name, (n, w, c) in agg.items()]
+    lines.append(f"  {'whole run (cli.main)':<60} {'':>5} {total[0]:>8.2f} {total[1]:>8.2f}")
+    return "\n".join(lines)
 
 
-def step(label: str, fn):
-    w, c = time.perf_counter(), time.process_time()
-    out = fn()
-    print(f"  {label:<48} {'':>5} {time.perf_counter() - w:>8.2f} {time.process_time() - c:>8.2f}")
-    return out
+def run_job(book: Path, max_issue_rate: float) -> tuple[str, tuple[float, float]]:
+    """`crossmargin run` in-process into a temporary directory: its output and (wall, CPU) seconds."""
+    from crossmargin.cli import main as cli
+
+    with tempfile.TemporaryDirectory(prefix="profile-") as tmp:
+        argv = ["run", "--as-of", AS_OF, "--input", str(book), "--out", f"{tmp}/out"]
+        argv += ["--max-issue-rate", str(max_issue_rate)]
+        buf = io.StringIO()
+        w, c = time.perf_counter(), time.process_time()
+        with redirect_stdout(buf):
+            code = cli(argv)
+        took = (time.perf_counter() - w, time.process_time() - c)
+    if code != 0:
+        raise SystemExit(f"crossmargin run failed (exit {code}): {buf.getvalue().strip()}")
+    return buf.getvalue().strip(), took
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--input", type=Path, help="a book's directory (else --shape and --accounts)")
+    ap.add_argument("--shape", choices=SHAPES, default="sample")
+    ap.add_argument("--accounts", type=int, default=1_000_000)
+    ap.add_argument("--work", type=Path, default=BENCH / "work")
+    ap.add_argument("--max-issue-rate", type=float, help="default: the shape's (0.02 for exchange)")
+    ap.add_argument("--phase", action="append", help="MODULE:NAME of a phase to time (repeatable)")
+    ap.add_argument("--phases-of", help="time every public function this module defines")
+    ap.add_argument("--section", help="also write the tables into this section of benchmarks/README.md")
+    return ap.parse_args()
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--input", type=Path, required=True)
-    ap.add_argument("--buckets", type=int, default=0)
-    args = ap.parse_args()
-    patch()
-    with tempfile.TemporaryDirectory() as tmp:
-        w, c = time.perf_counter(), time.process_time()
-        print(job.run_job(AS_OF, args.input, Path(tmp) / "out", buckets=args.buckets or None))
-        total = (time.perf_counter() - w, time.process_time() - c)
-        report("run_job, stage by stage", total)
-        print(f"  {'(the rest: eager DataFrame work, Python)':<48}")
-        report("engine phases (each includes the collects above that it makes)", total, PHASES)
-
-        STATS.clear()
-        r = pl.read_parquet(Path(tmp) / "out" / "account_risk.parquet")
-        print(
-            f"\naccount_risk parquet write, {r.height:,} rows, {r.estimated_size() / 2**20:,.0f} MiB in memory"
-        )
-        for label, kw in [
-            ("zstd (polars default)", {}),
-            ("zstd level 1", {"compression": "zstd", "compression_level": 1}),
-            ("lz4", {"compression": "lz4"}),
-            ("snappy", {"compression": "snappy"}),
-            ("uncompressed", {"compression": "uncompressed"}),
-        ]:
-            dest = Path(tmp) / "risk.parquet"
-            step(label, lambda kw=kw, dest=dest: r.write_parquet(dest, **kw))
-            print(f"  {'':<48} {'':>5} {dest.stat().st_size / 2**20:>7.0f}M")
+    args = parse_args()
+    book = args.input or ensure_book(args.work.resolve(), args.shape, args.accounts)[0]
+    rate = args.max_issue_rate if args.max_issue_rate is not None else MAX_ISSUE_RATE[args.shape]
+    specs = (args.phase or []) + (public_functions(args.phases_of) if args.phases_of else [])
+    wrap_phases(specs or PHASES)
+    time_polars()
+    warm_cache(book)
+    load = os.getloadavg()[0]
+    summary, total = run_job(book, rate)
+    head = (
+        f"{book.name} ({args.shape if not args.input else 'given'} book), commit {git_label(BENCH.parent)}, "
+        f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}, load average before {load:.1f}\n{summary}"
+    )
+    text = "\n\n".join(
+        [
+            head,
+            table("stages (polars calls, by the crossmargin line making them)", STAGES, total),
+            table("phases (each includes the stages it makes)", PHASE_TIMES, total),
+        ]
+    )
+    print(text)
+    if args.section:
+        write_section(args.section, f"```\n{text}\n```")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/ray_vs_local.py                       # 5M accounts, 4 buckets
     .venv/bin/python benchmarks/ray_vs_local.py --accounts 2000000 --repeat 1
 
-Generates (or reuses) `benchmarks/work/data_N/` (`crossmargin sample --accounts N --seed 1`, the same
-directory run_benchmarks.py uses), then runs, each in its own process and each `--repeat` times
+Generates (or reuses) `benchmarks/work/data_N/` (books.py: `crossmargin sample --accounts N --seed 1`,
+the same directory the other scripts use), then runs, each in its own process and each `--repeat` times
 (the fastest run is kept):
 
 * `local`: `crossmargin run` with the default bucket count, and with `--buckets B`;
@@ -18,8 +18,7 @@ the ones its summary line prints (Ray start and shutdown included for the ray en
 peak of the sum of PSS (proportional set size, so shared pages such as Ray's object store count
 once) over the process and all its descendants (Ray's GCS, raylet and workers), sampled every 0.1 s,
 and the driver's own peak RSS from `/usr/bin/time -v`. Every run's three parquet outputs are compared
-byte for byte with the first local run's. The section "Ray engine vs local engine" of RESULTS.md is
-rewritten (run_benchmarks.py keeps it when it regenerates the rest).
+byte for byte with the first local run's. The section `ray` of benchmarks/README.md is rewritten.
 """
 
 from __future__ import annotations
@@ -33,16 +32,16 @@ import shutil
 import sys
 from pathlib import Path
 
+from books import ensure_book, warm_cache
 from measuring import run_measured
+from report import write_section
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 WORK = BENCH / "work"
 CROSSMARGIN = str(Path(sys.executable).parent / "crossmargin")
 AS_OF = "2025-01-21T10:00:00Z"
-RESULTS_MD = BENCH / "RESULTS.md"
 SAVED = WORK / "ray_vs_local.json"  # the last measurement (git-ignored, like the inputs)
-MARKER = "<!-- ray_vs_local: written by benchmarks/ray_vs_local.py -->"
 TABLES = ["account_risk", "actions", "data_issues"]
 GB = 1024**3
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
@@ -74,20 +73,6 @@ def measure(cmd: list[str]) -> dict:
     }
 
 
-def ensure_data(n: int) -> tuple[Path, dict]:
-    d = WORK / f"data_{n}"
-    marker = d / ".complete"
-    if marker.exists():
-        return d, json.loads(marker.read_text() or "{}")
-    if d.exists():
-        shutil.rmtree(d)
-    print(f"generating {n:,} accounts -> {d}", flush=True)
-    res = measure([CROSSMARGIN, "sample", "--accounts", str(n), "--seed", "1", "--out", str(d)])
-    gen = {"wall_s": res["wall_s"], "peak_rss_bytes": res["driver_rss_bytes"]}
-    marker.write_text(json.dumps(gen))
-    return d, gen
-
-
 def same_bytes(a: Path, b: Path) -> bool:
     return all((a / f"{t}.parquet").read_bytes() == (b / f"{t}.parquet").read_bytes() for t in TABLES)
 
@@ -107,9 +92,8 @@ def best_of(repeat: int, cmd: list[str], out: Path, reference: Path | None) -> d
 
 
 def run_all(args: argparse.Namespace) -> dict:
-    data, gen = ensure_data(args.accounts)
-    for f in data.glob("*.parquet"):  # warm the page cache
-        f.read_bytes()
+    data, gen = ensure_book(WORK, "sample", args.accounts)
+    warm_cache(data)
     b = str(args.buckets)
     outs = WORK / "ray_vs_local"
     shutil.rmtree(outs, ignore_errors=True)
@@ -175,9 +159,6 @@ def section(res: dict) -> str:
     gen = res["generate"]
     cpus = len(os.sched_getaffinity(0))
     lines = [
-        MARKER,
-        "## Ray engine vs local engine",
-        "",
         f"Measured {res['measured_at']} by `benchmarks/ray_vs_local.py "
         f"--accounts {args['accounts']} --buckets {args['buckets']} --repeat {args['repeat']}` "
         f"on this machine ({cpus} logical CPUs; {versions()}); as_of `{AS_OF}`. Inputs: "
@@ -218,19 +199,13 @@ def section(res: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    md = RESULTS_MD.read_text()
-    head = md.split(MARKER)[0].rstrip("\n")
-    RESULTS_MD.write_text(f"{head}\n\n{text}")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--accounts", type=int, default=5_000_000)
     ap.add_argument("--buckets", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--report-only", action="store_true", help=f"rewrite the section from {SAVED.name}")
-    ap.add_argument("--no-write", action="store_true", help="print the section, leave RESULTS.md alone")
+    ap.add_argument("--no-write", action="store_true", help="print the section, leave the README alone")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     if args.report_only:
@@ -241,8 +216,8 @@ def main() -> None:
     text = section(res)
     print(text)
     if not args.no_write:
-        write_section(text)
-        print(f"wrote the section into {RESULTS_MD.relative_to(ROOT)}")
+        write_section("ray", text)
+        print("wrote the section `ray` of benchmarks/README.md")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Loads a finished run's `account_risk`, `actions` and `data_issues` parquet files into memory first
 (not timed), then times writing each as the job writes it: with the job's writer settings into an
 `outputs.OutputFile` (hashed as written, past the page cache where the system allows it, fsynced),
-`frame.write_parquet(f, **crossmargin.outputs.PARQUET_OPTIONS)`, in a fresh scratch directory
+`frame.write_parquet(f, **crossmargin.io.outputs.PARQUET_OPTIONS)`, in a fresh scratch directory
 (removed afterwards). Only the writes are timed, in-process: loading is not part of the floor.
 Prints one JSON line: total seconds and seconds per table.
 

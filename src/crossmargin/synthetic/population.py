@@ -2,7 +2,8 @@
 
 Random account ids start at FIRST_RANDOM_ID. Accounts are generated in chunks of CHUNK_ACCOUNTS,
 each chunk from its own `default_rng([seed, chunk])` stream, so memory stays bounded whatever N is
-and the rows do not depend on how they are written. `chunks()` yields the showcase first.
+and the rows do not depend on how they are written. `chunks()` yields the showcase first. A shape
+(shapes.py) sets the shares and means the draws use, never the order of the draws.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import polars as pl
 from crossmargin.io.schemas import TABLES
 from crossmargin.synthetic.faults import FAULT_ISSUES_SCHEMA, inject_chunk
 from crossmargin.synthetic.reference import FIRST_MMR, FIRST_RATIO, reference_tables, round_sig
+from crossmargin.synthetic.shapes import HALTED, SAMPLE, Shape
 from crossmargin.synthetic.showcase import showcase_tables
 from crossmargin.synthetic.universe import (
     AS_OF_US,
@@ -61,10 +63,10 @@ def _round_to(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return np.rint(x * scale) / scale
 
 
-def _accounts(rng: np.random.Generator, ids: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
+def _accounts(rng: np.random.Generator, ids: np.ndarray, shape: Shape) -> tuple[pl.DataFrame, np.ndarray]:
     n = len(ids)
     u = rng.random((8, n))
-    is_pro = u[0] < 0.25
+    is_pro = u[0] < shape.pro_share
     leverage = np.where(u[1] < 0.65, 3, 5)
     activated = is_pro | (u[2] < 0.88)
     interested = ~is_pro & (u[3] < 0.3)
@@ -116,15 +118,15 @@ def _accounts(rng: np.random.Generator, ids: np.ndarray) -> tuple[pl.DataFrame, 
 
 
 def _balances(
-    rng: np.random.Generator, ids: np.ndarray, is_pro: np.ndarray
+    rng: np.random.Generator, ids: np.ndarray, is_pro: np.ndarray, shape: Shape
 ) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     """Balance rows (grouped by account), the number of rows per account and each account's wealth."""
     n, na = len(ids), len(ASSETS)
     wealth = np.clip(np.exp(rng.normal(np.log(1500.0), 1.7, n)), 1.0, 3e8)
     # Which assets an account holds: a main asset (drawn by weight) plus each other asset independently
-    # with probability 1 - exp(-breadth * w), breadth heavy-tailed per account: median 3 assets,
-    # ~65% hold 1-4, ~1% hold 20+. 1% of the accounts are empty (no balance rows).
-    breadth = np.exp(rng.normal(1.05, 1.25, n)).astype(np.float32)
+    # with probability 1 - exp(-breadth * w), breadth heavy-tailed per account (sample shape: median 3
+    # assets, ~65% hold 1-4, ~1% hold 20+). 1% of the accounts are empty (no balance rows).
+    breadth = np.exp(rng.normal(shape.breadth_mu, 1.25, n)).astype(np.float32)
     main = np.searchsorted(HOLD_CUM, rng.random(n) * HOLD_CUM[-1], side="right")
     held = rng.random((n, na), dtype=np.float32) < -np.expm1(-breadth[:, None] * BREADTH_WEIGHT[None, :])
     held[np.arange(n), main] = True
@@ -189,10 +191,11 @@ def _balances(
 
 
 def _orders(
-    rng: np.random.Generator, ids: np.ndarray, wealth: np.ndarray, first_order_id: int
+    rng: np.random.Generator, ids: np.ndarray, wealth: np.ndarray, first_order_id: int, shape: Shape
 ) -> pl.DataFrame:
     n = len(ids)
-    count = np.where(rng.random(n) < 0.42, np.minimum(rng.geometric(0.42, n), 200), 0)
+    holds = rng.random(n) < shape.order_holders
+    count = np.where(holds, np.minimum(rng.geometric(shape.orders_p, n), 200), 0)
     rows = int(count.sum())
     acc = np.repeat(np.arange(n), count)
     pair = np.searchsorted(PAIR_CUM, rng.random(rows) * PAIR_CUM[-1], side="right")
@@ -218,11 +221,13 @@ def _orders(
     )
 
 
-def _switches(rng: np.random.Generator, ids: np.ndarray, is_pro: np.ndarray) -> pl.DataFrame:
+def _switches(rng: np.random.Generator, ids: np.ndarray, is_pro: np.ndarray, shape: Shape) -> pl.DataFrame:
     n = len(ids)
     u = rng.random((3, n))
     regular = np.where(
-        is_pro, 1 + (u[0] < 0.25) * rng.geometric(0.6, n), (u[0] < 0.12) * rng.geometric(0.6, n)
+        is_pro,
+        1 + (u[0] < shape.pro_more_switches) * rng.geometric(shape.switches_p, n),
+        (u[0] < shape.classic_switchers) * rng.geometric(shape.switches_p, n),
     )
     burst = np.where(u[1] < 0.005, 3 + rng.geometric(0.45, n), 0)  # 4+ switches on one day
     acc_r = np.repeat(np.arange(n), regular)
@@ -242,7 +247,46 @@ def _switches(rng: np.random.Generator, ids: np.ndarray, is_pro: np.ndarray) -> 
     return pl.DataFrame({"account_id": ids[acc_all[o]], "switched_at": _ts_series(t_all[o])})
 
 
-def chunks(accounts: int, seed: int, faults: float) -> Iterator[tuple[dict[str, pl.DataFrame], pl.DataFrame]]:
+def _halted_balances(
+    rng: np.random.Generator, ids: np.ndarray, wealth: np.ndarray, balances: pl.DataFrame, share: float
+) -> pl.DataFrame:
+    """`balances` with one more row, in the null-priced HALTED asset, for `share` of the accounts
+    (a few percent of their wealth, free; still grouped by account: the new row comes last)."""
+    picked = np.flatnonzero(rng.random(len(ids)) < share)
+    symbol, price, _, decimals, _ = HALTED
+    scale = 10.0**decimals
+    usd = wealth[picked] * rng.uniform(0.005, 0.05, len(picked))
+    zeros = np.zeros(len(picked))
+    halted = pl.DataFrame(
+        {
+            "account_id": ids[picked],
+            "asset": pl.Series([symbol] * len(picked), dtype=pl.String),
+            "free": np.maximum(_round_to(usd / price, scale), 1.0 / scale),
+            "locked": zeros,
+            "borrowed": zeros,
+            "interest": zeros,
+        }
+    )
+    return pl.concat([balances, halted]).sort("account_id", maintain_order=True)
+
+
+def _chunk_tables(
+    rng: np.random.Generator, ids: np.ndarray, first_order_id: int, shape: Shape
+) -> tuple[dict[str, pl.DataFrame], np.ndarray]:
+    """The per-account tables of one chunk of random accounts, and each account's balance rows."""
+    acc, is_pro = _accounts(rng, ids, shape)
+    bal, n_assets, wealth = _balances(rng, ids, is_pro, shape)
+    orders = _orders(rng, ids, wealth, first_order_id, shape)
+    switches = _switches(rng, ids, is_pro, shape)
+    if shape.bad_price_share > 0:
+        bal = _halted_balances(rng, ids, wealth, bal, shape.bad_price_share)
+    tables = {"accounts": acc, "balances": bal, "open_orders": orders, "mode_switches": switches}
+    return tables, n_assets
+
+
+def chunks(
+    accounts: int, seed: int, faults: float, shape: Shape = SAMPLE
+) -> Iterator[tuple[dict[str, pl.DataFrame], pl.DataFrame]]:
     """Per-account tables chunk by chunk: the showcase first, then random accounts in CHUNK_ACCOUNTS."""
     if accounts < 0 or seed < 0:
         raise ValueError("accounts and seed must be >= 0")
@@ -254,16 +298,8 @@ def chunks(accounts: int, seed: int, faults: float) -> Iterator[tuple[dict[str, 
         end = min(start + CHUNK_ACCOUNTS, accounts)
         rng = np.random.default_rng([seed, c])
         ids = FIRST_RANDOM_ID + np.arange(start, end, dtype=np.int64)
-        acc, is_pro = _accounts(rng, ids)
-        bal, n_assets, wealth = _balances(rng, ids, is_pro)
-        orders = _orders(rng, ids, wealth, next_order)
-        next_order += orders.height
-        tables = {
-            "accounts": acc,
-            "balances": bal,
-            "open_orders": orders,
-            "mode_switches": _switches(rng, ids, is_pro),
-        }
+        tables, n_assets = _chunk_tables(rng, ids, next_order, shape)
+        next_order += tables["open_orders"].height
         expected = pl.DataFrame(schema=FAULT_ISSUES_SCHEMA)
         if faults > 0:
             first, last = round(faults * start), round(faults * end)
@@ -272,18 +308,18 @@ def chunks(accounts: int, seed: int, faults: float) -> Iterator[tuple[dict[str, 
 
 
 def generate_with_faults(
-    accounts: int, seed: int, faults: float = 0.0
+    accounts: int, seed: int, faults: float = 0.0, shape: Shape = SAMPLE
 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     """All 7 tables in memory (showcase + `accounts` random accounts) and the expected fault issues."""
     parts, expected = [], []
-    for tables, exp in chunks(accounts, seed, faults):
+    for tables, exp in chunks(accounts, seed, faults, shape):
         parts.append(tables)
         expected.append(exp)
     out = {name: pl.concat([p[name] for p in parts]) for name in PER_ACCOUNT_TABLES}
-    out.update(reference_tables(include_fault_assets=faults > 0))
+    out.update(reference_tables(include_fault_assets=faults > 0, shape=shape))
     return {name: out[name] for name in TABLES}, pl.concat(expected)
 
 
-def generate(accounts: int, seed: int, faults: float = 0.0) -> dict[str, pl.DataFrame]:
+def generate(accounts: int, seed: int, faults: float = 0.0, shape: Shape = SAMPLE) -> dict[str, pl.DataFrame]:
     """All 7 input tables (schemas.INPUT_SCHEMAS) for the showcase + `accounts` random accounts."""
-    return generate_with_faults(accounts, seed, faults)[0]
+    return generate_with_faults(accounts, seed, faults, shape)[0]

@@ -12,10 +12,10 @@ import numpy as np
 import polars as pl
 
 from crossmargin.io.schemas import INPUT_SCHEMAS
+from crossmargin.synthetic.shapes import HALTED, SAMPLE, Shape, heartbeat_times
 from crossmargin.synthetic.universe import (
     AS_OF_US,
     ASSET_CLASS,
-    ASSETS,
     DAILY_VOL,
     IDX,
     REF_PRICE,
@@ -126,13 +126,22 @@ FIRST_MMR = np.array(
 
 
 # ------------------------------------------------------------------------- reference data
-def _price_times() -> np.ndarray:
-    """Snapshot times: daily 00:00 from 2024-11-01 to 2025-02-15, hourly on 2025-01-20..22."""
+def _price_times(shape: Shape) -> tuple[np.ndarray, int]:
+    """Price instants and the index of the one the walk is anchored at (exact reference prices).
+
+    Sample shape: daily 00:00 from 2024-11-01 to 2025-02-15, hourly on 2025-01-20..22, anchored at
+    the showcase as_of. Heartbeat shapes: daily 00:00, anchored at the last heartbeat.
+    """
+    if shape.heartbeat_days:
+        return np.array(heartbeat_times(shape.heartbeat_days), dtype=np.int64), shape.heartbeat_days - 1
     daily = np.arange(
         epoch_us(utc("2024-11-01T00:00:00Z")), epoch_us(utc("2025-02-15T00:00:00Z")) + 1, US_DAY
     )
     hourly = np.arange(epoch_us(utc("2025-01-20T00:00:00Z")), epoch_us(utc("2025-01-23T00:00:00Z")), US_HOUR)
-    return np.unique(np.concatenate([daily, hourly]))
+    times = np.unique(np.concatenate([daily, hourly]))
+    anchor = int(np.searchsorted(times, AS_OF_US))
+    assert times[anchor] == AS_OF_US
+    return times, anchor
 
 
 def round_sig(x: np.ndarray, digits: int) -> np.ndarray:
@@ -142,39 +151,71 @@ def round_sig(x: np.ndarray, digits: int) -> np.ndarray:
     return np.round(x * scale) / scale
 
 
-def reference_tables(include_fault_assets: bool = False) -> dict[str, pl.DataFrame]:
-    """prices, collateral_tiers and liability_brackets (independent of the seed)."""
-    rng = np.random.default_rng(REFERENCE_SEED)
-    times = _price_times()
-    anchor = int(np.searchsorted(times, AS_OF_US))
-    assert times[anchor] == AS_OF_US
+def _walk_prices(
+    rng: np.random.Generator,
+    times: np.ndarray,
+    anchor: int,
+    ref_price: np.ndarray,
+    daily_vol: np.ndarray,
+    stable: np.ndarray,
+) -> np.ndarray:
+    """One Gaussian log-price walk per asset (rows) over `times`, exactly `ref_price` at `anchor`."""
     step_days = np.diff(times, prepend=times[0]) / US_DAY
-    # one Gaussian log-price walk per asset, anchored at the 2025-01-21T10:00Z snapshot
-    shocks = rng.standard_normal((len(ASSETS), len(times))) * np.sqrt(step_days)[None, :] * DAILY_VOL[:, None]
+    shocks = (
+        rng.standard_normal((len(ref_price), len(times))) * np.sqrt(step_days)[None, :] * daily_vol[:, None]
+    )
     walk = np.cumsum(shocks, axis=1)
     walk -= walk[:, [anchor]]
-    stable = np.array([c == "stable" for c in ASSET_CLASS])
     prices = np.where(
         stable[:, None],
-        np.round(REF_PRICE[:, None] * (1.0 + walk), 4),  # stablecoins: small noise around 1
-        round_sig(REF_PRICE[:, None] * np.exp(walk), 6),
+        np.round(ref_price[:, None] * (1.0 + walk), 4),  # stablecoins: small noise around 1
+        round_sig(ref_price[:, None] * np.exp(walk), 6),
     )
-    prices[:, anchor] = REF_PRICE  # exact reference prices at the showcase snapshot
+    prices[:, anchor] = ref_price  # exact reference prices at the anchor
+    return prices
+
+
+def _price_frame(symbols: list[str], prices: np.ndarray, times: np.ndarray) -> pl.DataFrame:
+    """Rows asset by asset, each asset's instants in order (prices: one row per asset)."""
+    asset_col = np.repeat(np.arange(len(symbols)), len(times))
+    return pl.DataFrame(
+        {
+            "asset": pl.Series(symbols).gather(asset_col),
+            "price_usdt": prices.ravel(),
+            "priced_at": pl.Series(np.tile(times, len(symbols))).cast(pl.Datetime("us", "UTC")),
+        }
+    )
+
+
+def _universe_prices(shape: Shape) -> pl.DataFrame:
+    """The price rows of the universe's assets (and, with a bad-price share, HALTED's: its last
+    heartbeat null)."""
+    rng = np.random.default_rng(REFERENCE_SEED)
+    times, anchor = _price_times(shape)
+    symbols, ref, vol = SYMBOLS, REF_PRICE, DAILY_VOL
+    stable = np.array([c == "stable" for c in ASSET_CLASS])
+    if shape.bad_price_share > 0:
+        symbol, price, _, _, halted_vol = HALTED
+        symbols = [*SYMBOLS, symbol]
+        ref, vol = np.append(REF_PRICE, price), np.append(DAILY_VOL, halted_vol)
+        stable = np.append(stable, False)
+    prices = _walk_prices(rng, times, anchor, ref, vol, stable)
     prices[IDX["USDT"], :] = 1.0
-    asset_col = np.repeat(np.arange(len(ASSETS)), len(times))
-    price_frames = [
-        pl.DataFrame(
-            {
-                "asset": pl.Series(SYMBOLS).gather(asset_col),
-                "price_usdt": prices.ravel(),
-                "priced_at": pl.Series(np.tile(times, len(ASSETS))).cast(pl.Datetime("us", "UTC")),
-            }
-        )
-    ]
+    frame = _price_frame(symbols, prices, times)
+    if shape.bad_price_share > 0:  # the last row is HALTED's last heartbeat
+        frame = frame.with_columns(frame["price_usdt"].scatter(frame.height - 1, None))
+    return frame
+
+
+def reference_tables(include_fault_assets: bool = False, shape: Shape = SAMPLE) -> dict[str, pl.DataFrame]:
+    """prices, collateral_tiers and liability_brackets (independent of the seed)."""
+    price_frames = [_universe_prices(shape)]
 
     tier_rows: list[tuple[Any, ...]] = []
     bracket_rows: list[tuple[Any, ...]] = []
     tables = [(s, c, _liability_class(s, c), True, True) for s, c in zip(SYMBOLS, ASSET_CLASS, strict=False)]
+    if shape.bad_price_share > 0:
+        tables.append((HALTED[0], HALTED[2], HALTED[2], True, True))
     if include_fault_assets:
         day = dt.timedelta(days=1)
         fault_prices = [(s, p, FAULT_PRICE_AGE.get(s, day)) for s, p, _, _ in FAULT_ASSETS if p is not None]

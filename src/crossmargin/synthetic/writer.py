@@ -19,6 +19,7 @@ from crossmargin.errors import UsageError
 from crossmargin.io.schemas import INPUT_SCHEMAS, TABLES
 from crossmargin.synthetic.population import chunks
 from crossmargin.synthetic.reference import reference_tables
+from crossmargin.synthetic.shapes import SAMPLE, Shape
 from crossmargin.synthetic.showcase import SHOWCASE
 from crossmargin.synthetic.universe import PER_ACCOUNT_TABLES, SHOWCASE_AS_OF
 
@@ -92,10 +93,13 @@ class _Sink:
             w.close()
 
 
-def write_sample(out: Path, accounts: int, seed: int, faults: float = 0.0, fmt: str = "parquet") -> str:
+def write_sample(
+    out: Path, accounts: int, seed: int, faults: float = 0.0, fmt: str = "parquet", shape: Shape = SAMPLE
+) -> str:
     """Write the 7 input tables into `out` chunk by chunk (bounded memory); return a one-line summary.
 
     `out` must not hold an input table yet (nothing is overwritten). Same arguments, same bytes.
+    `shape` (shapes.SHAPES) sets how many rows of each kind the accounts have.
     """
     started = time.perf_counter()
     out = Path(out)
@@ -108,10 +112,10 @@ def write_sample(out: Path, accounts: int, seed: int, faults: float = 0.0, fmt: 
     sink = _Sink(out, fmt)
     count = _Counter()
     try:
-        for name, df in reference_tables(include_fault_assets=faults > 0).items():
+        for name, df in reference_tables(include_fault_assets=faults > 0, shape=shape).items():
             sink.write(name, df)
             count.rows[name] += df.height
-        for tables, expected in chunks(accounts, seed, faults):
+        for tables, expected in chunks(accounts, seed, faults, shape):
             count.faults += expected.height
             count.accounts += tables["accounts"].height
             for name in PER_ACCOUNT_TABLES:
@@ -120,8 +124,9 @@ def write_sample(out: Path, accounts: int, seed: int, faults: float = 0.0, fmt: 
     finally:
         sink.close()
     rows = ", ".join(f"{name} {count.rows[name]:,}" for name in TABLES)
+    shaped = "" if shape == SAMPLE else f", {shape.name} shape"
     return (
-        f"wrote {out} ({fmt}): {len(SHOWCASE)} showcase + {accounts:,} random accounts (seed {seed}, "
+        f"wrote {out} ({fmt}{shaped}): {len(SHOWCASE)} showcase + {accounts:,} random accounts (seed {seed}, "
         f"{count.faults:,} injected faults); rows: {rows}; {time.perf_counter() - started:.1f}s; "
         f"showcase as_of {SHOWCASE_AS_OF.isoformat().replace('+00:00', 'Z')}"
     )
