@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import textwrap
+from collections.abc import Callable
 
 import polars as pl
 
@@ -41,7 +42,7 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def _table_width(widths: list[int]) -> int:
+def _table_width(widths: list[float]) -> float:
     return sum(w + 3 for w in widths) + 1  # one space either side of a cell, one rule per column, one edge
 
 
@@ -58,28 +59,30 @@ def label_columns(df: pl.DataFrame, labels: tuple[str, ...] = ()) -> list[str]:
     return leading or df.columns[:1]
 
 
-def _fitting_labels(keys: list[int], others: list[int], widths: list[int], width: int) -> list[int]:
-    """The leading label columns that fit beside the widest other column (all of them when they do)."""
+def split_columns(
+    widths: list[float], keys: list[int], budget: float, total: Callable[[list[float]], float]
+) -> tuple[list[list[int]], list[int]]:
+    """Column indices per part of a table no wider than `budget`, and the label columns kept.
+
+    `widths`: each column's width; `total(widths)`: the width of a table of such columns. Every part
+    holds the label columns `keys`, then as many other columns as fit. When the labels and the widest
+    other column cannot stand side by side, the leading labels that can are kept (at least one).
+    """
+    others = [i for i in range(len(widths)) if i not in keys]
     widest = max((widths[i] for i in others), default=0)
     kept = list(keys)
-    while len(kept) > 1 and _table_width([*(widths[k] for k in kept), widest]) > width:
+    while len(kept) > 1 and total([*(widths[k] for k in kept), widest]) > budget:
         kept.pop()
-    return kept
-
-
-def _column_groups(keys: list[int], n: int, widths: list[int], width: int) -> list[list[int]]:
-    """Column indices per printed table: the label columns, then as many others as fit."""
-    others = [i for i in range(n) if i not in keys]
     groups: list[list[int]] = []
     current: list[int] = []
     for i in others:
-        if current and _table_width([widths[k] for k in [*keys, *current, i]]) > width:
+        if current and total([widths[k] for k in [*kept, *current, i]]) > budget:
             groups.append(current)
             current = []
         current.append(i)
     if current or not groups:
         groups.append(current)
-    return [[*keys, *g] for g in groups]
+    return [[*kept, *g] for g in groups], kept
 
 
 def render_table(df: pl.DataFrame, title: str, width: int | None = None, labels: tuple[str, ...] = ()) -> str:
@@ -97,8 +100,7 @@ def render_table(df: pl.DataFrame, title: str, width: int | None = None, labels:
     if width is None:
         groups = [list(range(df.width))]
     else:
-        kept = _fitting_labels(keys, [i for i in range(df.width) if i not in keys], widths, width)
-        groups = _column_groups(kept, df.width, widths, width)
+        groups, kept = split_columns(widths, keys, width, _table_width)
         if len(groups) > 1 and len(kept) < len(keys):
             dropped = ", ".join(df.columns[k] for k in keys[len(kept) :])
             note = f"(too narrow to repeat {dropped} in every part: widen the terminal or use --format csv)"
