@@ -37,7 +37,7 @@ import duckdb
 import polars as pl
 
 from crossmargin.analytics.rundir import OUTPUT_FILES, RunDirError, one_line, require_run
-from crossmargin.analytics.sql import ReportError, fetch, report_on
+from crossmargin.analytics.sql import ReportError, create_report_views, fetch, list_reports, report_on
 from crossmargin.errors import UsageError
 
 PARTITION = re.compile(r"as_of=(\d{4}-\d\d-\d\d)")
@@ -225,9 +225,13 @@ def connect_root(root: Root) -> duckdb.DuckDBPyConnection:
 
 
 def query_root(root: Root, sql: str) -> pl.DataFrame:
-    """Ad-hoc SQL over the views of a root (for notebooks)."""
+    """Ad-hoc SQL over the views of a root and its reports, each a view of its name (for notebooks)."""
     con = connect_root(root)
     try:
+        try:
+            create_report_views(con, list_reports("root"), "root")
+        except duckdb.Error as exc:
+            raise ReportError(f"query failed on {root.path}: {one_line(exc)}") from None
         return fetch(con, sql, root.path)
     finally:
         con.close()

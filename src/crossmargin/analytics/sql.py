@@ -137,13 +137,13 @@ def check_scope(name: str, scope: str) -> None:
 _SCOPE_WORDS = {"run": "one run's outputs", "root": "every night's partition of a root"}
 
 
-def create_report_views(con: duckdb.DuckDBPyConnection, name: str, scope: str) -> None:
-    """Views named after the reports that report `name` reads (recursively), in dependency order."""
+def create_report_views(con: duckdb.DuckDBPyConnection, names: list[str], scope: str) -> None:
+    """Views named after the reports `names` (and the reports they read), in dependency order."""
     done: set[str] = set()
 
     def add(dep: str, chain: tuple[str, ...]) -> None:
         if dep in chain:
-            raise ReportError(f"report {name}: reports read one another in a cycle ({' -> '.join(chain)})")
+            raise ReportError(f"reports read one another in a cycle ({' -> '.join((*chain, dep))})")
         if dep in done:
             return
         check_scope(dep, scope)
@@ -152,8 +152,8 @@ def create_report_views(con: duckdb.DuckDBPyConnection, name: str, scope: str) -
         con.execute(f"create or replace view {dep} as {report_sql(dep)}")
         done.add(dep)
 
-    for dep in report_info(name).reads:
-        add(dep, (name,))
+    for name in names:
+        add(name, ())
 
 
 # ------------------------------------------------------------------ views over one output dir
@@ -318,7 +318,7 @@ def report_on(con: duckdb.DuckDBPyConnection, name: str, scope: str, where: obje
     check_scope(name, scope)
     text = report_sql(name)
     try:
-        create_report_views(con, name, scope)
+        create_report_views(con, list(report_info(name).reads), scope)
     except duckdb.Error as exc:
         raise ReportError(f"query failed on {where}: {one_line(exc)}") from None
     return fetch(con, text, where)
