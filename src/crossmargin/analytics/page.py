@@ -169,8 +169,8 @@ def svg(fig) -> str:
     for i, ax in enumerate(fig.axes):
         ax.title.set_gid(f"title-{i}")
         for j, artist in enumerate([*ax.patches, *ax.lines, *ax.collections]):
-            if artist.get_gid() is None:
-                artist.set_gid(f"data-{i}-{j}")
+            kind = "ref" if artist.get_gid() == _REFERENCE else "data"
+            artist.set_gid(f"{kind}-{i}-{j}")
     salt = "crossmargin-" + "-".join(ax.get_title() for ax in fig.axes)
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": salt, "svg.fonttype": "path"}):
@@ -190,9 +190,12 @@ def title(ax, text: str, panels: int = 1) -> None:
     ax.set_title("\n".join(textwrap.wrap(text, max(30, 110 // panels))), fontsize=10)
 
 
+_REFERENCE = "reference"
+
+
 def mark_reference(artist) -> None:
     """A threshold line or a shaded span: drawn, but not a data series of its axes."""
-    artist.set_gid(f"ref-{id(artist)}")
+    artist.set_gid(_REFERENCE)
 
 
 @dataclass
