@@ -60,19 +60,27 @@ def label_columns(df: pl.DataFrame, labels: tuple[str, ...] = ()) -> list[str]:
 
 
 def split_columns(
-    widths: list[float], keys: list[int], budget: float, total: Callable[[list[float]], float]
+    widths: list[float],
+    keys: list[int],
+    budget: float,
+    total: Callable[[list[float]], float],
+    narrowest: list[float] | None = None,
 ) -> tuple[list[list[int]], list[int]]:
     """Column indices per part of a table no wider than `budget`, and the label columns kept.
 
-    `widths`: each column's width; `total(widths)`: the width of a table of such columns. Every part
-    holds the label columns `keys`, then as many other columns as fit. When the labels and the widest
-    other column cannot stand side by side, the leading labels that can are kept (at least one).
+    `widths`: each column's width; `narrowest`: the least width it can be printed in (a text cell
+    folds down to its header), default `widths`; `total(widths)`: the width of a table of such
+    columns. Every part holds the label columns `keys`, then as many other columns as fit. When the
+    labels and the widest other column cannot stand side by side, the leading labels that can are kept
+    (at least one) and the others are printed once, first, like any other column.
     """
+    narrowest = narrowest or widths
     others = [i for i in range(len(widths)) if i not in keys]
-    widest = max((widths[i] for i in others), default=0)
+    widest = max((narrowest[i] for i in others), default=0)
     kept = list(keys)
     while len(kept) > 1 and total([*(widths[k] for k in kept), widest]) > budget:
         kept.pop()
+    others = [k for k in keys if k not in kept] + others
     groups: list[list[int]] = []
     current: list[int] = []
     for i in others:
@@ -100,7 +108,8 @@ def render_table(df: pl.DataFrame, title: str, width: int | None = None, labels:
     if width is None:
         groups = [list(range(df.width))]
     else:
-        groups, kept = split_columns(widths, keys, width, _table_width)
+        narrowest = [w if df.dtypes[i].is_numeric() else len(df.columns[i]) for i, w in enumerate(widths)]
+        groups, kept = split_columns(widths, keys, width, _table_width, narrowest)
         if len(groups) > 1 and len(kept) < len(keys):
             dropped = ", ".join(df.columns[k] for k in keys[len(kept) :])
             note = f"(too narrow to repeat {dropped} in every part: widen the terminal or use --format csv)"
