@@ -3,6 +3,7 @@
 -- compliance_state: classic (a Classic account) | compliant (pro_compliant) | switch_now (migrate_now)
 -- | pending (due_for_migration, switch date not reached) | not_yet_required (non-compliant Pro before
 -- the compliance date). margin_state: liquidation | margin_call (and not liquidated) | none.
+-- due_for_migration, partial_repayment_usdt and total_liability_usdt are the engine's, as they are.
 -- Over one run as_of is the run's valuation time; over a root it is the night of the partition.
 -- The migration reports (migration_cohorts, programme_transitions, programme_cohort) read these states
 -- from here, so a state is named in one place.
@@ -31,7 +32,10 @@ final as (
             when liquidation then 'liquidation'
             when margin_call then 'margin_call'
             else 'none'
-        end as margin_state
+        end as margin_state,
+        due_for_migration,
+        partial_repayment_usdt,
+        total_liability_usdt
     from risk
 )
 

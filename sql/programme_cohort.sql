@@ -16,46 +16,62 @@ first_night as (
 ),
 
 cohort as (
-    select r.account_id
-    from account_risk as r
+    select s.account_id
+    from account_states as s
     join first_night as f using (as_of)
-    where r.due_for_migration
+    where s.due_for_migration
 ),
 
 cohort_size as (
     select count(*) as accounts from cohort
 ),
 
-nights_with_partition as (
-    select as_of from nights where has_partition
+present as (
+    select
+        as_of,
+        compliance_state as state,
+        count(*) as accounts,
+        count(*) filter (where margin_state <> 'none') as margin_call_accounts,
+        sum(partial_repayment_usdt) as partial_repayment_usdt,
+        sum(total_liability_usdt) as total_liability_usdt
+    from account_states
+    where account_id in (select account_id from cohort)
+    group by as_of, compliance_state
+),
+
+absent as (
+    select
+        n.as_of,
+        'absent' as state,
+        (select accounts from cohort_size) - coalesce(sum(p.accounts), 0) as accounts,
+        0 as margin_call_accounts,
+        0.0 as partial_repayment_usdt,
+        0.0 as total_liability_usdt
+    from nights as n
+    left join present as p using (as_of)
+    where n.has_partition
+    group by n.as_of
 ),
 
 followed as (
-    select
-        n.as_of,
-        coalesce(s.compliance_state, 'absent') as state,
-        r.margin_call,
-        r.partial_repayment_usdt,
-        r.total_liability_usdt
-    from nights_with_partition as n
-    cross join cohort as c
-    left join account_states as s on s.as_of = n.as_of and s.account_id = c.account_id
-    left join account_risk as r on r.as_of = n.as_of and r.account_id = c.account_id
+    select * from present
+    union all
+    select * from absent where accounts > 0
 ),
 
 final as (
     select
-        f.as_of,
+        as_of,
         (select as_of from first_night) as cohort_as_of,
-        f.state,
-        count(*) as accounts,
-        count(*) / (select accounts from cohort_size) as share_of_cohort,
-        count(*) filter (where f.margin_call) as margin_call_accounts,
-        coalesce(sum(f.partial_repayment_usdt), 0) as partial_repayment_usdt,
-        coalesce(sum(f.total_liability_usdt), 0) as total_liability_usdt
-    from followed as f
-    group by f.as_of, f.state
-    order by f.as_of, accounts desc, f.state
+        state,
+        accounts,
+        accounts / (select accounts from cohort_size) as share_of_cohort,
+        margin_call_accounts,
+        partial_repayment_usdt,
+        total_liability_usdt
+    from followed
+    where (select accounts from cohort_size) > 0
+    order by as_of, accounts desc, state
 )
 
 select * from final

@@ -5,6 +5,8 @@
 -- is nights.previous_as_of, the latest earlier night with a verified partition (days_since_previous
 -- says how far back it is when nights are missing). Only moves are listed (from_state differs from
 -- to_state); the first night, and a night without a verified partition, have no rows.
+-- An account in every partition with the same flags on every night cannot move: it is set aside
+-- before the nights are paired (most accounts, most nights), which keeps the pairing small.
 -- scope: root
 -- reads reports: account_states
 -- labels: as_of, dimension, from_state, to_state
@@ -17,15 +19,42 @@ pairs_of_nights as (
     where has_partition and previous_as_of is not null
 ),
 
+partitions_read as (
+    select count(*) as nights from nights where has_partition
+),
+
+movers as (
+    -- the accounts whose flags behind the states (account_states reads margin_mode, pro_compliant,
+    -- migrate_now, due_for_migration, margin_call, liquidation) differ between two nights, or that
+    -- miss a night: only they can move; one integer per account and night keeps this pass cheap
+    select account_id
+    from (
+        select
+            account_id,
+            (margin_mode = 'pro')::integer + 2 * pro_compliant::integer + 4 * migrate_now::integer
+                + 8 * due_for_migration::integer + 16 * margin_call::integer + 32 * liquidation::integer
+                as flags
+        from account_risk
+    )
+    group by account_id
+    having count(*) < (select nights from partitions_read) or min(flags) <> max(flags)
+),
+
+states as (
+    select *
+    from account_states
+    where account_id in (select account_id from movers)
+),
+
 now as (
     select s.*, n.previous_as_of
-    from account_states as s
+    from states as s
     join pairs_of_nights as n using (as_of)
 ),
 
 prev as (
     select s.*, n.as_of as next_as_of
-    from account_states as s
+    from states as s
     join pairs_of_nights as n on s.as_of = n.previous_as_of
 ),
 
