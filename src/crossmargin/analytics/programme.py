@@ -236,7 +236,7 @@ def render_programme_page(root: Root) -> str:
             "The cohort due on the first night",
             "programme_cohort",
             cohort_chart.render("No account was due for migration on the first night: no cohort to follow.")
-            + report_table(cohort, "programme_cohort"),
+            + (report_table(cohort, "programme_cohort") if cohort.height else ""),
         )
         + section("Nights covered", "programme_nights", report_table(nights, "programme_nights"))
     )
