@@ -32,7 +32,8 @@ Paths (params, overridable per run via trigger conf or `dag.test(run_conf=...)`)
 - `out_root`: every night publishes `OUT_ROOT/as_of=YYYY-MM-DD/` (the job writes it atomically and
   replaces its own earlier output, so a retry or re-run republishes the same partition) and the
   cohort report `OUT_ROOT/reports/as_of=YYYY-MM-DD/cohort_report.html` (outside the partition: the
-  job refuses to replace a directory holding files it did not write).
+  job refuses to replace a directory holding files it did not write); the report task also rewrites
+  the programme page over every night of the root, `OUT_ROOT/reports/programme.html`.
 An empty param falls back to the Airflow Variable `crossmargin_input` / `crossmargin_out_root`, then
 to the environment variable CROSSMARGIN_INPUT / CROSSMARGIN_OUT_ROOT. Paths must be absolute.
 
@@ -190,8 +191,11 @@ with DAG(
 
     @task
     def cohort_report(p: dict[str, str]) -> str:
-        """The HTML migration cohort report of the partition, written next to (not into) it."""
+        """The HTML migration cohort report of the partition, written next to (not into) it, and the
+        programme page over every night of the root (OUT_ROOT/reports/programme.html)."""
         crossmargin("report", "--out", p["partition"], "--html", p["report"])
+        root = str(Path(p["partition"]).parent)
+        crossmargin("report", "--root", root, "--html", str(Path(root) / "reports" / "programme.html"))
         return p["report"]
 
     cohort_report(verify(run_job()))

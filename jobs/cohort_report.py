@@ -6,7 +6,9 @@ and `crossmargin diff`), for a scheduler to call after `crossmargin run`:
     python jobs/cohort_report.py --out out/2025-01-21 --dest reports/2025-01-21 [--before out/2025-01-20]
 
 writes into DEST (the pack's own directory: a rerun replaces these files): `<report>.csv` for every
-report of `sql/` (`<report>.parquet` as well with `--parquet`), `cohort_report.html`, and
+summary report of `sql/` over one run (`<report>.parquet` as well with `--parquet`; a per-account
+listing such as `account_states`, whose labels hold account_id, is not a summary and is left to
+`crossmargin sql`), `cohort_report.html`, and
 `diff.parquet` when `--before` is given. Exit 0 on success; on an error (OUT or BEFORE not a run's
 output directory, DEST not writable, ...) one line `cohort_report: error: ...` on stderr and the
 error's exit code (2), no traceback.
@@ -21,15 +23,20 @@ from pathlib import Path
 from crossmargin.analytics.diff import diff_runs, summarize, write_diff
 from crossmargin.analytics.html import write_report
 from crossmargin.analytics.rundir import require_run
-from crossmargin.analytics.sql import list_reports, run_report, write_report_file
+from crossmargin.analytics.sql import list_reports, report_info, run_report, write_report_file
 from crossmargin.errors import CrossmarginError
+
+
+def summary_reports() -> list[str]:
+    """The reports of one run that summarise it (not one row per account)."""
+    return [n for n in list_reports("run") if "account_id" not in report_info(n).labels]
 
 
 def pack(out: Path, dest: Path, before: Path | None = None, parquet: bool = False) -> None:
     require_run(out)
     if before is not None:
         require_run(before)
-    for name in list_reports():
+    for name in summary_reports():
         df = run_report(name, out)
         write_report_file(df, "csv", dest / f"{name}.csv", force=True)  # DEST is the pack's own directory
         if parquet:

@@ -3,6 +3,7 @@
 -- Reads the engine's borrow_blocked / borrow_blocked_reason flags (first matching reason wins)
 -- and cross-checks them against the BORROW_BLOCKED rows of actions (action_rows must equal
 -- blocked_accounts).
+-- labels: margin_mode, borrow_blocked_reason
 
 with
 

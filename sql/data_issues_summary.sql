@@ -2,6 +2,7 @@
 --
 -- Every input account is in exactly one of account_risk or data_issues; an account can have several
 -- issues, so accounts here do not add up across rows (distinct_accounts_all_issues does, once).
+-- labels: table, code
 
 with
 

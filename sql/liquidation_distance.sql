@@ -5,6 +5,7 @@
 -- already at or below its threshold ("now"), null when no fall down to -100 % reaches it ("never":
 -- no liability, no exposure to a moving asset, or a short book). Bands are right-closed: (5 %, 10 %]
 -- holds a drop d with 0.05 < d <= 0.10. band_order sorts the bands from "now" to "never".
+-- labels: margin_mode, liquidation_drop_band
 
 with
 

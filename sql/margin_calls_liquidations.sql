@@ -4,6 +4,7 @@
 -- the Pro thresholds. margin_calls counts the margin_call flag, which is true for liquidated accounts
 -- too; margin_call_only excludes them (= MARGIN_CALL action rows). The action_* columns count the rows
 -- of actions, as a cross-check, and action_reasons lists their reasons (classic_3x, classic_5x, pro).
+-- labels: margin_mode, classic_leverage
 
 with
 

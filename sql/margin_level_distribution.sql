@@ -5,6 +5,7 @@
 -- of log10(level), from 0.1 to 100, with open-ended end buckets ('<= 0' for a zero or negative level,
 -- '< 0.1', '>= 100') and '+inf' for accounts with no liability (a level whose denominator is 0).
 -- Every bucket is listed, empty ones with accounts = 0, so a chart has a fixed axis.
+-- labels: margin_mode, level_name, bucket_label
 
 with
 

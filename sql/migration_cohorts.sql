@@ -3,14 +3,17 @@
 -- The migration programme moves non-compliant Pro accounts to Classic. Each cohort counts its Pro
 -- accounts, how many are due for migration / to be switched now, their liabilities, the partial
 -- repayments the engine asks for before the switch, and bad debt.
--- compliance_state is read from the engine's flags (pro_compliant, due_for_migration, migrate_now):
---   compliant | not_yet_required (non-compliant before the compliance date) | pending (due, switch date
---   not reached) | switch_now (migrate_now).
+-- compliance_state is report account_states' (read from the engine's flags pro_compliant,
+--   due_for_migration, migrate_now): compliant | not_yet_required (non-compliant before the compliance
+--   date) | pending (due, switch date not reached) | switch_now (migrate_now).
 -- classic_margin_level_bucket buckets classic_margin_level, the level an account has once in Classic
 -- (the one that drives partial repayment). Bucket edges are presentation only, (lower, upper], and
 -- deliberately not policy thresholds: no decision is taken here, every flag and amount comes from
 -- account_risk (accounts_needing_repayment = the engine's partial_repayment_usdt > 0, i.e. below the
 -- Classic margin-call level of its leverage).
+-- level_bucket_order and equity_bucket_order sort the buckets (for charts and tables).
+-- reads reports: account_states
+-- labels: compliance_state, classic_margin_level_bucket, net_equity_bucket, country
 
 with
 
@@ -44,17 +47,13 @@ equity_buckets (bucket_order, bucket_label, lower_bound, upper_bound) as (
 classified as (
     select
         pro.*,
-        case
-            when pro.pro_compliant then 'compliant'
-            when pro.migrate_now then 'switch_now'
-            when pro.due_for_migration then 'pending'
-            else 'not_yet_required'
-        end as compliance_state,
+        st.compliance_state,
         lb.bucket_order as level_bucket_order,
         lb.bucket_label as classic_margin_level_bucket,
         eb.bucket_order as equity_bucket_order,
         eb.bucket_label as net_equity_bucket
     from pro
+    join account_states as st using (account_id)
     left join level_buckets as lb
         on case
             when isinf(pro.classic_margin_level) then lb.bucket_order = 7
@@ -106,7 +105,9 @@ final as (
         net_equity_usdt,
         partial_repayment_usdt,
         bad_debt_usdt,
-        accounts_with_bad_debt
+        accounts_with_bad_debt,
+        level_bucket_order,
+        equity_bucket_order
     from cohorts
     order by state_order, level_bucket_order, equity_bucket_order, country
 )

@@ -4,6 +4,7 @@
 -- (at its own classic_leverage); the PARTIAL_REPAYMENT rows of actions carry the same amounts
 -- (repayment_action_usdt is the cross-check). migration_state is the reason of the account's
 -- MIGRATE_TO_CLASSIC action: pending before the switch date, due from it.
+-- labels: migration_state, classic_leverage
 
 with
 

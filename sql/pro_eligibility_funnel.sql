@@ -8,6 +8,7 @@
 -- The eligible_for_pro row counts the engine's flag; its remaining_accounts must equal the last
 -- condition's remaining_accounts. A reason not in pro_conditions (a mismatch with the engine) shows up
 -- as an extra row with step null.
+-- labels: step, condition
 
 with
 

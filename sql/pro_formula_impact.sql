@@ -9,6 +9,7 @@
 --   crossed_up:   the reverse (not expected: haircuts and open-order loss only lower the level)
 -- The crossed_down accounts are split by cause: haircut only (open_order_loss = 0), open-order loss
 -- only (collateral = total asset), or both; haircut_usdt = total_asset - collateral.
+-- labels: margin_mode, threshold
 
 with
 

@@ -1,6 +1,7 @@
 -- One row per margin mode, summarising the book and every decision the engine took at the run's as_of.
 --
 -- Sums of the engine's quantities and counts of its flags; nothing is recomputed.
+-- labels: margin_mode
 
 with
 

@@ -7,6 +7,7 @@
 -- its own row of account_risk (no move): newly_* counts the accounts flagged under the scenario and
 -- not in account_risk. Amounts are sums over the accounts under the scenario; *_change_usdt is the
 -- difference to the same sum in account_risk. Scenarios are listed in the order of the scenario file.
+-- labels: scenario, margin_mode
 
 with
 

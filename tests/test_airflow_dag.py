@@ -132,6 +132,9 @@ def test_nightly_run_publishes_a_verified_partition_and_the_report(airflow_runs:
     assert sorted(p.name for p in out.iterdir()) == [f"as_of={NIGHT}", "reports"]
     report = out / "reports" / f"as_of={NIGHT}" / "cohort_report.html"
     assert report.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+    # the report task also renders the programme page over every night of the root
+    programme = (out / "reports" / "programme.html").read_text(encoding="utf-8")
+    assert "crossmargin migration programme — 2025-01-21 to 2025-01-21" in programme
     verify = subprocess.run(
         [sys.executable, "-m", "crossmargin", "verify", "--out", str(part)],
         capture_output=True,

@@ -50,6 +50,11 @@ REPORTS = {
     "liquidation_distance",
     "risk_overview",
     "scenario_summary",
+    "account_states",
+    "cohort_headline",
+    "migration_states",
+    "due_for_migration_grid",
+    "scenario_totals",
 }
 
 
@@ -501,6 +506,34 @@ def test_sql_table_fits_100_columns(runs, monkeypatch, capsys):
     assert max(len(line) for line in res.out.splitlines()) <= 100
     assert set(run_report("migration_cohorts", runs.new).columns) <= _headers(res.out)
     assert "switch_now" in res.out
+
+
+def test_split_tables_repeat_every_label_column_at_120_columns(runs, monkeypatch, capsys):
+    """migration_cohorts at COLUMNS=120: every part shows all four label columns, then its own columns."""
+    monkeypatch.setenv("COLUMNS", "120")
+    res = cli(capsys, "sql", "migration_cohorts", "--out", runs.new)
+    assert res.code == 0, res
+    assert max(len(line) for line in res.out.splitlines()) <= 120
+    labels = ["compliance_state", "classic_margin_level_bucket", "net_equity_bucket", "country"]
+    headers = [
+        [c.strip() for c in line.split("┃") if c.strip()]
+        for line in res.out.splitlines()
+        if line.startswith("┃")
+    ]
+    parts = [h for h in headers if h[:1] == ["compliance_state"]]
+    assert len(parts) >= 3, res.out  # split over several tables
+    for part in parts:
+        assert part[:4] == labels, part
+    others = [c for part in parts for c in part[4:]]
+    assert sorted(others) == sorted(
+        c for c in run_report("migration_cohorts", runs.new).columns if c not in labels
+    )
+    # each part lists every row's labels: the rows of each part are the report's rows
+    assert (
+        res.out.count("switch_now")
+        == len(parts)
+        * run_report("migration_cohorts", runs.new).filter(pl.col("compliance_state") == "switch_now").height
+    )
 
 
 def test_verify_cli(runs, tmp_path, capsys):

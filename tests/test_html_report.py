@@ -1,4 +1,10 @@
-"""The HTML migration cohort report: self-contained, numbers from the SQL reports, renders in Chromium."""
+"""The HTML pages: self-contained, numbers from the SQL reports, laid out well in Chromium at 1280 px.
+
+Every page (the cohort page of a run without and with stress scenarios, and the programme page over a
+root of nightly partitions) is rendered in headless Chromium at 1280 px with a small script appended
+to a copy of the page, which measures: every table fits the page, chart titles do not overlap, every
+chart axes draws data; and the page's words count right ("1 account", never "1 accounts").
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from analytics_fixtures import NEW_AS_OF, assert_one_error_line, cli, cli_process, risk, sample_runs
+from analytics_fixtures import (
+    NEW_AS_OF,
+    assert_one_error_line,
+    cli,
+    cli_process,
+    risk,
+    sample_root,
+    sample_runs,
+    scenario_run,
+)
 from crossmargin.analytics.html import SECTIONS, ReportData, render_report, write_report
 from crossmargin.analytics.sql import run_report
 from crossmargin.io.inputs import load_tables
@@ -61,7 +76,9 @@ def test_report_numbers_come_from_the_sql_reports(report):
     assert kpi["partial repayment required (USDT)"] == f"{repay:,.0f}"
     # every funnel step of the report is a row of the page's funnel table, with its counts
     for row in run_report("pro_eligibility_funnel", runs.new).iter_rows(named=True):
-        cells = rf"<td>{row['condition']}</td><td class=\"num\">{row['failing_accounts']:,}</td>"
+        cells = (
+            rf"<td class=\"text\">{row['condition']}</td><td class=\"num\">{row['failing_accounts']:,}</td>"
+        )
         assert re.search(cells, text), row["condition"]
     assert "2025-01-21 10:00 UTC" in text and "Pro formula in force: new" in text
 
@@ -78,7 +95,11 @@ def test_report_without_pro_accounts(tmp_path):
     run_job(NEW_AS_OF, inputs, out, max_issue_rate=1.0)
     assert risk(out).filter(pl.col("margin_mode") == "pro").height == 0
     text = render_report(out)
-    assert text.count("<svg") == N_CHARTS
+    # no empty chart: the cohort and repayment charts say there is nothing to draw instead
+    assert text.count("<svg") == N_CHARTS - 2
+    assert "No Pro account is due for migration: no cohort chart." in text
+    assert "No Pro account is due for migration: nothing to repay." in text
+    assert "Pro accounts: Pro margin level" not in text  # the Pro panel is left out, the Classic one kept
     assert '<div class="v">0</div><div class="l">Pro accounts due for migration</div>' in text
 
 
@@ -200,3 +221,117 @@ def test_chromium_renders_the_charts(report, tmp_path):
     assert share((0x3B, 0x6F, 0xB6)) > 1e-4, "Classic level histogram not drawn"
     assert share((0xD9, 0x82, 0x2B)) > 1e-4, "Pro (new formula) histogram / repayment bars not drawn"
     assert share((0x2F, 0x9E, 0x6E)) > 1e-4, "eligibility funnel not drawn"
+
+
+# ------------------------------------------------------------------ layout quality at 1280 px
+PLURAL_NOUNS = ("accounts", "charts", "rows", "nights", "partitions", "scenarios", "days", "issues")
+# appended to a copy of the page: measures the layout, writes the result as JSON into the DOM
+_MEASURE = """<script>
+(() => {
+  const page = document.documentElement.clientWidth;
+  const out = {page, wide_tables: [], overlapping_titles: [], clipped_titles: [], empty_axes: [], charts: 0, tables: 0};
+  const inside = (a, b) => a.left >= b.left - 1 && a.right <= b.right + 1
+                        && a.top >= b.top - 1 && a.bottom <= b.bottom + 1;
+  const meet = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  document.querySelectorAll('table').forEach((t, i) => {
+    out.tables += 1;
+    const r = t.getBoundingClientRect();
+    if (r.right > page || t.scrollWidth > t.parentElement.clientWidth)
+      out.wide_tables.push({i, right: r.right, width: t.scrollWidth, head: t.rows[0].innerText.slice(0, 80)});
+  });
+  document.querySelectorAll('div.chart svg').forEach((svg, k) => {
+    out.charts += 1;
+    const box = svg.getBoundingClientRect();
+    const titles = [...svg.querySelectorAll('g[id*="-title-"]')]
+      .map(g => g.getBoundingClientRect()).filter(r => r.width > 0);
+    titles.forEach((a, i) => {
+      if (!inside(a, box)) out.clipped_titles.push(k);
+      titles.slice(i + 1).forEach(b => { if (meet(a, b)) out.overlapping_titles.push(k); });
+    });
+    svg.querySelectorAll('g[id*="-axes_"]').forEach(ax => {
+      const drawn = [...ax.querySelectorAll('[id*="-data-"]')].filter(e => {
+        const r = e.getBoundingClientRect(); return r.width * r.height > 0; });
+      if (!drawn.length) out.empty_axes.push(k + ':' + ax.id);
+    });
+  });
+  out.text = document.body.innerText;
+  const pre = document.createElement('pre'); pre.id = 'measured'; pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})();
+</script>"""
+
+
+def _measure(page: Path, tmp: Path) -> dict:
+    """The page laid out by Chromium at 1280 px: the measurements of _MEASURE."""
+    import html as html_module
+    import json
+
+    probe = tmp / f"measure-{page.name}"
+    probe.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", _MEASURE + "</body>"), encoding="utf-8"
+    )
+    dom = _chromium(tmp, "--window-size=1280,900", "--dump-dom", probe.resolve().as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'<pre id="measured">(.*?)</pre>', dom.stdout, re.S)
+    assert found, dom.stdout[-2000:]
+    return json.loads(html_module.unescape(found.group(1)))
+
+
+def _pages(tmp: Path) -> dict[str, Path]:
+    from crossmargin.analytics.programme import write_programme_page
+    from crossmargin.analytics.root import open_root
+
+    pages = {
+        "cohort": write_report(sample_runs().new, tmp / "cohort.html"),
+        "cohort_with_scenarios": write_report(scenario_run(), tmp / "scenarios.html"),
+        "programme": write_programme_page(open_root(sample_root().root), tmp / "programme.html"),
+    }
+    return pages
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory) -> dict[str, Path]:
+    return _pages(tmp_path_factory.mktemp("pages"))
+
+
+@pytest.mark.parametrize("name", ["cohort", "cohort_with_scenarios", "programme"])
+def test_page_words_count_right(pages, name):
+    """Counts in words agree with their number, in the text and in the charts (SVG keeps text as comments)."""
+    text = pages[name].read_text(encoding="utf-8")
+    wrong = re.findall(rf"(?<![\d.,])1 ({'|'.join(PLURAL_NOUNS)})\b", text)
+    assert not wrong, wrong
+    assert re.search(r"(?<![\d.,])1 (account|night|row|partition)\b", text), "no singular count on the page"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium absent (apt-get install chromium)")
+@pytest.mark.parametrize("name", ["cohort", "cohort_with_scenarios", "programme"])
+def test_page_layout_in_chromium_at_1280px(pages, name, tmp_path):
+    m = _measure(pages[name], tmp_path)
+    assert m["page"] >= 1200 and m["tables"] >= 4 and m["charts"] >= 2, {
+        k: m[k] for k in ("page", "tables", "charts")
+    }
+    assert m["wide_tables"] == [], m["wide_tables"]  # no table wider than the page
+    assert m["overlapping_titles"] == [] and m["clipped_titles"] == [], m
+    assert m["empty_axes"] == [], m["empty_axes"]  # every axes draws data
+    wrong = re.findall(rf"(?<![\d.,])1 ({'|'.join(PLURAL_NOUNS)})\b", m["text"])
+    assert not wrong, wrong
+
+
+def test_the_layout_checks_can_fail(tmp_path):
+    """The measuring script sees a table wider than the page, overlapping titles and an empty axes."""
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium absent")
+    from matplotlib.figure import Figure
+
+    from crossmargin.analytics.page import document, svg
+
+    fig = Figure(figsize=(12, 3))
+    left, right = fig.subplots(1, 2)
+    left.set_title("a title long enough to run into the title of the panel beside it " * 2)
+    right.set_title("and the title of the panel beside it, just as long as the first one " * 2)
+    right.bar([1, 2], [3, 4])  # the left axes draws nothing
+    wide = "<table><tr>" + "<td>" + "x" * 400 + "</td></tr></table>"
+    page = tmp_path / "bad.html"
+    page.write_text(document("bad", "", wide + svg(fig)), encoding="utf-8")
+    m = _measure(page, tmp_path)
+    assert m["wide_tables"] and m["overlapping_titles"] and len(m["empty_axes"]) == 1, m

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from analytics_fixtures import REPO, risk, sample_runs
+from analytics_fixtures import MISSING_NIGHT, OTHER_POLICY_NIGHT, REPO, risk, sample_root, sample_runs
 
 nbclient = pytest.importorskip("nbclient", reason="nbclient is in the [dev] extra")
 
@@ -35,12 +35,15 @@ def typed_dir(tmp_path_factory) -> Path:
     """The directory the README's command is typed in: a run's outputs in out/today."""
     top = tmp_path_factory.mktemp("clone")
     shutil.copytree(sample_runs().new, top / "out" / "today")
+    shutil.copytree(sample_root().root, top / "out" / "root")
     assert not (REPO / "notebooks" / "out" / "today").exists()  # only PWD can find the run
     return top
 
 
-def _execute(name: str, typed_dir: Path, monkeypatch) -> list:
-    monkeypatch.setenv("CROSSMARGIN_OUT", "out/today")
+def _execute(
+    name: str, typed_dir: Path, monkeypatch, env: tuple[str, str] = ("CROSSMARGIN_OUT", "out/today")
+) -> list:
+    monkeypatch.setenv(*env)
     monkeypatch.setenv("PWD", str(typed_dir))  # what the shell exported where the command was typed
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel draws inline
     nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
@@ -107,3 +110,20 @@ def test_risk_overview_chart_has_the_runs_thresholds_and_a_title(typed_dir, monk
     per_mode = risk(out).group_by("margin_mode").len()
     for mode, n in per_mode.iter_rows():
         assert mode in overview and str(n) in overview
+
+
+def test_programme_notebook_reads_the_root_named_from_where_the_command_was_typed(typed_dir, monkeypatch):
+    code = _execute("programme", typed_dir, monkeypatch, env=("CROSSMARGIN_ROOT", "out/root"))
+    first = _cell_text(code[0])
+    assert f"root: {(typed_dir / 'out' / 'root').resolve()}\n" in first
+    assert "5 verified partitions, 2025-01-13 to 2025-01-18" in first
+    nights = _cell_text(code[1])
+    assert (
+        f"missing nights: [datetime.date({', '.join(str(int(x)) for x in MISSING_NIGHT.split('-'))})]"
+        in nights
+    )
+    assert "under another policy version: [datetime.date(2025, 1, 13)]" in nights and OTHER_POLICY_NIGHT
+    everything = "".join(_cell_text(c) for c in code)
+    for word in ("newly_compliant", "compliance_state", "cohort_as_of", "margin_state"):
+        assert word in everything, word
+    assert any(_has_image(c) for c in code)

@@ -241,10 +241,42 @@ def verify(out: Annotated[Path, typer.Option("--out", help="A run's output direc
     typer.echo(f"{out}: outputs match manifest.json")
 
 
+RootOption = Annotated[
+    Path | None,
+    typer.Option("--root", help="A root of nightly partitions ROOT/as_of=YYYY-MM-DD/ (backfill, the DAG)"),
+]
+FromDay = Annotated[
+    str | None, typer.Option("--from", help="With --root: first night, YYYY-MM-DD (included)")
+]
+ToDay = Annotated[str | None, typer.Option("--to", help="With --root: last night, YYYY-MM-DD (included)")]
+
+
+def _open_root(root: Path | None, from_: str | None, to: str | None):
+    """The verified partitions of --root in the window (None without --root); left-out ones on stderr."""
+    if root is None:
+        if from_ is not None or to is not None:
+            raise UsageError("--from and --to need --root ROOT")
+        return None
+    from crossmargin.analytics.root import open_root, parse_night
+
+    opened = open_root(root, parse_night(from_, "--from"), parse_night(to, "--to"))
+    for line in opened.left_out_lines():
+        typer.echo(f"crossmargin: warning: {line}", err=True)
+    return opened
+
+
+def _run_or_root(out: Path | None, root: Path | None) -> None:
+    if out is not None and root is not None:
+        raise UsageError("give --out DIR (one run) or --root ROOT (every night), not both")
+
+
 @app.command()
 def sql(
     name: Annotated[str, typer.Argument(help="Report name (a file in sql/), or 'list'")],
-    out: Annotated[Path, typer.Option("--out", help="A run's output directory")] = Path("out"),
+    out: Annotated[Path | None, typer.Option("--out", help="A run's output directory (default: out)")] = None,
+    root: RootOption = None,
+    from_: FromDay = None,
+    to: ToDay = None,
     fmt: Annotated[
         str,
         typer.Option(
@@ -256,22 +288,36 @@ def sql(
         bool, typer.Option("--force", help="Replace --dest even if crossmargin sql did not write it")
     ] = False,
 ) -> None:
-    """Run one DuckDB SQL report over a run's outputs.
+    """Run one DuckDB SQL report over a run's outputs (--out), or over every night of a root (--root).
+
+    With --root, the report reads every partition ROOT/as_of=YYYY-MM-DD/ (of the nights --from..--to)
+    that verifies; a partition that does not is left out and named on stderr. `crossmargin sql list`
+    shows the reports of each kind.
 
     Nothing is written unless --dest FILE is given. An existing --dest is replaced only if it is a
     parquet file written by `crossmargin sql`, or with --force. A table wider than the terminal
     ($COLUMNS) is split into several tables, each repeating the report's label columns.
     """
     from crossmargin.analytics import sql as reports
+    from crossmargin.analytics import text
 
     if name == "list":
-        typer.echo(reports.list_text(reports.terminal_width()))
+        typer.echo(text.list_text(text.terminal_width()))
         return
+    _run_or_root(out, root)
     reports.check_format(fmt, dest)
-    df = reports.run_report(name, out)
+    reports.check_scope(name, "root" if root is not None else "run")
+    opened = _open_root(root, from_, to)
+    if opened is not None:
+        from crossmargin.analytics.root import run_root_report
+
+        df = run_root_report(name, opened)
+    else:
+        df = reports.run_report(name, out or Path("out"))
     if fmt == "table":
         title = f"{name} — {reports.report_grain(name)}"
-        typer.echo(reports.render_table(df, title, reports.terminal_width()), nl=False)
+        labels = reports.report_info(name).labels
+        typer.echo(text.render_table(df, title, text.terminal_width(), labels), nl=False)
     elif dest is None:
         typer.echo(reports.csv_safe(df).write_csv(), nl=False)
     else:
@@ -306,17 +352,32 @@ def diff(
 
 @app.command()
 def report(
-    out: Annotated[Path, typer.Option("--out", help="A run's output directory")],
     html: Annotated[Path, typer.Option("--html", help="HTML file to write")],
+    out: Annotated[Path | None, typer.Option("--out", help="A run's output directory")] = None,
+    root: RootOption = None,
+    from_: FromDay = None,
+    to: ToDay = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace --html even if it is not a crossmargin report")
     ] = False,
 ) -> None:
-    """Self-contained HTML migration cohort report (opens offline).
+    """Self-contained HTML page (opens offline): one run's migration cohort report (--out), or the
+    migration programme over every night of a root (--root, optionally --from/--to).
 
     An existing --html is replaced only if it is a report crossmargin wrote, or with --force.
     """
-    from crossmargin.analytics.html import describe, write_report
+    _run_or_root(out, root)
+    if out is None and root is None:
+        raise UsageError("give --out DIR (one run's cohort report) or --root ROOT (the programme page)")
+    opened = _open_root(root, from_, to)
+    if opened is not None:
+        from crossmargin.analytics.page import describe
+        from crossmargin.analytics.programme import write_programme_page
+
+        typer.echo(describe(write_programme_page(opened, html, force=force)))
+        return
+    from crossmargin.analytics.html import write_report
+    from crossmargin.analytics.page import describe
 
     typer.echo(describe(write_report(out, html, force=force)))
 

@@ -20,15 +20,24 @@ A report reads only these views, created here in an in-memory DuckDB over the ru
 Reports never recompute a formula of the rules: levels, flags and amounts come from the engine's columns.
 Errors (unknown report or format, a directory that is not a run's, a file DuckDB cannot read) are
 `CrossmarginError`s: one line, exit 2.
+
+Header tags. Below its grain, a report's header comment may hold tag lines `-- name: value`:
+
+- `-- scope: root`: the report reads every night's partition of a root (`crossmargin sql NAME --root
+  ROOT`, views of `crossmargin.analytics.root`); without the tag it reads one run (`--out DIR`);
+  `-- scope: run, root`: either (a per-account report, one row per account and night over a root).
+- `-- labels: a, b`: its label columns (the grain): a terminal table split over several parts repeats
+  them in every part, and so does an HTML table. Without the tag: its leading non-numeric columns.
+- `-- reads reports: a, b`: other reports of the same scope it selects from by name (dbt's `ref`):
+  each is set up as a view of that name before the report runs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
+import functools
 import re
-import shutil
-import textwrap
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -51,31 +60,100 @@ class ReportError(CrossmarginError):
 
 
 # ------------------------------------------------------------------ report files
+SCOPES = ("run", "root")
+_TAG = re.compile(r"^--\s*(scope|labels|reads reports):\s*(.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class ReportInfo:
+    """What a report's header comment says about it (see the module docstring)."""
+
+    name: str
+    grain: str
+    scopes: tuple[str, ...]  # ("run",), ("root",) or both
+    labels: tuple[str, ...]  # empty: the leading non-numeric columns
+    reads: tuple[str, ...]  # reports it selects from
+
+
 def _sql_dir():
     return resources.files("crossmargin.sql")
 
 
-def list_reports() -> list[str]:
-    """Names of the shipped reports (the `.sql` files of `crossmargin.sql`), sorted."""
+def _all_reports() -> list[str]:
     return sorted(p.name[: -len(".sql")] for p in _sql_dir().iterdir() if p.name.endswith(".sql"))
+
+
+def list_reports(scope: str | None = "run") -> list[str]:
+    """Names of the shipped reports of one scope ("run", "root"; None: both), sorted."""
+    return [n for n in _all_reports() if scope is None or scope in report_info(n).scopes]
 
 
 def report_sql(name: str) -> str:
     """The SQL text of one report."""
-    if not _NAME.match(name) or name not in list_reports():
-        raise ReportError(f"unknown report {name!r}; known: {', '.join(list_reports())}")
+    if not _NAME.match(name) or name not in _all_reports():
+        raise ReportError(f"unknown report {name!r}; known: {', '.join(_all_reports())}")
     return _sql_dir().joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in value.split(",") if x.strip())
+
+
+@functools.cache
+def report_info(name: str) -> ReportInfo:
+    """The grain (first sentence of the header comment) and the header tags of one report."""
+    lines, tags = [], {}
+    for line in report_sql(name).splitlines():
+        if not line.startswith("--"):
+            break
+        tag = _TAG.match(line)
+        if tag:
+            tags[tag.group(1)] = tag.group(2)
+        else:
+            lines.append(line[2:].strip())
+    text = " ".join(x for x in lines if x)
+    scopes = _names(tags.get("scope", "run"))
+    if not scopes or set(scopes) - set(SCOPES):
+        raise ReportError(f"report {name}: unknown scope {tags['scope']!r} (use {' and/or '.join(SCOPES)})")
+    grain = text.split(". ")[0].rstrip(".") + "."
+    return ReportInfo(
+        name, grain, scopes, _names(tags.get("labels", "")), _names(tags.get("reads reports", ""))
+    )
 
 
 def report_grain(name: str) -> str:
     """The first sentence of the report's header comment (its grain)."""
-    lines = []
-    for line in report_sql(name).splitlines():
-        if not line.startswith("--"):
-            break
-        lines.append(line[2:].strip())
-    text = " ".join(x for x in lines if x)
-    return text.split(". ")[0].rstrip(".") + "."
+    return report_info(name).grain
+
+
+def check_scope(name: str, scope: str) -> None:
+    """ReportError unless report `name` reads what it is given (one run, or a root of partitions)."""
+    info = report_info(name)
+    if scope not in info.scopes:
+        given = "--root ROOT (a root of nightly partitions)" if scope == "run" else "--out DIR (one run)"
+        raise ReportError(f"report {name} reads {_SCOPE_WORDS[info.scopes[0]]}: give {given}")
+
+
+_SCOPE_WORDS = {"run": "one run's outputs", "root": "every night's partition of a root"}
+
+
+def create_report_views(con: duckdb.DuckDBPyConnection, names: list[str], scope: str) -> None:
+    """Views named after the reports `names` (and the reports they read), in dependency order."""
+    done: set[str] = set()
+
+    def add(dep: str, chain: tuple[str, ...]) -> None:
+        if dep in chain:
+            raise ReportError(f"reports read one another in a cycle ({' -> '.join((*chain, dep))})")
+        if dep in done:
+            return
+        check_scope(dep, scope)
+        for sub in report_info(dep).reads:
+            add(sub, (*chain, dep))
+        con.execute(f"create or replace view {dep} as {report_sql(dep)}")
+        done.add(dep)
+
+    for name in names:
+        add(name, ())
 
 
 # ------------------------------------------------------------------ views over one output dir
@@ -219,21 +297,42 @@ def connect(out_dir: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def fetch(con: duckdb.DuckDBPyConnection, sql: str, where: object) -> pl.DataFrame:
+    """The result of `sql` on an open connection as a polars frame; ReportError naming `where`."""
+    try:
+        return pl.from_arrow(con.sql(sql).to_arrow_table())
+    except duckdb.Error as exc:
+        raise ReportError(f"query failed on {where}: {one_line(exc)}") from None
+
+
 def query(out_dir: Path, sql: str) -> pl.DataFrame:
     """Run ad-hoc SQL against the report views of one output directory (for notebooks)."""
     con = connect(out_dir)
     try:
-        return pl.from_arrow(con.sql(sql).to_arrow_table())
-    except duckdb.Error as exc:
-        raise ReportError(f"query failed on {out_dir}: {one_line(exc)}") from None
+        return fetch(con, sql, out_dir)
     finally:
         con.close()
 
 
+def report_on(con: duckdb.DuckDBPyConnection, name: str, scope: str, where: object) -> pl.DataFrame:
+    """Run one shipped report on an open connection of `scope` (the views of a run or of a root)."""
+    check_scope(name, scope)
+    text = report_sql(name)
+    try:
+        create_report_views(con, list(report_info(name).reads), scope)
+    except duckdb.Error as exc:
+        raise ReportError(f"query failed on {where}: {one_line(exc)}") from None
+    return fetch(con, text, where)
+
+
 def run_report(name: str, out_dir: Path) -> pl.DataFrame:
     """Run one shipped report against one run's output directory; the result as a polars frame."""
-    text = report_sql(name)
-    return query(out_dir, text)
+    check_scope(name, "run")
+    con = connect(out_dir)
+    try:
+        return report_on(con, name, "run", out_dir)
+    finally:
+        con.close()
 
 
 def csv_safe(df: pl.DataFrame) -> pl.DataFrame:
@@ -260,101 +359,3 @@ def write_report_file(df: pl.DataFrame, fmt: str, dest: Path, *, force: bool = F
     return write_dest(
         dest, lambda tmp: df.write_parquet(tmp, metadata={"crossmargin": "sql"}), kind="sql", force=force
     )
-
-
-# ------------------------------------------------------------------ text output
-def terminal_width() -> int | None:
-    """Columns to print in: $COLUMNS or the terminal's width; None (no limit) when piped without COLUMNS."""
-    import os
-    import sys
-
-    if os.environ.get("COLUMNS", "").strip().isdigit() or sys.stdout.isatty():
-        return max(40, shutil.get_terminal_size().columns)
-    return None
-
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        return f"{value:,.2f}"
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    return str(value)
-
-
-def _table_width(widths: list[int]) -> int:
-    return sum(w + 3 for w in widths) + 1  # one space either side of a cell, one rule per column, one edge
-
-
-def _column_groups(df: pl.DataFrame, widths: list[int], width: int) -> list[list[int]]:
-    """Column indices per printed table: the leading label columns, then as many others as fit."""
-    n = len(widths)
-    keys: list[int] = []
-    for i, dtype in enumerate(df.dtypes):
-        if dtype.is_numeric() or _table_width([widths[k] for k in [*keys, i]]) > width // 2:
-            break
-        keys.append(i)
-    if not keys:
-        keys = [0]
-    groups: list[list[int]] = []
-    current: list[int] = []
-    for i in range(n):
-        if i in keys:
-            continue
-        if current and _table_width([widths[k] for k in [*keys, *current, i]]) > width:
-            groups.append(current)
-            current = []
-        current.append(i)
-    if current or not groups:
-        groups.append(current)
-    return [[*keys, *g] for g in groups]
-
-
-def render_table(df: pl.DataFrame, title: str, width: int | None = None) -> str:
-    """A report's frame as text tables no wider than `width` (None: one table, as wide as it needs).
-
-    When the columns do not fit side by side, they are split over several tables printed one under
-    the other, each repeating the leading label columns (the report's grain), so every header shows
-    in full; a cell too wide for its table folds onto several lines.
-    """
-    import io
-
-    from rich.console import Console
-    from rich.table import Table
-
-    cells = [[_fmt(v) for v in row] for row in df.iter_rows()]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(df.columns)]
-    groups = [list(range(df.width))] if width is None else _column_groups(df, widths, width)
-    console_width = width or max(_table_width(widths), len(title), 20)
-    buf = io.StringIO()
-    console = Console(file=buf, width=console_width, color_system=None, highlight=False, emoji=False)
-    for g, cols in enumerate(groups):
-        part = title if len(groups) == 1 else f"{title} (columns {g + 1} of {len(groups)})"
-        table = Table(title=part if g == 0 else f"({g + 1} of {len(groups)})")
-        if g > 0:
-            console.print()
-        for i in cols:
-            name = df.columns[i]
-            table.add_column(
-                name,
-                justify="right" if df.dtypes[i].is_numeric() else "left",
-                overflow="fold",
-                min_width=len(name),
-                no_wrap=False,
-            )
-        for row in cells:
-            table.add_row(*(row[i] for i in cols))
-        console.print(table)
-    return "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())
-
-
-def list_text(width: int | None = None) -> str:
-    """The shipped reports, one per line with its grain (wrapped to `width`)."""
-    lines = []
-    for report in list_reports():
-        line = f"{report:28s} {report_grain(report)}"
-        lines += textwrap.wrap(line, width, subsequent_indent=" " * 29) if width else [line]
-    return "\n".join(lines)
