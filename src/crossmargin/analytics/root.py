@@ -91,7 +91,7 @@ def parse_night(text: str | None, option: str) -> dt.date | None:
 
 def _verify(path: Path, night: dt.date) -> Partition:
     """A partition directory checked as `crossmargin verify` checks a run, plus its night."""
-    from crossmargin.outputs import verify_outputs
+    from crossmargin.io.outputs import verify_outputs
 
     try:
         manifest = require_run(path)
