@@ -26,6 +26,7 @@ EXPECT: dict[int, dict[str, Any]] = {
         "borrow_blocked_reason": CIRR,
         "pro_ineligible_reasons": [NE],
         "margin_level": 1.3,
+        "margin_call_topup_usdt": 0.0,  # exactly at 1.3: any deposit lifts it
     },
     2: {"borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE]},
     3: {
@@ -35,7 +36,12 @@ EXPECT: dict[int, dict[str, Any]] = {
         "margin_level": 1.1,
         "pro_margin_level_new": 2.0,
     },
-    4: {"margin_call": True, "borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE]},
+    4: {
+        "margin_call": True,
+        "borrow_blocked_reason": CIRR,
+        "pro_ineligible_reasons": [NE],
+        "margin_call_topup_usdt": 199.0,  # 1.3 · 1000 − 1101
+    },
     5: {
         "borrow_blocked_reason": CIRR,
         "pro_ineligible_reasons": [NE],
@@ -47,6 +53,7 @@ EXPECT: dict[int, dict[str, Any]] = {
         "borrow_blocked_reason": CIRR,
         "pro_ineligible_reasons": [NE],
         "margin_level": 1.15,
+        "margin_call_topup_usdt": 0.0,
     },
     8: {"borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE]},
     9: {
@@ -55,7 +62,12 @@ EXPECT: dict[int, dict[str, Any]] = {
         "pro_ineligible_reasons": [PML, NE],
         "margin_level": 1.1,
     },
-    10: {"margin_call": True, "borrow_blocked_reason": CIRR, "pro_ineligible_reasons": [NE]},
+    10: {
+        "margin_call": True,
+        "borrow_blocked_reason": CIRR,
+        "pro_ineligible_reasons": [NE],
+        "margin_call_topup_usdt": 49.0,  # 1.15 · 1000 − 1101
+    },
     11: {
         "borrow_blocked_reason": CIRR,
         "pro_ineligible_reasons": [NE],
@@ -68,10 +80,15 @@ EXPECT: dict[int, dict[str, Any]] = {
         "bad_debt_usdt": 100.0,
         "pro_ineligible_reasons": [PML, NE],
     },
-    14: {"margin_call": True, "borrow_blocked_reason": NAM, "margin_level": 1.5},
+    14: {
+        "margin_call": True,
+        "borrow_blocked_reason": NAM,
+        "margin_level": 1.5,
+        "margin_call_topup_usdt": 0.0,
+    },
     15: {"borrow_blocked_reason": NAM},
     16: {"liquidation": True, "borrow_blocked_reason": NAM, "margin_level": 1.0},
-    17: {"margin_call": True, "borrow_blocked_reason": NAM},
+    17: {"margin_call": True, "borrow_blocked_reason": NAM, "margin_call_topup_usdt": 24.0},  # 1.5 · 50 − 51
     18: {"borrow_blocked_reason": NAM, "pro_available_margin_usdt": 0.0},
     20: {"classic_collateral_margin_level": 1.5},
     21: {"can_switch_to_classic": True},
@@ -132,6 +149,7 @@ EXPECT: dict[int, dict[str, Any]] = {
         "borrow_blocked_reason": NAM,
         "open_order_loss_usdt": 26.0,
         "pro_margin_level_old": 2.0,
+        "margin_call_topup_usdt": 1.0,  # 1.5 · 50 − (1100 − 1000 − 26)
     },
     55: {"eligible_for_pro": True, "open_order_loss_usdt": 135.6},
     56: {"eligible_for_pro": True, "total_asset_usdt": 104000.0, "collateral_usdt": 98800.0},
@@ -147,6 +165,7 @@ EXPECT: dict[int, dict[str, Any]] = {
 # asserted numbers besides the flags (compared with a relative tolerance of 1e-9)
 NUMERIC_EXPECTATIONS = [
     "margin_level",
+    "margin_call_topup_usdt",
     "classic_collateral_margin_level",
     "net_equity_usdt",
     "pro_available_margin_usdt",
@@ -191,7 +210,7 @@ def expected_actions(s: Showcase) -> list[tuple[str, str | None, float | None]]:
     if e["liquidation"]:
         rows.append(("LIQUIDATION", level_reason, None))
     elif e["margin_call"]:
-        rows.append(("MARGIN_CALL", level_reason, None))
+        rows.append(("MARGIN_CALL", level_reason, e["margin_call_topup_usdt"]))
     if e["borrow_blocked_reason"] is not None:
         rows.append(("BORROW_BLOCKED", e["borrow_blocked_reason"], None))
     if e["due_for_migration"]:

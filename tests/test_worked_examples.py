@@ -280,8 +280,8 @@ def test_realistic_pro_account(as_of):
     assert row["eligible_for_pro"] is False and row["pro_ineligible_reasons"] == ["already_pro"]
     assert row["pro_compliant"] is True and row["due_for_migration"] is False
     expected = [("BORROW_BLOCKED", "no_available_margin", None)]
-    if new:
-        expected.insert(0, ("MARGIN_CALL", "pro", None))
+    if new:  # out of margin call at net collateral − loss = 1.5 · 16,136.5 = 24,204.75: 3,524.75 more USDT
+        expected.insert(0, ("MARGIN_CALL", "pro", 3_524.75))
     assert sorted(actions_of(r, 10)) == sorted(expected)
 
 
@@ -350,7 +350,7 @@ def test_realistic_classic_account(as_of):
     assert row["due_for_migration"] is False and row["partial_repayment_usdt"] == 0.0
     assert sorted(actions_of(r, 20)) == [
         ("BORROW_BLOCKED", "collateral_below_initial_risk_ratio", None),
-        ("MARGIN_CALL", "classic_3x", None),
+        ("MARGIN_CALL", "classic_3x", 2_578.0),  # out of margin call at 1.3 · 15,060 = 19,578: 2,578 more
     ]
 
 

@@ -44,7 +44,7 @@ from crossmargin.io.partitions import (
 
 OUTPUT_TABLES = ["account_risk", "actions", "data_issues"]
 SCENARIO_TABLE = "scenario_risk"  # only with `run --scenarios`; then listed in the manifest like the others
-# zstd level 1: on 10M accounts 28% faster to write than level 3 for 7% more bytes (measured when it was chosen; see git log -- src/crossmargin/outputs.py)
+# zstd level 1: on 10M accounts 28% faster to write than level 3 for 7% more bytes (as measured when chosen)
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1, "row_group_size": 1_000_000}
 # scenario_risk (one row per account and scenario: 9× account_risk with the shipped set) is written
 # with LZ4 (LZ4_RAW): on 9M rows it takes 2.35 CPU-s against zstd-1's 3.36, for 11% more bytes

@@ -187,6 +187,11 @@ ACCOUNT_RISK: dict[str, pl.DataType] = {
     "liquidation_rise": pl.Float64(),
     "margin_call_drop": pl.Float64(),
     "margin_call_rise": pl.Float64(),
+    # what it would take (docs/rules.md §9): the least USDT deposit, or the fewest orders to cancel
+    "margin_call_topup_usdt": pl.Float64(),
+    "pro_topup_usdt": pl.Float64(),
+    "classic_switch_topup_usdt": pl.Float64(),
+    "pro_orders_to_cancel": pl.Int64(),
     "as_of": UTC_TS,
     "policy_version": pl.String(),
 }

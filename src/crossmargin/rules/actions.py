@@ -26,7 +26,12 @@ def action_rules(policy: Policy) -> dict[str, tuple[pl.Expr, pl.Expr, pl.Expr]]:
     migration = "due" if policy.noncompliant_switched else "pending"
     return {
         "LIQUIDATION": (pl.col("liquidation"), _mode_label(), null_amount),
-        "MARGIN_CALL": (pl.col("margin_call") & ~pl.col("liquidation"), _mode_label(), null_amount),
+        # the amount: the least deposit that lifts the account out of margin call (docs/rules.md §9)
+        "MARGIN_CALL": (
+            pl.col("margin_call") & ~pl.col("liquidation"),
+            _mode_label(),
+            pl.col("margin_call_topup_usdt"),
+        ),
         "BORROW_BLOCKED": (
             pl.col("borrow_blocked"),
             pl.col("borrow_blocked_reason").cast(pl.String),
