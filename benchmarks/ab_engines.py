@@ -11,7 +11,7 @@ measuring.run_measured (wall from launch to exit, user + system CPU seconds, pea
 
   job     this checkout's `crossmargin run` (its .venv; the editable install runs this work tree)
   old     the `--against` commit's `crossmargin run`, from a worktree of it at
-          `benchmarks/work/engine-COMMIT` with its own venv (created when absent: `git worktree add
+          `~/.cache/crossmargin/bench/engine-COMMIT` with its own venv (created when absent: `git worktree add
           --detach`, `python -m venv`, `pip install -c constraints.txt -e .`)
   duckdb  the quantities and levels in DuckDB SQL (impl_duckdb.py)
   scan    the floor's read half (scan_inputs.py); write: the floor's write half, the job's own outputs
@@ -67,10 +67,17 @@ def git(*args: str, cwd: Path = ROOT) -> str:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
 
 
+def engines_dir() -> Path:
+    """Where the other engines' worktrees live: outside the checkout (a worktree inside it would be read
+    by the checkout's own tools: ruff, pytest), under the user's cache."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "crossmargin" / "bench"
+
+
 def other_engine(ref: str, work: Path) -> tuple[Path, str]:
     """(the `crossmargin` of a worktree of `ref` with its own venv, its commit); built when absent."""
     commit = git("rev-parse", "--short", f"{ref}^{{commit}}")
-    tree = work / f"engine-{commit}"
+    tree = engines_dir() / f"engine-{commit}"
     exe = tree / ".venv" / "bin" / "crossmargin"
     ready = tree / ".venv" / "ab-ready"
     if ready.exists() and exe.exists():

@@ -445,3 +445,21 @@ def test_the_last_asset_in_its_top_tier() -> None:
     assert d["liquidation_drop"] == pytest.approx(0.875, rel=1e-12)
     assert d["margin_call_drop"] == pytest.approx(0.8625, rel=1e-12)
     assert d["liquidation_rise"] is None
+
+
+def test_a_crossing_inside_a_piece_whose_end_has_no_margin() -> None:
+    """Pro: 2 BTC held at 50 (BTC tiers [0, 50) × 1, [50, 200) × 0.8), 1 BTC owed (MM 10 %), a BUY of
+    1 BTC at 25 USDT. Below m = 0.5 (a tier bound and the order's loss turning on, tied) the level is
+    (100m − 50m − (25 − 50m)) / 5m = 20 − 5/m: at m = 0 the margin is 0 (level +inf), yet the level
+    crossed before: liquidation (1.0) at m = 5/19, margin call (1.5) at m = 5/18.5."""
+    t = tables(
+        accounts=[account(4, "pro")],
+        balances=[balance(4, "BTC", free=2.0, borrowed=1.0), balance(4, "USDT")],
+        open_orders=[order(4, 1, "BTC", "USDT", "BUY", 25.0, 1.0)],
+        prices=fresh_prices(NEW, BTC=50.0),
+        collateral_tiers=[tiers("BTC", [(0, 50, 1.0), (50, 200, 0.8), (200, None, 0.5)])],
+        liability_brackets=[brackets("BTC", [(0, 100, 0.1, 0.2), (100, None, 0.2, 0.4)])],
+    )
+    d = distances_of(t, NEW, 4)
+    assert d["liquidation_drop"] == pytest.approx(1 - 5 / 19, rel=1e-12)
+    assert d["margin_call_drop"] == pytest.approx(1 - 5 / 18.5, rel=1e-12)

@@ -16,7 +16,7 @@ import polars as pl
 
 from crossmargin.engine.rows import BALANCE_COLUMNS, ORDER_COLUMNS, RowPass
 from crossmargin.kernels.compiled import spread
-from crossmargin.kernels.runs import read_only
+from crossmargin.kernels.runs import Runs, positions, read_only
 from crossmargin.kernels.search import ORDERS, PATHS, search_kernel
 from crossmargin.kernels.valuation import COLLATERAL, MARGINS, Market
 from crossmargin.rules import levels, quantities
@@ -41,28 +41,31 @@ def follow(computed: pl.DataFrame, passed: RowPass, market: Market, slots: list[
     n = computed.height
     ids = computed[ACCOUNT].to_numpy()
     conditions = computed.select(*[s.measure() for s in slots], *[s.threshold() for s in slots])
-    measure = np.ascontiguousarray(conditions[:, : len(slots)].to_numpy().astype(np.int8))
-    threshold = np.ascontiguousarray(conditions[:, len(slots) :].to_numpy().astype(np.float64))
+    measure = np.stack(
+        [conditions[f"{s.name}_measure"].to_numpy() for s in slots], axis=1
+    )  # (accounts, slots)
+    threshold = np.stack([conditions[f"{s.name}_threshold"].to_numpy() for s in slots], axis=1)
     above = np.array([s.condition.above for s in slots], dtype=np.bool_)
     path = np.array([PATHS[s.path] for s in slots], dtype=np.int8)
-    sums = np.ascontiguousarray(computed.select(quantities.SUMS).to_numpy().T)
-    orders = passed.orders.frame
-    order_ids = orders[ACCOUNT].to_numpy()
-    o_lo, o_hi = np.searchsorted(order_ids, ids, "left"), np.searchsorted(order_ids, ids, "right")
-    order_arrays = [np.ascontiguousarray(orders[c].to_numpy()) for c in [*ORDER_COLUMNS[2:], "order_id"]]
+    sums = np.stack([computed[c].to_numpy() for c in quantities.SUMS], axis=1)  # (accounts, sums)
+    orders = passed.orders
+    o_lo, o_hi = _spans(orders.runs, ids)
+    order_arrays = [
+        np.ascontiguousarray(orders.frame[c].to_numpy()) for c in [*ORDER_COLUMNS[2:], "order_id"]
+    ]
     params = read_only(
         (o_lo, o_hi, *order_arrays, sums, measure, threshold, above, path, measure_needs(), market.prices[0],
          market.moving, market.ratio, market.usdt, market.coll, market.liab)
     )  # fmt: skip
-    out = np.full((n, len(slots)), np.nan)
+    out = np.full((len(slots), n), np.nan)  # by slot: each a column of the result
     balances = passed.balances
     runs = balances.runs
-    at = np.searchsorted(ids, runs.ids, "left")  # each run's account among `computed`'s
-    found = (at < n) & (ids[np.minimum(at, n - 1)] == runs.ids) if n else np.zeros(runs.ids.size, dtype=bool)
-    place = np.where(found, at, -1)
+    place = positions(runs.ids, ids)  # each run's account among `computed`'s, or -1
     if runs.starts.size:
         runs.apply(search_kernel, balances.frame, BALANCE_COLUMNS[1:], params, (out,), place=place)
-    without_rows = np.setdiff1d(np.arange(n), place[found], assume_unique=False)
+    has_rows = np.zeros(n, dtype=np.bool_)
+    has_rows[place[place >= 0]] = True
+    without_rows = np.flatnonzero(~has_rows)
     none_i, none_f = read_only(np.zeros(0, dtype=np.uint32)), read_only(np.zeros(0))
 
     def rest(lo: int, hi: int) -> None:  # accounts without balance rows: runs of no rows
@@ -70,4 +73,14 @@ def follow(computed: pl.DataFrame, passed: RowPass, market: Market, slots: list[
         search_kernel(read_only(np.zeros(g.size, dtype=np.int64)), 0, none_i, none_f, none_f, *params, out, g)
 
     spread(rest, without_rows.size)
-    return pl.DataFrame({s.name: out[:, j] for j, s in enumerate(slots)})
+    return pl.DataFrame({s.name: out[j] for j, s in enumerate(slots)})
+
+
+def _spans(runs: Runs, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per account of `ids` (sorted): the first and one past the last of its rows among the rows whose
+    runs are `runs` (0, 0 without rows)."""
+    if runs.starts.size == 0:
+        return np.zeros(ids.size, dtype=np.int64), np.zeros(ids.size, dtype=np.int64)
+    at = positions(ids, runs.ids)
+    has = at >= 0
+    return np.where(has, runs.starts[at], 0), np.where(has, runs.ends[at], 0)

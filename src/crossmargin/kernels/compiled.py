@@ -20,10 +20,10 @@ The options of every kernel:
 The cache. numba checks a cached kernel against the file that defines it only, not against the files
 of the functions it inlines (a rule edited in rules/tiers.py would leave a stale kernel). So the cache
 lives in a directory keyed by what the kernels are compiled from: the package version, a digest of
-every source file of the package, and numba's version (`cache_key`), under `$NUMBA_CACHE_DIR` when
-it is set, else `$XDG_CACHE_HOME/crossmargin/numba` (`~/.cache/crossmargin/numba`). The directory is
-made on the first compile, never on import; a run that finds it missing says once on stderr that it
-is compiling.
+every source file of `kernels/` and `rules/` (`COMPILED_FROM`), and numba's version (`cache_key`),
+under `$NUMBA_CACHE_DIR` when it is set, else `$XDG_CACHE_HOME/crossmargin/numba`
+(`~/.cache/crossmargin/numba`). The directory is made on the first compile, never on import; a run
+that finds it missing says once on stderr that it is compiling.
 """
 
 from __future__ import annotations
@@ -59,13 +59,17 @@ def cache_base() -> Path:
     return Path(base) / "crossmargin" / "numba"
 
 
+# what the kernels are compiled from: the kernels and the rules they call (nothing else is compiled)
+COMPILED_FROM = ("kernels", "rules")
+
+
 @cache
 def cache_key() -> str:
-    """The package version, a digest of the package's source files, and numba's version."""
+    """The package version, a digest of the source the kernels are compiled from, and numba's version."""
     from crossmargin import __version__
 
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in sorted(p for d in COMPILED_FROM for p in (PACKAGE / d).rglob("*.py")):
         digest.update(path.relative_to(PACKAGE).as_posix().encode())
         digest.update(path.read_bytes())
     return f"{__version__}-{digest.hexdigest()[:16]}-numba{numba.__version__}"

@@ -85,71 +85,22 @@ def _add(buf: np.ndarray, n: int, path: int, m: float) -> int:
 
 
 @jitable
-def _table_breakpoints(buf, n, path, value, a, table):
-    """The points of `path` where a row's value (`value` at m = 1, linear in m) crosses a slice
-    boundary of asset a's table (k_max, lower, ...)."""
-    k_max, lower = table[0], table[1]
-    if value > 0.0:
-        for k in range(1, k_max):
-            bound = lower[a * k_max + k]
-            if np.isfinite(bound):
-                n = _add(buf, n, path, bound / value)
-    return n
-
-
-@jitable
-def move_breakpoints(buf, p, need, rows, mkt):
-    """buf[:n] = the breakpoints of a DROP or RISE path p for the account's `rows` (unsorted); returns n."""
-    asset, holding, debt, s, e, base, quote, is_buy, qty, limit, _, o_lo, o_hi = rows
-    price, moving, ratio_first, _, coll, liab = mkt
-    n_assets = price.size
-    n = 0
-    for i in range(s, e):
-        a = asset[i]
-        if a >= n_assets or not moving[a]:
-            continue
-        if need & COLLATERAL:
-            n = _table_breakpoints(buf, n, p, holding[i] * price[a], a, coll)
-        if need & MARGINS:
-            n = _table_breakpoints(buf, n, p, debt[i] * price[a], a, liab)
-    if need & ORDERS:
-        for j in range(o_lo, o_hi):
-            b, q = base[j], quote[j]
-            if b >= n_assets or q >= n_assets or not (moving[b] or moving[q]):
-                continue
-            pb0, pq0 = moved_price(price, moving, 0.0, b), moved_price(price, moving, 0.0, q)
-            at0 = order_given_minus_received_usdt(
-                is_buy[j], qty[j], limit[j], pb0, ratio_first[b], pq0, ratio_first[q]
-            )
-            at1 = order_given_minus_received_usdt(
-                is_buy[j], qty[j], limit[j], price[b], ratio_first[b], price[q], ratio_first[q]
-            )
-            if (
-                at0 != at1 and np.isfinite(at0) and np.isfinite(at1)
-            ):  # linear in m: 0 at m = at0 / (at0 − at1)
-                n = _add(buf, n, p, at0 / (at0 - at1))
-    return n
-
-
-@jitable
-def deposit_breakpoints(buf, rows, mkt):
-    """buf[:n] = the deposits at which the account's USDT value crosses a slice boundary of USDT's
-    collateral tiers; returns n."""
-    asset, holding, _, s, e = rows[0], rows[1], rows[2], rows[3], rows[4]
-    price, usdt, coll = mkt[0], mkt[3], mkt[4]
-    held = 0.0
-    for i in range(s, e):
-        if asset[i] == usdt:
-            held = holding[i] * price[usdt]
-            break
-    k_max, lower = coll[0], coll[1]
-    n = 0
-    for k in range(1, k_max):
-        d = lower[usdt * k_max + k] - held
-        if np.isfinite(d) and d > 0.0:
-            buf[n] = d
-            n += 1
-    return n
+def _sort_points(points, n, order, spare, ties):
+    """order[:n] = points[:n] ascending: in place for a few (the usual case), else by stable_order."""
+    if n > 16:
+        for i in range(n):  # equal points: any order
+            ties[i] = 0
+        stable_order(points, ties, n, order, spare)
+        return
+    for i in range(n):
+        order[i] = i
+    for i in range(1, n):
+        x = order[i]
+        j = i - 1
+        while j >= 0 and points[order[j]] > points[x]:
+            order[j + 1] = order[j]
+            j -= 1
+        order[j + 1] = x
 
 
 @jitable
@@ -194,138 +145,184 @@ def stable_order(key: np.ndarray, tie: np.ndarray, n: int, order: np.ndarray, sp
 def search_kernel(
     starts, stop, asset, holding, debt,  # balance rows: run r is starts[r]..
     o_lo, o_hi, base, quote, is_buy, qty, limit, order_id,  # orders o_lo[g]..o_hi[g]-1 of account g
-    sums,  # (6, accounts): each account's sums (the row pass's), in Quantities order
+    sums,  # (accounts, 6): each account's sums (the row pass's), in Quantities order
     measure, threshold, above, path,  # slots: (accounts, slots) measure index and threshold; per slot
     needs,  # per measure: the sums it reads (COLLATERAL, MARGINS, ORDERS bits)
     price, moving, ratio_first, usdt, coll, liab,
-    out,  # (accounts, slots): the least t at which the slot's condition holds; NaN: none on its path
+    out,  # (slots, accounts): the least t at which the slot's condition holds; NaN: none on its path
     run_idx,  # per run: its account g, or -1 (not asked for)
 ):  # fmt: skip
     """Every slot of every account asked for (module docstring); an account with no balance rows is a
-    run of no rows."""
-    mkt = (price, moving, ratio_first, usdt, coll, liab)
+    run of no rows. An account whose conditions all hold already (or cannot) costs a few comparisons;
+    the others are followed along their paths (`_account`)."""
+    n_slots = path.size
     most_rows, most_orders = longest_run(starts, stop), 1
     for r in range(starts.size):
         if run_idx[r] >= 0:
             most_orders = max(most_orders, o_hi[run_idx[r]] - o_lo[run_idx[r]])
     room = most_rows * (coll[0] + liab[0]) + most_orders + coll[0]
-    work = (np.empty(room), np.empty(room, dtype=np.int64), np.empty(room, dtype=np.int64),
-            np.empty(most_orders, dtype=np.bool_), np.empty(path.size), np.empty(path.size))  # fmt: skip
+    points, order = np.empty(room), np.empty(room, dtype=np.int64)
+    spare, ties = np.empty(room, dtype=np.int64), np.empty(room, dtype=np.int64)
+    cancelled = np.empty(most_orders, dtype=np.bool_)
+    g_at, m_at, open_ = np.empty(n_slots), np.empty(n_slots), np.empty(n_slots, dtype=np.bool_)
     for r in range(starts.size):
         g = run_idx[r]
         if g < 0:
             continue
-        rows = (asset, holding, debt, starts[r], run_end(starts, stop, r), base, quote, is_buy, qty, limit,
-                order_id, o_lo[g], o_hi[g])  # fmt: skip
-        q0 = Quantities(sums[0, g], sums[1, g], sums[2, g], sums[3, g], sums[4, g], sums[5, g])
-        account(g, rows, q0, (measure, threshold, above, path, needs), mkt, work, out)
+        q0 = Quantities(sums[g, 0], sums[g, 1], sums[g, 2], sums[g, 3], sums[g, 4], sums[g, 5])
+        at_start = measures(q0)
+        todo = False
+        for j in range(n_slots):
+            out[j, g], open_[j] = np.nan, False
+            k = measure[g, j]
+            if k < 0:
+                continue
+            numerator, denominator = at_start[k]
+            if holds(ratio(numerator, denominator), threshold[g, j], above[j]):
+                out[j, g] = 0.0
+            elif denominator != 0 and not (path[j] == DEPOSIT and usdt < 0):
+                open_[j] = todo = True  # M = 0 stays 0 on every path: a level of +inf never crosses
+        if todo:
+            _account(g, starts[r], run_end(starts, stop, r), o_lo[g], o_hi[g], asset, holding, debt, base, quote,
+                     is_buy, qty, limit, order_id, q0, measure, threshold, above, path, needs, price, moving,
+                     ratio_first, usdt, coll, liab, points, order, spare, ties, cancelled, g_at, m_at, open_,
+                     out)  # fmt: skip
 
 
 @jitable
-def account(g, rows, q0, slots, mkt, work, out):
-    """Every slot of account g: 0 where its condition holds already; then along each path, the slots
-    whose condition does not hold yet and can (a measure whose denominator is 0 stays +inf)."""
-    measure, threshold, above, path, needs = slots
+def _account(g, s, e, o_lo, o_hi, asset, holding, debt, base, quote, is_buy, qty, limit, order_id, q0, measure,
+             threshold, above, path, needs, price, moving, ratio_first, usdt, coll, liab, points, order, spare, ties,
+             cancelled, g_at, m_at, open_, out):  # fmt: skip
+    """The open slots of account g (`open_`), path by path: the breakpoints, then piece by piece along
+    them, valuing the account at each (the one valuation), to the first piece whose end satisfies a
+    slot's condition, where its result is the root of g = N − T·M; DEPOSIT's last piece along its line."""
+    n_assets = price.size
+    none = cancelled[:0]
     at_start = measures(q0)
-    todo = 0
-    for j in range(path.size):
-        out[g, j] = np.nan
-        k = measure[g, j]
-        if k < 0:
-            continue
-        numerator, denominator = at_start[k]
-        if holds(ratio(numerator, denominator), threshold[g, j], above[j]):
-            out[g, j] = 0.0
-        elif denominator != 0:  # M = 0 stays 0 on every path: a level of +inf never crosses
-            todo += 1
-    if todo == 0:
-        return
-    usdt = mkt[3]
-    points, order, spare, cancelled = work[0], work[1], work[2], work[3]
     for p in (DROP, RISE, DEPOSIT, CANCEL):
         need = 0
         for j in range(path.size):
-            if _open(g, j, p, slots, at_start, out):
+            if open_[j] and path[j] == p:
                 need |= needs[measure[g, j]] | FOLLOWED
-        if need == 0 or (p == DEPOSIT and usdt < 0):
+        if need == 0:
             continue
         if p == CANCEL:
-            _cancel(g, p, rows, q0, slots, mkt, work, out)
+            _cancel(g, o_lo, o_hi, base, quote, is_buy, qty, limit, order_id, q0, measure, threshold, above, path,
+                    price, moving, ratio_first, cancelled, points, order, spare, ties, open_, out)  # fmt: skip
             continue
+        # the breakpoints of path p (unsorted)
+        n = 0
         if p == DEPOSIT:
-            n = deposit_breakpoints(points, rows, mkt) if need & COLLATERAL else 0
+            if need & COLLATERAL:
+                held = 0.0
+                for i in range(s, e):
+                    if asset[i] == usdt:
+                        held = holding[i] * price[usdt]
+                        break
+                for k in range(1, coll[0]):
+                    d = coll[1][usdt * coll[0] + k] - held
+                    if np.isfinite(d) and d > 0.0:
+                        points[n] = d
+                        n += 1
         else:
-            n = move_breakpoints(points, p, need, rows, mkt)
-        stable_order(points, points, n, order, spare)
-        _walk(g, p, need, n, rows, q0, slots, mkt, work, cancelled[:0], out)
-
-
-@jitable
-def _open(g, j, p, slots, at_start, out):
-    """Slot j of account g is followed along path p and not found yet."""
-    measure, _, _, path, _ = slots
-    k = measure[g, j]
-    return path[j] == p and k >= 0 and np.isnan(out[g, j]) and at_start[k][1] != 0
-
-
-@jitable
-def _value(p, t, need, rows, q0, mkt, none):
-    """The account's quantities at point t of path p (the sums no followed measure reads left at 0;
-    a deposit leaves the open orders' loss as it is)."""
-    asset, holding, debt, s, e, base, quote, is_buy, qty, limit, _, o_lo, o_hi = rows
-    price, moving, ratio_first, usdt, coll, liab = mkt
-    m, deposit = path_point(p, t)
-    bal = value_balances(asset, holding, debt, s, e, price, moving, m, deposit, usdt, coll, liab, need & 3)
-    loss = q0.open_order_loss_usdt
-    if p != DEPOSIT and need & ORDERS:
-        loss = value_orders(base, quote, is_buy, qty, limit, o_lo, o_hi, price, moving, m, ratio_first, none)
-    return Quantities(bal[0], bal[1], bal[2], bal[3], bal[4], loss)
-
-
-@jitable
-def _walk(g, p, need, n, rows, q0, slots, mkt, work, none, out):
-    """The open slots of path p (DROP, RISE, DEPOSIT) of account g: piece by piece along the sorted
-    breakpoints (work: points[order[:n]]), then to the path's end (DEPOSIT: along its last line)."""
-    measure, threshold, above, path, _ = slots
-    points, order, g_at, m_at = work[0], work[1], work[4], work[5]
-    at_start = measures(q0)
-    for j in range(path.size):
-        if measure[g, j] >= 0:
-            numerator, denominator = at_start[measure[g, j]]
-            g_at[j] = numerator - threshold[g, j] * denominator
-            m_at[j] = denominator
-    t_prev = 0.0
-    end = MAX_DROP if p == DROP else (MAX_RISE if p == RISE else np.inf)
-    for i in range(n + 1):
-        t = points[order[i]] if i < n else end
-        if not np.isfinite(t):  # DEPOSIT's last piece: value once more far along it
-            reach = 1.0
-            for j in range(path.size):
-                if _open(g, j, p, slots, at_start, out):
-                    reach = max(reach, 4.0 * abs(g_at[j]))
-            t = t_prev + reach
-        if t <= t_prev and i < n:
-            continue
-        at = measures(_value(p, t, need, rows, q0, mkt, none))
-        left = 0
+            for i in range(s, e):
+                a = asset[i]
+                if a >= n_assets or not moving[a]:
+                    continue
+                if need & COLLATERAL:
+                    n = _table_breakpoints(points, n, p, holding[i] * price[a], a, coll[0], coll[1])
+                if need & MARGINS:
+                    n = _table_breakpoints(points, n, p, debt[i] * price[a], a, liab[0], liab[1])
+            if need & ORDERS:
+                for j in range(o_lo, o_hi):
+                    b, q = base[j], quote[j]
+                    if b >= n_assets or q >= n_assets or not (moving[b] or moving[q]):
+                        continue
+                    at0 = _given_minus_received(
+                        j, 0.0, base, quote, is_buy, qty, limit, price, moving, ratio_first
+                    )
+                    at1 = _given_minus_received(
+                        j, 1.0, base, quote, is_buy, qty, limit, price, moving, ratio_first
+                    )
+                    if (
+                        at0 != at1 and np.isfinite(at0) and np.isfinite(at1)
+                    ):  # linear in m: 0 at at0 / (at0 − at1)
+                        n = _add(points, n, p, at0 / (at0 - at1))
+        _sort_points(points, n, order, spare, ties)
+        # piece by piece
         for j in range(path.size):
-            if not _open(g, j, p, slots, at_start, out):
+            if open_[j] and path[j] == p:
+                numerator, denominator = at_start[measure[g, j]]
+                g_at[j], m_at[j] = numerator - threshold[g, j] * denominator, denominator
+        t_prev = 0.0
+        end = MAX_DROP if p == DROP else (MAX_RISE if p == RISE else np.inf)
+        for i in range(n + 1):
+            t = points[order[i]] if i < n else end
+            if not np.isfinite(t):  # DEPOSIT's last piece: value once more far along it
+                reach = 1.0
+                for j in range(path.size):
+                    if open_[j] and path[j] == p:
+                        reach = max(reach, 4.0 * abs(g_at[j]))
+                t = t_prev + reach
+            if t <= t_prev and i < n:
                 continue
-            numerator, denominator = at[measure[g, j]]
-            g_t = numerator - threshold[g, j] * denominator
-            if holds(ratio(numerator, denominator), threshold[g, j], above[j]):
-                root = interpolated_root(t_prev, g_at[j], t, g_t)
-                share = (root - t_prev) / (t - t_prev) if t > t_prev else 1.0
-                if above[j] or m_at[j] + (denominator - m_at[j]) * share > 0:
-                    out[g, j] = _reported(p, root)
-            elif i == n and p == DEPOSIT and g_t > g_at[j]:  # extend the last line to its root
-                out[g, j] = t_prev - g_at[j] / ((g_t - g_at[j]) / (t - t_prev))
-            g_at[j], m_at[j] = g_t, denominator
-            if np.isnan(out[g, j]):
-                left += 1
-        t_prev = t
-        if left == 0:
-            return
+            m, deposit = path_point(p, t)
+            bal = value_balances(
+                asset, holding, debt, s, e, price, moving, m, deposit, usdt, coll, liab, need & 3
+            )
+            loss = q0.open_order_loss_usdt
+            if p != DEPOSIT and need & ORDERS:
+                loss = value_orders(
+                    base, quote, is_buy, qty, limit, o_lo, o_hi, price, moving, m, ratio_first, none
+                )
+            at = measures(Quantities(bal[0], bal[1], bal[2], bal[3], bal[4], loss))
+            left = 0
+            for j in range(path.size):
+                if not (open_[j] and path[j] == p):
+                    continue
+                numerator, denominator = at[measure[g, j]]
+                g_t = numerator - threshold[g, j] * denominator
+                # crossed in the piece: g changed sign (a level whose denominator reaches 0 at the piece's
+                # end is +inf there, yet crossed inside it), or the level holds at the end
+                crossed = g_t > 0 if above[j] else g_t <= 0
+                if crossed or holds(ratio(numerator, denominator), threshold[g, j], above[j]):
+                    root = interpolated_root(t_prev, g_at[j], t, g_t)
+                    share = (root - t_prev) / (t - t_prev) if t > t_prev else 1.0
+                    if above[j] or m_at[j] + (denominator - m_at[j]) * share > 0:
+                        out[j, g], open_[j] = _reported(p, root), False
+                elif i == n and p == DEPOSIT and g_t > g_at[j]:  # extend the last line to its root
+                    out[j, g], open_[j] = t_prev - g_at[j] / ((g_t - g_at[j]) / (t - t_prev)), False
+                g_at[j], m_at[j] = g_t, denominator
+                if open_[j]:
+                    left += 1
+            t_prev = t
+            if left == 0:
+                break
+        for j in range(path.size):  # not found on the path
+            if path[j] == p:
+                open_[j] = False
+
+
+@jitable
+def _given_minus_received(j, m, base, quote, is_buy, qty, limit, price, moving, ratio_first):
+    """Order j's given − received with every non-stable price times m."""
+    b, q = base[j], quote[j]
+    return order_given_minus_received_usdt(
+        is_buy[j], qty[j], limit[j], moved_price(price, moving, m, b), ratio_first[b],
+        moved_price(price, moving, m, q), ratio_first[q],
+    )  # fmt: skip
+
+
+@jitable
+def _table_breakpoints(buf, n, path, value, a, k_max, lower):
+    """The points of `path` where a row's value (`value` at m = 1, linear in m) crosses a slice
+    boundary of asset a's table (its K slices' lower bounds in `lower`)."""
+    if value > 0.0:
+        for k in range(1, k_max):
+            bound = lower[a * k_max + k]
+            if np.isfinite(bound):
+                n = _add(buf, n, path, bound / value)
+    return n
 
 
 @jitable
@@ -339,15 +336,12 @@ def _reported(p: int, t: float) -> float:
 
 
 @jitable
-def _cancel(g, p, rows, q0, slots, mkt, work, out):
+def _cancel(g, o_lo, o_hi, base, quote, is_buy, qty, limit, order_id, q0, measure, threshold, above, path, price,
+            moving, ratio_first, cancelled, losses, ranks, spare, ids, open_, out):  # fmt: skip
     """The open CANCEL slots of account g: the fewest of its orders, largest loss first (ties: smaller
-    order_id), whose cancellation makes the condition hold; by bisection on the count."""
-    _, _, _, _, _, base, quote, is_buy, qty, limit, order_id, o_lo, o_hi = rows
-    price, _, ratio_first, _, _, _ = mkt
-    losses, ranks, spare, cancelled = work[0], work[1], work[2], work[3]
+    order_id), whose cancellation makes the condition hold; by bisection on the count (the condition is
+    monotone in it: cancelling an order never raises the loss)."""
     n_orders = o_hi - o_lo
-    if n_orders == 0:
-        return
     for j in range(n_orders):  # minus the loss: the largest loss first
         b, q = base[o_lo + j], quote[o_lo + j]
         losses[j] = 0.0
@@ -355,34 +349,28 @@ def _cancel(g, p, rows, q0, slots, mkt, work, out):
             x = order_loss_usdt(is_buy[o_lo + j], qty[o_lo + j], limit[o_lo + j], price[b], ratio_first[b], price[q],
                                 ratio_first[q])  # fmt: skip
             losses[j] = 0.0 if np.isnan(x) else -x
-    stable_order(losses, order_id[o_lo:o_hi], n_orders, ranks, spare)
-    at_start = measures(q0)
-    for j in range(slots[3].size):
-        if not _open(g, j, p, slots, at_start, out):
+        ids[j] = order_id[o_lo + j]
+    stable_order(losses, ids, n_orders, ranks, spare)
+    chosen = cancelled[:n_orders]
+    for j in range(path.size):
+        if not (open_[j] and path[j] == CANCEL):
             continue
-        if not _holds_after_cancelling(n_orders, g, j, rows, q0, slots, mkt, ranks, cancelled[:n_orders]):
-            continue
+        open_[j] = False
         lo, hi = 1, n_orders
-        while lo < hi:
+        found = False
+        while lo <= hi:  # the least count in [lo, hi] at which the condition holds
             mid = (lo + hi) // 2
-            if _holds_after_cancelling(mid, g, j, rows, q0, slots, mkt, ranks, cancelled[:n_orders]):
-                hi = mid
+            for rank in range(n_orders):
+                chosen[ranks[rank]] = rank < mid
+            loss = value_orders(
+                base, quote, is_buy, qty, limit, o_lo, o_hi, price, moving, 1.0, ratio_first, chosen
+            )
+            numerator, denominator = measures(Quantities(q0[0], q0[1], q0[2], q0[3], q0[4], loss))[
+                measure[g, j]
+            ]
+            if holds(ratio(numerator, denominator), threshold[g, j], above[j]):
+                out[j, g], found, hi = float(mid), True, mid - 1
             else:
                 lo = mid + 1
-        out[g, j] = float(lo)
-
-
-@jitable
-def _holds_after_cancelling(k, g, j, rows, q0, slots, mkt, ranks, cancelled):
-    """Does slot j's condition hold once the k orders of the largest loss are cancelled?"""
-    _, _, _, _, _, base, quote, is_buy, qty, limit, _, o_lo, o_hi = rows
-    price, moving, ratio_first, _, _, _ = mkt
-    measure, threshold, above, _, _ = slots
-    for rank in range(cancelled.size):
-        cancelled[ranks[rank]] = rank < k
-    loss = value_orders(
-        base, quote, is_buy, qty, limit, o_lo, o_hi, price, moving, 1.0, ratio_first, cancelled
-    )
-    q = Quantities(q0[0], q0[1], q0[2], q0[3], q0[4], loss)
-    numerator, denominator = measures(q)[measure[g, j]]
-    return holds(ratio(numerator, denominator), threshold[g, j], above[j])
+        if not found:
+            out[j, g] = np.nan

@@ -27,9 +27,12 @@ from crossmargin.rules.quantities import COLUMNS, Quantities, is_pro, net_collat
 INF = float("inf")
 
 
-def ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
-    """numerator / denominator, +inf when the denominator is 0 whatever the numerator (never NaN/-inf)."""
-    return pl.when(denominator == 0).then(pl.lit(INF)).otherwise(numerator / denominator)
+def ratio(numerator: Any, denominator: Any) -> Any:
+    """numerator / denominator, +inf when the denominator is 0 whatever the numerator (never NaN/-inf):
+    a polars expression of two expressions, a float of two floats."""
+    if isinstance(numerator, pl.Expr) or isinstance(denominator, pl.Expr):
+        return pl.when(denominator == 0).then(pl.lit(INF)).otherwise(numerator / denominator)
+    return INF if denominator == 0 else float(numerator / denominator)
 
 
 @overload(ratio)
