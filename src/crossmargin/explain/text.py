@@ -1,0 +1,239 @@
+"""An explanation (explain/document.py) as terminal text, with rich: one titled section per part, each
+naming its docs/rules.md section; numbers that matter written exactly (the float's repr), readable in
+100 columns.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+WIDTH = 100  # columns when the output is not a terminal (a pipe, a file, a notebook)
+# a balance row's parts (explain/rows.py) and their headings here
+BALANCE_VALUES = {
+    "value_usdt": "value",
+    "liability_usdt": "liability",
+    "collateral_usdt": "collateral",
+    "maintenance_margin_usdt": "maint. margin",
+    "initial_margin_usdt": "initial margin",
+}
+
+
+def show(value: Any) -> str:
+    """A value as written in the explanation: a float exactly (repr), null as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return {"inf": "+inf", "nan": "NaN"}.get(repr(value), repr(value))
+    if isinstance(value, list):
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    return str(value)
+
+
+def _table(title: str, *columns: str, numeric: tuple[str, ...] = ()) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold", header_style="bold", expand=False)
+    for c in columns:
+        table.add_column(c, justify="right" if c in numeric else "left", overflow="fold")
+    return table
+
+
+def _anchor(doc: dict[str, Any], name: str) -> str:
+    return doc["sections"][name]
+
+
+def header(doc: dict[str, Any]) -> list[Any]:
+    source = doc["source"]
+    where = f"inputs {source['input_dir']}" + (f" (the run in {source['run']})" if source["run"] else "")
+    if source["policy_file"]:
+        where += f", policy file {source['policy_file']}"
+    status = "scored" if doc["status"] == "scored" else "NOT SCORED: data issues"
+    lines = [
+        Text(f"Account {doc['account_id']}: {status}", style="bold"),
+        Text(f"as_of {doc['as_of']}, policy {doc['policy_version']}; {where}"),
+    ]
+    if doc["status"] != "scored":
+        lines.append(
+            Text(
+                "This account has data issues, so it is left out of account_risk and actions. The values "
+                "below are what could still be computed: none of them is a result of the run.",
+                style="bold red",
+            )
+        )
+    account = doc["account"]
+    if account is not None:
+        lines.append(Text("; ".join(f"{k} {show(v)}" for k, v in account.items())))
+    return lines
+
+
+def data_issues(doc: dict[str, Any]) -> list[Any]:
+    if not doc["data_issues"]:
+        return []
+    table = _table(f"Data issues ({_anchor(doc, 'data_issues')})", "table", "code", "asset", "detail")
+    for issue in doc["data_issues"]:
+        table.add_row(issue["table"], issue["code"], show(issue["asset"]), issue["detail"])
+    return [table]
+
+
+def balances(doc: dict[str, Any]) -> list[Any]:
+    rows = doc["balances"]
+    prices = _table(
+        f"Balances: holding, debt and the price in effect ({_anchor(doc, 'prices')})",
+        "asset", "holding = free + locked", "debt = borrowed + interest", "price_usdt", "priced_at",
+        numeric=("holding = free + locked", "debt = borrowed + interest", "price_usdt"),
+    )  # fmt: skip
+    for r in rows:
+        prices.add_row(
+            r["asset"],
+            f"{show(r['holding'])} = {show(r['free'])} + {show(r['locked'])}",
+            f"{show(r['debt'])} = {show(r['borrowed'])} + {show(r['interest'])}",
+            show(r["price_usdt"]),
+            show(r["priced_at"]) + (f" ({r['price_problem']})" if r.get("price_problem") else ""),
+        )
+    values = _table(
+        f"Balances valued in USDT, and the account's sums ({_anchor(doc, 'sums')})",
+        "asset", *BALANCE_VALUES.values(), numeric=tuple(BALANCE_VALUES.values()),
+    )  # fmt: skip
+    for r in rows:
+        values.add_row(r["asset"], *(show(r[c]) for c in BALANCE_VALUES))
+    sums = {s["adds"]: s["value"] for s in doc["sums"]}
+    values.add_section()
+    values.add_row("Σ account", *(show(sums[f"balances.{c}"]) for c in BALANCE_VALUES), style="bold")
+    return [prices, values, *_slices(doc)]
+
+
+def _slices(doc: dict[str, Any]) -> list[Any]:
+    table = _table(
+        f"Tier slices used: a value is Σ rate × the part of it in each slice ({_anchor(doc, 'balances')})",
+        "asset", "of", "slice [lower, upper)", "rate", "part in slice", "rate × part",
+        numeric=("rate", "part in slice", "rate × part"),
+    )  # fmt: skip
+    for r in doc["balances"]:
+        for kind, parts in r["slices"].items():
+            for p in parts:
+                bounds = f"[{show(p['lower_usdt'])}, {show(p['upper_usdt'])})"
+                table.add_row(
+                    r["asset"], kind, bounds, show(p["rate"]), show(p["amount_usdt"]), show(p["value_usdt"])
+                )
+    return [table] if table.row_count else []
+
+
+def open_orders(doc: dict[str, Any]) -> list[Any]:
+    if not doc["open_orders"]:
+        return [Text(f"Open orders: none, so open_order_loss_usdt is 0 ({_anchor(doc, 'open_orders')})")]
+    table = _table(
+        f"Open orders: loss = max(0, given − received) ({_anchor(doc, 'open_orders')})",
+        "order_id", "side pair", "qty @ limit", "given_usdt", "received_usdt", "loss_usdt",
+        numeric=("given_usdt", "received_usdt", "loss_usdt"),
+    )  # fmt: skip
+    for o in doc["open_orders"]:
+        table.add_row(
+            show(o["order_id"]),
+            f"{show(o['side'])} {show(o['base_asset'])}/{show(o['quote_asset'])}",
+            f"{show(o['remaining_qty'])} @ {show(o['price'])}",
+            show(o["given_usdt"]),
+            show(o["received_usdt"]),
+            show(o["loss_usdt"]),
+        )
+    ool = next(s["value"] for s in doc["sums"] if s["output"] == "open_order_loss_usdt")
+    table.add_section()
+    table.add_row("Σ account", "", "", "", "open_order_loss_usdt", show(ool), style="bold")
+    return [table]
+
+
+def formulas(doc: dict[str, Any], part: str, title: str) -> list[Any]:
+    """Each output as its formula, then with the account's numbers filled in (a level: also as the
+    numerator and denominator the engine divided), then its value."""
+    out: list[Any] = [Text(f"{title} ({doc[part][0]['section']})", style="bold")]
+    for item in doc[part]:
+        line = Text(f"{item['output']} = {item['formula']}")
+        if item["section"] != doc[part][0]["section"]:
+            line.append(f"   ({item['section']})", style="dim")
+        out.append(line)
+        steps = [item["filled"]]
+        value = show(item["value"])
+        if "numerator" in item:
+            steps.append(f"{show(item['numerator'])} / {show(item['denominator'])}")
+            if item["denominator"] == 0:
+                value += " (a zero denominator)"
+        out.append(Text(f"    = {' = '.join(dict.fromkeys([*steps, value]))}", style="bold"))
+    return [*out, Text("")]
+
+
+def checked(doc: dict[str, Any], part: str, title: str) -> list[Any]:
+    """Each output with its value, rule, formula and the checks it is decided by."""
+    out: list[Any] = [Text(title, style="bold")]
+    for item in doc[part]:
+        line = Text(f"{item['output']} = {show(item['value'])}", style="bold")
+        line.append(f"   {item['rule']}; {item['section']}", style="dim")
+        out.append(line)
+        if "filled" in item:
+            out.append(Text(f"    {item['formula']} = {item['filled']}"))
+        if item["checks"]:
+            out.append(_checks(item["checks"]))
+    return out
+
+
+def _checks(checks: list[dict[str, Any]]) -> Table:
+    table = Table(show_header=True, header_style="dim", box=None, padding=(0, 1, 0, 4), expand=False)
+    for c in ("check", "measure = value", "compared", "holds"):
+        table.add_column(c, overflow="fold")
+    for c in checks:
+        measured = f"{c['measure']} = {show(c['measured'])}" if c["measure"] else ""
+        compared = f"{c['comparison']} {show(c['threshold'])}".strip()
+        if c.get("applies_to"):
+            compared += f" ({c['applies_to']})"
+        holds = ("yes" if c["holds"] else "no") + (
+            "" if c.get("followed", True) else " (not for this account)"
+        )
+        table.add_row(c["name"], measured, compared, holds)
+    return table
+
+
+def actions(doc: dict[str, Any]) -> list[Any]:
+    if not doc["actions"]:
+        return [Text(f"Actions: none ({_anchor(doc, 'actions')})")]
+    table = _table(
+        f"Actions ({_anchor(doc, 'actions')})", "action", "reason", "amount_usdt", numeric=("amount_usdt",)
+    )
+    for a in doc["actions"]:
+        table.add_row(a["action"], show(a["reason"]), show(a["amount_usdt"]))
+    return [table]
+
+
+def switches(doc: dict[str, Any]) -> list[Any]:
+    times = ", ".join(s["switched_at"] for s in doc["mode_switches"]) or "none"
+    return [Text(f"Mode switches ({_anchor(doc, 'mode_switches')}): {times}")]
+
+
+def renderables(doc: dict[str, Any]) -> list[Any]:
+    """Every section of one account's explanation, in reading order."""
+    return [
+        *header(doc),
+        *data_issues(doc),
+        *balances(doc),
+        *open_orders(doc),
+        *switches(doc),
+        *formulas(doc, "quantities", "Quantities made of the sums"),
+        *formulas(doc, "levels", "Levels: each one float64 division, +inf when its denominator is 0"),
+        *checked(doc, "decisions", "Decisions"),
+        *checked(doc, "distances", "Distances to thresholds (a uniform move of the non-stable prices)"),
+        *checked(doc, "topups", "What it would take"),
+        *actions(doc),
+    ]
+
+
+def render(doc: dict[str, Any], width: int | None = None) -> str:
+    """The explanation as text `width` columns wide (default WIDTH)."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width or WIDTH, color_system=None, soft_wrap=False, highlight=False)
+    for part in renderables(doc):
+        console.print(part)
+        if isinstance(part, Table):
+            console.print()
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
