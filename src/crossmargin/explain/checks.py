@@ -247,7 +247,7 @@ def decision_items(policy: Policy) -> list[Item]:
 PATH_RULES = {
     "drop": "the least d in (0, 1] at which, with every non-stable price × (1 − d), {check}",
     "rise": "the least u in (0, 10] at which, with every non-stable price × (1 + u), {check}",
-    "deposit": "the least USDT deposit after which {check}",
+    "deposit": "the least USDT deposit d after which {check} (an infimum: if it fails at d, more than d)",
     "cancel": "the fewest open orders to cancel, largest loss first, after which {check}",
 }
 PATH_ENDS = {

@@ -82,19 +82,18 @@ def data_issues(doc: dict[str, Any]) -> list[Any]:
 
 def balances(doc: dict[str, Any]) -> list[Any]:
     rows = doc["balances"]
+    amounts = ("free", "locked", "borrowed", "interest")
+    inputs = _table("Balance rows (asset units)", "asset", *amounts, numeric=amounts)
+    for r in rows:
+        inputs.add_row(r["asset"], *(show(r[c]) for c in amounts))
+    figures = ("holding", "debt", "price_usdt")
     prices = _table(
-        f"Balances: holding, debt and the price in effect ({_anchor(doc, 'prices')})",
-        "asset", "holding = free + locked", "debt = borrowed + interest", "price_usdt", "priced_at",
-        numeric=("holding = free + locked", "debt = borrowed + interest", "price_usdt"),
+        f"holding = free + locked, debt = borrowed + interest, at the price in effect ({_anchor(doc, 'prices')})",
+        "asset", *figures, "priced_at", numeric=figures,
     )  # fmt: skip
     for r in rows:
-        prices.add_row(
-            r["asset"],
-            f"{show(r['holding'])} = {show(r['free'])} + {show(r['locked'])}",
-            f"{show(r['debt'])} = {show(r['borrowed'])} + {show(r['interest'])}",
-            show(r["price_usdt"]),
-            show(r["priced_at"]) + (f" ({r['price_problem']})" if r.get("price_problem") else ""),
-        )
+        problem = f" ({r['price_problem']})" if r.get("price_problem") else ""
+        prices.add_row(r["asset"], *(show(r[c]) for c in figures), show(r["priced_at"]) + problem)
     values = _table(
         f"Balances valued in USDT, and the account's sums ({_anchor(doc, 'sums')})",
         "asset", *BALANCE_VALUES.values(), numeric=tuple(BALANCE_VALUES.values()),
@@ -104,7 +103,7 @@ def balances(doc: dict[str, Any]) -> list[Any]:
     sums = {s["adds"]: s["value"] for s in doc["sums"]}
     values.add_section()
     values.add_row("Σ account", *(show(sums[f"balances.{c}"]) for c in BALANCE_VALUES), style="bold")
-    return [prices, values, *_slices(doc)]
+    return [inputs, prices, values, *_slices(doc)]
 
 
 def _slices(doc: dict[str, Any]) -> list[Any]:
@@ -173,7 +172,7 @@ def checked(doc: dict[str, Any], part: str, title: str) -> list[Any]:
         line.append(f"   {item['rule']}; {item['section']}", style="dim")
         out.append(line)
         if "filled" in item:
-            out.append(Text(f"    {item['formula']} = {item['filled']}"))
+            out.append(Text(f"    {item['formula']}\n    = {item['filled']}"))
         if item["checks"]:
             out.append(_checks(item["checks"]))
     return out
