@@ -311,6 +311,36 @@ def test_an_account_with_a_data_issue_shows_its_issues_and_what_could_be_compute
     )
 
 
+def test_rows_without_an_account_and_a_duplicated_account(tmp_path):
+    """An id only balances holds (unknown_account): its rows valued, nothing else computed. An id
+    accounts holds twice (duplicate_row): the first row shown, the count said."""
+    copy = tmp_path / "in"
+    shutil.copytree(SAMPLE, copy)
+    balances, accounts = (
+        pl.read_parquet(copy / "balances.parquet"),
+        pl.read_parquet(copy / "accounts.parquet"),
+    )
+    orphan = balances.filter(pl.col("account_id") == REPAYING).with_columns(
+        pl.lit(77777777).cast(balances.schema["account_id"]).alias("account_id")
+    )
+    pl.concat([balances, orphan]).write_parquet(copy / "balances.parquet")
+    twin = accounts.filter(pl.col("account_id") == REPAYING).with_columns(pl.lit("[bold]ZZ").alias("country"))
+    pl.concat([accounts, twin]).write_parquet(copy / "accounts.parquet")
+    docs = explain_many([77777777, REPAYING], input=copy, as_of=AS_OFS["new"])
+    lone = docs[77777777]
+    assert lone["status"] == "data_issue" and lone["account"] is None and lone["not_scored"] is None
+    assert [i["code"] for i in lone["data_issues"]] == ["unknown_account"]
+    assert lone["balances"][0]["value_usdt"] == 37305.71 and lone["levels"] == lone["decisions"] == []
+    assert "No row of accounts holds this account_id" in render(lone)
+    twice = docs[REPAYING]
+    assert (
+        twice["status"] == "data_issue" and twice["account_rows"] == 2 and twice["account"]["country"] == "BR"
+    )
+    assert {i["code"] for i in twice["data_issues"]} == {"duplicate_row"}
+    assert twice["not_scored"]["partial_repayment_usdt"] == 14586.440000000002
+    assert "accounts holds 2 rows for this account_id" in render(twice)
+
+
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 

@@ -51,16 +51,18 @@ def _as_of(value: dt.datetime | str) -> dt.datetime:
     return _parse_as_of(value)
 
 
-def explain_many(accounts: Iterable[int], **where: Any) -> dict[int, dict[str, Any]]:
+def explain_many(
+    accounts: Iterable[int], source: Source | None = None, **where: Any
+) -> dict[int, dict[str, Any]]:
     """The explanation of each account (by id, in the order given), from one engine run over their
-    rows. `where`: `input`, `as_of` and `policy`, or `out` (see `source_of`)."""
+    rows. The inputs: a `source`, or `where` for `source_of` (`input`, `as_of`, `policy`, or `out`)."""
     from crossmargin.explain.document import Accounts
     from crossmargin.explain.scoring import score_accounts
 
     ids = list(dict.fromkeys(int(a) for a in accounts))
     if not ids:
         raise UsageError("no account to explain")
-    source = where.pop("source", None) or source_of(**where)
+    source = source or source_of(**where)
     explained = Accounts(score_accounts(source, ids))
     unknown = [i for i in ids if not explained.known(i)]
     if unknown:
@@ -70,6 +72,6 @@ def explain_many(accounts: Iterable[int], **where: Any) -> dict[int, dict[str, A
     return {i: explained.explain(i, source.record()) for i in ids}
 
 
-def explain(account: int, **where: Any) -> dict[str, Any]:
+def explain(account: int, source: Source | None = None, **where: Any) -> dict[str, Any]:
     """The explanation of one account (see the module docstring and explain/document.py for its keys)."""
-    return explain_many([account], **where)[int(account)]
+    return explain_many([account], source, **where)[int(account)]

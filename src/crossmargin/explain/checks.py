@@ -298,10 +298,12 @@ def topup_items(policy: Policy) -> list[Item]:
 
 
 def constants(policy: Policy) -> dict[str, pl.Expr]:
-    """Named values the formulas read besides the account's columns."""
+    """Named values the formulas read besides the output columns: the policy's, and the account's
+    count of switches today (a column of the account pass)."""
     return {
         "repayment_target": initial_risk_ratio(policy),
         "max_switches_per_utc_day": pl.lit(policy.max_switches_per_utc_day),
+        "switches_today": pl.col("switches_today"),
     }
 
 

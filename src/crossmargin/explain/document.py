@@ -165,17 +165,11 @@ class Accounts:
         return account_id in self.issues or any(account_id in frames for frames in self.inputs.values())
 
     def explain(self, account_id: int, source: dict[str, Any]) -> dict[str, Any]:
-        scored, policy = self.scored, self.scored.policy
+        """The account's explanation (the module docstring lists its keys), JSON-ready."""
+        policy = self.scored.policy
         risk = self.risk.get(account_id)
-        issues = self.issues.get(account_id, [])
         values = risk if risk is not None else self.not_scored.get(account_id) or {}
-        at = {**self.evaluated.get(account_id, {}), **_switch_count(scored, account_id)}
-        rows = {
-            "balances": balance_rows(self._input("balances", account_id), self._valued("balances", account_id),
-                                     scored.terms, scored.market),
-            "open_orders": order_rows(self._input("open_orders", account_id), self._valued("open_orders", account_id),
-                                      scored.terms, scored.market),
-        }  # fmt: skip
+        rows = self._rows(account_id)
         account = self._input("accounts", account_id)
         doc = {
             "account_id": account_id,
@@ -184,17 +178,38 @@ class Accounts:
             "policy_version": policy.version,
             "source": source,
             "account": account.drop(ACCOUNT).row(0, named=True) if account.height else None,
+            "account_rows": account.height,  # more than 1: a duplicate_row issue (the first is shown)
             "account_risk": risk,
             "not_scored": None if risk is not None else (values or None),
-            "data_issues": issues,
+            "data_issues": self.issues.get(account_id, []),
             **rows,
             "mode_switches": self._input("mode_switches", account_id).drop(ACCOUNT).to_dicts(),
             "sums": _sums(values, rows),
-            **{name: [explain_item(i, at, values) for i in items] for name, items in self.items.items()},
+            **self._outputs(account_id, values),
             "actions": self.actions.get(account_id, []),
             "sections": {name: checks_.section(anchor) for name, anchor in SECTIONS.items()},
         }
         return jsonable(doc)
+
+    def _rows(self, account_id: int) -> dict[str, list[dict[str, Any]]]:
+        """The account's balance rows and open orders, each valued."""
+        terms, market = self.scored.terms, self.scored.market
+        return {
+            "balances": balance_rows(
+                self._input("balances", account_id), self._valued("balances", account_id), terms, market
+            ),
+            "open_orders": order_rows(
+                self._input("open_orders", account_id), self._valued("open_orders", account_id), terms, market
+            ),
+        }
+
+    def _outputs(self, account_id: int, values: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """Each output explained; none for an account without an accounts row (nothing was computed)."""
+        at = self.evaluated.get(account_id)
+        return {
+            name: [explain_item(i, at, values) for i in items] if at else []
+            for name, items in self.items.items()
+        }
 
     def _input(self, table: str, account_id: int) -> pl.DataFrame:
         frame = self.inputs[table].get(account_id)
@@ -206,11 +221,6 @@ class Accounts:
             whole = self.scored.passed.balances if table == "balances" else self.scored.passed.orders
             frame = whole.frame.clear()
         return frame
-
-
-def _switch_count(scored: Scored, account_id: int) -> dict[str, Any]:
-    row = scored.computed.filter(pl.col(ACCOUNT) == account_id).select("switches_today")
-    return {"switches_today": row.item(0, 0) if row.height else None}
 
 
 def _frames(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:

@@ -66,8 +66,14 @@ def header(doc: dict[str, Any]) -> list[Any]:
             )
         )
     account = doc["account"]
-    if account is not None:
+    if account is None:
+        lines.append(Text("No row of accounts holds this account_id: nothing but its rows could be valued."))
+    else:
         lines.append(Text("; ".join(f"{k} {show(v)}" for k, v in account.items())))
+    if doc["account_rows"] > 1:
+        lines.append(
+            Text(f"accounts holds {doc['account_rows']} rows for this account_id; the first is shown.")
+        )
     return lines
 
 
@@ -85,7 +91,7 @@ def balances(doc: dict[str, Any]) -> list[Any]:
     amounts = ("free", "locked", "borrowed", "interest")
     inputs = _table("Balance rows (asset units)", "asset", *amounts, numeric=amounts)
     for r in rows:
-        inputs.add_row(r["asset"], *(show(r[c]) for c in amounts))
+        inputs.add_row(show(r["asset"]), *(show(r[c]) for c in amounts))
     figures = ("holding", "debt", "price_usdt")
     prices = _table(
         f"holding = free + locked, debt = borrowed + interest, at the price in effect ({_anchor(doc, 'prices')})",
@@ -93,13 +99,13 @@ def balances(doc: dict[str, Any]) -> list[Any]:
     )  # fmt: skip
     for r in rows:
         problem = f" ({r['price_problem']})" if r.get("price_problem") else ""
-        prices.add_row(r["asset"], *(show(r[c]) for c in figures), show(r["priced_at"]) + problem)
+        prices.add_row(show(r["asset"]), *(show(r[c]) for c in figures), show(r["priced_at"]) + problem)
     values = _table(
         f"Balances valued in USDT, and the account's sums ({_anchor(doc, 'sums')})",
         "asset", *BALANCE_VALUES.values(), numeric=tuple(BALANCE_VALUES.values()),
     )  # fmt: skip
     for r in rows:
-        values.add_row(r["asset"], *(show(r[c]) for c in BALANCE_VALUES))
+        values.add_row(show(r["asset"]), *(show(r[c]) for c in BALANCE_VALUES))
     sums = {s["adds"]: s["value"] for s in doc["sums"]}
     values.add_section()
     values.add_row("Σ account", *(show(sums[f"balances.{c}"]) for c in BALANCE_VALUES), style="bold")
@@ -117,7 +123,12 @@ def _slices(doc: dict[str, Any]) -> list[Any]:
             for p in parts:
                 bounds = f"[{show(p['lower_usdt'])}, {show(p['upper_usdt'])})"
                 table.add_row(
-                    r["asset"], kind, bounds, show(p["rate"]), show(p["amount_usdt"]), show(p["value_usdt"])
+                    show(r["asset"]),
+                    kind,
+                    bounds,
+                    show(p["rate"]),
+                    show(p["amount_usdt"]),
+                    show(p["value_usdt"]),
                 )
     return [table] if table.row_count else []
 
@@ -148,6 +159,8 @@ def open_orders(doc: dict[str, Any]) -> list[Any]:
 def formulas(doc: dict[str, Any], part: str, title: str) -> list[Any]:
     """Each output as its formula, then with the account's numbers filled in (a level: also as the
     numerator and denominator the engine divided), then its value."""
+    if not doc[part]:
+        return []
     out: list[Any] = [Text(f"{title} ({doc[part][0]['section']})", style="bold")]
     for item in doc[part]:
         line = Text(f"{item['output']} = {item['formula']}")
@@ -166,6 +179,8 @@ def formulas(doc: dict[str, Any], part: str, title: str) -> list[Any]:
 
 def checked(doc: dict[str, Any], part: str, title: str) -> list[Any]:
     """Each output with its value, rule, formula and the checks it is decided by."""
+    if not doc[part]:
+        return []
     out: list[Any] = [Text(title, style="bold")]
     for item in doc[part]:
         line = Text(f"{item['output']} = {show(item['value'])}", style="bold")
@@ -230,7 +245,9 @@ def renderables(doc: dict[str, Any]) -> list[Any]:
 def render(doc: dict[str, Any], width: int | None = None) -> str:
     """The explanation as text `width` columns wide (default WIDTH)."""
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width or WIDTH, color_system=None, soft_wrap=False, highlight=False)
+    console = Console(
+        file=buffer, width=width or WIDTH, color_system=None, soft_wrap=False, highlight=False, markup=False
+    )  # no markup: a detail or a name is printed as it is, brackets included
     for part in renderables(doc):
         console.print(part)
         if isinstance(part, Table):
