@@ -113,7 +113,8 @@ def level_items(policy: Policy) -> list[Item]:
 
 def _compliance(policy: Policy) -> Item:
     span = f"[{_iso(policy.compliance_required_from)}, as_of]"
-    checks = [Check(c, holds, c, "in", span) for c, holds in decisions.compliance_stamps(policy).items()]
+    stamps = decisions.compliance_stamps(policy).items()
+    checks = [Check(c.split("_")[0], holds, c, "in", span) for c, holds in stamps]  # questionnaire, terms
     rule = "questionnaire_completed_at and terms_agreed_at both set, ≥ the compliance date and ≤ as_of"
     return Item("pro_compliant", rule, section("compliance"), checks=checks)
 

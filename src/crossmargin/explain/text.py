@@ -9,6 +9,7 @@ import io
 from typing import Any
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -24,9 +25,9 @@ BALANCE_VALUES = {
 
 
 def show(value: Any) -> str:
-    """A value as written in the explanation: a float exactly (repr), null as '-'."""
+    """A value as written in the explanation: a float exactly (its repr), as JSON writes it otherwise."""
     if value is None:
-        return "-"
+        return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -193,9 +194,10 @@ def checked(doc: dict[str, Any], part: str, title: str) -> list[Any]:
     return out
 
 
-def _checks(checks: list[dict[str, Any]]) -> Table:
-    table = Table(show_header=True, header_style="dim", box=None, padding=(0, 1, 0, 4), expand=False)
-    for c in ("check", "measure = value", "compared", "holds"):
+def _checks(checks: list[dict[str, Any]]) -> Padding:
+    table = Table(show_header=True, header_style="dim", box=None, padding=(0, 1), expand=False)
+    table.add_column("check", no_wrap=True)
+    for c in ("measure = value", "compared", "holds"):
         table.add_column(c, overflow="fold")
     for c in checks:
         measured = f"{c['measure']} = {show(c['measured'])}" if c["measure"] else ""
@@ -206,7 +208,7 @@ def _checks(checks: list[dict[str, Any]]) -> Table:
             "" if c.get("followed", True) else " (not for this account)"
         )
         table.add_row(c["name"], measured, compared, holds)
-    return table
+    return Padding(table, (0, 0, 0, 3))  # the table's own padding of 1: under the text above
 
 
 def actions(doc: dict[str, Any]) -> list[Any]:
@@ -250,6 +252,6 @@ def render(doc: dict[str, Any], width: int | None = None) -> str:
     )  # no markup: a detail or a name is printed as it is, brackets included
     for part in renderables(doc):
         console.print(part)
-        if isinstance(part, Table):
+        if isinstance(part, Table | Padding):
             console.print()
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
