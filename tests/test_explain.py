@@ -229,6 +229,15 @@ def test_out_run_dir_explains_that_run(runs, capsys):
     assert {**from_run, "source": None} == {**from_dir, "source": None}
 
 
+def test_out_takes_the_runs_baseline(runs, tmp_path, capsys):
+    out = tmp_path / "with-baseline"
+    run_job(dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC), SAMPLE, out, baseline=runs["old"])
+    assert main(["explain", "--out", str(out), "--account", str(REPAYING), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["source"]["baseline"] == str(runs["old"].absolute()) and doc["status"] == "scored"
+    assert "baseline" in render(doc)
+
+
 def test_the_text_names_every_section_and_the_exact_numbers(capsys):
     doc = explain(REPAYING, input=SAMPLE, as_of=AS_OFS["new"])
     text = render(doc)

@@ -40,6 +40,7 @@ class Source:
     input_dir: Path
     policy_file: Path | None
     run: Path | None  # the run's output directory, when explaining a run
+    baseline: Baseline | None  # the run's baseline, as its manifest recorded it
 
     def record(self) -> dict[str, Any]:
         """Where the numbers come from, JSON-ready."""
@@ -47,6 +48,7 @@ class Source:
             "input_dir": str(self.input_dir.absolute()),
             "policy_file": str(self.policy_file) if self.policy_file else None,
             "run": str(self.run.absolute()) if self.run else None,
+            "baseline": str(self.baseline.directory) if self.baseline else None,
         }
 
 
@@ -62,7 +64,7 @@ def _loaded(
     loaded = load_inputs(input_dir)
     check_feed({name: f for name, (_, f) in loaded.items()}, policy, baseline)
     tables = {name: frame for name, (frame, _) in loaded.items()}
-    return Source(tables, policy, input_dir, policy_file, run)
+    return Source(tables, policy, input_dir, policy_file, run, baseline)
 
 
 def from_run(out_dir: Path) -> Source:

@@ -53,6 +53,8 @@ def header(doc: dict[str, Any]) -> list[Any]:
     where = f"inputs {source['input_dir']}" + (f" (the run in {source['run']})" if source["run"] else "")
     if source["policy_file"]:
         where += f", policy file {source['policy_file']}"
+    if source["baseline"]:
+        where += f", baseline {source['baseline']}"
     status = "scored" if doc["status"] == "scored" else "NOT SCORED: data issues"
     lines = [
         Text(f"Account {doc['account_id']}: {status}", style="bold"),
