@@ -199,7 +199,7 @@ class Accounts:
                 self._input("balances", account_id), self._valued("balances", account_id), terms, market
             ),
             "open_orders": order_rows(
-                self._input("open_orders", account_id), self._valued("open_orders", account_id), terms, market
+                self._input("open_orders", account_id), self._valued("open_orders", account_id), market
             ),
         }
 

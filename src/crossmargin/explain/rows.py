@@ -43,16 +43,9 @@ BALANCE_PARTS = [
 ORDER_PARTS = ["loss_usdt"]  # an order's part of open_order_loss_usdt
 
 
-def _float(x: Any) -> float | None:
-    return None if x is None else float(x)
-
-
 def _price_terms(terms: AssetTerms, a: int) -> dict[str, Any]:
-    """The price in effect of asset index a as the terms hold it: its time and any problem with it."""
-    frame = terms.frame
-    problem = frame["price_detail"][a]
-    priced_at = frame["priced_at"][a]
-    return {"priced_at": priced_at, "price_problem": problem}
+    """The time of asset index a's price in effect, and what is wrong with it (null: nothing)."""
+    return {"priced_at": terms.frame["priced_at"][a], "price_problem": terms.frame["price_detail"][a]}
 
 
 def _priced(market: Market, a: int) -> float:
@@ -94,7 +87,7 @@ def balance_row(shown: dict[str, Any], valued: dict[str, Any], terms: AssetTerms
             **dict(zip(BALANCE_PARTS, parts, strict=True)), "slices": slices}  # fmt: skip
 
 
-def order_row(shown: dict[str, Any], valued: dict[str, Any], terms: AssetTerms, market: Market) -> dict:
+def order_row(shown: dict[str, Any], valued: dict[str, Any], market: Market) -> dict:
     """One open order: its input values, both legs' prices and first-slice collateral ratios, what it
     gives and receives and its loss max(0, given − received): the calls `value_orders` makes for it."""
     b, q = valued[f"asset_idx{BASE}"], valued[f"asset_idx{QUOTE}"]
@@ -132,7 +125,7 @@ def balance_rows(shown: pl.DataFrame, valued: pl.DataFrame, terms: AssetTerms, m
     return [balance_row(s, v, terms, market) for s, v in pairs]
 
 
-def order_rows(shown: pl.DataFrame, valued: pl.DataFrame, terms: AssetTerms, market: Market) -> list[dict]:
+def order_rows(shown: pl.DataFrame, valued: pl.DataFrame, market: Market) -> list[dict]:
     """Every open order of one account (`shown`: its input rows; `valued`: the row pass's)."""
     pairs = _paired(shown, valued.select(ORDER_COLUMNS), shown["order_id"].fill_null(0))
-    return [order_row(s, v, terms, market) for s, v in pairs]
+    return [order_row(s, v, market) for s, v in pairs]
