@@ -215,7 +215,8 @@ def _checks(checks: list[dict[str, Any]]) -> Padding:
 
 def actions(doc: dict[str, Any]) -> list[Any]:
     if not doc["actions"]:
-        return [Text(f"Actions: none ({_anchor(doc, 'actions')})")]
+        why = "" if doc["status"] == "scored" else ": an account with a data issue gets none"
+        return [Text(f"Actions: none{why} ({_anchor(doc, 'actions')})")]
     table = _table(
         f"Actions ({_anchor(doc, 'actions')})", "action", "reason", "amount_usdt", numeric=("amount_usdt",)
     )
@@ -230,18 +231,24 @@ def switches(doc: dict[str, Any]) -> list[Any]:
 
 
 def renderables(doc: dict[str, Any]) -> list[Any]:
-    """Every section of one account's explanation, in reading order."""
+    """Every section of one account's explanation, in reading order (for an account that was not
+    scored, each computed section says so in its title)."""
+    unscored = "" if doc["status"] == "scored" else " [not scored]"
     return [
         *header(doc),
         *data_issues(doc),
         *balances(doc),
         *open_orders(doc),
         *switches(doc),
-        *formulas(doc, "quantities", "Quantities made of the sums"),
-        *formulas(doc, "levels", "Levels: each one float64 division, +inf when its denominator is 0"),
-        *checked(doc, "decisions", "Decisions"),
-        *checked(doc, "distances", "Distances to thresholds (a uniform move of the non-stable prices)"),
-        *checked(doc, "topups", "What it would take"),
+        *formulas(doc, "quantities", f"Quantities made of the sums{unscored}"),
+        *formulas(
+            doc, "levels", f"Levels{unscored}: each one float64 division, +inf when its denominator is 0"
+        ),
+        *checked(doc, "decisions", f"Decisions{unscored}"),
+        *checked(
+            doc, "distances", f"Distances to thresholds{unscored} (a uniform move of the non-stable prices)"
+        ),
+        *checked(doc, "topups", f"What it would take{unscored}"),
         *actions(doc),
     ]
 
