@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import shutil
 import struct
 import subprocess
@@ -265,7 +266,7 @@ def test_the_text_names_every_section_and_the_exact_numbers(capsys):
 
 def test_the_text_anchors_are_sections_of_rules_md():
     rules = (SAMPLE.parents[1] / "docs" / "rules.md").read_text(encoding="utf-8")
-    anchors = set(__import__("re").findall(r'<a id="([a-z0-9-]+)"></a>', rules))
+    anchors = set(re.findall(r'<a id="([a-z0-9-]+)"></a>', rules))
     doc = explain(REPAYING, input=SAMPLE, as_of=AS_OFS["new"])
     named = {s for s in doc["sections"].values()}
     for part in ["sums", "quantities", "levels", "decisions", "distances", "topups"]:
