@@ -127,3 +127,18 @@ def test_programme_notebook_reads_the_root_named_from_where_the_command_was_type
     for word in ("newly_compliant", "compliance_state", "cohort_as_of", "margin_state"):
         assert word in everything, word
     assert any(_has_image(c) for c in code)
+
+
+def test_migration_cohort_explains_the_account_with_the_largest_repayment(typed_dir, monkeypatch):
+    code = _execute("migration_cohort", typed_dir, monkeypatch)
+    cell = next(c for c in code if "explain(" in c.source)
+    largest = risk(typed_dir / "out" / "today").sort(
+        ["partial_repayment_usdt", "account_id"], descending=[True, False]
+    )
+    row = largest.row(0, named=True)
+    text = _cell_text(cell)
+    assert (
+        f"account {row['account_id']} (scored): partial_repayment_usdt = {row['partial_repayment_usdt']!r}"
+        in text
+    )
+    assert "docs/rules.md#partial-repayment" in text and "classic_margin_level" in text

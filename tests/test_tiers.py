@@ -8,6 +8,8 @@ last bound, at 0, and for assets with fewer slices than the widest table.
 
 from __future__ import annotations
 
+import itertools
+import math
 import struct
 
 import polars as pl
@@ -161,3 +163,46 @@ def test_zero_debt_skips_the_lookup_with_the_same_bits(tables) -> None:
             )
             assert bits(looked_up) == bits(0.0)
             assert [bits(m) for m in debt_margins_usdt(zero, idx, liab)] == [bits(0.0), bits(0.0)]
+
+
+# ------------------------------------------------------------------ the slices an amount uses (explain)
+
+
+def _parts(tables, asset: str, x: float) -> list[tuple[float, float, float, float, float]]:
+    slices, index = _flat(tables)
+    idx = index.filter(pl.col("asset") == asset)["asset_idx"].item()
+    keys = ["lower_usdt", "upper_usdt", "rate", "amount_usdt", "value_usdt"]
+    return [tuple(p[k] for k in keys) for p in tiers.slice_parts(x, idx, slices, "collateral_ratio")]
+
+
+def test_slice_parts_worked_by_hand() -> None:
+    tables = {"BTC": EXAMPLE_BRACKETS, "USDT": [(0.0, None, 0.95)]}
+    inf = float("inf")
+    assert _parts(tables, "BTC", 600.0) == [
+        (0.0, 100.0, 1.0, 100.0, 100.0),
+        (100.0, 500.0, 0.5, 400.0, 200.0),
+        (500.0, inf, 0.25, 100.0, 25.0),
+    ]
+    assert _parts(tables, "BTC", 100.0) == [(0.0, 100.0, 1.0, 100.0, 100.0)]  # a bound starts no slice
+    assert _parts(tables, "BTC", 0.0) == [(0.0, 100.0, 1.0, 0.0, 0.0)]
+    assert _parts(tables, "USDT", 1e6) == [(0.0, inf, 0.95, 1e6, 0.95e6)]  # padded slices are not used
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    tables=st.dictionaries(st.sampled_from(["ADA", "BTC", "ETH", "USDT"]), table(), min_size=1, max_size=4),
+    data=st.data(),
+)
+def test_slice_parts_cover_the_amount_and_add_up_to_the_tiered_value(tables, data) -> None:
+    asset = data.draw(st.sampled_from(sorted(tables)))
+    edges = [lo for lo, _, _ in tables[asset]]
+    x = data.draw(
+        st.one_of(st.sampled_from(edges), st.floats(1e-3, 1e13, allow_nan=False, allow_infinity=False))
+    )
+    parts = _parts(tables, asset, x)
+    assert len(parts) == max(1, sum(lo < x for lo in edges))  # every slice that starts below x
+    assert parts[0][0] == 0.0 and all(a[1] == b[0] for a, b in itertools.pairwise(parts))
+    assert parts[-1][0] <= x <= parts[-1][1]
+    for lower, upper, rate, amount, value in parts:
+        assert amount == min(x, upper) - lower and value == rate * amount
+    assert math.isclose(sum(p[4] for p in parts), spec_tiered(x, tables[asset]), rel_tol=1e-9, abs_tol=1e-9)

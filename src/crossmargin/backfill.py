@@ -22,7 +22,7 @@ from typing import Any
 from crossmargin.errors import CrossmarginError, InputSchemaError, UsageError
 from crossmargin.executors import executor_for
 from crossmargin.io import outputs
-from crossmargin.io.inputs import InputFile, find_file
+from crossmargin.io.inputs import changed_inputs
 from crossmargin.io.partitions import baseline_for, partition_dir, run_manifest
 from crossmargin.io.schemas import INPUT_SCHEMAS
 from crossmargin.job import check_options, run_job
@@ -138,16 +138,10 @@ def why_run(
         problems = ["malformed outputs in manifest.json"]
     if problems:
         return f"outputs do not verify ({problems[0]})"
-    changed = []
-    for table in INPUT_SCHEMAS:
-        entry = recorded[table]
-        try:
-            path = find_file(input_dir, table)
-        except CrossmarginError as exc:  # the run reports it
-            return str(exc)
-        same_file = isinstance(entry, dict) and entry.get("file") == path.name
-        if not (same_file and InputFile(table, path, entry.get("rows", 0)).sha256() == entry.get("sha256")):
-            changed.append(table)
+    try:
+        changed = changed_inputs(recorded, input_dir)
+    except CrossmarginError as exc:  # the run reports it
+        return str(exc)
     if changed:
         return f"input changed: {', '.join(changed)}"
     return None

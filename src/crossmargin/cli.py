@@ -382,6 +382,55 @@ def report(
     typer.echo(describe(write_report(out, html, force=force)))
 
 
+@app.command()
+def explain(
+    account: Annotated[str | None, typer.Option("--account", help="The account_id to explain")] = None,
+    input: Annotated[
+        Path | None, typer.Option("--input", help="Directory with one file per input table")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Valuation time, UTC (with --input)")] = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy TOML merged over the shipped one (with --input)")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="A run's output directory: its inputs, as_of, policy and baseline"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text (default) or json")] = "text",
+) -> None:
+    """Every number and decision of one account, traced to its input rows and to docs/rules.md.
+
+    Either --input DIR --as-of TS [--policy FILE], or --out RUN_DIR (a run's output directory: its
+    manifest names the inputs, as_of, policy and baseline; an input file that changed since the run
+    is refused, exit 2). Only that account's rows are read, plus the reference tables. An account with
+    a data issue is shown with its issues and the values that could still be computed (status
+    data_issue); an id that no input table holds exits 2.
+    """
+    if fmt not in ("text", "json"):
+        raise UsageError(f"--format {fmt!r} is not one of text, json")
+    if account is None:
+        raise UsageError("give --account ID, the account_id to explain")
+    try:
+        account_id = int(account)
+    except ValueError:
+        raise UsageError(f"--account {account!r} is not an account_id (an integer)") from None
+    from crossmargin.explain import explain as explain_account
+    from crossmargin.explain import source_of
+
+    if as_of is not None:
+        as_of = _parse_as_of(as_of)
+    doc = explain_account(account_id, source=source_of(input=input, as_of=as_of, policy=policy, out=out))
+    if fmt == "json":
+        import json
+
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    from crossmargin.analytics.text import terminal_width
+    from crossmargin.explain.text import render
+
+    typer.echo(render(doc, terminal_width()), nl=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with `argv` and return its exit code (for callers that want no exit)."""
     try:

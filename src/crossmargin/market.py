@@ -47,7 +47,8 @@ TERM_COLUMNS = [
 
 @dataclass(frozen=True)
 class AssetTerms:
-    """Per asset (row `asset_idx`): price and table status in effect; the tables themselves, flat."""
+    """Per asset (row `asset_idx`): price and table status in effect (and the price's `priced_at`); the
+    tables themselves, flat."""
 
     frame: pl.DataFrame
     collateral: tiers.Slices
@@ -115,7 +116,7 @@ def asset_terms(
         raise AssertionError("asset terms must have one row per asset")
     index = frame.select("asset", "asset_idx")
     return AssetTerms(
-        frame.select("asset", "asset_idx", *TERM_COLUMNS),
+        frame.select("asset", "asset_idx", *TERM_COLUMNS, "priced_at"),
         tiers.flat(coll_slices, index, COLLATERAL_RATES),
         tiers.flat(liab_slices, index, LIABILITY_RATES),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -39,6 +40,20 @@ def sha256_file(path: Path) -> str:
         while n := f.readinto(buffer):
             h.update(view[:n])
     return h.hexdigest()
+
+
+def changed_inputs(recorded: dict[str, Any], input_dir: Path) -> list[str]:
+    """The tables of a run's record of its inputs (manifest.json `inputs`: table -> file, rows, sha256)
+    whose file in `input_dir` is now another one (name) or holds other bytes (sha256), in table order;
+    a table without a file raises InputSchemaError, as `find_file`."""
+    changed = []
+    for table in INPUT_SCHEMAS:
+        entry = recorded.get(table)
+        path = find_file(input_dir, table)
+        same_file = isinstance(entry, dict) and entry.get("file") == path.name
+        if not (same_file and sha256_file(path) == entry.get("sha256")):
+            changed.append(table)
+    return changed
 
 
 def find_file(input_dir: Path, table: str) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from crossmargin.io.schemas import (
+    BORROW_BLOCKED_REASONS,
     NOT_CLASSIC,
     PRO_CONDITIONS_NEW,
     PRO_CONDITIONS_OLD,
@@ -27,12 +28,19 @@ def _stamped_within(column: str, start, as_of) -> pl.Expr:
     return c.is_not_null() & (c >= start) & (c <= as_of)
 
 
+COMPLIANCE_STAMPS = ["questionnaire_completed_at", "terms_agreed_at"]
+
+
+def compliance_stamps(policy: Policy) -> dict[str, pl.Expr]:
+    """Per timestamp compliance needs: not null, >= the compliance date and <= as_of."""
+    start = policy.compliance_required_from
+    return {column: _stamped_within(column, start, policy.as_of) for column in COMPLIANCE_STAMPS}
+
+
 def pro_compliant(policy: Policy) -> pl.Expr:
     """Questionnaire and terms both not null, >= compliance date and <= as_of."""
-    start = policy.compliance_required_from
-    return _stamped_within("questionnaire_completed_at", start, policy.as_of) & _stamped_within(
-        "terms_agreed_at", start, policy.as_of
-    )
+    questionnaire, terms = compliance_stamps(policy).values()
+    return questionnaire & terms
 
 
 def liquidation(policy: Policy) -> pl.Expr:
@@ -45,21 +53,33 @@ def margin_call(policy: Policy) -> pl.Expr:
     return thresholds.margin_call(policy).holds()
 
 
+def borrow_block_reasons(policy: Policy) -> dict[str, pl.Expr]:
+    """Each reason borrowing is blocked for, with when it applies, in the order they are tried: Classic
+    collateral level <= IRR; Pro non-compliant (from 2024-12-19); Pro without available margin."""
+    return dict(
+        zip(
+            BORROW_BLOCKED_REASONS,
+            [
+                is_classic() & thresholds.borrow_collateral_level(policy).holds(),
+                is_pro() & ~pl.col("pro_compliant") & pl.lit(policy.noncompliant_borrow_disabled),
+                is_pro() & (pl.col("pro_available_margin_usdt") <= 0),
+            ],
+            strict=True,
+        )
+    )
+
+
 def borrow_blocked_reason(policy: Policy) -> pl.Expr:
-    """First matching reason: Classic collateral level <= IRR; Pro non-compliant (from 2024-12-19); Pro no margin."""
+    """The first reason of borrow_block_reasons that applies; null when none does."""
 
     def reason(name: str) -> pl.Expr:  # the enum's value itself: no text is built per row, then cast
         return pl.lit(name, dtype=BorrowBlockedReason)
 
-    return (
-        pl.when(is_classic() & (pl.col("classic_collateral_margin_level") <= initial_risk_ratio(policy)))
-        .then(reason("collateral_below_initial_risk_ratio"))
-        .when(is_pro() & ~pl.col("pro_compliant") & pl.lit(policy.noncompliant_borrow_disabled))
-        .then(reason("pro_not_compliant"))
-        .when(is_pro() & (pl.col("pro_available_margin_usdt") <= 0))
-        .then(reason("no_available_margin"))
-        .otherwise(pl.lit(None, dtype=BorrowBlockedReason))
-    )
+    (first, applies), *others = borrow_block_reasons(policy).items()
+    chain = pl.when(applies).then(reason(first))
+    for name, applies in others:
+        chain = chain.when(applies).then(reason(name))
+    return chain.otherwise(pl.lit(None, dtype=BorrowBlockedReason))
 
 
 def borrow_blocked() -> pl.Expr:
@@ -76,14 +96,18 @@ def migrate_now(policy: Policy) -> pl.Expr:
     return pl.col("due_for_migration") & pl.lit(policy.noncompliant_switched)
 
 
+def repayment_at_risk(policy: Policy) -> pl.Expr:
+    """classic_margin_level < the Classic margin-call threshold of the account's classic_leverage."""
+    return pl.col("classic_margin_level") < classic_threshold(policy, "margin_call")
+
+
 def partial_repayment_usdt(policy: Policy) -> pl.Expr:
     """x = (T·L − A)/(T − 1) clipped to [0, min(A, L)] when due and classic level < Classic margin call; else 0."""
     target = initial_risk_ratio(policy)
     a, liab = pl.col("total_asset_usdt"), pl.col("total_liability_usdt")
     x = (target * liab - a) / (target - 1.0)
-    at_risk = pl.col("classic_margin_level") < classic_threshold(policy, "margin_call")
     return (
-        pl.when(pl.col("due_for_migration") & at_risk)
+        pl.when(pl.col("due_for_migration") & repayment_at_risk(policy))
         .then(x.clip(pl.lit(0.0), pl.min_horizontal(a, liab)))
         .otherwise(pl.lit(0.0))
     )

@@ -94,6 +94,22 @@ def order_legs_usdt(
 
 
 @jitable
+def order_given_received_usdt(
+    is_buy: bool,
+    qty: float,
+    limit: float,
+    price_base: float,
+    ratio_base: float,
+    price_quote: float,
+    ratio_quote: float,
+) -> tuple[float, float]:
+    """(given, received) of one order: a BUY gives the quote leg and receives the base leg, a SELL the
+    reverse (docs/rules.md §1.3)."""
+    quote_leg, base_leg = order_legs_usdt(qty, limit, price_base, ratio_base, price_quote, ratio_quote)
+    return (quote_leg, base_leg) if is_buy else (base_leg, quote_leg)
+
+
+@jitable
 def order_given_minus_received_usdt(
     is_buy: bool,
     qty: float,
@@ -103,10 +119,11 @@ def order_given_minus_received_usdt(
     price_quote: float,
     ratio_quote: float,
 ) -> float:
-    """given − received of one order: a BUY gives the quote leg and receives the base leg, a SELL the
-    reverse (docs/rules.md §1.3)."""
-    quote_leg, base_leg = order_legs_usdt(qty, limit, price_base, ratio_base, price_quote, ratio_quote)
-    return (quote_leg - base_leg) if is_buy else (base_leg - quote_leg)
+    """given − received of one order."""
+    given, received = order_given_received_usdt(
+        is_buy, qty, limit, price_base, ratio_base, price_quote, ratio_quote
+    )
+    return given - received
 
 
 @jitable

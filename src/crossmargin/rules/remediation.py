@@ -49,6 +49,15 @@ def slots(policy: Policy) -> list[Slot]:
     ]
 
 
+def column_slots(policy: Policy) -> dict[str, list[Slot]]:
+    """The slots each column of REMEDIATION_COLUMNS is read off, in `slots` order (pro_topup_usdt: the
+    two conditions of Pro eligibility that money changes)."""
+    found: dict[str, list[Slot]] = {}
+    for s in slots(policy):
+        found.setdefault("pro_topup_usdt" if s.name in (_PRO_LEVEL, _PRO_EQUITY) else s.name, []).append(s)
+    return found
+
+
 def columns(policy: Policy) -> list[pl.Expr]:
     """The four columns from the found slots (NaN: no deposit / count is enough, or not followed)."""
 

@@ -134,6 +134,13 @@ def pro_classic_collateral_level(policy: Policy) -> Condition:
     return Condition(name, _measure(name), pl.lit(policy.old_min_classic_collateral_margin_level), True)
 
 
+def borrow_collateral_level(policy: Policy) -> Condition:
+    """A Classic account's borrowing is blocked when classic_collateral_margin_level <= the IRR of its
+    classic_leverage."""
+    name = "classic_collateral_margin_level"
+    return Condition(name, _measure(name), initial_risk_ratio(policy), False)
+
+
 def switch_level(policy: Policy) -> Condition:
     """Switching back to Classic: (new) classic_collateral_margin_level, (old) classic_margin_level, > the
     IRR of the account's classic_leverage."""

@@ -31,7 +31,8 @@ def _iso(e: pl.Expr) -> pl.Expr:
 
 
 def price_in_effect(prices: pl.DataFrame, as_of: dt.datetime, max_age: dt.timedelta) -> pl.DataFrame:
-    """asset -> price_usdt (null unless usable), price_problem (UInt8 above), price_detail (text).
+    """asset -> price_usdt (null unless usable), price_problem (UInt8 above), price_detail (text), and
+    priced_at (the time of the rows in effect).
 
     One row per asset with a price row at or before as_of; assets without one are absent (missing).
     """
@@ -86,6 +87,6 @@ def price_in_effect(prices: pl.DataFrame, as_of: dt.datetime, max_age: dt.timede
             detail.alias("price_detail"),
             pl.when(pl.col("price_problem") == OK).then(pl.col("price_usdt")).alias("price_usdt"),
         )
-        .select("asset", "price_usdt", "price_problem", "price_detail")
+        .select("asset", "price_usdt", "price_problem", "price_detail", "priced_at")
         .sort("asset")
     )
