@@ -82,24 +82,46 @@ def computed_accounts(
     return terms, market, passed, computed
 
 
+@dataclass(frozen=True)
+class Phases:
+    """What the phases leave for one as_of (one bucket): the reference data, the row pass, every
+    account with an id (`computed`, before the accounts with an issue leave), the issues, the outputs."""
+
+    terms: AssetTerms
+    market: Market
+    passed: rows.RowPass
+    computed: pl.DataFrame
+    issues: pl.DataFrame  # ISSUE_COLUMNS: with the asset an issue is about
+    account_risk: pl.DataFrame
+    actions: pl.DataFrame
+
+
+def phases(tables: Tables, policy: Policy) -> Phases:
+    """Phases 1 to 5 (module docstring)."""
+    terms, market, passed, computed = computed_accounts(tables, policy)
+    found = issues.issues_phase(passed, computed)
+    risk = issues.account_risk(computed, found, policy)
+    return Phases(terms, market, passed, computed, found, risk, actions_frame(risk.lazy(), policy).collect())
+
+
 def score(
     tables: Tables, policy: Policy, scenario_set: ScenarioSet | None = None, scenario_group: int = 100_000
 ) -> Scores:
     """account_risk, actions, data_issues (and the price problems by asset) for one as_of; with a
     scenario set, scenario_risk too (an iterator of account chunks, docs/rules.md §8.3: `scenario_group`
     accounts per row group of the file the chunks are written to; a chunk never spans two)."""
-    terms, market, passed, computed = computed_accounts(tables, policy)
-    found = issues.issues_phase(passed, computed)
-    risk = issues.account_risk(computed, found, policy)
+    done = phases(tables, policy)
     version = pl.lit(policy.version).alias("policy_version")
     chunks = None
     if scenario_set is not None:
-        valid = scenarios.scenario_accounts(computed, risk["account_id"])
-        chunks = scenarios.scenario_risk(passed, terms, market, valid, policy, scenario_set, scenario_group)
+        valid = scenarios.scenario_accounts(done.computed, done.account_risk["account_id"])
+        chunks = scenarios.scenario_risk(
+            done.passed, done.terms, done.market, valid, policy, scenario_set, scenario_group
+        )
     return Scores(
-        account_risk=risk,
-        actions=actions_frame(risk.lazy(), policy).collect(),
-        data_issues=found.with_columns(version).select(list(DATA_ISSUES)),
-        price_problems=issues.price_problems(found),
+        account_risk=done.account_risk,
+        actions=done.actions,
+        data_issues=done.issues.with_columns(version).select(list(DATA_ISSUES)),
+        price_problems=issues.price_problems(done.issues),
         scenario_risk=chunks,
     )

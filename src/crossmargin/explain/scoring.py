@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from crossmargin.engine import computed_accounts, issues
+from crossmargin.engine import phases
 from crossmargin.engine.rows import RowPass
 from crossmargin.explain.source import Source
 from crossmargin.job import ACCOUNT_TABLES
@@ -21,7 +21,6 @@ from crossmargin.kernels.runs import ACCOUNT, in_account_order
 from crossmargin.kernels.valuation import Market
 from crossmargin.market import AssetTerms
 from crossmargin.policy import Policy
-from crossmargin.rules.actions import actions as actions_frame
 
 
 @dataclass(frozen=True)
@@ -53,12 +52,9 @@ def read_rows(tables: dict[str, pl.LazyFrame], ids: list[int]) -> dict[str, pl.D
 
 
 def score_accounts(source: Source, ids: list[int]) -> Scored:
-    """The engine's phases, as `engine.score` runs them, over the accounts `ids` only."""
+    """The engine's phases (`engine.phases`, as `engine.score` runs them) over the accounts `ids` only."""
     rows = read_rows(source.tables, ids)
     tables = {name: rows[name].lazy() if name in rows else frame for name, frame in source.tables.items()}
-    policy = source.policy
-    terms, market, passed, computed = computed_accounts(tables, policy)
-    found = issues.issues_phase(passed, computed)
-    risk = issues.account_risk(computed, found, policy)
-    actions = actions_frame(risk.lazy(), policy).collect()
-    return Scored(policy, terms, market, passed, computed, found, risk, actions, rows)
+    done = phases(tables, source.policy)
+    return Scored(source.policy, done.terms, done.market, done.passed, done.computed, done.issues,
+                  done.account_risk, done.actions, rows)  # fmt: skip
