@@ -463,3 +463,24 @@ def test_a_crossing_inside_a_piece_whose_end_has_no_margin() -> None:
     d = distances_of(t, NEW, 4)
     assert d["liquidation_drop"] == pytest.approx(1 - 5 / 19, rel=1e-12)
     assert d["margin_call_drop"] == pytest.approx(1 - 5 / 18.5, rel=1e-12)
+
+
+@pytest.mark.parametrize("owed", [1e-12, 1e-300])
+def test_a_crossing_next_to_the_end_of_a_drop(owed: float) -> None:
+    """Classic 3x: 2 BTC held at 50, 1 BTC and a tiny amount of USDC owed. The level
+    100m / (50m + owed) stays near 2 until m is tiny: liquidation (1.1) at m = 1.1·owed / 45, margin call
+    (1.3) at 1.3·owed / 35 — just before the end of the drop, where only the stable debt is left (for
+    1e-300 owed, at the end itself in float64: a drop of 1)."""
+    t = tables(
+        accounts=[account(4, "classic", 3)],
+        balances=[balance(4, "BTC", free=2.0, borrowed=1.0), balance(4, "USDC", borrowed=owed)],
+        prices=fresh_prices(NEW, BTC=50.0, USDC=1.0),
+        collateral_tiers=[
+            tiers("BTC", [(0, 50, 1.0), (50, 200, 0.8), (200, None, 0.5)]),
+            one_slice("USDC", 1.0),
+        ],
+        liability_brackets=[one_bracket("BTC", 0.1, 0.2), one_bracket("USDC", 0.1, 0.2)],
+    )
+    d = distances_of(t, NEW, 4)
+    assert d["liquidation_drop"] == pytest.approx(1 - 1.1 * owed / 45, rel=1e-15)
+    assert d["margin_call_drop"] == pytest.approx(1 - 1.3 * owed / 35, rel=1e-15)

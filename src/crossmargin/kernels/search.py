@@ -85,60 +85,27 @@ def _add(buf: np.ndarray, n: int, path: int, m: float) -> int:
 
 
 @jitable
-def _sort_points(points, n, order, spare, ties):
-    """order[:n] = points[:n] ascending: in place for a few (the usual case), else by stable_order."""
-    if n > 16:
-        for i in range(n):  # equal points: any order
-            ties[i] = 0
-        stable_order(points, ties, n, order, spare)
-        return
+def sort_by(key: np.ndarray, tie: np.ndarray, n: int, order: np.ndarray) -> None:
+    """order[:n] = the items 0..n-1 ascending by (key, tie): a shell sort (n^1.3; the keys are unique
+    with their tie-breakers, so stability does not matter; written out rather than numpy's sorts,
+    which cost seconds to compile)."""
     for i in range(n):
         order[i] = i
-    for i in range(1, n):
-        x = order[i]
-        j = i - 1
-        while j >= 0 and points[order[j]] > points[x]:
-            order[j + 1] = order[j]
-            j -= 1
-        order[j + 1] = x
-
-
-@jitable
-def _before(key: np.ndarray, tie: np.ndarray, a: int, b: int) -> bool:
-    """Item a goes before item b: the smaller key, then (a tie) the smaller tie-breaker."""
-    return key[a] < key[b] or (key[a] == key[b] and tie[a] < tie[b])
-
-
-@jitable
-def stable_order(key: np.ndarray, tie: np.ndarray, n: int, order: np.ndarray, spare: np.ndarray) -> None:
-    """order[:n] = the items 0..n-1 by (key, tie), ascending: a bottom-up merge sort (stable, n log n;
-    written out rather than numpy's, which costs seconds to compile)."""
-    for i in range(n):
-        order[i] = i
-    width = 1
-    while width < n:
-        for lo in range(0, n, 2 * width):
-            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
-            a, b, k = lo, mid, lo
-            while a < mid and b < hi:
-                if _before(key, tie, order[b], order[a]):
-                    spare[k] = order[b]
-                    b += 1
-                else:
-                    spare[k] = order[a]
-                    a += 1
-                k += 1
-            while a < mid:
-                spare[k] = order[a]
-                a += 1
-                k += 1
-            while b < hi:
-                spare[k] = order[b]
-                b += 1
-                k += 1
-        for i in range(n):
-            order[i] = spare[i]
-        width *= 2
+    gap = 1
+    while gap < n // 3:
+        gap = 3 * gap + 1
+    while gap >= 1:
+        for i in range(gap, n):
+            x = order[i]
+            j = i
+            while j >= gap and (
+                key[order[j - gap]] > key[x]
+                or (key[order[j - gap]] == key[x] and tie[order[j - gap]] > tie[x])
+            ):
+                order[j] = order[j - gap]
+                j -= gap
+            order[j] = x
+        gap //= 3
 
 
 @kernel
@@ -162,7 +129,7 @@ def search_kernel(
             most_orders = max(most_orders, o_hi[run_idx[r]] - o_lo[run_idx[r]])
     room = most_rows * (coll[0] + liab[0]) + most_orders + coll[0]
     points, order = np.empty(room), np.empty(room, dtype=np.int64)
-    spare, ties = np.empty(room, dtype=np.int64), np.empty(room, dtype=np.int64)
+    ties = np.empty(room, dtype=np.int64)
     cancelled = np.empty(most_orders, dtype=np.bool_)
     g_at, m_at, open_ = np.empty(n_slots), np.empty(n_slots), np.empty(n_slots, dtype=np.bool_)
     for r in range(starts.size):
@@ -185,13 +152,13 @@ def search_kernel(
         if todo:
             _account(g, starts[r], run_end(starts, stop, r), o_lo[g], o_hi[g], asset, holding, debt, base, quote,
                      is_buy, qty, limit, order_id, q0, measure, threshold, above, path, needs, price, moving,
-                     ratio_first, usdt, coll, liab, points, order, spare, ties, cancelled, g_at, m_at, open_,
+                     ratio_first, usdt, coll, liab, points, order, ties, cancelled, g_at, m_at, open_,
                      out)  # fmt: skip
 
 
 @jitable
 def _account(g, s, e, o_lo, o_hi, asset, holding, debt, base, quote, is_buy, qty, limit, order_id, q0, measure,
-             threshold, above, path, needs, price, moving, ratio_first, usdt, coll, liab, points, order, spare, ties,
+             threshold, above, path, needs, price, moving, ratio_first, usdt, coll, liab, points, order, ties,
              cancelled, g_at, m_at, open_, out):  # fmt: skip
     """The open slots of account g (`open_`), path by path: the breakpoints, then piece by piece along
     them, valuing the account at each (the one valuation), to the first piece whose end satisfies a
@@ -208,7 +175,7 @@ def _account(g, s, e, o_lo, o_hi, asset, holding, debt, base, quote, is_buy, qty
             continue
         if p == CANCEL:
             _cancel(g, o_lo, o_hi, base, quote, is_buy, qty, limit, order_id, q0, measure, threshold, above, path,
-                    price, moving, ratio_first, cancelled, points, order, spare, ties, open_, out)  # fmt: skip
+                    price, moving, ratio_first, cancelled, points, order, ties, open_, out)  # fmt: skip
             continue
         # the breakpoints of path p (unsorted)
         n = 0
@@ -248,7 +215,9 @@ def _account(g, s, e, o_lo, o_hi, asset, holding, debt, base, quote, is_buy, qty
                         at0 != at1 and np.isfinite(at0) and np.isfinite(at1)
                     ):  # linear in m: 0 at at0 / (at0 − at1)
                         n = _add(points, n, p, at0 / (at0 - at1))
-        _sort_points(points, n, order, spare, ties)
+        for i in range(n):  # equal points: any order
+            ties[i] = 0
+        sort_by(points, ties, n, order)
         # piece by piece
         for j in range(path.size):
             if open_[j] and path[j] == p:
@@ -288,7 +257,7 @@ def _account(g, s, e, o_lo, o_hi, asset, holding, debt, base, quote, is_buy, qty
                 if crossed or holds(ratio(numerator, denominator), threshold[g, j], above[j]):
                     root = interpolated_root(t_prev, g_at[j], t, g_t)
                     share = (root - t_prev) / (t - t_prev) if t > t_prev else 1.0
-                    if above[j] or m_at[j] + (denominator - m_at[j]) * share > 0:
+                    if above[j] or m_at[j] * (1.0 - share) + denominator * share > 0:  # M at the root
                         out[j, g], open_[j] = _reported(p, root), False
                 elif i == n and p == DEPOSIT and g_t > g_at[j]:  # extend the last line to its root
                     out[j, g], open_[j] = t_prev - g_at[j] / ((g_t - g_at[j]) / (t - t_prev)), False
@@ -337,7 +306,7 @@ def _reported(p: int, t: float) -> float:
 
 @jitable
 def _cancel(g, o_lo, o_hi, base, quote, is_buy, qty, limit, order_id, q0, measure, threshold, above, path, price,
-            moving, ratio_first, cancelled, losses, ranks, spare, ids, open_, out):  # fmt: skip
+            moving, ratio_first, cancelled, losses, ranks, ids, open_, out):  # fmt: skip
     """The open CANCEL slots of account g: the fewest of its orders, largest loss first (ties: smaller
     order_id), whose cancellation makes the condition hold; by bisection on the count (the condition is
     monotone in it: cancelling an order never raises the loss)."""
@@ -350,7 +319,7 @@ def _cancel(g, o_lo, o_hi, base, quote, is_buy, qty, limit, order_id, q0, measur
                                 ratio_first[q])  # fmt: skip
             losses[j] = 0.0 if np.isnan(x) else -x
         ids[j] = order_id[o_lo + j]
-    stable_order(losses, ids, n_orders, ranks, spare)
+    sort_by(losses, ids, n_orders, ranks)
     chosen = cancelled[:n_orders]
     for j in range(path.size):
         if not (open_[j] and path[j] == CANCEL):
