@@ -294,8 +294,9 @@ def _order_book(free: float) -> dict[str, pl.DataFrame]:
 @pytest.mark.parametrize(
     ("free", "count"),
     [
-        (900.0, 2),  # (400 − 150k)/62.5 > 2 ⇔ 150k > 275: k = 2 (k = 1 gives 1.6)
-        (700.0, 3),  # 150k > 325: all three losses; the two loss-free orders never help
+        (1000.0, 1),  # (500 − 450 + 150k)/62.5 > 2 ⇔ 150k > 75: k = 1
+        (900.0, 2),  # (400 − 450 + 150k)/62.5 > 2 ⇔ 150k > 175: k = 2 (k = 1 gives 1.6)
+        (700.0, 3),  # 150k > 375: all three losses; the two loss-free orders never help
         (600.0, None),  # (100 − 0)/62.5 = 1.6: cancelling every order is not enough
         (1500.0, 0),  # (1000 − 450)/62.5 = 8.8 > 2 already
     ],
