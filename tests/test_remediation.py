@@ -152,17 +152,17 @@ def test_deposits_across_usdt_tier_boundaries() -> None:
     * Pro margin call: C − 8000 > 1.5 · 1000 → C = 9,500 → v = 31,000 → d = 30,200.
     * switching back: C / 8000 > 1.5 → C = 12,000 → v = 41,000 → d = 40,200.
     Account 3 (Pro): 800 held, 1,000 owed, MM 125: margin call C − 1000 > 187.5 → v = 1,375 (the second
-    slice) → d = 575; switching C > 1,500 → v = 2,000 → d = 1,200. Account 4 (Classic) holds no USDT at
-    all, 10 BTC at 100 against 1,000 USDT owed: Pro level (950 + C − 1000)/125 > 2 → C = 300 → d = 300,
-    binding under net equity 5,000 − 0 → d = 5,000."""
+    slice) → d = 575; switching C > 1,500 → v = 2,000 → d = 1,200. Account 4 (Classic) has no USDT row
+    at all (a deposit is a USDT row of its own): 10 BTC held at 100 (ratio 0.95: 950) and 9 owed (900,
+    MM 112.5): Pro level (950 + C − 900)/112.5 > 2 → C = 175 → d = 175, binding under net equity
+    5,000 − 100 → d = 4,900."""
     t = tables(
         accounts=[account(1), account(2, "pro"), account(3, "pro"), account(4)],
         balances=[
             balance(1, "USDT", free=800.0, borrowed=8000.0),
             balance(2, "USDT", free=800.0, borrowed=8000.0),
             balance(3, "USDT", free=800.0, borrowed=1000.0),
-            balance(4, "BTC", free=10.0),
-            balance(4, "USDT", borrowed=1000.0),
+            balance(4, "BTC", free=10.0, borrowed=9.0),
         ],
         prices=fresh(NEW, BTC=100.0),
         collateral_tiers=[tiers("USDT", USDT_TIERS), one_slice("BTC", 0.95)],
@@ -177,11 +177,11 @@ def test_deposits_across_usdt_tier_boundaries() -> None:
     assert a2["classic_switch_topup_usdt"] == pytest.approx(40200.0, rel=1e-12)
     assert a3["margin_call_topup_usdt"] == pytest.approx(575.0, rel=1e-12)
     assert a3["classic_switch_topup_usdt"] == pytest.approx(1200.0, rel=1e-12)
-    assert a4["pro_topup_usdt"] == pytest.approx(5000.0, rel=1e-12)
+    assert a4["pro_topup_usdt"] == pytest.approx(4900.0, rel=1e-12)
     # the level alone (net equity required above 0 only): the deposit is a USDT row of its own
     with tempfile.TemporaryDirectory() as folder:
         loose = run(t, NEW, policy_file(Path(folder), new_min_net_equity_usdt=0.0))
-    assert taken(loose, 4)["pro_topup_usdt"] == pytest.approx(300.0, rel=1e-12)
+    assert taken(loose, 4)["pro_topup_usdt"] == pytest.approx(175.0, rel=1e-12)
 
 
 def test_a_usdt_slice_with_ratio_zero() -> None:
