@@ -235,15 +235,27 @@ def threshold_policy(
     classic: Mapping[int, tuple[float, float]] | None = None,
     pro: tuple[float, float] | None = None,
     name: str = "test-thresholds",
+    *,
+    initial_risk_ratio: Mapping[int, float] | None = None,
+    activation: Mapping[str, float] | None = None,
 ) -> str:
     """The text of a `--policy` file that sets (margin_call, liquidation) thresholds from the start
-    (1970), per Classic leverage and for Pro; every other value stays the shipped one."""
+    (1970), per Classic leverage and for Pro; optionally the IRR per Classic leverage and activation
+    values (`new_min_pro_margin_level`, `new_min_net_equity_usdt`,
+    `old_min_classic_collateral_margin_level`); every other value stays the shipped one."""
     lines = ["[[version]]", f'name = "{name}"', "effective_from = 1970-01-01T00:00:00Z"]
-    for leverage, (margin_call, liquidation) in (classic or {}).items():
-        lines += [f"[version.classic.leverage.{leverage}]", f"margin_call = {margin_call!r}"]
-        lines += [f"liquidation = {liquidation!r}"]
+    classic, irr = dict(classic or {}), dict(initial_risk_ratio or {})
+    for leverage in sorted(set(classic) | set(irr)):
+        lines.append(f"[version.classic.leverage.{leverage}]")
+        if leverage in classic:
+            margin_call, liquidation = classic[leverage]
+            lines += [f"margin_call = {margin_call!r}", f"liquidation = {liquidation!r}"]
+        if leverage in irr:
+            lines.append(f"initial_risk_ratio = {irr[leverage]!r}")
     if pro is not None:
         lines += ["[version.pro]", f"margin_call = {pro[0]!r}", f"liquidation = {pro[1]!r}"]
+    if activation:
+        lines += ["[version.activation]", *(f"{key} = {float(value)!r}" for key, value in activation.items())]
     return "\n".join(lines) + "\n"
 
 

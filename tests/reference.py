@@ -70,6 +70,14 @@ NEW_CONDITIONS = [
     "country_not_restricted",
     "switches_left_today",
 ]
+# docs/rules.md §9: the least deposit (USDT) or the fewest orders to cancel that lifts a block
+REMEDIATION_COLUMNS = [
+    "margin_call_topup_usdt",
+    "pro_topup_usdt",
+    "classic_switch_topup_usdt",
+    "pro_orders_to_cancel",
+]
+
 OLD_CONDITIONS = [
     "cross_margin_activated",
     "pro_quiz_passed",
@@ -206,8 +214,29 @@ def first_slice_ratio(slices: list[dict[str, Any]]) -> float:
     return next(s["collateral_ratio"] for s in slices if s["lower_usdt"] == 0)
 
 
+def order_loss(o: dict[str, Any], price: dict[str, float], ctiers: dict[str, list[dict[str, Any]]]) -> float:
+    """max(0, given − received) of one open order (docs/rules.md §1.3)."""
+    qty, px = o["remaining_qty"], o["price"]
+    p_base, p_quote = price[o["base_asset"]], price[o["quote_asset"]]
+    r_base = first_slice_ratio(ctiers[o["base_asset"]])
+    r_quote = first_slice_ratio(ctiers[o["quote_asset"]])
+    if o["side"] == "BUY":
+        given = qty * px * p_quote * r_quote
+        received = qty * p_base * r_base
+    else:
+        given = qty * p_base * r_base
+        received = qty * px * p_quote * r_quote
+    return max(0.0, given - received)
+
+
 # ------------------------------------------------------------------------------------ the reference
-def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceResult:
+def compute(
+    tables: dict[str, list[dict[str, Any]]], policy: Any, hypothetical: bool = False
+) -> ReferenceResult:
+    """Every account of the tables. `hypothetical`: the tables are a state that is not the book (moved
+    prices, a deposit, cancelled orders): a sum or level that overflows there stays in the account's row
+    (as under a scenario, docs/rules.md §8.3), and the four columns of §9 are left null (they score
+    the account again after a deposit or a cancellation, with this very function)."""
     as_of: dt.datetime = policy.as_of
     res = ReferenceResult()
     issue = res.issues.append
@@ -406,17 +435,7 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
                 im += tiered(dv, lbrackets[b["asset"]], "initial_margin_rate")
         ool = 0.0
         for o in ord_by.get(aid, []):
-            qty, px = o["remaining_qty"], o["price"]
-            p_base, p_quote = price[o["base_asset"]], price[o["quote_asset"]]
-            r_base = first_slice_ratio(ctiers[o["base_asset"]])
-            r_quote = first_slice_ratio(ctiers[o["quote_asset"]])
-            if o["side"] == "BUY":
-                given = qty * px * p_quote * r_quote
-                received = qty * p_base * r_base
-            else:
-                given = qty * p_base * r_base
-                received = qty * px * p_quote * r_quote
-            ool += max(0.0, given - received)
+            ool += order_loss(o, price, ctiers)
         net_equity = total_asset - total_liab
         net_collateral = collateral - total_liab
 
@@ -507,8 +526,9 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
         # ---- results that are not finite numbers (every input was good: the arithmetic overflowed)
         sums = [total_asset, total_liab, collateral, net_equity, net_collateral, mm, im, ool]
         levels = [(classic_ml, total_liab), (classic_cml, total_liab), (pro_old, mm), (pro_new, mm)]
-        if not all(math.isfinite(v) for v in [*sums, avail, repay, bad_debt]) or any(
-            not math.isfinite(lv) and den != 0 for lv, den in levels
+        if not hypothetical and (
+            not all(math.isfinite(v) for v in [*sums, avail, repay, bad_debt])
+            or any(not math.isfinite(lv) and den != 0 for lv, den in levels)
         ):
             issue((aid, "balances", "non_finite_value", "a sum or level is not a finite number"))
             continue
@@ -549,13 +569,15 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
             "as_of": as_of,
             "policy_version": policy.version,
         }
+        row = res.account_risk[aid]
+        row.update(dict.fromkeys(REMEDIATION_COLUMNS) if hypothetical else what_it_takes(tables, policy, row))
 
         # ---- §5 actions (long form)
         mode_reason = f"classic_{lev}x" if mode == "classic" else "pro"
         if liquidation:
             res.actions.append((aid, "LIQUIDATION", mode_reason, None))
         elif margin_call:
-            res.actions.append((aid, "MARGIN_CALL", mode_reason, None))
+            res.actions.append((aid, "MARGIN_CALL", mode_reason, row["margin_call_topup_usdt"]))
         if reason is not None:
             res.actions.append((aid, "BORROW_BLOCKED", reason, None))
         if due:
@@ -565,6 +587,128 @@ def compute(tables: dict[str, list[dict[str, Any]]], policy: Any) -> ReferenceRe
         if eligible:
             res.actions.append((aid, "ELIGIBLE_FOR_PRO", None, None))
     return res
+
+
+# ------------------------------------------------------------------------------------ what it would take
+# docs/rules.md §9, literally: deposit d USDT (or cancel k orders), score the account again with
+# `compute`, and search for the least d (k) after which the condition holds.
+DOUBLINGS = 1000  # a deposit of 2**1000 USDT (~1e301) is beyond any book: no deposit is enough
+BISECTION_REL = 1e-12
+
+
+def own_tables(tables: dict[str, list[dict[str, Any]]], aid: int) -> dict[str, list[dict[str, Any]]]:
+    """The rows of account aid alone, beside every row of the reference tables (prices, tiers,
+    brackets): an account's results depend on nothing else."""
+    own = {"accounts", "balances", "open_orders", "mode_switches"}
+    return {name: [r for r in rows if r["account_id"] == aid] if name in own else rows
+            for name, rows in tables.items()}  # fmt: skip
+
+
+def rescored(tables: dict[str, list[dict[str, Any]]], policy: Any, aid: int) -> dict[str, Any] | None:
+    """The account's row once scored again (None: it is a data issue now)."""
+    return compute(tables, policy, hypothetical=True).account_risk.get(aid)
+
+
+def with_deposit(tables: dict[str, list[dict[str, Any]]], policy: Any, aid: int, d: float):
+    """The tables after a deposit of d USDT: d / P_USDT added to the account's USDT `free` (a USDT row
+    of zeros first, if it has none). None when USDT has no price in effect, or a price of 0 (then no
+    amount of USDT is worth d)."""
+    price, _ = prices_at(tables["prices"], policy.as_of, policy.max_price_age)
+    p = price.get("USDT")
+    if p is None or p == 0:
+        return None
+    balances = [dict(b) for b in tables["balances"]]
+    mine = [b for b in balances if b["account_id"] == aid and b["asset"] == "USDT"]
+    if not mine:
+        mine = [
+            {"account_id": aid, "asset": "USDT", "free": 0.0, "locked": 0.0, "borrowed": 0.0, "interest": 0.0}
+        ]
+        balances.append(mine[0])
+    mine[0]["free"] = mine[0]["free"] + d / p
+    return {**tables, "balances": balances}
+
+
+def least_deposit(holds: Any, scale: float) -> float | None:
+    """inf { d >= 0 : holds(d) } for a condition that only turns true as d grows: 0 when it holds at 0;
+    else bracketed by doubling, then bisected to a relative 1e-12 (or 1e-12 of `scale`, the account's
+    size, near 0); None when no deposit up to ~1e301 is enough."""
+    if holds(0.0):
+        return 0.0
+    hi = 1.0
+    for _ in range(DOUBLINGS):
+        if holds(hi):
+            break
+        hi *= 2.0
+    else:
+        return None
+    lo = 0.0
+    while hi - lo > BISECTION_REL * max(hi, scale):
+        mid = (lo + hi) / 2.0
+        if holds(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def cancelling_order(tables, policy: Any, aid: int) -> list[dict[str, Any]]:
+    """The account's open orders in the order they are cancelled: the largest loss first, ties by the
+    smaller order_id."""
+    price, _ = prices_at(tables["prices"], policy.as_of, policy.max_price_age)
+    ctiers = in_effect(tables["collateral_tiers"], policy.as_of)
+    mine = [o for o in tables["open_orders"] if o["account_id"] == aid]
+    return sorted(mine, key=lambda o: (-order_loss(o, price, ctiers), o["order_id"]))
+
+
+def fewest_orders(tables, policy: Any, aid: int, holds: Any) -> int | None:
+    """The least k such that the condition holds once the account's k first orders (cancelling_order)
+    are cancelled; None when cancelling all of them is not enough."""
+    ranked = cancelling_order(tables, policy, aid)
+    for k in range(len(ranked) + 1):
+        gone = {id(o) for o in ranked[:k]}
+        kept = [o for o in tables["open_orders"] if id(o) not in gone]
+        after = rescored({**tables, "open_orders": kept}, policy, aid)
+        if after is not None and holds(after):
+            return k
+    return None
+
+
+def what_it_takes(
+    tables: dict[str, list[dict[str, Any]]], policy: Any, row: dict[str, Any]
+) -> dict[str, Any]:
+    """The four columns of §9 for one scored account (`row`)."""
+    aid, classic = row["account_id"], row["margin_mode"] == "classic"
+    new_policy = policy.as_of >= policy.pro_new_formula_from
+    irr = policy.classic[row["classic_leverage"]].initial_risk_ratio
+    own = own_tables(tables, aid)
+    scale = max(1.0, row["total_asset_usdt"], row["total_liability_usdt"])
+
+    def topup(condition: Any) -> float | None:
+        def holds(d: float) -> bool:
+            if d == 0:  # no deposit: the account as it is
+                return condition(row)
+            after = with_deposit(own, policy, aid, d)
+            scored = None if after is None else rescored(after, policy, aid)
+            return scored is not None and condition(scored)
+
+        return least_deposit(holds, scale)
+
+    def not_failing(*names: str) -> Any:
+        return lambda r: not set(names) & set(r["pro_ineligible_reasons"])
+
+    pro_level = "pro_margin_level_after_switch"
+    pro_needs = (
+        not_failing(pro_level, "net_equity") if new_policy else not_failing("classic_collateral_margin_level")
+    )
+    switch_level = "classic_collateral_margin_level" if new_policy else "classic_margin_level"
+    return {
+        "margin_call_topup_usdt": topup(lambda r: not r["margin_call"]),
+        "pro_topup_usdt": topup(pro_needs) if classic else None,
+        "classic_switch_topup_usdt": None if classic else topup(lambda r: r[switch_level] > irr),
+        "pro_orders_to_cancel": fewest_orders(own, policy, aid, not_failing(pro_level))
+        if classic and new_policy
+        else None,
+    }
 
 
 # ------------------------------------------------------------------------------------ moved prices
@@ -593,5 +737,5 @@ def moved(
 
 def level_at_move(tables: dict[str, list[dict[str, Any]]], policy: Any, r: float) -> dict[int, float]:
     """Per valid account: its margin_level when every non-stable price is multiplied by 1 + r."""
-    result = compute(moved(tables, {}, 1.0 + r, tuple(policy.stable_assets)), policy)
+    result = compute(moved(tables, {}, 1.0 + r, tuple(policy.stable_assets)), policy, hypothetical=True)
     return {aid: row["margin_level"] for aid, row in result.account_risk.items()}

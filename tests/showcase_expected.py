@@ -161,6 +161,13 @@ EXPECT: dict[int, dict[str, Any]] = {
     },
     59: {"eligible_for_pro": True},
     60: {"can_switch_to_classic": True},
+    61: {
+        "pro_ineligible_reasons": [PML, NE],
+        "open_order_loss_usdt": 702.0,  # 52 + 260 + 130 + 260: BUYs at index, 5 % of each notional
+        "pro_margin_level_new": -3.24,  # (1540 − 1000 − 702) / 50
+        "pro_orders_to_cancel": 2,  # the two 260s: (540 − 182) / 50 = 7.16 > 2; one alone: 1.96
+        "pro_topup_usdt": 4460.0,  # net equity binds: 5000 − 540 (the level alone: 1000 + 702 + 2 · 50 − 1540)
+    },
 }
 # asserted numbers besides the flags (compared with a relative tolerance of 1e-9)
 NUMERIC_EXPECTATIONS = [
@@ -177,6 +184,9 @@ NUMERIC_EXPECTATIONS = [
     "initial_margin_usdt",
     "pro_margin_level_old",
     "pro_margin_level_new",
+    "pro_topup_usdt",
+    "classic_switch_topup_usdt",
+    "pro_orders_to_cancel",
 ]
 
 

@@ -55,6 +55,7 @@ REPORTS = {
     "migration_states",
     "due_for_migration_grid",
     "scenario_totals",
+    "remediation",
 }
 
 

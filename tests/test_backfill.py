@@ -83,7 +83,7 @@ def test_each_day_is_a_partition_as_of_its_midnight_and_failed_days_are_named(bo
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["as_of"] == f"{day}T00:00:00Z"
         assert manifest["input_dir"] == str(book / "in" / day)
-        assert pl.read_parquet(out / "account_risk.parquet").height == 460
+        assert pl.read_parquet(out / "account_risk.parquet").height == 461
         assert day_line(res.stdout, day).startswith(f"{day}: ran (no partition yet): as_of {day}T00:00:00Z")
     assert not partition(book, DAYS[2]).exists()
     assert day_line(res.stdout, DAYS[2]) == (
@@ -305,7 +305,7 @@ def test_a_range_reads_back_as_docs_operations_says(book: Path) -> None:
         f"SELECT as_of, count(*) FROM read_parquet('{glob}', hive_partitioning = false) GROUP BY ALL ORDER BY 1"
     ).fetchall()
     midnights = [dt.datetime(2025, 1, d, tzinfo=dt.UTC) for d in (20, 21)]
-    assert rows == [(midnights[0], 460), (midnights[1], 460)]  # timestamps (aware), not hive dates
+    assert rows == [(midnights[0], 461), (midnights[1], 461)]  # timestamps (aware), not hive dates
     frame = pl.scan_parquet(glob).group_by("as_of").len().sort("as_of").collect()
     assert frame["as_of"].dt.date().cast(pl.String).to_list() == DAYS[:2]
     assert frame["as_of"].dtype == pl.Datetime("us", "UTC")
@@ -343,7 +343,7 @@ def test_scenarios_and_buckets_reach_every_day_and_the_skip_rule(book: Path) -> 
         manifest = json.loads((partition(book, day) / "manifest.json").read_text())
         assert manifest["buckets"] == 2
         assert manifest["scenarios"]["source"] == "default"
-        assert pl.read_parquet(partition(book, day) / "scenario_risk.parquet").height == 9 * 460
+        assert pl.read_parquet(partition(book, day) / "scenario_risk.parquet").height == 9 * 461
     again = backfill(book, "--scenarios", "default", last=DAYS[1])
     assert again.exit_code == 0
     assert day_line(again.stdout, DAYS[0]).endswith("skipped (up to date)")

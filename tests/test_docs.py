@@ -1,6 +1,6 @@
 """docs/rules.md stays true to the code: the names it points at exist, its anchors resolve, its
 policy defaults are the shipped ones, every data-issue code is documented, and its hand-worked
-repayment example is what the job writes for the committed sample.
+examples (the repayment, what it would take) are what the job writes for the committed sample.
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ def test_rules_md_points_at_code_and_tests() -> None:
     assert len(CODE_REFS) >= 30
     assert len(TEST_REFS) >= 30
     assert any(r.in_scenarios for r in CODE_REFS)
-    assert not SCENARIO_LINES[0] and SCENARIO_LINES[-1]  # the marker opens the last section
+    marked = [line for line, inside in zip(LINES, SCENARIO_LINES, strict=True) if inside]
+    assert not SCENARIO_LINES[0] and next(x for x in marked if x.startswith("## ")).startswith("## 8. ")
 
 
 def test_every_rule_section_ends_with_code_and_tests() -> None:
@@ -266,18 +267,29 @@ def test_policy_default_matches_policy_toml(key: str, cell: str) -> None:
 # ------------------------------------------------------------------ the hand-worked repayment
 
 
-def test_repayment_example_is_what_the_job_writes(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The job on data/sample at 2025-01-21T10:00:00Z, as the worked examples run it."""
+    out = tmp_path_factory.mktemp("sample") / "out"
+    argv = ["run", "--as-of", "2025-01-21T10:00:00Z", "--input", str(REPO / "data" / "sample")]
+    assert main([*argv, "--out", str(out)]) == 0
+    return out
+
+
+def _row(out: Path, account_id: int) -> dict:
+    return (
+        pl.read_parquet(out / "account_risk.parquet")
+        .filter(pl.col("account_id") == account_id)
+        .row(0, named=True)
+    )
+
+
+def test_repayment_example_is_what_the_job_writes(sample_run: Path) -> None:
     """§4.5 works account 1000264 of data/sample by hand; the job must agree."""
     section = TEXT[TEXT.index('<a id="repayment-example">') : TEXT.index('<a id="bad-debt">')]
     assert "1000264" in section and "14,586.44" in section
-    out = tmp_path / "out"
-    argv = ["run", "--as-of", "2025-01-21T10:00:00Z", "--input", str(REPO / "data" / "sample")]
-    assert main([*argv, "--out", str(out)]) == 0
-    row = (
-        pl.read_parquet(out / "account_risk.parquet")
-        .filter(pl.col("account_id") == 1000264)
-        .row(0, named=True)
-    )
+    out = sample_run
+    row = _row(out, 1000264)
     a, liab = 21905.09 + 15400.62, 29704.57 + 28.05
     assert row["total_asset_usdt"] == pytest.approx(37305.71, rel=1e-12) == a
     assert row["total_liability_usdt"] == pytest.approx(29732.62, rel=1e-12) == liab
@@ -293,3 +305,53 @@ def test_repayment_example_is_what_the_job_writes(tmp_path: Path) -> None:
         "MIGRATE_TO_CLASSIC",
         "PARTIAL_REPAYMENT",
     ]
+
+
+# ------------------------------------------------------------------ what it would take, by hand
+
+
+def test_topup_examples_are_what_the_job_writes(sample_run: Path) -> None:
+    """§9.2 works a top-up of each kind on accounts of data/sample by hand; the job must agree, to the
+    float64 value quoted in the text."""
+    section = TEXT[TEXT.index('<a id="topup-examples">') : TEXT.index('<a id="orders-to-cancel">')]
+    # 1000037: Pro 5x, USDT only (and a SELL that loses nothing): out of margin call above 1.5
+    row = _row(sample_run, 1000037)
+    assert row["margin_mode"] == "pro" and row["margin_call"] and not row["liquidation"]
+    assert row["total_liability_usdt"] == pytest.approx(1409.46 + 0.36, rel=1e-12)
+    assert row["maintenance_margin_usdt"] == pytest.approx(70.491, rel=1e-12)
+    assert row["open_order_loss_usdt"] == 0.0 and row["collateral_usdt"] == 1497.91
+    assert row["margin_call_topup_usdt"] == pytest.approx(1.5 * 70.491 - (1497.91 - 1409.82), rel=1e-12)
+    assert row["margin_call_topup_usdt"] == pytest.approx(17.6465, rel=1e-12)
+    assert "**17.6465**" in section and repr(row["margin_call_topup_usdt"]) in section
+    actions = pl.read_parquet(sample_run / "actions.parquet").filter(pl.col("account_id") == 1000037)
+    call = actions.filter(pl.col("action").cast(pl.String) == "MARGIN_CALL")
+    assert call["amount_usdt"].to_list() == [row["margin_call_topup_usdt"]]
+    # 1000160: Classic 3x; the Pro level needs 77.5391, net equity 4,977.609: the larger
+    row = _row(sample_run, 1000160)
+    assert row["margin_mode"] == "classic"
+    level_topup = 2 * 0.05 * 999.27 - (1021.63 + 0.01 * 3.1 * 0.9 - 999.27)
+    assert level_topup == pytest.approx(77.5391, rel=1e-12)
+    assert row["pro_topup_usdt"] == pytest.approx(5000 - (1021.63 + 0.01 * 3.1 - 999.27), rel=1e-12)
+    assert row["pro_topup_usdt"] == pytest.approx(4977.609, rel=1e-12) and row["pro_topup_usdt"] > level_topup
+    assert "**4,977.609**" in section and repr(row["pro_topup_usdt"]) in section
+    # 1000248: Pro 3x, USDT only: the Classic collateral level above the IRR 1.5
+    row = _row(sample_run, 1000248)
+    assert row["margin_mode"] == "pro" and not row["can_switch_to_classic"]
+    assert row["collateral_usdt"] == pytest.approx(528.91 + 161.72, rel=1e-12)
+    assert row["classic_switch_topup_usdt"] == pytest.approx(
+        1.5 * (593.86 + 0.75) - (528.91 + 161.72), rel=1e-12
+    )
+    assert row["classic_switch_topup_usdt"] == pytest.approx(201.285, rel=1e-12)
+    assert "**201.285**" in section and repr(row["classic_switch_topup_usdt"]) in section
+
+
+def test_orders_example_is_what_the_job_writes(sample_run: Path) -> None:
+    """§9.3 works showcase account 61 by hand: two of its four orders, the tied largest, lift it."""
+    section = TEXT[TEXT.index('<a id="orders-example">') : TEXT.index('<a id="remediation-report">')]
+    row = _row(sample_run, 61)
+    losses = {8: 52.0, 9: 260.0, 10: 130.0, 11: 260.0}
+    assert row["open_order_loss_usdt"] == sum(losses.values()) == 702.0
+    assert row["pro_margin_level_new"] == (1540.0 - 1000.0 - 702.0) / 50.0
+    assert (540.0 - (702.0 - 260.0)) / 50.0 <= 2 < (540.0 - (702.0 - 520.0)) / 50.0
+    assert row["pro_orders_to_cancel"] == 2 and "**2**" in section
+    assert row["pro_topup_usdt"] == 4460.0 and "4,460" in section

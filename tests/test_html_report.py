@@ -33,7 +33,9 @@ from crossmargin.io.inputs import load_tables
 from crossmargin.job import run_job
 
 CHROMIUM = Path("/usr/bin/chromium")
-N_CHARTS = 5  # margin level distribution, cohorts, partial repayments, funnel, stress scenarios
+N_CHARTS = (
+    6  # margin level distribution, cohorts, partial repayments, funnel, what it would take, stress scenarios
+)
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +157,7 @@ def test_report_sections_are_one_function_each(report):
     """The page is SECTIONS in order; a section added to the list shows up in the report."""
     _, text = report
     titles = re.findall(r"<section><h2>([^<]+)</h2>", text)
-    assert len(titles) == len(SECTIONS) == 10
+    assert len(titles) == len(SECTIONS) == 11
     assert titles[0] == "Book overview" and titles[-1] == "Stress scenarios and distance to liquidation"
 
     def extra(data: ReportData) -> str:
@@ -167,7 +169,7 @@ def test_report_sections_are_one_function_each(report):
         page = render_report(sample_runs().new)
     finally:
         SECTIONS.remove(extra)
-    assert page.count("<section>") == 11 and f"<p>{risk(sample_runs().new).height} accounts</p>" in page
+    assert page.count("<section>") == 12 and f"<p>{risk(sample_runs().new).height} accounts</p>" in page
 
 
 # ------------------------------------------------------------------ a real headless browser

@@ -30,7 +30,7 @@ def test_nightly_runs_the_job(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("as_of 2025-01-21T10:00:00Z")
-    assert pl.read_parquet(out / "account_risk.parquet").height == 460
+    assert pl.read_parquet(out / "account_risk.parquet").height == 461
 
 
 def test_nightly_defaults_as_of_to_last_midnight_and_refuses_stale_prices(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_nightly_defaults_as_of_to_last_midnight_and_refuses_stale_prices(tmp_pa
     midnight = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT00:00:00Z")
     rejected = json.loads((tmp_path / "out.rejected" / "manifest.json").read_text())
     assert rejected["as_of"] == midnight
-    assert "BTC stale_price (216 accounts)" in proc.stderr
+    assert "BTC stale_price (217 accounts)" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
@@ -61,7 +61,7 @@ def test_nightly_with_as_of_scores_the_sample(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(
-        "as_of 2025-01-21T10:00:00Z policy 2024.12-pro-migration: 460 accounts scored"
+        "as_of 2025-01-21T10:00:00Z policy 2024.12-pro-migration: 461 accounts scored"
     )
 
 
@@ -106,7 +106,7 @@ def test_cohort_report_writes_the_analyst_pack(tmp_path: Path) -> None:
     assert_frame_equal(pl.read_csv(dest / "migration_cohorts.csv", schema=cohorts.schema), cohorts)
     assert_frame_equal(pl.read_parquet(dest / "diff.parquet"), diff_runs(runs.old, runs.new))
     html = (dest / "cohort_report.html").read_text(encoding="utf-8")
-    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == 5
+    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == 6
     assert "migration_state_changed=" in proc.stdout and "migration_cohorts: " in proc.stdout
 
 

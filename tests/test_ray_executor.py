@@ -71,7 +71,7 @@ def test_cli_starts_ray_and_matches_local_on_sample(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "460 accounts scored" in proc.stdout
+    assert "461 accounts scored" in proc.stdout
     assert "Traceback" not in proc.stderr
     assert run_cli("--input", str(SAMPLE), "--buckets", "3", "--out", str(tmp_path / "local")) == 0
     assert_same_outputs(tmp_path / "ray", tmp_path / "local")
@@ -122,7 +122,7 @@ def test_ray_matches_local_on_50k_accounts(ray_cluster: Any, book: Path, tmp_pat
     assert_same_outputs(tmp_path / "ray", tmp_path / "local4")
     assert_same_outputs(tmp_path / "ray", tmp_path / "local")  # the bucket count changes no byte either
     m = manifest(tmp_path / "ray")
-    assert (m["engine"], m["buckets"], m["accounts_in"]) == ("ray", 4, 50_060)
+    assert (m["engine"], m["buckets"], m["accounts_in"]) == ("ray", 4, 50_061)
     assert manifest(tmp_path / "local")["buckets"] == 1
     assert ray_cluster.is_initialized()  # a Ray the run did not start is left running
 
@@ -135,7 +135,7 @@ def test_ray_writes_scenario_risk_like_local(ray_cluster: Any, tmp_path: Path) -
     assert_same_outputs(tmp_path / "ray", tmp_path / "local")
     ray_file, local_file = (tmp_path / d / "scenario_risk.parquet" for d in ("ray", "local"))
     assert ray_file.read_bytes() == local_file.read_bytes()
-    assert manifest(tmp_path / "ray")["outputs"]["scenario_risk"]["rows"] == 9 * 460
+    assert manifest(tmp_path / "ray")["outputs"]["scenario_risk"]["rows"] == 9 * 461
 
 
 def test_a_task_that_fails_once_is_retried(ray_cluster: Any, tmp_path: Path) -> None:
@@ -149,7 +149,7 @@ def test_a_task_that_fails_once_is_retried(ray_cluster: Any, tmp_path: Path) -> 
         executor=executor,
         engine="ray",
     )
-    assert "460 accounts scored" in summary
+    assert "461 accounts scored" in summary
     assert marker.exists()  # one attempt did fail
     assert run_cli("--input", str(SAMPLE), "--buckets", "3", "--out", str(tmp_path / "local")) == 0
     assert_same_outputs(tmp_path / "ray", tmp_path / "local")

@@ -167,7 +167,7 @@ def test_scenario_agrees_with_the_reference_at_moved_prices() -> None:
     lists = {name: frame.to_dicts() for name, frame in t.items()}
     for s in default.scenarios:
         moved = ref.moved(lists, dict(s.assets or {}), s.default, tuple(policy.stable_assets), s.stable)
-        want = ref.compute(moved, policy).account_risk
+        want = ref.compute(moved, policy, hypothetical=True).account_risk
         for aid, row in want.items():
             got = sr.filter(pl.col("account_id") == aid, pl.col("scenario") == s.name).to_dicts()[0]
             for c in [*scenarios.SCENARIO_QUANTITIES, "bad_debt_usdt", "partial_repayment_usdt"]:

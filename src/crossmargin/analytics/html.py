@@ -7,7 +7,8 @@ single source of the numbers; this module only lays them out: it sums, counts or
 Sections: book overview, distribution of Classic and Pro margin levels (log-scale buckets, +inf for
 accounts without liability, policy thresholds drawn as lines), migration cohorts (by compliance state,
 chart and cohort table), partial repayment totals, Pro eligibility funnel, old vs new Pro formula
-impact, borrow blocks, margin calls and liquidations, data issues, stress scenarios.
+impact, borrow blocks, margin calls and liquidations, what it would take to lift each block
+(`remediation_section`), data issues, stress scenarios.
 
 Each section is one function `(ReportData) -> html` listed in `SECTIONS`, in page order: a new
 section is a new function appended there. `ReportData` runs each SQL report once, on first use. A
@@ -39,6 +40,7 @@ from crossmargin.analytics.page import (
     section,
     title,
 )
+from crossmargin.analytics.remediation_section import remediation_section
 from crossmargin.analytics.rundir import require_run, write_dest
 from crossmargin.analytics.sql import query, run_report
 
@@ -422,6 +424,7 @@ SECTIONS: list[Callable[[ReportData], str]] = [
     formula_impact_section,
     borrow_blocks_section,
     margin_calls_section,
+    remediation_section,
     data_issues_section,
     scenarios_section,
 ]

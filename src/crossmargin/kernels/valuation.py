@@ -167,11 +167,11 @@ class Market:
         c, li = terms.collateral, terms.liability
         lower, mm, below_mm = li.arrays("maintenance_margin_rate")
         _, im, below_im = li.arrays("initial_margin_rate")
-        usable = (  # a deposit needs USDT's price and collateral tiers in effect, neither with a problem
-            (pl.col("asset") == "USDT")
+        usable = (  # a deposit needs USDT's price (> 0: at 0 no USDT is worth d) and collateral tiers in
+            (pl.col("asset") == "USDT")  # effect, neither with a problem
             & (pl.col("price_problem") == 0).fill_null(False)
             & pl.col("price_usdt").is_finite().fill_null(False)
-            & (pl.col("price_usdt") >= 0).fill_null(False)
+            & (pl.col("price_usdt") > 0).fill_null(False)
             & pl.col("c_present")
             & ~pl.col("c_bad").fill_null(False)
         )

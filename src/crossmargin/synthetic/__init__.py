@@ -1,13 +1,13 @@
 """Synthetic inputs: `crossmargin sample --accounts N --seed S --out DIR [--faults RATE] [--shape NAME]`.
 
 The seven input tables (schemas.INPUT_SCHEMAS) for a fixed showcase block of hand-designed accounts
-(ids 1..60, always written first), N random accounts (ids from FIRST_RANDOM_ID, vectorized numpy,
+(ids 1..61, always written first), N random accounts (ids from FIRST_RANDOM_ID, vectorized numpy,
 chunk by chunk) and seed-independent reference data (~30 real assets, prices around 2025-01-21, two
 versions of every tier table). With faults > 0 that share of the random accounts gets one injected
 data fault each. `--shape exchange` lays the book out like a real exchange's export (shapes.py).
 
 Modules: universe (assets, classes, ids, instants), reference (price history, collateral tiers,
-liability brackets), showcase (accounts 1..60, input rows only), population (random accounts),
+liability brackets), showcase (accounts 1..61, input rows only), population (random accounts),
 faults (the fault injector), shapes (rows per account, price layout, bad prices), small (the small
 universe of the robustness tests), writer (files).
 """

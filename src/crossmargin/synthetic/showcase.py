@@ -1,4 +1,4 @@
-"""The showcase: hand-designed accounts 1..60 (INPUT rows only), written first by every
+"""The showcase: hand-designed accounts 1..61 (INPUT rows only), written first by every
 `crossmargin sample` run whatever --accounts / --seed.
 
 Each account sits exactly on (or just past) one threshold of the default policy at SHOWCASE_AS_OF =
@@ -163,13 +163,19 @@ SHOWCASE: list[Showcase] = [
              balances=(_usdt(6000), ("LUNA", 0.0, 0.0, 0.0, 0.0))),
     Showcase(60, "Pro in a restricted country (NL): country only matters for Classic eligibility", mode="pro",
              country="NL", balances=(_usdt(3000),)),
+    # --- F. What it would take ----------------------------------------------------------------------
+    Showcase(61, "Classic whose open orders (loss 52+260+130+260) hold the Pro level after switch below 2: "
+                 "cancel 2 (the tied 260s, smaller order_id first)",
+             balances=(_usdt(1540, 1000),),
+             orders=(("BTC", "USDT", "BUY", 104000.0, 0.01), ("BTC", "USDT", "BUY", 104000.0, 0.05),
+                     ("BTC", "USDT", "BUY", 104000.0, 0.025), ("BTC", "USDT", "BUY", 104000.0, 0.05))),
 ]
 # fmt: on
 SHOWCASE_IDS = [s.account_id for s in SHOWCASE]
 
 
 def showcase_tables() -> dict[str, pl.DataFrame]:
-    """The showcase block's accounts, balances, open_orders and mode_switches (ids 1..60)."""
+    """The showcase block's accounts, balances, open_orders and mode_switches (ids 1..61)."""
     accounts = pl.DataFrame(
         [
             (s.account_id, s.mode, s.leverage, s.activated, s.quiz, s.questionnaire_at, s.terms_at, s.country)

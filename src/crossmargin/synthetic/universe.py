@@ -12,7 +12,7 @@ import numpy as np
 
 UTC = dt.UTC
 SHOWCASE_AS_OF = dt.datetime(2025, 1, 21, 10, 0, tzinfo=UTC)
-FIRST_RANDOM_ID = 1_000_001  # random accounts start here; the showcase uses 1..60
+FIRST_RANDOM_ID = 1_000_001  # random accounts start here; the showcase uses 1..61
 PER_ACCOUNT_TABLES = ["accounts", "balances", "open_orders", "mode_switches"]
 REFERENCE_TABLES = ["prices", "collateral_tiers", "liability_brackets"]
 
