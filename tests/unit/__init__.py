@@ -1,0 +1,1 @@
+"""Unit layer: literal input frames and examples worked by hand, at every boundary of docs/rules.md."""
