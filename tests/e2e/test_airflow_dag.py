@@ -1,7 +1,7 @@
 """jobs/airflow_dag.py run for real by Airflow 3 (`dag.test()`, no scheduler) on data/sample.
 
 Airflow reads its configuration when imported, so the runs happen in one subprocess
-(tests/airflow_driver.py) with AIRFLOW_HOME, the dags folder and the metadata database in a temporary
+(tests/support/airflow_driver.py) with AIRFLOW_HOME, the dags folder and the metadata database in a temporary
 directory; this process never imports airflow. The `[airflow]` extra is part of `[dev]`.
 """
 

@@ -36,9 +36,8 @@ from crossmargin.cli import app, main
 from crossmargin.io import outputs
 from crossmargin.io.schemas import INPUT_SCHEMAS
 from crossmargin.job import run_job
-from crossmargin.synthetic import small
 from crossmargin.synthetic.writer import write_inputs
-from support.inputs import balance
+from support.inputs import NEW, balance, clean_tables, frame
 
 AS_OF_1 = "2025-01-21T10:00:00Z"  # new Pro formula
 AS_OF_2 = "2025-01-20T12:00:00Z"  # old formula: different content, same input
@@ -72,7 +71,7 @@ def without_times(m: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def small_input(tmp_path_factory) -> Path:
-    return write_inputs(small.clean_tables(2_000, seed=21), tmp_path_factory.mktemp("small") / "in")
+    return write_inputs(clean_tables(2_000, seed=21), tmp_path_factory.mktemp("small") / "in")
 
 
 # ---------------------------------------------------------------------------- rerun
@@ -105,7 +104,7 @@ def test_rerun_is_byte_identical_and_manifest_differs_only_in_times(tmp_path, sm
 def test_rerun_is_byte_identical_on_a_larger_input(tmp_path):
     """40k accounts: an account's balance rows can straddle two streaming morsels (observed even with
     rows sorted by account_id; far more often with rows sorted by asset, as here)."""
-    t = small.clean_tables(40_000, seed=8)
+    t = clean_tables(40_000, seed=8)
     t["balances"] = t["balances"].sort("asset", "account_id")  # an export ordered by asset
     inp = tmp_path / "in"
     inp.mkdir()
@@ -113,7 +112,7 @@ def test_rerun_is_byte_identical_on_a_larger_input(tmp_path):
         df.write_parquet(inp / f"{name}.parquet", row_group_size=5_000)
     digests = []
     for i in range(2):
-        run_job(small.AS_OF, inp, tmp_path / f"out{i}")
+        run_job(NEW, inp, tmp_path / f"out{i}")
         digests.append({k: v for k, v in hashes(tmp_path / f"out{i}").items() if k != "manifest.json"})
     assert digests[0] == digests[1]
 
@@ -335,7 +334,7 @@ def test_exception_while_writing_leaves_out_unchanged(where, tmp_path, small_inp
 
     monkeypatch.setattr(outputs, where, boom)
     with pytest.raises(OSError):
-        run_job(small.AS_OF, small_input, out)
+        run_job(NEW, small_input, out)
     assert hashes(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # staging dir removed
 
@@ -436,7 +435,7 @@ def _which_run(out: Path, complete: dict[str, Path]) -> str:
 
 
 def test_kill_9_at_many_moments_leaves_a_complete_run(tmp_path):
-    inp = write_inputs(small.clean_tables(15_000, seed=3), tmp_path / "in")
+    inp = write_inputs(clean_tables(15_000, seed=3), tmp_path / "in")
     # complete reference outputs of both as_of values (in-process: the same code path, no startup)
     complete = {as_of: tmp_path / f"ref-{as_of[:10]}" for as_of in (AS_OF_1, AS_OF_2)}
     for as_of, ref in complete.items():
@@ -545,7 +544,7 @@ def test_two_concurrent_runs_into_the_same_out(tmp_path, small_input):
 
 
 def _input_with_bad_accounts(directory: Path, n: int, bad: int, unknown_rows: int = 0) -> Path:
-    t = small.clean_tables(n, seed=13)
+    t = clean_tables(n, seed=13)
     ids = t["accounts"]["account_id"].head(bad).to_list()
     t["balances"] = t["balances"].with_columns(
         pl.when(pl.col("account_id").is_in(ids) & (pl.col("asset") == "USDT"))
@@ -554,10 +553,7 @@ def _input_with_bad_accounts(directory: Path, n: int, bad: int, unknown_rows: in
         .alias("free")
     )
     if unknown_rows:
-        extra = pl.DataFrame(
-            [balance(10_000_001 + 2 * i, "USDT", free=1) for i in range(unknown_rows)],
-            schema=INPUT_SCHEMAS["balances"],
-        )
+        extra = frame("balances", [balance(10_000_001 + 2 * i, "USDT", free=1) for i in range(unknown_rows)])
         t["balances"] = pl.concat([t["balances"], extra])
     return write_inputs(t, directory)
 
@@ -613,7 +609,7 @@ def test_issue_rate_fails_on_a_fresh_out_without_creating_it(tmp_path):
 def test_issue_rate_zero_rejects_any_bad_account(tmp_path):
     inp = _input_with_bad_accounts(tmp_path / "in", 50, 1)
     assert run_cli(inp, tmp_path / "out", AS_OF_1, "--max-issue-rate", "0").exit_code == 4
-    clean = write_inputs(small.clean_tables(50, seed=2), tmp_path / "clean")
+    clean = write_inputs(clean_tables(50, seed=2), tmp_path / "clean")
     assert run_cli(clean, tmp_path / "out", AS_OF_1, "--max-issue-rate", "0").exit_code == 0
 
 

@@ -23,15 +23,15 @@ import pytest
 from typer.testing import CliRunner
 
 from crossmargin.cli import app
-from crossmargin.synthetic import small
 from crossmargin.synthetic.writer import write_inputs
+from support.inputs import NEW_TEXT, clean_tables
 
 SCHEMA_EXIT = 3
 
 
 @pytest.fixture(scope="module")
 def good() -> dict[str, pl.DataFrame]:
-    return small.clean_tables(40, seed=11)
+    return clean_tables(40, seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def previous_run(tmp_path_factory: pytest.TempPathFactory, good: dict[str, pl.Da
 
 def invoke(inp: Path, out: Path, *extra: str):
     return CliRunner().invoke(
-        app, ["run", "--as-of", small.AS_OF_TEXT, "--input", str(inp), "--out", str(out), *extra]
+        app, ["run", "--as-of", NEW_TEXT, "--input", str(inp), "--out", str(out), *extra]
     )
 
 
@@ -414,7 +414,7 @@ def test_subprocess_prints_one_line_and_no_traceback(tmp_path, good, fmt):
     inp = write_inputs(good, tmp_path / "in", fmt)
     truncate("balances", fmt, 0.6)(inp)
     proc = subprocess.run(
-        [*_cli(), "run", "--as-of", small.AS_OF_TEXT, "--input", str(inp), "--out", str(tmp_path / "out")],
+        [*_cli(), "run", "--as-of", NEW_TEXT, "--input", str(inp), "--out", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         timeout=120,

@@ -20,15 +20,15 @@ from typer.testing import CliRunner
 
 from crossmargin.cli import app
 from crossmargin.io.feed import NOT_EMPTY
-from crossmargin.synthetic import small
 from crossmargin.synthetic.writer import write_inputs
+from support.inputs import NEW_TEXT, clean_tables
 
 FEED_EXIT = 3
 
 
 @pytest.fixture(scope="module")
 def good() -> dict[str, pl.DataFrame]:
-    return small.clean_tables(40, seed=5)
+    return clean_tables(40, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory, good: dict[str, pl.DataFr
 
 def invoke(inp: Path, out: Path, *extra: str):
     return CliRunner().invoke(
-        app, ["run", "--as-of", small.AS_OF_TEXT, "--input", str(inp), "--out", str(out), *extra]
+        app, ["run", "--as-of", NEW_TEXT, "--input", str(inp), "--out", str(out), *extra]
     )
 
 
@@ -110,7 +110,7 @@ def test_a_table_at_exactly_its_share_is_scored_and_the_manifest_records_every_r
     res = invoke(write_inputs(tables, tmp_path / "in"), tmp_path / "out", "--baseline", str(baseline))
     assert res.exit_code == 0, res.output
     record = json.loads((tmp_path / "out" / "manifest.json").read_text())["baseline"]
-    assert record["dir"] == str(baseline) and record["as_of"] == small.AS_OF_TEXT
+    assert record["dir"] == str(baseline) and record["as_of"] == NEW_TEXT
     assert record["tables"]["balances"] == {
         "rows": at_share,
         "baseline_rows": full,

@@ -2,7 +2,7 @@
 
 Two roots: `analytics_fixtures.sample_root()` (the committed sample backfilled for five nights, one
 missing night, one night under another policy version), and a tiny root written here from literal
-frames (tests/frames.py) whose accounts change compliance state and margin mode from night to night,
+frames (tests/support/inputs.py) whose accounts change compliance state and margin mode from night to night,
 so every transition is known by hand.
 """
 

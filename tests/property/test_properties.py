@@ -1,5 +1,5 @@
 """Property tests: the vectorized engine (crossmargin.engine.score) against the independent scalar
-reference (tests/reference.py) on small, adversarial, hypothesis-generated inputs.
+reference (tests/support/reference.py) on small, adversarial, hypothesis-generated inputs.
 
 Generated: a handful of assets with prices (incl. 0, several priced_at around as_of), multi-slice
 collateral tiers and liability brackets with several effective_from versions (sometimes corrupted:
@@ -22,11 +22,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from support.ref_compare import STATS, compare, consistency, run_both
-
-pytest.importorskip("crossmargin.engine")
-
+from crossmargin.engine import score as compute
 from crossmargin.policy import ClassicTier, Policy, resolve
+from support.inputs import account, balance, brackets, frames, one_slice, order, price, rows, switch, tiers
+from support.ref_compare import STATS, compare, consistency, run_both
 
 UTC = dt.UTC
 US = dt.timedelta(microseconds=1)
@@ -186,14 +185,12 @@ def tier_versions(draw, rng, asset, as_of, kind):
         cuts = draw(boundaries)
         slices = []
         for lo, up in zip([0.0, *cuts], [*cuts, None], strict=False):
-            s = {"asset": asset, "effective_from": eff, "lower_usdt": lo, "upper_usdt": up}
             if kind == "c":
-                s["collateral_ratio"] = 1.0 if asset == "USDT" and chance(rng, 0.75) else draw(ratio)
+                r = 1.0 if asset == "USDT" and chance(rng, 0.75) else draw(ratio)
+                slices += tiers(asset, [(lo, up, r)], eff)
             else:
-                s["maintenance_margin_rate"] = draw(mm_rate)
-                s["initial_margin_rate"] = draw(mm_rate)
-                s["leverage"] = draw(informational_leverage)
-            slices.append(s)
+                mmr, imr = draw(mm_rate), draw(mm_rate)
+                slices += brackets(asset, [(lo, up, mmr, imr)], eff, leverage=draw(informational_leverage))
         corruption = draw(corruptions) if chance(rng, 0.08) else None
         if corruption == "gap" and len(slices) > 1:
             slices[1]["lower_usdt"] = slices[0]["upper_usdt"] + 1.0
@@ -232,7 +229,7 @@ def scenarios(draw):
             offs = [o - shift if o <= dt.timedelta(0) else o for o in offs]
         for o in offs:
             p = 1.0 if a == "USDT" and chance(rng, 0.85) else draw(price_value)
-            prices.append({"asset": a, "price_usdt": p, "priced_at": as_of + o})
+            prices += price(a, p, as_of + o)
         past = [r for r in prices if r["asset"] == a and r["priced_at"] <= as_of]
         if past and twist in ("tie", "tie_null", "duplicate", "null"):
             last = max(past, key=lambda r: r["priced_at"])
@@ -246,35 +243,18 @@ def scenarios(draw):
         if chance(rng, 0.05):  # a bad price: the latest one (a data issue where needed), superseded or future
             o = draw(st.sampled_from([-3 * DAY, -SEC / 2, SEC / 2, 2 * DAY]))
             if as_of + o not in {r["priced_at"] for r in prices if r["asset"] == a}:
-                prices.append({"asset": a, "price_usdt": draw(bad_price), "priced_at": as_of + o})
+                prices += price(a, draw(bad_price), as_of + o)
     ctiers, lbrackets = [], []
     for a in ASSETS:
         c = tier_versions(draw, rng, a, as_of, "c")
         if not chance(rng, 0.04):
             r = 1.0 if a == "USDT" and chance(rng, 0.75) else draw(ratio)
-            c.append(
-                {
-                    "asset": a,
-                    "effective_from": EPOCH - DAY,
-                    "lower_usdt": 0.0,
-                    "upper_usdt": None,
-                    "collateral_ratio": r,
-                }
-            )
+            c += one_slice(a, r, EPOCH - DAY)
         ctiers += c
         lb = tier_versions(draw, rng, a, as_of, "l")
         if not chance(rng, 0.04):
-            lb.append(
-                {
-                    "asset": a,
-                    "effective_from": EPOCH - DAY,
-                    "lower_usdt": 0.0,
-                    "upper_usdt": None,
-                    "leverage": 4.0,
-                    "maintenance_margin_rate": draw(mm_rate),
-                    "initial_margin_rate": draw(mm_rate),
-                }
-            )
+            mmr, imr = draw(mm_rate), draw(mm_rate)
+            lb += brackets(a, [(0.0, None, mmr, imr)], EPOCH - DAY, leverage=4.0)
         lbrackets += lb
 
     # ---- accounts
@@ -296,16 +276,16 @@ def scenarios(draw):
     accounts = []
     for aid in ids:
         accounts.append(
-            {
-                "account_id": aid,
-                "margin_mode": draw(modes),
-                "classic_leverage": draw(leverages),
-                "cross_margin_activated": chance(rng, 0.85),
-                "pro_quiz_passed": chance(rng, 0.85),
-                "questionnaire_completed_at": stamp(),
-                "terms_agreed_at": stamp(),
-                "country": draw(countries),
-            }
+            account(
+                aid,
+                draw(modes),
+                draw(leverages),
+                cross_margin_activated=chance(rng, 0.85),
+                pro_quiz_passed=chance(rng, 0.85),
+                questionnaire_completed_at=stamp(),
+                terms_agreed_at=stamp(),
+                country=draw(countries),
+            )
         )
         if chance(rng, 0.03):  # closed-set values outside their set
             key = draw(st.sampled_from(["country", "cross_margin_activated", "pro_quiz_passed"]))
@@ -321,55 +301,27 @@ def scenarios(draw):
     for aid in ids:
         if chance(rng, 0.4):  # USDT-only account whose levels land exactly on a threshold
             free, borrowed = rng.choice(KNIFE_PAIRS)
-            balances.append(
-                {
-                    "account_id": aid,
-                    "asset": "USDT",
-                    "free": float(free),
-                    "locked": 0.0,
-                    "borrowed": float(borrowed),
-                    "interest": 0.0,
-                }
-            )
+            balances.append(balance(aid, "USDT", free=free, borrowed=borrowed))
         else:
             for a in draw(asset_subsets):
                 balances.append(
-                    {
-                        "account_id": aid,
-                        "asset": a,
-                        "free": draw(quantity),
-                        "locked": draw(quantity),
-                        "borrowed": draw(debt_quantity),
-                        "interest": draw(interest_quantity),
-                    }
+                    balance(
+                        aid,
+                        a,
+                        free=draw(quantity),
+                        locked=draw(quantity),
+                        borrowed=draw(debt_quantity),
+                        interest=draw(interest_quantity),
+                    )
                 )
             if balances and balances[-1]["account_id"] == aid and chance(rng, 0.03):
                 balances.append(dict(balances[-1]))  # duplicate (account_id, asset)
         if chance(rng, 0.15):  # an all-zero row needs nothing: no price, tiers or brackets exist for UNPRICED
-            balances.append(
-                {
-                    "account_id": aid,
-                    "asset": "UNPRICED",
-                    "free": 0.0,
-                    "locked": 0.0,
-                    "borrowed": 0.0,
-                    "interest": 0.0,
-                }
-            )
+            balances.append(balance(aid, "UNPRICED"))
         for _ in range(draw(small)):
             base, quote = draw(pairs)
             oid += 1
-            orders.append(
-                {
-                    "account_id": aid,
-                    "order_id": oid,
-                    "base_asset": base,
-                    "quote_asset": quote,
-                    "side": draw(sides),
-                    "price": draw(order_price),
-                    "remaining_qty": draw(quantity),
-                }
-            )
+            orders.append(order(aid, oid, base, quote, draw(sides), draw(order_price), draw(quantity)))
         for _ in range(draw(n_switches)):
             k = draw(switch_kind)
             at = {
@@ -382,47 +334,29 @@ def scenarios(draw):
                 "yesterday": day - DAY,
                 "mid": day + (as_of - day) / 2,
             }[k]
-            switches.append({"account_id": aid, "switched_at": None if chance(rng, 0.01) else at})
+            switches.append(switch(aid, None if chance(rng, 0.01) else at))
 
     # ---- rows of unknown accounts (rare)
     if chance(rng, 0.06):
         ghost = max(ids) + 1
         table = draw(ghost_tables)
         if table == "balances":
-            balances.append(
-                {
-                    "account_id": ghost,
-                    "asset": "USDT",
-                    "free": 1.0,
-                    "locked": 0.0,
-                    "borrowed": 0.0,
-                    "interest": 0.0,
-                }
-            )
+            balances.append(balance(ghost, "USDT", free=1.0))
         elif table == "open_orders":
-            orders.append(
-                {
-                    "account_id": ghost,
-                    "order_id": 10**6,
-                    "base_asset": "BTC",
-                    "quote_asset": "USDT",
-                    "side": "BUY",
-                    "price": 1.0,
-                    "remaining_qty": 1.0,
-                }
-            )
+            orders.append(order(ghost, 10**6, "BTC", "USDT", "BUY", 1.0, 1.0))
         else:
-            switches.append({"account_id": ghost, "switched_at": as_of})
+            switches.append(switch(ghost, as_of))
 
-    tables = {
-        "accounts": accounts,
-        "balances": draw(st.permutations(balances)),
-        "prices": draw(st.permutations(prices)),
-        "open_orders": draw(st.permutations(orders)),
-        "mode_switches": switches,
-        "collateral_tiers": ctiers,
-        "liability_brackets": lbrackets,
-    }
+    tables = rows(
+        accounts=accounts,
+        balances=draw(st.permutations(balances)),
+        prices=draw(st.permutations(prices)),
+        open_orders=draw(st.permutations(orders)),
+        mode_switches=switches,
+        collateral_tiers=ctiers,
+        liability_brackets=lbrackets,
+        defaults=False,
+    )
     return as_of, tables, policy_tweak(draw, rng, as_of)
 
 
@@ -474,9 +408,9 @@ def policy_for(as_of, tweak) -> Policy:
 
 def _describe(tables, as_of, tweak=None):
     lines = [f"as_of = {as_of.isoformat()}", f"policy tweak = {tweak}"]
-    for name, rows in tables.items():
+    for name, table in tables.items():
         lines.append(f"{name}:")
-        lines += [f"  {r}" for r in rows]
+        lines += [f"  {r}" for r in table]
     return "\n".join(lines)
 
 
@@ -510,11 +444,8 @@ def test_engine_matches_reference(scenario):
 @given(scenarios())
 def test_outputs_partition_accounts_and_actions_follow_flags(scenario):
     as_of, tables, tweak = scenario
-    from crossmargin.engine import score as compute
-    from support.ref_compare import to_frames
-
     policy = policy_for(as_of, tweak)
-    engine = compute(to_frames(tables), policy)
+    engine = compute(frames(tables), policy)
     ids = {a["account_id"] for a in tables["accounts"]}
     errs = consistency(engine, ids, policy.max_switches_per_utc_day)
     assert not errs, "\n".join(errs) + "\n" + _describe(tables, as_of, tweak)

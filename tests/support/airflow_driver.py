@@ -1,8 +1,8 @@
 """Run the Airflow DAG with `dag.test()` for a list of scenarios; write what happened as JSON.
 
-    python tests/airflow_driver.py SCENARIOS.json RESULTS.json
+    python tests/support/airflow_driver.py SCENARIOS.json RESULTS.json
 
-Run by tests/test_airflow_dag.py in a subprocess whose environment already points AIRFLOW_HOME and
+Run by tests/e2e/test_airflow_dag.py in a subprocess whose environment already points AIRFLOW_HOME and
 AIRFLOW__CORE__DAGS_FOLDER at temporary directories (Airflow reads its configuration on import).
 SCENARIOS.json: {"scenarios": [...], "as_of_cases": [...]}. A scenario: {"name", "logical_date" (ISO),
 "run_conf" (dict or null), "env" (set during the run), "watch" (paths whose inode is recorded after

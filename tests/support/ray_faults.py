@@ -1,4 +1,4 @@
-"""Bucket tasks that fail on purpose, for tests/test_ray_executor.py (imported by the Ray workers)."""
+"""Bucket tasks that fail on purpose, for tests/e2e/test_ray_executor.py (imported by the Ray workers)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Glue between the scalar reference (tests/reference.py) and the engine: build polars inputs from the
-reference's list-of-dicts tables, run both, and compare every output field.
+"""Glue between the scalar reference (support/reference.py) and the engine: run both on the same
+lists of rows (support/inputs.py builds them; `frames` makes the engine's inputs of them), and compare
+every output field.
 
 Tolerances: floats equal within rel 1e-12 / abs 1e-9; +inf must equal +inf exactly; ints, bools,
 strings and lists exactly. A top-up (the reference's is a bisection, the engine's a closed form) within
@@ -19,10 +20,11 @@ from typing import Any
 
 import polars as pl
 
-from crossmargin.io.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, INPUT_SCHEMAS
+from crossmargin.io.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES
 from crossmargin.policy import Policy, resolve
 from crossmargin.rules.distances import DISTANCE_COLUMNS
 from support import reference as ref
+from support.inputs import frames
 
 REL, ABS = 1e-12, 1e-9
 EDGE = 1e-9
@@ -40,10 +42,6 @@ class Stats:
 STATS = Stats()
 
 
-def to_frames(tables: dict[str, list[dict[str, Any]]]) -> dict[str, pl.DataFrame]:
-    return {name: pl.DataFrame(tables.get(name, []), schema=schema) for name, schema in INPUT_SCHEMAS.items()}
-
-
 def run_both(
     tables: dict[str, list[dict[str, Any]]], as_of: dt.datetime, policy: Policy | None = None
 ) -> tuple[Any, ref.ReferenceResult, Policy]:
@@ -51,7 +49,7 @@ def run_both(
     from crossmargin.engine import score as compute
 
     policy = resolve(as_of) if policy is None else policy
-    engine = compute(to_frames(tables), policy)
+    engine = compute(frames(tables), policy)
     return engine, ref.compute(tables, policy), policy
 
 

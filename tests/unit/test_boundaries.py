@@ -1,6 +1,6 @@
 """Every comparison of docs/rules.md §4 (and the +inf rule of §1), exactly at, just above and just below it.
 
-Literal one- or few-account input frames (tests/frames.py) go through
+Literal one- or few-account input frames (tests/support/inputs.py) go through
 `crossmargin.engine.score(tables, policy)`; each case asserts the exact flag / value.
 
 Exactness: levels are made with power-of-two denominators (liability 128 USDT for Classic levels, a

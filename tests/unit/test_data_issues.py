@@ -20,18 +20,50 @@ import pytest
 
 from crossmargin import engine
 from crossmargin.engine import score as compute
-from crossmargin.io.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, INPUT_SCHEMAS, ISSUE_CODES
+from crossmargin.io.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, ISSUE_CODES
 from crossmargin.market import BASE, QUOTE
 from crossmargin.policy import resolve
-from crossmargin.synthetic import small
-from crossmargin.synthetic.faults import ALL_FAULT_KINDS, NULL_PRICE, STALE_PRICE, TIED_PRICE, inject_faults
-from crossmargin.synthetic.small import ticking
+from crossmargin.synthetic.faults import (
+    ALL_FAULT_KINDS,
+    BAD_BRACKET,
+    BAD_RATE,
+    GAP,
+    INF_PRICE,
+    LATE_PRICE,
+    NAN_PRICE,
+    NEG_PRICE,
+    NO_BRACKETS,
+    NO_PRICE,
+    NO_TIERS,
+    NOT_AT_ZERO,
+    NULL_PRICE,
+    OVERLAP,
+    STALE_PRICE,
+    TIED_PRICE,
+    inject_faults,
+)
 from crossmargin.validation import rows
 from crossmargin.validation.rules import first_broken
-from support.inputs import account, balance, brackets, order, tables, tiers
+from support.inputs import (
+    EPOCH,
+    NEW,
+    UNTOUCHED,
+    account,
+    balance,
+    brackets,
+    clean_tables,
+    frame,
+    order,
+    price,
+    reference_tables,
+    switch,
+    tables,
+    ticking,
+    tiers,
+)
 
-POLICY = resolve(small.AS_OF)
-BROKEN_REFERENCE = small.reference_tables(broken=True)  # the good assets and one per way to be broken
+POLICY = resolve(NEW)
+BROKEN_REFERENCE = reference_tables(broken=True)  # the good assets and one per way to be broken
 NAN, INF = float("nan"), float("inf")
 CLEAN = [account(1), account(2, "pro")]
 CLEAN_BAL = [
@@ -97,7 +129,7 @@ def _with(balances=(), orders=(), accounts=None, **ref) -> dict[str, pl.DataFram
 
 
 def _ref_with(table: str, extra: list[dict]) -> dict[str, list[dict]]:
-    base = small.reference_tables(broken=True)
+    base = reference_tables(broken=True)
     return {table: base[table].to_dicts() + extra}
 
 
@@ -131,46 +163,46 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
     ),
     # missing_price
     "held_asset_without_price": (
-        _with([balance(2, small.NO_PRICE, free=1)]),
+        _with([balance(2, NO_PRICE, free=1)]),
         "prices",
         "missing_price",
-        [small.NO_PRICE],
+        [NO_PRICE],
     ),
     "locked_only_without_price": (
-        _with([balance(2, small.NO_PRICE, locked=1)]),
+        _with([balance(2, NO_PRICE, locked=1)]),
         "prices",
         "missing_price",
-        [small.NO_PRICE],
+        [NO_PRICE],
     ),
     "owed_asset_without_price": (
-        _with([balance(2, small.NO_PRICE, borrowed=1)]),
+        _with([balance(2, NO_PRICE, borrowed=1)]),
         "prices",
         "missing_price",
-        [small.NO_PRICE],
+        [NO_PRICE],
     ),
     "interest_only_without_price": (
-        _with([balance(2, small.NO_PRICE, interest=0.5)]),
+        _with([balance(2, NO_PRICE, interest=0.5)]),
         "prices",
         "missing_price",
-        [small.NO_PRICE],
+        [NO_PRICE],
     ),
     "only_future_price": (
-        _with([balance(2, small.LATE_PRICE, free=1)]),
+        _with([balance(2, LATE_PRICE, free=1)]),
         "prices",
         "missing_price",
-        [small.LATE_PRICE],
+        [LATE_PRICE],
     ),
     "order_base_without_price": (
-        _with(orders=[order(2, 9, small.NO_PRICE, "USDT", "SELL", 1, 1)]),
+        _with(orders=[order(2, 9, NO_PRICE, "USDT", "SELL", 1, 1)]),
         "prices",
         "missing_price",
-        [small.NO_PRICE],
+        [NO_PRICE],
     ),
     "order_quote_without_price": (
-        _with(orders=[order(2, 9, "BTC", small.NO_PRICE, "BUY", 1, 1)]),
+        _with(orders=[order(2, 9, "BTC", NO_PRICE, "BUY", 1, 1)]),
         "prices",
         "missing_price",
-        [small.NO_PRICE],
+        [NO_PRICE],
     ),
     # negative_quantity
     "negative_free": (
@@ -210,10 +242,10 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
         ["-1.0"],
     ),
     "negative_price": (
-        _with([balance(2, small.NEG_PRICE, free=1)]),
+        _with([balance(2, NEG_PRICE, free=1)]),
         "prices",
         "negative_quantity",
-        [small.NEG_PRICE, "-1.0"],
+        [NEG_PRICE, "-1.0"],
     ),
     # duplicate_row
     "account_twice": (_dup_accounts(), "accounts", "duplicate_row", ["2 times"]),
@@ -265,83 +297,78 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
         ["buy"],
     ),
     "switch_time_null": (
-        _with()
-        | {
-            "mode_switches": pl.DataFrame(
-                [{"account_id": 2, "switched_at": None}], schema=INPUT_SCHEMAS["mode_switches"]
-            )
-        },
+        _with() | {"mode_switches": frame("mode_switches", [switch(2, None)])},
         "mode_switches",
         "bad_value",
         ["switched_at"],
     ),
     # missing tiers / brackets
     "held_asset_without_collateral_tiers": (
-        _with([balance(2, small.NO_TIERS, free=1)]),
+        _with([balance(2, NO_TIERS, free=1)]),
         "collateral_tiers",
         "missing_collateral_tiers",
-        [small.NO_TIERS],
+        [NO_TIERS],
     ),
     "order_base_without_collateral_tiers": (
-        _with(orders=[order(2, 9, small.NO_TIERS, "USDT", "BUY", 1, 1)]),
+        _with(orders=[order(2, 9, NO_TIERS, "USDT", "BUY", 1, 1)]),
         "collateral_tiers",
         "missing_collateral_tiers",
-        [small.NO_TIERS],
+        [NO_TIERS],
     ),
     "order_quote_without_collateral_tiers": (
-        _with(orders=[order(2, 9, "BTC", small.NO_TIERS, "SELL", 1, 1)]),
+        _with(orders=[order(2, 9, "BTC", NO_TIERS, "SELL", 1, 1)]),
         "collateral_tiers",
         "missing_collateral_tiers",
-        [small.NO_TIERS],
+        [NO_TIERS],
     ),
     "owed_asset_without_brackets": (
-        _with([balance(2, small.NO_BRACKETS, borrowed=1)]),
+        _with([balance(2, NO_BRACKETS, borrowed=1)]),
         "liability_brackets",
         "missing_liability_brackets",
-        [small.NO_BRACKETS],
+        [NO_BRACKETS],
     ),
     "interest_only_without_brackets": (
-        _with([balance(2, small.NO_BRACKETS, interest=1e-8)]),
+        _with([balance(2, NO_BRACKETS, interest=1e-8)]),
         "liability_brackets",
         "missing_liability_brackets",
-        [small.NO_BRACKETS],
+        [NO_BRACKETS],
     ),
     # bad_tier_table
     "tiers_gap": (
-        _with([balance(2, small.GAP, free=1)]),
+        _with([balance(2, GAP, free=1)]),
         "collateral_tiers",
         "bad_tier_table",
-        [small.GAP, "gap"],
+        [GAP, "gap"],
     ),
     "tiers_overlap": (
-        _with([balance(2, small.OVERLAP, free=1)]),
+        _with([balance(2, OVERLAP, free=1)]),
         "collateral_tiers",
         "bad_tier_table",
         ["overlap"],
     ),
     "tiers_rate_above_1": (
-        _with([balance(2, small.BAD_RATE, free=1)]),
+        _with([balance(2, BAD_RATE, free=1)]),
         "collateral_tiers",
         "bad_tier_table",
         ["1.5"],
     ),
     "tiers_not_from_zero": (
-        _with([balance(2, small.NOT_AT_ZERO, free=1)]),
+        _with([balance(2, NOT_AT_ZERO, free=1)]),
         "collateral_tiers",
         "bad_tier_table",
         ["starts at 100"],
     ),
     "brackets_negative_rate": (
-        _with([balance(2, small.BAD_BRACKET, borrowed=1)]),
+        _with([balance(2, BAD_BRACKET, borrowed=1)]),
         "liability_brackets",
         "bad_tier_table",
-        [small.BAD_BRACKET, "-0.1"],
+        [BAD_BRACKET, "-0.1"],
     ),
     "brackets_imr_nan": (
         _with(
             [balance(2, "XB", borrowed=1)],
             prices=[
-                *small.reference_tables(True)["prices"].to_dicts(),
+                *reference_tables(True)["prices"].to_dicts(),
                 *ticking("XB", 1.0),
             ],
             **_ref_with("liability_brackets", brackets("XB", [(0, None, 0.1, NAN)])),
@@ -354,7 +381,7 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
         _with(
             [balance(2, "XB", borrowed=1)],
             prices=[
-                *small.reference_tables(True)["prices"].to_dicts(),
+                *reference_tables(True)["prices"].to_dicts(),
                 *ticking("XB", 1.0),
             ],
             **_ref_with("liability_brackets", brackets("XB", [(0, 10, 0.1, 0.2), (20, None, 0.1, 0.2)])),
@@ -367,7 +394,7 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
         _with(
             [balance(2, "XT", free=1)],
             prices=[
-                *small.reference_tables(True)["prices"].to_dicts(),
+                *reference_tables(True)["prices"].to_dicts(),
                 *ticking("XT", 1.0),
             ],
             **_ref_with("collateral_tiers", tiers("XT", [(0, 10, 0.9), (10, 20, 0.8)])),
@@ -387,13 +414,13 @@ CASES: dict[str, tuple[dict[str, pl.DataFrame], str, str, list[str]]] = {
         ["NaN"],
     ),
     "inf_price": (
-        _with([balance(2, small.INF_PRICE, free=1)]),
+        _with([balance(2, INF_PRICE, free=1)]),
         "prices",
         "non_finite_value",
-        [small.INF_PRICE, "inf"],
+        [INF_PRICE, "inf"],
     ),
     "nan_price_of_order_leg": (
-        _with(orders=[order(2, 9, small.NAN_PRICE, "USDT", "SELL", 1, 1)]),
+        _with(orders=[order(2, 9, NAN_PRICE, "USDT", "SELL", 1, 1)]),
         "prices",
         "non_finite_value",
         ["NaN"],
@@ -422,7 +449,7 @@ def test_unknown_account(table):
         "open_orders": {"balances": CLEAN_BAL, "open_orders": [order(77, 9, "BTC", "USDT", "BUY", 1, 1)]},
         "mode_switches": {
             "balances": CLEAN_BAL,
-            "mode_switches": [{"account_id": 77, "switched_at": small.AS_OF}],
+            "mode_switches": [switch(77, NEW)],
         },
     }[table]
     r = run(with_broken_reference(accounts=CLEAN, **rows))
@@ -440,7 +467,7 @@ def test_null_account_id_in_accounts_is_an_issue_not_a_crash():
 
 def test_one_account_with_several_faults_is_listed_once_per_fault_and_excluded_once():
     t = _with(
-        [balance(2, "ETH", free=-1), balance(2, small.NO_PRICE, free=1)],
+        [balance(2, "ETH", free=-1), balance(2, NO_PRICE, free=1)],
         orders=[order(2, 9, "BTC", "USDT", "HOLD", 1, 1)],
     )
     r = run(t)
@@ -458,50 +485,50 @@ def test_one_account_with_several_faults_is_listed_once_per_fault_and_excluded_o
 
 NO_ISSUE = {
     # docs/rules.md §6: "a balance row that is all zeros needs nothing"
-    "all_zero_row_of_unpriced_asset": _with([balance(2, small.UNTOUCHED)]),
-    "all_zero_row_without_tiers": _with([balance(2, small.NO_TIERS)]),
+    "all_zero_row_of_unpriced_asset": _with([balance(2, UNTOUCHED)]),
+    "all_zero_row_without_tiers": _with([balance(2, NO_TIERS)]),
     # collateral tiers are needed for held / traded assets only; brackets for owed assets only
-    "owed_only_asset_without_collateral_tiers": _with([balance(2, small.NO_TIERS, borrowed=1)]),
-    "held_only_asset_without_brackets": _with([balance(2, small.NO_BRACKETS, free=1)]),
-    "held_only_asset_with_bad_brackets": _with([balance(2, small.BAD_BRACKET, free=1)]),
-    "owed_only_asset_with_bad_collateral_tiers": _with([balance(2, small.GAP, borrowed=1)]),
+    "owed_only_asset_without_collateral_tiers": _with([balance(2, NO_TIERS, borrowed=1)]),
+    "held_only_asset_without_brackets": _with([balance(2, NO_BRACKETS, free=1)]),
+    "held_only_asset_with_bad_brackets": _with([balance(2, BAD_BRACKET, free=1)]),
+    "owed_only_asset_with_bad_collateral_tiers": _with([balance(2, GAP, borrowed=1)]),
     # reference data an account does not touch: broken or missing for UNTOUCHED, NOPRICE, INFP, ...
     "broken_reference_data_untouched": _with(),
     # zero price is a price (not missing, not negative)
     "zero_price": _with(
         [balance(2, "Z0", free=5, borrowed=2)],
         prices=[
-            *small.reference_tables(True)["prices"].to_dicts(),
+            *reference_tables(True)["prices"].to_dicts(),
             *ticking("Z0", 0.0),
         ],
-        collateral_tiers=small.reference_tables(True)["collateral_tiers"].to_dicts()
+        collateral_tiers=reference_tables(True)["collateral_tiers"].to_dicts()
         + tiers("Z0", [(0, None, 0.5)]),
-        liability_brackets=small.reference_tables(True)["liability_brackets"].to_dicts()
+        liability_brackets=reference_tables(True)["liability_brackets"].to_dicts()
         + brackets("Z0", [(0, None, 0.1, 0.2)]),
     ),
     # tier versions: a broken table superseded before as_of, or taking effect after it, is not in effect
     "broken_tiers_superseded_or_future": _with(
         [balance(2, "XT", free=3)],
         prices=[
-            *small.reference_tables(True)["prices"].to_dicts(),
+            *reference_tables(True)["prices"].to_dicts(),
             *ticking("XT", 1.0),
         ],
-        collateral_tiers=small.reference_tables(True)["collateral_tiers"].to_dicts()
-        + tiers("XT", [(5, 1, 9.0)], small.EPOCH - dt.timedelta(days=1))
-        + tiers("XT", [(0, None, 0.5)], small.EPOCH)
-        + tiers("XT", [(0, 1, 2.0), (3, None, -1.0)], small.AS_OF + dt.timedelta(microseconds=1)),
+        collateral_tiers=reference_tables(True)["collateral_tiers"].to_dicts()
+        + tiers("XT", [(5, 1, 9.0)], EPOCH - dt.timedelta(days=1))
+        + tiers("XT", [(0, None, 0.5)], EPOCH)
+        + tiers("XT", [(0, 1, 2.0), (3, None, -1.0)], NEW + dt.timedelta(microseconds=1)),
     ),
     # a NaN / inf / negative price of a superseded snapshot is not the price in effect
     "bad_old_price_superseded": _with(
         [balance(2, "XT", free=3)],
         prices=[
-            *small.reference_tables(True)["prices"].to_dicts(),
-            {"asset": "XT", "price_usdt": NAN, "priced_at": small.EPOCH - dt.timedelta(days=2)},
-            {"asset": "XT", "price_usdt": -4.0, "priced_at": small.EPOCH - dt.timedelta(days=1)},
+            *reference_tables(True)["prices"].to_dicts(),
+            *price("XT", NAN, EPOCH - dt.timedelta(days=2)),
+            *price("XT", -4.0, EPOCH - dt.timedelta(days=1)),
             *ticking("XT", 2.0),
-            {"asset": "XT", "price_usdt": INF, "priced_at": small.AS_OF + dt.timedelta(seconds=1)},
+            *price("XT", INF, NEW + dt.timedelta(seconds=1)),
         ],
-        collateral_tiers=small.reference_tables(True)["collateral_tiers"].to_dicts()
+        collateral_tiers=reference_tables(True)["collateral_tiers"].to_dicts()
         + tiers("XT", [(0, None, 0.5)]),
     ),
     # the same order_id in two different accounts is not a duplicate row of either account
@@ -510,15 +537,7 @@ NO_ISSUE = {
     ),
     # a mode switch far in the past, or in the future, is valid data
     "switches_outside_today": _with()
-    | {
-        "mode_switches": pl.DataFrame(
-            [
-                {"account_id": 2, "switched_at": small.EPOCH},
-                {"account_id": 2, "switched_at": small.AS_OF + dt.timedelta(1)},
-            ],
-            schema=INPUT_SCHEMAS["mode_switches"],
-        )
-    },
+    | {"mode_switches": frame("mode_switches", [switch(2, EPOCH), switch(2, NEW + dt.timedelta(1))])},
 }
 
 
@@ -562,7 +581,7 @@ def conservation(r, input_ids: set[int], unknown_ids: set[int]) -> None:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_conservation_with_faults_of_every_kind(seed):
-    clean = small.clean_tables(3000, seed=seed)
+    clean = clean_tables(3000, seed=seed)
     assert run(clean).data_issues.height == 0  # the generator's clean input has no issue
     t, expected, unknown = inject(clean, seed=seed, per_kind=3)
     r = run(t)
@@ -604,7 +623,7 @@ def assert_same_results(a, b) -> None:
 
 
 def test_results_do_not_depend_on_row_order():
-    t, _, _ = inject(small.clean_tables(500, seed=5), seed=5, per_kind=1)
+    t, _, _ = inject(clean_tables(500, seed=5), seed=5, per_kind=1)
     a = run(t)
     shuffled = {k: v.sample(fraction=1.0, shuffle=True, seed=99) for k, v in t.items()}
     assert_same_results(a, run(shuffled))
@@ -616,7 +635,7 @@ def test_multi_row_group_inputs_give_the_same_issues(tmp_path):
     pl.format panicked on such input under the streaming engine (details now use data_issues.fmt)."""
     from crossmargin.io.inputs import load_tables
 
-    t, _expected, unknown = inject(small.clean_tables(30_000, seed=4), seed=4, per_kind=5)
+    t, _expected, unknown = inject(clean_tables(30_000, seed=4), seed=4, per_kind=5)
     a = run(t)
     for name, df in t.items():
         df.write_parquet(tmp_path / f"{name}.parquet", row_group_size=997)
@@ -657,11 +676,11 @@ def _flags_and_rules(t: dict[str, pl.DataFrame]) -> tuple[int, int]:
     ords = terms.indexed(terms.indexed(lazy["open_orders"], "base_asset", BASE), "quote_asset", QUOTE)
     ords = terms.terms_of(terms.terms_of(ords, BASE), QUOTE)
     broken = rows_total = 0
-    for frame, fast, rules in [
+    for table, fast, rules in [
         (bal, rows.balance_breaks(terms), rows.balance_rules()),
         (ords, rows.order_breaks(terms), rows.order_rules()),
     ]:
-        got = frame.select(fast.alias("fast"), first_broken(rules).is_not_null().alias("exact")).collect()
+        got = table.select(fast.alias("fast"), first_broken(rules).is_not_null().alias("exact")).collect()
         assert got["fast"].null_count() == 0
         assert got["fast"].to_list() == got["exact"].to_list()
         broken, rows_total = broken + int(got["exact"].sum()), rows_total + got.height
@@ -675,7 +694,7 @@ def test_the_row_pass_flag_agrees_with_the_rules_on_every_literal_case(case):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_row_pass_flag_agrees_with_the_rules_on_a_faulty_book(seed):
-    t, _, _ = inject(small.clean_tables(3000, seed=seed), seed=seed, per_kind=3)
+    t, _, _ = inject(clean_tables(3000, seed=seed), seed=seed, per_kind=3)
     broken, total = _flags_and_rules(t)
     assert 0 < broken < total
 

@@ -1,7 +1,7 @@
 """Distances to thresholds (docs/rules.md §8.2): liquidation_drop/_rise, margin_call_drop/_rise.
 
 Hand-worked Classic and Pro accounts; then a hypothesis property against the scalar reference
-(tests/reference.py valued at moved prices): at each reported distance the level is at the
+(tests/support/reference.py valued at moved prices): at each reported distance the level is at the
 threshold (relative 1e-9), no point of a dense grid between 0 and it crosses, and where nothing is
 reported no grid point crosses either. The property draws its thresholds too (a `--policy` file):
 a margin call below, at or above the liquidation threshold, for Classic 3x, 5x and Pro each, so the

@@ -15,8 +15,7 @@ import pytest
 from crossmargin.engine import score as compute
 from crossmargin.io.schemas import LEVEL_COLUMNS, QUANTITY_COLUMNS
 from crossmargin.policy import resolve
-from crossmargin.synthetic.small import ticking
-from support.inputs import NEW_FORMULA_FROM, account, balance, brackets, order, tables, tiers
+from support.inputs import NEW_FORMULA_FROM, account, balance, brackets, order, tables, ticking, tiers
 
 INF = math.inf
 NEW = resolve(NEW_FORMULA_FROM)

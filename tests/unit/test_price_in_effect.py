@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from support import SAMPLE
-from support.inputs import NEW, account, balance, one, one_slice, run, tables
+from support.inputs import NEW, account, balance, one, one_slice, price, run, tables
 
 H = dt.timedelta(hours=1)
 US = dt.timedelta(microseconds=1)
@@ -22,8 +22,8 @@ FRESH = NEW - H
 
 
 def _tables(btc_rows: list[tuple[float | None, dt.datetime]]) -> dict[str, pl.DataFrame]:
-    rows = [{"asset": "USDT", "price_usdt": 1.0, "priced_at": FRESH}]
-    rows += [{"asset": "BTC", "price_usdt": p, "priced_at": at} for p, at in btc_rows]
+    rows = price("USDT", 1.0, FRESH)
+    rows += [row for p, at in btc_rows for row in price("BTC", p, at)]
     return tables(
         accounts=[account(1), account(2)],
         balances=[balance(1, "BTC", free=1.0), balance(2, "USDT", free=10.0)],

@@ -1,120 +1,59 @@
-"""The scalar reference (tests/reference.py) against hand arithmetic from the rules, and the engine
+"""The scalar reference (tests/support/reference.py) against hand arithmetic from the rules, and the engine
 against the reference on the same hand-built scenarios."""
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import math
 
 import pytest
 
 from crossmargin.policy import resolve
-from crossmargin.synthetic.small import ticking
 from support import reference as ref
+from support.inputs import (
+    COMPLIANT_AT,
+    EPOCH,
+    NEW,
+    US,
+    account,
+    balance,
+    brackets,
+    one_bracket,
+    one_slice,
+    order,
+    price,
+    rows,
+    switch,
+    tiers,
+)
 from support.ref_compare import compare, consistency, run_both
 
-UTC = dt.UTC
-EPOCH = dt.datetime(2020, 1, 1, tzinfo=UTC)
-NEW = dt.datetime(2025, 1, 21, 10, 0, tzinfo=UTC)
 JUST_OLD = NEW - dt.timedelta(seconds=1)
-CUT = dt.datetime(2024, 12, 17, tzinfo=UTC)
-US = dt.timedelta(microseconds=1)
-HAVE_ENGINE = importlib.util.find_spec("crossmargin.engine") is not None
-
-
-def acc(aid, mode="classic", lev=3, *, act=True, quiz=True, q=CUT, t=CUT, country="FR"):
-    return {
-        "account_id": aid,
-        "margin_mode": mode,
-        "classic_leverage": lev,
-        "cross_margin_activated": act,
-        "pro_quiz_passed": quiz,
-        "questionnaire_completed_at": q,
-        "terms_agreed_at": t,
-        "country": country,
-    }
-
-
-def bal(aid, asset, free=0.0, locked=0.0, borrowed=0.0, interest=0.0):
-    return {
-        "account_id": aid,
-        "asset": asset,
-        "free": float(free),
-        "locked": float(locked),
-        "borrowed": float(borrowed),
-        "interest": float(interest),
-    }
-
-
-def px(asset, p):
-    """A price feed ticking every 12 hours over the tests' window (fresh at every as_of used here)."""
-    return ticking(asset, float(p))
-
-
-def ctier(asset, lo, up, r, at=EPOCH):
-    return {
-        "asset": asset,
-        "effective_from": at,
-        "lower_usdt": float(lo),
-        "upper_usdt": None if up is None else float(up),
-        "collateral_ratio": float(r),
-    }
-
-
-def bracket(asset, lo, up, mmr, imr, at=EPOCH):
-    return {
-        "asset": asset,
-        "effective_from": at,
-        "lower_usdt": float(lo),
-        "upper_usdt": None if up is None else float(up),
-        "leverage": 10.0,
-        "maintenance_margin_rate": float(mmr),
-        "initial_margin_rate": float(imr),
-    }
-
-
-def order(aid, oid, base, quote, side, price, qty):
-    return {
-        "account_id": aid,
-        "order_id": oid,
-        "base_asset": base,
-        "quote_asset": quote,
-        "side": side,
-        "price": float(price),
-        "remaining_qty": float(qty),
-    }
+CUT = COMPLIANT_AT
 
 
 def base_tables(**kw):
-    t = {
-        "accounts": [],
-        "balances": [],
-        "prices": [*px("USDT", 1.0), *px("BTC", 30_000.0), *px("ETH", 3_000.0)],
-        "open_orders": [],
-        "mode_switches": [],
-        "collateral_tiers": [
-            ctier("USDT", 0, None, 1.0),
-            ctier("BTC", 0, None, 0.95),
-            ctier("ETH", 0, None, 0.9),
+    """The reference's lists of rows: USDT, BTC at 30,000 and ETH at 3,000 (ticking prices), their
+    collateral tiers and the brackets of docs/rules.md §1's worked example; `kw` replaces tables."""
+    t = rows(
+        prices={"USDT": 1.0, "BTC": 30_000.0, "ETH": 3_000.0},
+        collateral_tiers=[one_slice("USDT", 1.0), one_slice("BTC", 0.95), one_slice("ETH", 0.9)],
+        liability_brackets=[
+            brackets(
+                "BTC",
+                [(0, 50_000, 0.05, 0.1112), (50_000, 100_000, 0.07, 0.1429), (100_000, None, 0.08, 0.20)],
+            ),
+            brackets("ETH", [(0, 30_000, 0.05, 0.1112), (30_000, None, 0.07, 0.1429)]),
+            one_bracket("USDT", 0.125, 0.25),
         ],
-        "liability_brackets": [
-            bracket("BTC", 0, 50_000, 0.05, 0.1112),
-            bracket("BTC", 50_000, 100_000, 0.07, 0.1429),
-            bracket("BTC", 100_000, None, 0.08, 0.20),
-            bracket("ETH", 0, 30_000, 0.05, 0.1112),
-            bracket("ETH", 30_000, None, 0.07, 0.1429),
-            bracket("USDT", 0, None, 0.125, 0.25),
-        ],
-    }
+        defaults=False,
+    )
     t.update(kw)
     return t
 
 
 def check_engine(tables, as_of):
     """Engine == reference on these tables (every output field), plus the engine's own consistency."""
-    if not HAVE_ENGINE:  # reference-only until the engine lands
-        return None, None
     engine, reference, policy = run_both(tables, as_of)
     ids = {a["account_id"] for a in tables["accounts"]}
     errs = compare(engine, reference, policy, ids) + consistency(engine, ids)
@@ -125,7 +64,8 @@ def check_engine(tables, as_of):
 # ----------------------------------------------------------------------------- worked example (docs/rules.md §1)
 def test_worked_example_maintenance_and_initial_margin():
     t = base_tables(
-        accounts=[acc(1, "pro")], balances=[bal(1, "BTC", borrowed=13), bal(1, "ETH", borrowed=13)]
+        accounts=[account(1, "pro")],
+        balances=[balance(1, "BTC", borrowed=13), balance(1, "ETH", borrowed=13)],
     )
     r = ref.compute(t, resolve(NEW)).account_risk[1]
     assert math.isclose(r["maintenance_margin_usdt"], 31_330.0, rel_tol=1e-12)
@@ -137,7 +77,8 @@ def test_worked_example_maintenance_and_initial_margin():
 
 def test_worked_example_bracket_row_order_does_not_matter():
     t = base_tables(
-        accounts=[acc(1, "pro")], balances=[bal(1, "BTC", borrowed=13), bal(1, "ETH", borrowed=13)]
+        accounts=[account(1, "pro")],
+        balances=[balance(1, "BTC", borrowed=13), balance(1, "ETH", borrowed=13)],
     )
     t["liability_brackets"] = list(reversed(t["liability_brackets"]))
     r = ref.compute(t, resolve(NEW)).account_risk[1]
@@ -147,7 +88,7 @@ def test_worked_example_bracket_row_order_does_not_matter():
 
 
 def test_tiered_function_by_hand():
-    s = [ctier("X", 0, 100, 1.0), ctier("X", 100, 1000, 0.5), ctier("X", 1000, None, 0.25)]
+    s = tiers("X", [(0, 100, 1.0), (100, 1000, 0.5), (1000, None, 0.25)])
     assert ref.tiered(0.0, s, "collateral_ratio") == 0.0
     assert ref.tiered(50.0, s, "collateral_ratio") == 50.0
     assert ref.tiered(100.0, s, "collateral_ratio") == 100.0
@@ -157,7 +98,7 @@ def test_tiered_function_by_hand():
 
 # ----------------------------------------------------------------------------- levels and decisions
 def test_empty_account_is_valid_with_infinite_levels():
-    t = base_tables(accounts=[acc(1), acc(2, "pro")])
+    t = base_tables(accounts=[account(1), account(2, "pro")])
     res = ref.compute(t, resolve(NEW))
     assert set(res.account_risk) == {1, 2} and not res.issues
     for r in res.account_risk.values():
@@ -190,7 +131,7 @@ def test_empty_account_is_valid_with_infinite_levels():
 )
 def test_classic_margin_call_and_liquidation_knife_edges(lev, free, borrowed, mc, liq):
     t = base_tables(
-        accounts=[acc(1, "classic", lev)], balances=[bal(1, "USDT", free=free, borrowed=borrowed)]
+        accounts=[account(1, "classic", lev)], balances=[balance(1, "USDT", free=free, borrowed=borrowed)]
     )
     r = ref.compute(t, resolve(NEW)).account_risk[1]
     assert r["classic_margin_level"] == free / borrowed
@@ -201,8 +142,8 @@ def test_classic_margin_call_and_liquidation_knife_edges(lev, free, borrowed, mc
 def test_negative_numerator_zero_denominator_is_plus_inf():
     # collateral ratio 0 and no liability: Pro new level numerator = 0 - OOL < 0, denominator 0
     t = base_tables(
-        accounts=[acc(1, "pro")],
-        balances=[bal(1, "BTC", free=1)],
+        accounts=[account(1, "pro")],
+        balances=[balance(1, "BTC", free=1)],
         open_orders=[order(1, 7, "BTC", "USDT", "BUY", 40_000, 1)],
     )
     r = ref.compute(t, resolve(NEW)).account_risk[1]
@@ -213,7 +154,7 @@ def test_negative_numerator_zero_denominator_is_plus_inf():
 
 def test_open_order_loss_non_usdt_quote():
     # ETH/BTC SELL 2 ETH at 0.09 BTC: given = 2*3000*0.9 = 5400; received = 2*0.09*30000*0.95 = 5130
-    t = base_tables(accounts=[acc(1, "pro")], open_orders=[order(1, 1, "ETH", "BTC", "SELL", 0.09, 2)])
+    t = base_tables(accounts=[account(1, "pro")], open_orders=[order(1, 1, "ETH", "BTC", "SELL", 0.09, 2)])
     r = ref.compute(t, resolve(NEW)).account_risk[1]
     assert math.isclose(r["open_order_loss_usdt"], 5400 - 2 * 0.09 * 30_000 * 0.95, rel_tol=1e-12)
     check_engine(t, NEW)
@@ -222,11 +163,11 @@ def test_open_order_loss_non_usdt_quote():
 def test_pro_levels_old_and_new_and_available_margin():
     # A = 20000 USDT + 1 BTC (30000) = 50000 ; L = 10 ETH = 30000 ; collateral = 20000 + 28500 = 48500
     t = base_tables(
-        accounts=[acc(1, "pro")],
+        accounts=[account(1, "pro")],
         balances=[
-            bal(1, "USDT", free=20_000),
-            bal(1, "BTC", locked=1),
-            bal(1, "ETH", borrowed=9, interest=1),
+            balance(1, "USDT", free=20_000),
+            balance(1, "BTC", locked=1),
+            balance(1, "ETH", borrowed=9, interest=1),
         ],
         open_orders=[order(1, 1, "BTC", "USDT", "BUY", 31_000, 0.5)],
     )
@@ -250,8 +191,11 @@ def test_pro_levels_old_and_new_and_available_margin():
 
 def test_partial_repayment_formula():
     # non-compliant Pro 3x, A = 1200, L = 1000 -> classic level 1.2 < 1.3; x = (1.5*1000 - 1200)/0.5 = 600
-    t = base_tables(accounts=[acc(1, "pro", 3, q=None)], balances=[bal(1, "USDT", free=1200, borrowed=1000)])
-    for as_of, pending in ((CUT, True), (dt.datetime(2025, 1, 15, tzinfo=UTC), False)):
+    t = base_tables(
+        accounts=[account(1, "pro", 3, questionnaire_completed_at=None)],
+        balances=[balance(1, "USDT", free=1200, borrowed=1000)],
+    )
+    for as_of, pending in ((CUT, True), (dt.datetime(2025, 1, 15, tzinfo=dt.UTC), False)):
         res = ref.compute(t, resolve(as_of))
         r = res.account_risk[1]
         assert r["due_for_migration"] and r["migrate_now"] is (not pending)
@@ -266,15 +210,21 @@ def test_partial_repayment_formula():
 
 
 def test_compliance_boundaries():
-    as_of = dt.datetime(2024, 12, 20, tzinfo=UTC)
+    as_of = dt.datetime(2024, 12, 20, tzinfo=dt.UTC)
     accounts = [
-        acc(1, "pro", q=CUT, t=CUT),  # compliant, first instant
-        acc(2, "pro", q=CUT - US, t=CUT),  # questionnaire too early
-        acc(3, "pro", q=CUT, t=as_of),  # terms exactly at as_of: compliant
-        acc(4, "pro", q=CUT, t=as_of + US),  # terms after as_of: not compliant
-        acc(5, "pro", q=None, t=CUT),
+        # (questionnaire, terms): compliant, first instant
+        account(1, "pro", questionnaire_completed_at=CUT, terms_agreed_at=CUT),
+        # questionnaire too early
+        account(2, "pro", questionnaire_completed_at=CUT - US, terms_agreed_at=CUT),
+        # terms exactly at as_of: compliant
+        account(3, "pro", questionnaire_completed_at=CUT, terms_agreed_at=as_of),
+        # terms after as_of: not compliant
+        account(4, "pro", questionnaire_completed_at=CUT, terms_agreed_at=as_of + US),
+        account(5, "pro", questionnaire_completed_at=None, terms_agreed_at=CUT),
     ]
-    t = base_tables(accounts=accounts, balances=[bal(a["account_id"], "USDT", free=100) for a in accounts])
+    t = base_tables(
+        accounts=accounts, balances=[balance(a["account_id"], "USDT", free=100) for a in accounts]
+    )
     res = ref.compute(t, resolve(as_of))
     got = {a: (r["pro_compliant"], r["borrow_blocked_reason"]) for a, r in res.account_risk.items()}
     assert got == {
@@ -288,14 +238,11 @@ def test_compliance_boundaries():
 
 
 def test_switch_window_both_ends_inclusive():
-    as_of = dt.datetime(2025, 1, 21, 10, tzinfo=UTC)
-    day = dt.datetime(2025, 1, 21, tzinfo=UTC)
-    sw = [
-        {"account_id": 1, "switched_at": s}
-        for s in (day - US, day, as_of, as_of + US, day + dt.timedelta(hours=1))
-    ]
-    sw += [{"account_id": 2, "switched_at": day} for _ in range(6)]
-    t = base_tables(accounts=[acc(1), acc(2)], mode_switches=sw)
+    as_of = dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC)
+    day = dt.datetime(2025, 1, 21, tzinfo=dt.UTC)
+    sw = [switch(1, s) for s in (day - US, day, as_of, as_of + US, day + dt.timedelta(hours=1))]
+    sw += [switch(2, day) for _ in range(6)]
+    t = base_tables(accounts=[account(1), account(2)], mode_switches=sw)
     res = ref.compute(t, resolve(as_of))
     assert res.account_risk[1]["switches_left_today"] == 2
     assert res.account_risk[2]["switches_left_today"] == 0
@@ -304,8 +251,12 @@ def test_switch_window_both_ends_inclusive():
 
 def test_eligibility_new_and_old():
     t = base_tables(
-        accounts=[acc(1), acc(2, country="US", quiz=False), acc(3, t=None)],
-        balances=[bal(a, "USDT", free=5000.0 + (a == 1)) for a in (1, 2, 3)],
+        accounts=[
+            account(1),
+            account(2, country="US", pro_quiz_passed=False),
+            account(3, terms_agreed_at=None),
+        ],
+        balances=[balance(a, "USDT", free=5000.0 + (a == 1)) for a in (1, 2, 3)],
     )
     res = ref.compute(t, resolve(NEW))
     assert res.account_risk[1]["eligible_for_pro"] and res.account_risk[1]["pro_ineligible_reasons"] == []
@@ -326,25 +277,25 @@ def test_eligibility_new_and_old():
 def test_data_issues_partition():
     t = base_tables(
         accounts=[
-            acc(1),
-            acc(2),
-            acc(2),
-            acc(3, "margin"),
-            acc(4, lev=4),
-            acc(5),
-            acc(6),
-            acc(7),
-            acc(8),
-            acc(9),
+            account(1),
+            account(2),
+            account(2),
+            account(3, "margin"),
+            account(4, classic_leverage=4),
+            account(5),
+            account(6),
+            account(7),
+            account(8),
+            account(9),
         ],
         balances=[
-            bal(1, "DOGE"),  # all-zero row: needs nothing
-            bal(5, "DOGE", free=1),  # missing price
-            bal(6, "USDT", free=-1),
-            bal(7, "USDT", free=1),
-            bal(7, "USDT", free=2),
-            bal(8, "USDT", interest=math.nan),
-            bal(99, "USDT", free=1),  # unknown account
+            balance(1, "DOGE"),  # all-zero row: needs nothing
+            balance(5, "DOGE", free=1),  # missing price
+            balance(6, "USDT", free=-1),
+            balance(7, "USDT", free=1),
+            balance(7, "USDT", free=2),
+            balance(8, "USDT", interest=math.nan),
+            balance(99, "USDT", free=1),  # unknown account
         ],
         open_orders=[order(9, 1, "BTC", "USDT", "HOLD", 1, 1)],
     )
@@ -356,25 +307,24 @@ def test_data_issues_partition():
 
 def test_bad_tier_tables_only_matter_when_used():
     t = base_tables(
-        accounts=[acc(1), acc(2), acc(3), acc(4)],
+        accounts=[account(1), account(2), account(3), account(4)],
         balances=[
-            bal(1, "BNB", free=1),
-            bal(2, "BNB", borrowed=1),
-            bal(3, "SOL", free=1),
-            bal(4, "SOL", borrowed=1),
+            balance(1, "BNB", free=1),
+            balance(2, "BNB", borrowed=1),
+            balance(3, "SOL", free=1),
+            balance(4, "SOL", borrowed=1),
         ],
-        prices=base_tables()["prices"] + [*px("BNB", 600), *px("SOL", 100)],
+        prices=base_tables()["prices"] + [*price("BNB", 600), *price("SOL", 100)],
     )
     # BNB: gap in collateral tiers; SOL: liability brackets last slice bounded (and an older, good version)
     t["collateral_tiers"] += [
-        ctier("BNB", 0, 100, 1.0),
-        ctier("BNB", 200, None, 0.5),
-        ctier("SOL", 0, None, 0.8),
+        *tiers("BNB", [(0, 100, 1.0), (200, None, 0.5)]),
+        *one_slice("SOL", 0.8),
     ]
     t["liability_brackets"] += [
-        bracket("BNB", 0, None, 0.1, 0.2),
-        bracket("SOL", 0, None, 0.1, 0.2, at=EPOCH),
-        bracket("SOL", 0, 1000, 0.1, 0.2, at=EPOCH + dt.timedelta(days=1)),
+        *one_bracket("BNB", 0.1, 0.2),
+        *one_bracket("SOL", 0.1, 0.2, EPOCH),
+        *brackets("SOL", [(0, 1000, 0.1, 0.2)], EPOCH + dt.timedelta(days=1)),
     ]
     res = ref.compute(t, resolve(NEW))
     assert set(res.account_risk) == {2, 3} and res.issue_accounts == {1, 4}
@@ -383,8 +333,8 @@ def test_bad_tier_tables_only_matter_when_used():
 
 def test_effective_from_picks_latest_version_not_after_as_of():
     later = NEW + US
-    t = base_tables(accounts=[acc(1)], balances=[bal(1, "BTC", free=1)])
-    t["collateral_tiers"] += [ctier("BTC", 0, None, 0.5, at=NEW), ctier("BTC", 0, None, 0.1, at=later)]
+    t = base_tables(accounts=[account(1)], balances=[balance(1, "BTC", free=1)])
+    t["collateral_tiers"] += [*one_slice("BTC", 0.5, NEW), *one_slice("BTC", 0.1, later)]
     assert ref.compute(t, resolve(NEW)).account_risk[1]["collateral_usdt"] == 15_000.0
     assert ref.compute(t, resolve(later)).account_risk[1]["collateral_usdt"] == 3_000.0
     assert ref.compute(t, resolve(NEW - US)).account_risk[1]["collateral_usdt"] == 28_500.0
@@ -396,8 +346,8 @@ def test_effective_from_picks_latest_version_not_after_as_of():
 def test_all_zero_row_needs_no_price_even_a_non_finite_one(bad_price):
     """docs/rules.md §6: 'a balance row that is all zeros needs nothing' -- so an unusable price of that asset
     must not make the account a data issue (the engine once summed 0 * NaN into the account)."""
-    t = base_tables(accounts=[acc(1)], balances=[bal(1, "USDT", free=10), bal(1, "DOGE")])
-    t["prices"] += px("DOGE", bad_price)
+    t = base_tables(accounts=[account(1)], balances=[balance(1, "USDT", free=10), balance(1, "DOGE")])
+    t["prices"] += price("DOGE", bad_price)
     res = ref.compute(t, resolve(NEW))
     assert set(res.account_risk) == {1} and not res.issues
     assert res.account_risk[1]["total_asset_usdt"] == 10.0

@@ -4,12 +4,12 @@ classic_switch_topup_usdt and pro_orders_to_cancel.
 Hand-worked boundaries first (literal frames: a level exactly at its threshold, a deposit across USDT
 tier boundaries, a USDT slice with ratio 0, USDT with a stale price or a price of 0, accounts without
 liabilities, ties between order losses, both policies); then hypothesis properties on random books
-and random policies (a policy file), against the scalar reference (tests/reference.py: deposit,
+and random policies (a policy file), against the scalar reference (tests/support/reference.py: deposit,
 score again, search): engine and reference agree; at a reported top-up the level is at its threshold
 (relative 1e-9) and a hair below it the condition fails; cancelling the reported k orders lifts the
 level and k − 1 do not.
 
-Frame defaults (tests/frames.py): USDT at 1 with one collateral slice of ratio 1 and maintenance
+Frame defaults (tests/support/inputs.py): USDT at 1 with one collateral slice of ratio 1 and maintenance
 rate 0.125, so a USDT-only account owing L has maintenance margin L/8.
 """
 

@@ -4,7 +4,7 @@
 * realism of the random accounts (heavy tail, modes, quotes, switches, reference data shapes);
 * injected faults: each faulted account is reported with its expected docs/rules.md §6 code, nothing else is;
 * the golden test: compute() on the showcase at 2025-01-21T10:00:00Z gives every showcase account
-  exactly the flags and actions of its row in tests/showcase_expected.py (and data/sample/README.md).
+  exactly the flags and actions of its row in tests/support/showcase_expected.py (and data/sample/README.md).
 """
 
 from __future__ import annotations

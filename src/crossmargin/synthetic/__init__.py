@@ -8,8 +8,7 @@ data fault each. `--shape exchange` lays the book out like a real exchange's exp
 
 Modules: universe (assets, classes, ids, instants), reference (price history, collateral tiers,
 liability brackets), showcase (accounts 1..61, input rows only), population (random accounts),
-faults (the fault injector), shapes (rows per account, price layout, bad prices), small (the small
-universe of the robustness tests), writer (files).
+faults (the fault injector), shapes (rows per account, price layout, bad prices), writer (files).
 """
 
 from crossmargin.synthetic.faults import FAULT_KINDS, SAMPLE_FAULT_KINDS, Faults, inject_faults

@@ -11,7 +11,7 @@ gets exactly one kind. Two ways to choose the accounts:
 
 Kinds that name a broken asset (NOPRICE, GAPTIER, ...) need its reference rows: `inject_faults` appends
 the rows of `reference` for every asset the input's reference tables lack (default: the sample
-universe's fault assets; crossmargin.synthetic.small has the small universe's). Showcase accounts are
+universe's fault assets; the tests' small universe, tests/support/inputs.py, has its own). Showcase accounts are
 never faulted.
 """
 
@@ -33,7 +33,7 @@ FAULT_ORDER_ID_BASE = 9_000_000_000_001
 # Broken assets. The first four also exist in the sample universe (reference.FAULT_ASSETS): NOPRICE has
 # tiers and brackets but no price; NOTIERS no collateral tiers; NOBRACKETS no liability brackets;
 # GAPTIER collateral tiers with a gap; STALEPRICE an old price; TIEDPRICE two prices at one instant.
-# The others only in the small universe (small.reference_tables).
+# The others only in the tests' small universe (tests/support/inputs.py, reference_tables).
 NO_PRICE, NO_TIERS, NO_BRACKETS, GAP, STALE_PRICE, TIED_PRICE = (a[0] for a in FAULT_ASSETS)
 LATE_PRICE = "LATEPRICE"  # only a price priced after as_of
 OVERLAP = "OVERLAPTIER"  # collateral tiers overlapping
