@@ -175,6 +175,12 @@ def price(asset: str, price_usdt: float | None, priced_at: dt.datetime | None = 
     return ticking(asset, _number(price_usdt))
 
 
+def fresh_prices(as_of: dt.datetime, **assets: float) -> list[list[dict[str, Any]]]:
+    """One price row per asset (USDT at 1.0 unless given), priced one hour before as_of: in effect
+    and fresh."""
+    return [price(a, p, as_of - dt.timedelta(hours=1)) for a, p in {"USDT": 1.0, **assets}.items()]
+
+
 def tiers(
     asset: str,
     slices: Iterable[tuple[float, float | None, float]],
@@ -518,12 +524,6 @@ THRESHOLDS = [1.3, 1.1, 1.15, 1.5, 1.0, 1.05, 1.25, 2.0]
 def amounts(scale: float) -> st.SearchStrategy[float]:
     """0, or a float in [0, scale] (no NaN, no subnormal)."""
     return st.one_of(st.just(0.0), st.floats(0.0, scale, allow_nan=False, allow_subnormal=False))
-
-
-@st.composite
-def any_account(draw: st.DrawFn, account_id: int) -> dict[str, Any]:
-    """An account of either mode at a shipped Classic leverage, compliant (account(...)'s defaults)."""
-    return account(account_id, draw(MODES), draw(LEVERAGES))
 
 
 @st.composite

@@ -13,7 +13,6 @@ import itertools
 import polars as pl
 import pytest
 
-from support import SAMPLE
 from support.inputs import NEW, account, balance, one, one_slice, price, run, tables
 
 H = dt.timedelta(hours=1)
@@ -126,60 +125,3 @@ def test_tier_version_after_as_of_is_not_used():
     )
     assert one(run(t, NEW), 1)["collateral_usdt"] == 90.0
     assert one(run(t, NEW + US), 1)["collateral_usdt"] == 50.0
-
-
-def test_run_names_each_asset_with_a_price_problem(tmp_path):
-    """On the sample: ATOM's feed stopped two days ago, POL has two prices at as_of, WIF's is null.
-    The run's summary line and manifest name each asset, its problem and the accounts it took out."""
-    import json
-    import shutil
-
-    from typer.testing import CliRunner
-
-    from crossmargin.cli import app
-
-    inp = tmp_path / "in"
-    shutil.copytree(SAMPLE, inp)
-    as_of = NEW
-    p = pl.read_parquet(inp / "prices.parquet")
-    p = p.filter(~((pl.col("asset") == "ATOM") & (pl.col("priced_at") > as_of - 48 * H)))
-    tie = p.filter((pl.col("asset") == "POL") & (pl.col("priced_at") == as_of)).with_columns(
-        pl.col("price_usdt") + 0.01
-    )
-    p = pl.concat([p, tie]).with_columns(
-        pl.when((pl.col("asset") == "WIF") & (pl.col("priced_at") == as_of))
-        .then(None)
-        .otherwise(pl.col("price_usdt"))
-        .alias("price_usdt")
-    )
-    p.write_parquet(inp / "prices.parquet")
-    out = tmp_path / "out"
-    res = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--as-of",
-            "2025-01-21T10:00:00Z",
-            "--input",
-            str(inp),
-            "--out",
-            str(out),
-            "--max-issue-rate",
-            "0.2",
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    assert res.stdout.strip().endswith(
-        "price problems: ATOM stale_price (16 accounts), POL ambiguous_price (16 accounts), "
-        "WIF missing_price (24 accounts)"
-    )
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert [(x["asset"], x["code"], x["accounts"]) for x in manifest["price_problems"]] == [
-        ("ATOM", "stale_price", 16),
-        ("POL", "ambiguous_price", 16),
-        ("WIF", "missing_price", 24),
-    ]
-    assert manifest["accounts_with_issues"] == 50
-    issues = pl.read_parquet(out / "data_issues.parquet")
-    assert issues["account_id"].n_unique() == 50
-    assert set(issues["code"].cast(pl.String)) == {"stale_price", "ambiguous_price", "missing_price"}

@@ -3,129 +3,24 @@
 The streaming engine hands the rows over in chunks whose boundaries depend on its morsels; the kernels
 value them chunk by chunk (runs crossing a boundary are gathered) on several threads. Each account's
 sums must be its rows' values added left to right in input order, the same bits however the rows are
-split and whatever the thread count. The expected values here are computed in the test, row by row, in
-plain Python: the textbook tiered sum of docs/rules.md §1.2 and a left-to-right addition.
+split and whatever the thread count. Worked by hand here (and a deposit, a move, an order's loss);
+random rows and chunks in tests/property/test_valuation.py.
 """
 
 from __future__ import annotations
 
-import itertools
-import struct
-
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from crossmargin.engine import rows as rows_
 from crossmargin.engine.rows import Rows
 from crossmargin.kernels import runs as runs_module
 from crossmargin.kernels.runs import Runs
 from crossmargin.kernels.valuation import NO_ASSET, Market, value_balances
-
-N_KEYS = 8  # assets 0..7; 7 is USDT (a stable asset), the others move
-USDT = 7
-PRICES = [2.0, 0.5, 3.0, 10.0, 1e-3, 7.0, 1.5, 1.0]
-COLL = [(0.0, 100.0, 1.0), (100.0, 1000.0, 0.5), (1000.0, None, 0.25)]  # every asset's collateral tiers
-LIAB = [(0.0, 50.0, 0.1, 0.2), (50.0, None, 0.2, 0.5)]  # every asset's brackets (mm, im)
-
-
-def _slices(table: list[tuple], rates: int) -> tuple:
-    """(k_max, lower, rate..., below...) flat over the N_KEYS assets, as tiers.Slices lays it out."""
-    k = len(table)
-    lower = np.array([row[0] for row in table] * N_KEYS)
-    out = [k, lower]
-    for r in range(rates):
-        rate = [row[2 + r] for row in table]
-        widths = [(row[1] - row[0]) if row[1] is not None else np.inf for row in table]
-        below, total = [], 0.0
-        for rt, w in zip(rate, widths, strict=True):
-            below.append(total)
-            total = total + rt * w
-        out += [np.array(rate * N_KEYS), np.array(below * N_KEYS)]
-    return tuple(out)
-
-
-def market(prices: list[float] | None = None, usdt: int = USDT) -> Market:
-    coll = _slices(COLL, 1)
-    k, lower, mm, below_mm, im, below_im = (*_slices(LIAB, 2),)
-    return Market(
-        np.array([prices or PRICES]),
-        np.array([a != USDT for a in range(N_KEYS)]),
-        np.array([COLL[0][2]] * N_KEYS),
-        coll,
-        (k, lower, mm, below_mm, im, below_im),
-        usdt,
-    )
-
-
-def textbook(x: float, table: list[tuple], rate: int = 2) -> float:
-    """docs/rules.md §1.2 literally: Σ rate_k · clip(x − lower_k, 0, width_k), slices ascending."""
-    total = 0.0
-    for row in table:
-        width = (row[1] - row[0]) if row[1] is not None else np.inf
-        total = total + row[rate] * min(max(x - row[0], 0.0), width)
-    return total
-
-
-def expected(rows: list[tuple[int, int, float, float]], prices: list[float]) -> dict[int, list[float]]:
-    """Per account: [total_asset, total_liability, collateral, maintenance, initial], each row's value
-    added left to right in row order from -0.0."""
-    out: dict[int, list[float]] = {}
-    for account, asset, holding, debt in rows:
-        sums = out.setdefault(account, [-0.0] * 5)
-        value, debt_value = holding * prices[asset], debt * prices[asset]
-        parts = [value, debt_value, textbook(value, COLL)]
-        parts += [textbook(debt_value, LIAB, 2), textbook(debt_value, LIAB, 3)] if debt_value else [0.0, 0.0]
-        out[account] = [s + p for s, p in zip(sums, parts, strict=True)]
-    return out
-
-
-def frame(rows: list[tuple[int, int, float, float]]) -> pl.DataFrame:
-    return pl.DataFrame(
-        rows,
-        schema={"account_id": pl.Int64, "asset_idx": pl.UInt32, "holding": pl.Float64, "debt": pl.Float64},
-        orient="row",
-    )
-
-
-def chunked(f: pl.DataFrame, cuts: list[int]) -> pl.DataFrame:
-    """The same rows split into chunks at `cuts` (row positions)."""
-    edges = [0, *sorted({c for c in cuts if 0 < c < f.height}), f.height]
-    return pl.concat([f[lo:hi] for lo, hi in itertools.pairwise(edges)], rechunk=False)
-
-
-def sums(f: pl.DataFrame, m: Market | None = None) -> pl.DataFrame:
-    """The row pass's per-account frame of the balance rows `f`."""
-    m = m or market()
-    table = Rows.of(f)
-    out, bits = rows_.balance_sums_at(table, m, m.prices)
-    return rows_.per_account(table, out, bits, ["a", "l", "c", "mm", "im"], "n")
-
-
-def bits(values: list[float]) -> list[bytes]:
-    return [struct.pack("<d", v) for v in values]
-
+from support.kernels import N_KEYS, USDT, chunked, market, rows_frame, sums
 
 # ------------------------------------------------------------------ runs
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    lengths=st.lists(st.integers(1, 5), min_size=1, max_size=30),
-    cuts=st.lists(st.integers(0, 150), max_size=12),
-)
-def test_runs_of_a_chunked_column(lengths: list[int], cuts: list[int]) -> None:
-    """Runs.of gives each run of equal ids its first row, one past its last and its id, whatever the
-    chunks: a run may cross chunk boundaries or fill whole chunks (checked against numpy on the
-    column in one piece)."""
-    ids = np.repeat(np.arange(len(lengths), dtype=np.int64) * 3 - 7, lengths)
-    runs = Runs.of(chunked(pl.DataFrame({"account_id": ids}), cuts)["account_id"])
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    assert runs.starts.tolist() == starts.tolist()
-    assert runs.ends.tolist() == [*starts[1:].tolist(), ids.size]
-    assert runs.ids.tolist() == ids[starts].tolist()
 
 
 def test_runs_of_hand_worked() -> None:
@@ -147,7 +42,7 @@ def test_hand_worked_account_across_chunks() -> None:
     """Account 2 holds asset 0 (price 2) in five rows across three chunks: 1+2+3+4+5 = 15 units, 30 USDT,
     all in the first collateral slice (rate 1); account 1 owes 60 USDT (30 at price 2): MM 0.1·50 +
     0.2·10 = 7, IM 0.2·50 + 0.5·10 = 15; account 3 holds 200 USDT: collateral 100 + 0.5·100 = 150."""
-    f = frame([(1, 0, 0.0, 30.0), (2, 0, 1.0, 0.0), (2, 0, 2.0, 0.0), (2, 0, 3.0, 0.0), (2, 0, 4.0, 0.0),
+    f = rows_frame([(1, 0, 0.0, 30.0), (2, 0, 1.0, 0.0), (2, 0, 2.0, 0.0), (2, 0, 3.0, 0.0), (2, 0, 4.0, 0.0),
                (2, 0, 5.0, 0.0), (3, USDT, 200.0, 0.0)])  # fmt: skip
     for cuts in ([], [2], [3, 5], [1, 2, 3, 4, 5, 6]):
         got = sums(chunked(f, cuts))
@@ -161,34 +56,9 @@ def test_hand_worked_account_across_chunks() -> None:
         assert got["maybe_repeat"].to_list() == [False, True, False]  # asset 0 five times
 
 
-@st.composite
-def books(draw):
-    counts = draw(st.lists(st.integers(1, 20), min_size=1, max_size=25))
-    rows = []
-    for account, n in enumerate(counts):
-        for _ in range(n):
-            asset = draw(st.integers(0, N_KEYS - 1))
-            amount = st.one_of(st.just(0.0), st.floats(0.0, 1e4, allow_subnormal=False))
-            rows.append((account * 3 + 1, asset, draw(amount), draw(amount)))
-    return rows, draw(st.lists(st.integers(1, max(1, len(rows))), max_size=8))
-
-
-@settings(max_examples=150, deadline=None)
-@given(books())
-def test_sums_are_row_values_added_in_order_whatever_the_chunks(book) -> None:
-    """Every sum of every account: its rows' values (the textbook tiered sums) added left to right,
-    the same bits for any split into chunks."""
-    rows, cuts = book
-    want = expected(rows, PRICES)
-    got = sums(chunked(frame(rows), cuts))
-    assert got["account_id"].to_list() == list(want)
-    for k, name in enumerate(["a", "l", "c", "mm", "im"]):
-        assert bits(got[name].to_list()) == bits([w[k] for w in want.values()]), name
-
-
 def test_unsorted_rows_and_null_account_ids() -> None:
-    f = frame([(2, 0, 1.0, 0.0), (1, 0, 2.0, 0.0), (2, 0, 3.0, 0.0), (1, 0, 4.0, 0.0)]).vstack(
-        frame([(0, 0, 100.0, 0.0)]).with_columns(pl.lit(None, pl.Int64).alias("account_id"))
+    f = rows_frame([(2, 0, 1.0, 0.0), (1, 0, 2.0, 0.0), (2, 0, 3.0, 0.0), (1, 0, 4.0, 0.0)]).vstack(
+        rows_frame([(0, 0, 100.0, 0.0)]).with_columns(pl.lit(None, pl.Int64).alias("account_id"))
     )
     got = sums(f)
     assert got.select("account_id", "a", "n").to_dict(as_series=False) == {
@@ -199,7 +69,7 @@ def test_unsorted_rows_and_null_account_ids() -> None:
 
 
 def test_no_rows() -> None:
-    got = sums(frame([]))
+    got = sums(rows_frame([]))
     assert got.height == 0
     assert got.schema["a"] == pl.Float64 and got.schema["n"] == pl.Int64
 
@@ -213,7 +83,7 @@ def test_sums_do_not_depend_on_the_thread_count(monkeypatch: pytest.MonkeyPatch)
         rng.random(ids.size) * 1e3,
     )
     rows = list(zip(ids.tolist(), assets.tolist(), held.tolist(), owed.tolist(), strict=True))
-    f = chunked(frame(rows), [1000, 20_000])
+    f = chunked(rows_frame(rows), [1000, 20_000])
     got = []
     for n in (1, 2, 5):
         monkeypatch.setattr(runs_module, "threads", lambda n=n: n)
@@ -226,7 +96,7 @@ def test_sums_do_not_depend_on_the_thread_count(monkeypatch: pytest.MonkeyPatch)
 
 def _value(rows: list[tuple[int, int, float, float]], m: float = 1.0, deposit: float = 0.0, usdt: int = USDT):
     mk = market(usdt=usdt)
-    f = frame(rows)
+    f = rows_frame(rows)
     return value_balances(f["asset_idx"].to_numpy(), f["holding"].to_numpy(), f["debt"].to_numpy(), 0, f.height,
                           mk.prices[0], mk.moving, m, deposit, usdt, mk.coll, mk.liab, 3)  # fmt: skip
 
