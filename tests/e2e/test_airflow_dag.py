@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from support import REPO, SAMPLE
+from support.cli import cli_process
 
 NIGHT = "2025-01-21"
 
@@ -135,14 +136,8 @@ def test_nightly_run_publishes_a_verified_partition_and_the_report(airflow_runs:
     # the report task also renders the programme page over every night of the root
     programme = (out / "reports" / "programme.html").read_text(encoding="utf-8")
     assert "crossmargin migration programme — 2025-01-21 to 2025-01-21" in programme
-    verify = subprocess.run(
-        [sys.executable, "-m", "crossmargin", "verify", "--out", str(part)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert verify.returncode == 0, verify.stderr
+    verify = cli_process("verify", "--out", part, module=True, timeout=120)
+    assert verify.exit_code == 0, verify.stderr
 
 
 def test_verify_emits_the_partition_as_an_asset_event(airflow_runs: dict) -> None:

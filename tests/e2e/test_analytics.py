@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -25,18 +26,9 @@ from crossmargin.analytics.sql import ReportError, list_reports, query, report_g
 from crossmargin.errors import CrossmarginError
 from crossmargin.io import schemas
 from crossmargin.policy import resolve
-from support.runs import (
-    NEW_AS_OF,
-    OLD_AS_OF,
-    REPO,
-    actions,
-    assert_one_error_line,
-    cli,
-    cli_process,
-    issues,
-    risk,
-    sample_runs,
-)
+from support import REPO
+from support.cli import assert_one_error_line, cli, cli_process
+from support.runs import NEW_AS_OF, OLD_AS_OF, actions, issues, risk, sample_runs
 
 REPORTS = {
     "borrow_blocks",
@@ -385,40 +377,38 @@ def _headers(text: str) -> set[str]:
     return {cell.strip() for line in text.splitlines() if "┃" in line for cell in line.split("┃")} - {""}
 
 
-def test_sql_cli_table_csv_parquet(runs, tmp_path, monkeypatch, capsys):
+def test_sql_cli_table_csv_parquet(runs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # nothing may land in the current directory unless told
-    res = cli(capsys, "sql", "list")
-    assert res.code == 0 and all(name in res.out for name in REPORTS), res
+    res = cli("sql", "list")
+    assert res.exit_code == 0 and all(name in res.stdout for name in REPORTS), res
 
-    res = cli(capsys, "sql", "borrow_blocks", "--out", runs.new)
-    assert res.code == 0, res
-    assert "pro_not_compliant" in res.out and "blocked_accounts" in _headers(res.out)
+    res = cli("sql", "borrow_blocks", "--out", runs.new)
+    assert res.exit_code == 0, res
+    assert "pro_not_compliant" in res.stdout and "blocked_accounts" in _headers(res.stdout)
 
     # csv without --dest: printed, not written
-    res = cli(capsys, "sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv")
+    res = cli("sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv")
     expected = run_report("pro_eligibility_funnel", runs.new)
-    assert res.code == 0, res
-    assert_frame_equal(pl.read_csv(io.StringIO(res.out), schema=expected.schema), expected)
+    assert res.exit_code == 0, res
+    assert_frame_equal(pl.read_csv(io.StringIO(res.stdout), schema=expected.schema), expected)
 
     dest = tmp_path / "x" / "funnel.csv"
-    res = cli(capsys, "sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv", "--dest", dest)
-    assert res.code == 0, res
-    assert str(dest) in res.out and "rows" in res.out
+    res = cli("sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv", "--dest", dest)
+    assert res.exit_code == 0, res
+    assert str(dest) in res.stdout and "rows" in res.stdout
     assert_frame_equal(pl.read_csv(dest, schema=expected.schema), expected)
     # a CSV cannot say who wrote it: replacing one needs --force
-    res = cli(capsys, "sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv", "--dest", dest)
+    res = cli("sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv", "--dest", dest)
     assert_one_error_line(res, 2, "refusing to replace", "--force")
     dest.write_text("mine\n")
     args = ["sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv", "--dest", dest, "--force"]
-    assert cli(capsys, *args).code == 0
+    assert cli(*args).exit_code == 0
     assert_frame_equal(pl.read_csv(dest, schema=expected.schema), expected)
 
     pq_dest = tmp_path / "cohorts.parquet"
     for _ in range(2):  # a parquet file the command wrote is replaced on a rerun
-        res = cli(
-            capsys, "sql", "migration_cohorts", "--out", runs.new, "--format", "parquet", "--dest", pq_dest
-        )
-        assert res.code == 0, res
+        res = cli("sql", "migration_cohorts", "--out", runs.new, "--format", "parquet", "--dest", pq_dest)
+        assert res.exit_code == 0, res
         assert_frame_equal(pl.read_parquet(pq_dest), run_report("migration_cohorts", runs.new))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cohorts.parquet", "x"]
 
@@ -453,24 +443,23 @@ def _corrupt_runs(runs, tmp_path: Path) -> dict[str, tuple[Path, str]]:
     return cases
 
 
-def test_sql_cli_errors_are_one_line(runs, tmp_path, capsys):
-    res = cli(capsys, "sql", "nope", "--out", runs.new)
+def test_sql_cli_errors_are_one_line(runs, tmp_path):
+    res = cli("sql", "nope", "--out", runs.new)
     assert_one_error_line(res, 2, "unknown report 'nope'")
-    res = cli(capsys, "sql", "risk_overview", "--out", runs.new, "--format", "xml")
+    res = cli("sql", "risk_overview", "--out", runs.new, "--format", "xml")
     assert_one_error_line(res, 2, "unknown format 'xml'")
-    res = cli(capsys, "sql", "risk_overview", "--out", runs.new, "--format", "parquet")
+    res = cli("sql", "risk_overview", "--out", runs.new, "--format", "parquet")
     assert_one_error_line(res, 2, "needs --dest")
     for out, word in _corrupt_runs(runs, tmp_path).values():
-        res = cli(capsys, "sql", "risk_overview", "--out", out)
+        res = cli("sql", "risk_overview", "--out", out)
         assert_one_error_line(res, 2, word)
     # an output file that is not parquet: DuckDB's multi-line message becomes one line
     d = _copy_run(runs.new, tmp_path / "torn")
     (d / "account_risk.parquet").write_bytes(b"not a parquet file")
-    assert_one_error_line(cli(capsys, "sql", "risk_overview", "--out", d), 2, str(d))
+    assert_one_error_line(cli("sql", "risk_overview", "--out", d), 2, str(d))
     # destinations that cannot be written
     (tmp_path / "plain").write_text("x")
     res = cli(
-        capsys,
         "sql",
         "risk_overview",
         "--out",
@@ -481,7 +470,7 @@ def test_sql_cli_errors_are_one_line(runs, tmp_path, capsys):
         tmp_path / "plain" / "r.csv",
     )
     assert_one_error_line(res, 2, "cannot write", "is not a directory")
-    res = cli(capsys, "sql", "risk_overview", "--out", runs.new, "--format", "csv", "--dest", tmp_path)
+    res = cli("sql", "risk_overview", "--out", runs.new, "--format", "csv", "--dest", tmp_path)
     assert_one_error_line(res, 2, "is a directory")
     # and the same through a real process: one line, no traceback
     assert_one_error_line(
@@ -489,40 +478,40 @@ def test_sql_cli_errors_are_one_line(runs, tmp_path, capsys):
     )
 
 
-def test_sql_table_fits_100_columns(runs, monkeypatch, capsys):
+def test_sql_table_fits_100_columns(runs, monkeypatch):
     """COLUMNS=100: no printed line is wider, and every column's header shows in full."""
     monkeypatch.setenv("COLUMNS", "100")
     for name in list_reports():
         out = runs.faulty if name == "data_issues_summary" else runs.new
-        res = cli(capsys, "sql", name, "--out", out)
-        assert res.code == 0, res
-        widest = max(len(line) for line in res.out.splitlines())
+        res = cli("sql", name, "--out", out)
+        assert res.exit_code == 0, res
+        widest = max(len(line) for line in res.stdout.splitlines())
         assert widest <= 100, (name, widest)
-        assert set(run_report(name, out).columns) <= _headers(res.out)
-    listing = cli(capsys, "sql", "list").out
+        assert set(run_report(name, out).columns) <= _headers(res.stdout)
+    listing = cli("sql", "list").stdout
     assert max(len(line) for line in listing.splitlines()) <= 100
     # a real process reads COLUMNS from its environment
-    res = cli_process("sql", "migration_cohorts", "--out", runs.new, env={"COLUMNS": "100"})
-    assert res.code == 0, res.err
-    assert max(len(line) for line in res.out.splitlines()) <= 100
-    assert set(run_report("migration_cohorts", runs.new).columns) <= _headers(res.out)
-    assert "switch_now" in res.out
+    res = cli_process("sql", "migration_cohorts", "--out", runs.new, env={**os.environ, "COLUMNS": "100"})
+    assert res.exit_code == 0, res.stderr
+    assert max(len(line) for line in res.stdout.splitlines()) <= 100
+    assert set(run_report("migration_cohorts", runs.new).columns) <= _headers(res.stdout)
+    assert "switch_now" in res.stdout
 
 
-def test_split_tables_repeat_every_label_column_at_120_columns(runs, monkeypatch, capsys):
+def test_split_tables_repeat_every_label_column_at_120_columns(runs, monkeypatch):
     """migration_cohorts at COLUMNS=120: every part shows all four label columns, then its own columns."""
     monkeypatch.setenv("COLUMNS", "120")
-    res = cli(capsys, "sql", "migration_cohorts", "--out", runs.new)
-    assert res.code == 0, res
-    assert max(len(line) for line in res.out.splitlines()) <= 120
+    res = cli("sql", "migration_cohorts", "--out", runs.new)
+    assert res.exit_code == 0, res
+    assert max(len(line) for line in res.stdout.splitlines()) <= 120
     labels = ["compliance_state", "classic_margin_level_bucket", "net_equity_bucket", "country"]
     headers = [
         [c.strip() for c in line.split("┃") if c.strip()]
-        for line in res.out.splitlines()
+        for line in res.stdout.splitlines()
         if line.startswith("┃")
     ]
     parts = [h for h in headers if h[:1] == ["compliance_state"]]
-    assert len(parts) >= 3, res.out  # split over several tables
+    assert len(parts) >= 3, res.stdout  # split over several tables
     for part in parts:
         assert part[:4] == labels, part
     others = [c for part in parts for c in part[4:]]
@@ -531,21 +520,25 @@ def test_split_tables_repeat_every_label_column_at_120_columns(runs, monkeypatch
     )
     # each part lists every row's labels: the rows of each part are the report's rows
     assert (
-        res.out.count("switch_now")
+        res.stdout.count("switch_now")
         == len(parts)
         * run_report("migration_cohorts", runs.new).filter(pl.col("compliance_state") == "switch_now").height
     )
 
 
-def test_verify_cli(runs, tmp_path, capsys):
-    res = cli(capsys, "verify", "--out", runs.new)
-    assert res.code == 0 and "match" in res.out, res
+def test_verify_cli(runs, tmp_path):
+    res = cli("verify", "--out", runs.new)
+    assert res.exit_code == 0 and "match" in res.stdout, res
     for name, (out, word) in _corrupt_runs(runs, tmp_path).items():
         if name == "no_actions":  # a listed file gone is what verify finds: exit 1, the problem named
-            res = cli(capsys, "verify", "--out", out)
-            assert res.code == 1 and "actions.parquet is missing" in res.err and "Traceback" not in res.err
+            res = cli("verify", "--out", out)
+            assert (
+                res.exit_code == 1
+                and "actions.parquet is missing" in res.stderr
+                and "Traceback" not in res.stderr
+            )
             continue
-        assert_one_error_line(cli(capsys, "verify", "--out", out), 2, word)
+        assert_one_error_line(cli("verify", "--out", out), 2, word)
     assert_one_error_line(cli_process("verify", "--out", tmp_path / "missing"), 2, "no such directory")
 
 
@@ -721,47 +714,45 @@ def test_diff_reports_exactly_the_changes_made(runs, tmp_path):
     )
 
 
-def test_diff_cli_prints_counts_and_writes_only_with_dest(runs, tmp_path, monkeypatch, capsys):
+def test_diff_cli_prints_counts_and_writes_only_with_dest(runs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    res = cli(capsys, "diff", "--before", runs.old, "--after", runs.new)
-    assert res.code == 0, res
+    res = cli("diff", "--before", runs.old, "--after", runs.new)
+    assert res.exit_code == 0, res
     assert list(tmp_path.iterdir()) == []  # no --dest: nothing written, in the current directory or elsewhere
     d = diff_runs(runs.old, runs.new)
     counts = dict(summarize(d).with_columns(pl.col("change").cast(pl.String)).iter_rows())
     assert list(counts) == CHANGES
     n = counts["migration_state_changed"]
-    assert n > 0 and re.search(rf"migration_state_changed\s*│\s*{n:,}\s*│", res.out), res.out
-    assert "2025-01-14T00:00:00Z" in res.out and "2025-01-21T10:00:00Z" in res.out
-    assert "not written" in res.out
+    assert n > 0 and re.search(rf"migration_state_changed\s*│\s*{n:,}\s*│", res.stdout), res.stdout
+    assert "2025-01-14T00:00:00Z" in res.stdout and "2025-01-21T10:00:00Z" in res.stdout
+    assert "not written" in res.stdout
 
     dest = tmp_path / "d" / "diff.parquet"
     for _ in range(2):  # a diff it wrote is replaced by the next one
-        res = cli(capsys, "diff", "--before", runs.old, "--after", runs.new, "--dest", dest)
-        assert res.code == 0, res
+        res = cli("diff", "--before", runs.old, "--after", runs.new, "--dest", dest)
+        assert res.exit_code == 0, res
         assert_frame_equal(pl.read_parquet(dest), d)
-        assert f"-> {dest}" in res.out
+        assert f"-> {dest}" in res.stdout
 
     other = tmp_path / "other.parquet"
     pl.DataFrame({"x": [1]}).write_parquet(other)
     before = other.read_bytes()
-    res = cli(capsys, "diff", "--before", runs.old, "--after", runs.new, "--dest", other)
+    res = cli("diff", "--before", runs.old, "--after", runs.new, "--dest", other)
     assert_one_error_line(res, 2, "refusing to replace", "--force")
     assert other.read_bytes() == before
-    res = cli(capsys, "diff", "--before", runs.old, "--after", runs.new, "--dest", other, "--force")
-    assert res.code == 0 and pl.read_parquet(other).equals(d)
+    res = cli("diff", "--before", runs.old, "--after", runs.new, "--dest", other, "--force")
+    assert res.exit_code == 0 and pl.read_parquet(other).equals(d)
 
 
-def test_diff_cli_errors_are_one_line(runs, tmp_path, capsys):
+def test_diff_cli_errors_are_one_line(runs, tmp_path):
     for out, word in _corrupt_runs(runs, tmp_path).values():
-        assert_one_error_line(cli(capsys, "diff", "--before", out, "--after", runs.new), 2, word)
-        assert_one_error_line(cli(capsys, "diff", "--before", runs.new, "--after", out), 2, word)
+        assert_one_error_line(cli("diff", "--before", out, "--after", runs.new), 2, word)
+        assert_one_error_line(cli("diff", "--before", runs.new, "--after", out), 2, word)
     d = _copy_run(runs.new, tmp_path / "no_column")
     pl.read_parquet(d / "account_risk.parquet").drop("margin_call").write_parquet(d / "account_risk.parquet")
-    assert_one_error_line(cli(capsys, "diff", "--before", runs.old, "--after", d), 2, "cannot compare")
+    assert_one_error_line(cli("diff", "--before", runs.old, "--after", d), 2, "cannot compare")
     (tmp_path / "plain").write_text("x")
-    res = cli(
-        capsys, "diff", "--before", runs.old, "--after", runs.new, "--dest", tmp_path / "plain" / "d.parquet"
-    )
+    res = cli("diff", "--before", runs.old, "--after", runs.new, "--dest", tmp_path / "plain" / "d.parquet")
     assert_one_error_line(res, 2, "is not a directory")
     res = cli_process("diff", "--before", tmp_path / "missing", "--after", runs.new)
     assert_one_error_line(res, 2, "no such directory")

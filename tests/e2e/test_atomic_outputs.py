@@ -23,30 +23,24 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import polars as pl
 import pytest
-from typer.testing import CliRunner
 
 import crossmargin
-from crossmargin.cli import app, main
 from crossmargin.io import outputs
 from crossmargin.io.schemas import INPUT_SCHEMAS
 from crossmargin.job import run_job
 from crossmargin.synthetic.writer import write_inputs
+from support.cli import cli, cli_process, command
 from support.inputs import NEW, balance, clean_tables, frame
 
 AS_OF_1 = "2025-01-21T10:00:00Z"  # new Pro formula
 AS_OF_2 = "2025-01-20T12:00:00Z"  # old formula: different content, same input
 OUTPUT_FILES = {"account_risk.parquet", "actions.parquet", "data_issues.parquet", "manifest.json"}
 TIMESTAMPS = {"started_at", "finished_at"}
-
-
-def cli(*args: str):
-    return CliRunner().invoke(app, list(args))
 
 
 def run_cli(inp: Path, out: Path, as_of: str = AS_OF_1, *extra: str):
@@ -211,21 +205,20 @@ def test_verify_passes_on_a_fresh_run(verified_run):
     assert outputs.verify_outputs(verified_run) == []
 
 
-def _verify(capsys, out: Path) -> tuple[int, str]:
-    """`crossmargin verify --out OUT` through the console entry point: (exit code, stderr)."""
-    capsys.readouterr()
-    code = main(["verify", "--out", str(out)])
-    return code, capsys.readouterr().err
+def _verify(out: Path) -> tuple[int, str]:
+    """`crossmargin verify --out OUT`: (exit code, stderr)."""
+    res = cli("verify", "--out", out)
+    return res.exit_code, res.stderr
 
 
 @pytest.mark.parametrize("case", list(TAMPERING))
-def test_verify_fails_after_tampering(case, tmp_path, verified_run, capsys):
+def test_verify_fails_after_tampering(case, tmp_path, verified_run):
     out = tmp_path / "out"
     shutil.copytree(verified_run, out)
-    assert _verify(capsys, out)[0] == 0
+    assert _verify(out)[0] == 0
     tamper, words = TAMPERING[case]
     tamper(out)
-    code, err = _verify(capsys, out)
+    code, err = _verify(out)
     assert code != 0
     assert "Traceback" not in err
     for w in words:
@@ -315,8 +308,8 @@ def test_an_output_file_that_cannot_be_finished_is_closed(tmp_path, monkeypatch)
     assert f.sha256 == ""
 
 
-def test_verify_on_a_missing_directory_fails_cleanly(tmp_path, capsys):
-    code, err = _verify(capsys, tmp_path / "nothing")
+def test_verify_on_a_missing_directory_fails_cleanly(tmp_path):
+    code, err = _verify(tmp_path / "nothing")
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
@@ -340,11 +333,6 @@ def test_exception_while_writing_leaves_out_unchanged(where, tmp_path, small_inp
 
 
 # ---------------------------------------------------------------------------- kill -9
-
-
-def _cli_cmd() -> list[str]:
-    exe = Path(sys.executable).with_name("crossmargin")
-    return [str(exe)] if exe.exists() else [sys.executable, "-c", "from crossmargin.cli import main; main()"]
 
 
 class Watch:
@@ -386,7 +374,7 @@ def _trigger(kind: str, delay: float):
 
 def _kill_run(inp: Path, out: Path, as_of: str, kind: str, delay: float, timeout: float = 120.0):
     proc = subprocess.Popen(
-        [*_cli_cmd(), "run", "--as-of", as_of, "--input", str(inp), "--out", str(out)],
+        [*command(), "run", "--as-of", as_of, "--input", str(inp), "--out", str(out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -444,8 +432,7 @@ def test_kill_9_at_many_moments_leaves_a_complete_run(tmp_path):
 
     # one whole run in a process first: the kill delays below are fractions of a whole run, timed on
     # the next one, so a first process that loads (or compiles) the job's kernels must not set them
-    warm = [*_cli_cmd(), "run", "--as-of", AS_OF_1, "--input", str(inp), "--out", str(tmp_path / "warm")]
-    assert subprocess.run(warm, capture_output=True, check=False).returncode == 0
+    assert cli_process("run", "--as-of", AS_OF_1, "--input", inp, "--out", tmp_path / "warm").exit_code == 0
 
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -524,7 +511,7 @@ def test_two_concurrent_runs_into_the_same_out(tmp_path, small_input):
     out = tmp_path / "out"
     procs = [
         subprocess.Popen(
-            [*_cli_cmd(), "run", "--as-of", as_of, "--input", str(small_input), "--out", str(out)],
+            [*command(), "run", "--as-of", as_of, "--input", str(small_input), "--out", str(out)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -11,19 +11,16 @@ import datetime as dt
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
-from typer.testing import CliRunner
 
 from crossmargin.backfill import day_ranges, parse_day
-from crossmargin.cli import app
 from crossmargin.errors import UsageError
 from crossmargin.io.outputs import verify_outputs
 from support import REPO, SAMPLE
+from support.cli import Ran, cli, cli_process
 
 DAYS = ["2025-01-20", "2025-01-21", "2025-01-22"]  # the last one lacks balances.parquet
 
@@ -42,7 +39,7 @@ def book(tmp_path: Path) -> Path:
 
 def backfill(base: Path, *extra: str, first: str = DAYS[0], last: str = DAYS[2]):
     args = ["backfill", "--from", first, "--to", last, "--input", str(base / "in" / "{date}")]
-    return CliRunner().invoke(app, [*args, "--out-root", str(base / "out"), *extra])
+    return cli(*args, "--out-root", str(base / "out"), *extra)
 
 
 def partition(base: Path, day: str) -> Path:
@@ -96,9 +93,8 @@ def test_each_day_is_a_partition_as_of_its_midnight_and_failed_days_are_named(bo
     assert sorted(p.name for p in (book / "out").iterdir()) == ["as_of=2025-01-20", "as_of=2025-01-21"]
 
     # the same bytes as the nightly `crossmargin run` at that midnight
-    single = CliRunner().invoke(
-        app,
-        [
+    single = cli(
+        *[
             "run",
             "--as-of",
             "2025-01-21T00:00:00Z",
@@ -250,7 +246,7 @@ def test_bad_options_exit_2_with_one_line_before_any_day(
         "--out-root": str(book / "out"),
     }
     opts.update({k: str(book / v) if k in ("--input", "--policy") else v for k, v in change.items()})
-    res = CliRunner().invoke(app, ["backfill", *[x for kv in opts.items() for x in kv]])
+    res = cli("backfill", *[x for kv in opts.items() for x in kv])
     assert res.exit_code == 2, (res.output, res.exception)
     assert isinstance(res.exception, SystemExit), repr(res.exception)
     assert res.stdout == ""
@@ -263,24 +259,21 @@ def test_bad_options_exit_2_with_one_line_before_any_day(
 
 def test_python_m_crossmargin_backfill_exit_codes(book: Path) -> None:
     """The real entry point: a bad template is exit 2, a failed day exit 1, a clean range exit 0."""
-    base = [sys.executable, "-m", "crossmargin", "backfill", "--out-root", str(book / "out")]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*base, *args], capture_output=True, text=True, env=env, timeout=300, check=False
-        )
+    def run(*args: str) -> Ran:
+        return cli_process("backfill", "--out-root", book / "out", *args, env=env, module=True)
 
     bad = run("--from", DAYS[0], "--to", DAYS[0], "--input", str(book / "in"))
-    assert bad.returncode == 2
+    assert bad.exit_code == 2
     assert bad.stderr.startswith("crossmargin: error: --input") and bad.stderr.count("\n") == 1
     template = str(book / "in" / "{date}")
     failed = run("--from", DAYS[1], "--to", DAYS[2], "--input", template)
-    assert failed.returncode == 1, failed.stderr
+    assert failed.exit_code == 1, failed.stderr
     assert "1 of 2 day(s) failed: 2025-01-22" in failed.stderr
     assert "Traceback" not in failed.stderr
     ok = run("--from", DAYS[0], "--to", DAYS[1], "--input", template)
-    assert ok.returncode == 0, ok.stderr
+    assert ok.exit_code == 0, ok.stderr
     assert "1 ran, 1 skipped (up to date), 0 failed" in ok.stdout
 
 
@@ -312,9 +305,8 @@ def test_a_range_reads_back_as_docs_operations_says(book: Path) -> None:
 
 def test_a_night_the_scheduler_already_ran_is_skipped(book: Path) -> None:
     """The nightly run (`crossmargin run` at midnight into OUT_ROOT/as_of=D) leaves an up-to-date day."""
-    nightly = CliRunner().invoke(
-        app,
-        [
+    nightly = cli(
+        *[
             "run",
             "--as-of",
             f"{DAYS[0]}T00:00:00Z",

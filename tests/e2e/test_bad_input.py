@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-from crossmargin.cli import app
 from crossmargin.synthetic.writer import write_inputs
+from support.cli import cli, cli_process
 from support.inputs import NEW_TEXT, clean_tables
 
 SCHEMA_EXIT = 3
@@ -46,9 +43,7 @@ def previous_run(tmp_path_factory: pytest.TempPathFactory, good: dict[str, pl.Da
 
 
 def invoke(inp: Path, out: Path, *extra: str):
-    return CliRunner().invoke(
-        app, ["run", "--as-of", NEW_TEXT, "--input", str(inp), "--out", str(out), *extra]
-    )
+    return cli("run", "--as-of", NEW_TEXT, "--input", str(inp), "--out", str(out), *extra)
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
@@ -403,25 +398,16 @@ def test_narrower_numeric_types_and_extra_columns_are_accepted(tmp_path, good):
 # ---------------------------------------------------------------------------- a real process
 
 
-def _cli() -> list[str]:
-    exe = Path(sys.executable).with_name("crossmargin")
-    return [str(exe)] if exe.exists() else [sys.executable, "-c", "from crossmargin.cli import main; main()"]
-
-
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_subprocess_prints_one_line_and_no_traceback(tmp_path, good, fmt):
     """The installed command, not the test runner: stderr is one line, exit code 3."""
     inp = write_inputs(good, tmp_path / "in", fmt)
     truncate("balances", fmt, 0.6)(inp)
-    proc = subprocess.run(
-        [*_cli(), "run", "--as-of", NEW_TEXT, "--input", str(inp), "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "200"},
-        check=False,
-    )
-    assert proc.returncode == SCHEMA_EXIT, proc.stderr
+    proc = cli_process(
+        "run", "--as-of", NEW_TEXT, "--input", inp, "--out", tmp_path / "out",
+        env={**os.environ, "COLUMNS": "200"}, timeout=120,
+    )  # fmt: skip
+    assert proc.exit_code == SCHEMA_EXIT, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert proc.stderr.startswith("crossmargin: error: input table 'balances'")
     assert proc.stderr.count("\n") == 1

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from typer.testing import CliRunner
 
-from crossmargin.cli import app
 from crossmargin.io.feed import NOT_EMPTY
 from crossmargin.synthetic.writer import write_inputs
+from support.cli import cli
 from support.inputs import NEW_TEXT, clean_tables
 
 FEED_EXIT = 3
@@ -41,9 +40,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory, good: dict[str, pl.DataFr
 
 
 def invoke(inp: Path, out: Path, *extra: str):
-    return CliRunner().invoke(
-        app, ["run", "--as-of", NEW_TEXT, "--input", str(inp), "--out", str(out), *extra]
-    )
+    return cli("run", "--as-of", NEW_TEXT, "--input", str(inp), "--out", str(out), *extra)
 
 
 def tree(directory: Path) -> dict[str, bytes]:
@@ -184,10 +181,9 @@ def test_backfill_takes_the_previous_nights_partition_as_the_baseline(tmp_path, 
     day1, day2, day3 = "2025-01-20", "2025-01-21", "2025-01-22"
     for day, rows in ((day1, good["balances"].height), (day2, good["balances"].height // 3), (day3, 5)):
         write_inputs(shrunk(good, "balances", rows), tmp_path / "in" / day)
-    res = CliRunner().invoke(
-        app,
-        ["backfill", "--from", day1, "--to", day3, "--input", str(tmp_path / "in" / "{date}"),
-         "--out-root", str(tmp_path / "root"), "--max-issue-rate", "1"],
+    res = cli(
+        "backfill", "--from", day1, "--to", day3, "--input", tmp_path / "in" / "{date}",
+        "--out-root", tmp_path / "root", "--max-issue-rate", "1",
     )  # fmt: skip
     assert res.exit_code == 1, res.output
     lines = res.output.splitlines()

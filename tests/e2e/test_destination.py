@@ -11,17 +11,14 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
-from typer.testing import CliRunner
 
-from crossmargin.cli import app
 from crossmargin.io import outputs
 from support import SAMPLE
+from support.cli import cli, cli_process
 
 AS_OF = "2025-01-21T10:00:00Z"
 
@@ -58,9 +55,7 @@ def world(tmp_path: Path) -> Path:
     """tmp/in: a copy of the sample inputs; tmp/prev: a previous run; tmp/notes: someone's notes."""
     shutil.copytree(SAMPLE, tmp_path / "in")
     (tmp_path / "in" / "README.md").unlink()
-    res = CliRunner().invoke(
-        app, ["run", "--as-of", AS_OF, "--input", str(tmp_path / "in"), "--out", str(tmp_path / "prev")]
-    )
+    res = cli("run", "--as-of", AS_OF, "--input", str(tmp_path / "in"), "--out", str(tmp_path / "prev"))
     assert res.exit_code == 0, res.output
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "keep.txt").write_text("mine\n")
@@ -126,7 +121,7 @@ def _rejected_is_a_link(w: Path) -> Path:
 def _rejected_output_is_a_link(w: Path) -> Path:
     """A run stopped by the issue-rate gate, whose data_issues.parquet then became a link to a user's file."""
     out = w / "daily"
-    res = CliRunner().invoke(app, ["run", "--as-of", AS_OF, "--input", str(_bad_input(w)), "--out", str(out)])
+    res = cli("run", "--as-of", AS_OF, "--input", str(_bad_input(w)), "--out", str(out))
     assert res.exit_code == 4, res.output
     (w / "daily.rejected" / "data_issues.parquet").unlink()
     (w / "daily.rejected" / "data_issues.parquet").symlink_to(w / "a_file.txt")
@@ -169,7 +164,7 @@ def test_refused_destination_changes_nothing(case, world):
     make, message = REFUSED[case]
     out = make(world)
     before = snapshot(world)
-    res = CliRunner().invoke(app, ["run", "--as-of", AS_OF, "--input", str(world / "in"), "--out", str(out)])
+    res = cli("run", "--as-of", AS_OF, "--input", str(world / "in"), "--out", str(out))
     assert res.exit_code == 2, res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("crossmargin: error: "), res.stderr
@@ -181,14 +176,8 @@ def test_refused_destination_changes_nothing(case, world):
 def test_dot_as_out_is_refused_from_a_real_shell(world):
     """`crossmargin run --input in --out .` typed in the folder holding the inputs (a real process)."""
     before = snapshot(world)
-    proc = subprocess.run(
-        [sys.executable, "-m", "crossmargin", "run", "--as-of", AS_OF, "--input", "in", "--out", "."],
-        cwd=world,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 2
+    proc = cli_process("run", "--as-of", AS_OF, "--input", "in", "--out", ".", cwd=world, module=True)
+    assert proc.exit_code == 2
     assert (
         proc.stderr.strip()
         == "crossmargin: error: --out . contains the input directory in; choose another --out"
@@ -209,7 +198,7 @@ def test_accepted_destinations(where, world):
         where, world / "prev"
     )
     before = snapshot(world)
-    res = CliRunner().invoke(app, ["run", "--as-of", AS_OF, "--input", str(world / "in"), "--out", str(out)])
+    res = cli("run", "--as-of", AS_OF, "--input", str(world / "in"), "--out", str(out))
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == RUN_FILES
     if where == "new_path":  # its parents are created too, holding nothing else
@@ -229,18 +218,17 @@ def _bad_input(world: Path) -> Path:
 
 
 def test_rejected_run_is_ours_and_a_later_good_run_removes_it(world):
-    runner = CliRunner()
     out = world / "daily"
     rejected = world / "daily.rejected"
     bad = _bad_input(world)
     before = snapshot(world)
-    res = runner.invoke(app, ["run", "--as-of", AS_OF, "--input", str(bad), "--out", str(out)])
+    res = cli("run", "--as-of", AS_OF, "--input", str(bad), "--out", str(out))
     assert res.exit_code == 4, res.output
     assert sorted(p.name for p in rejected.iterdir()) == ["data_issues.parquet", "manifest.json"]
     assert json.loads((rejected / "manifest.json").read_text())["status"] == "rejected"
     assert not out.exists()
     assert_only_changed(before, snapshot(world), rejected, root=world)
-    res = runner.invoke(app, ["run", "--as-of", AS_OF, "--input", str(world / "in"), "--out", str(out)])
+    res = cli("run", "--as-of", AS_OF, "--input", str(world / "in"), "--out", str(out))
     assert res.exit_code == 0, res.output
     assert not rejected.exists()  # the stale rejection went with the good run
     assert sorted(p.name for p in out.iterdir()) == RUN_FILES
@@ -249,17 +237,11 @@ def test_rejected_run_is_ours_and_a_later_good_run_removes_it(world):
 
 def test_a_rejected_directory_holding_a_stranger_survives_a_good_run(world):
     """A good run never deletes what it did not write: it refuses instead (exit 2) and keeps the file."""
-    runner = CliRunner()
     out = world / "daily"
-    assert (
-        runner.invoke(
-            app, ["run", "--as-of", AS_OF, "--input", str(_bad_input(world)), "--out", str(out)]
-        ).exit_code
-        == 4
-    )
+    assert cli("run", "--as-of", AS_OF, "--input", str(_bad_input(world)), "--out", str(out)).exit_code == 4
     (world / "daily.rejected" / "analysis.txt").write_text("mine\n")
     before = snapshot(world)
-    res = runner.invoke(app, ["run", "--as-of", AS_OF, "--input", str(world / "in"), "--out", str(out)])
+    res = cli("run", "--as-of", AS_OF, "--input", str(world / "in"), "--out", str(out))
     assert res.exit_code == 2
     assert "'analysis.txt', which the previous crossmargin run did not write" in res.stderr
     assert_only_changed(before, snapshot(world), root=world)
@@ -268,9 +250,7 @@ def test_a_rejected_directory_holding_a_stranger_survives_a_good_run(world):
 
 def _rejected_run(world: Path) -> Path:
     """`world/daily.rejected`: what a run stopped by the issue-rate gate leaves."""
-    res = CliRunner().invoke(
-        app, ["run", "--as-of", AS_OF, "--input", str(_bad_input(world)), "--out", str(world / "daily")]
-    )
+    res = cli("run", "--as-of", AS_OF, "--input", str(_bad_input(world)), "--out", str(world / "daily"))
     assert res.exit_code == 4, res.output
     return world / "daily.rejected"
 
@@ -328,7 +308,7 @@ BAD_OPTIONS = {
 def test_bad_run_options_exit_2_with_one_line_before_any_work(case, world):
     args, message = BAD_OPTIONS[case]
     before = snapshot(world)
-    res = CliRunner().invoke(app, [*args, "--input", str(world / "in"), "--out", str(world / "new_out")])
+    res = cli(*args, "--input", str(world / "in"), "--out", str(world / "new_out"))
     assert res.exit_code == 2, res.output
     assert res.stderr.strip().splitlines() == [
         f"crossmargin: error: {res.stderr.strip().split('error: ', 1)[1]}"
@@ -351,7 +331,7 @@ def test_bad_sample_options_exit_2_with_one_line(case, tmp_path):
     args, message = SAMPLE_OPTIONS[case]
     (tmp_path / "notes.txt").write_text("mine\n")
     before = snapshot(tmp_path)
-    res = CliRunner().invoke(app, ["sample", *args, "--out", str(tmp_path / "s")])
+    res = cli("sample", *args, "--out", str(tmp_path / "s"))
     assert res.exit_code == 2, res.output
     assert len(res.stderr.strip().splitlines()) == 1 and message in res.stderr
     assert not (tmp_path / "s").exists()
@@ -360,17 +340,16 @@ def test_bad_sample_options_exit_2_with_one_line(case, tmp_path):
 
 def test_sample_refuses_a_directory_holding_files(world):
     before = snapshot(world)
-    res = CliRunner().invoke(app, ["sample", "--accounts", "5", "--out", str(world / "notes")])
+    res = cli("sample", "--accounts", "5", "--out", str(world / "notes"))
     assert res.exit_code == 2 and "not an empty directory" in res.stderr
     assert_only_changed(before, snapshot(world), root=world)
 
 
 def test_version():
-    proc = subprocess.run(
-        [sys.executable, "-m", "crossmargin", "--version"], capture_output=True, text=True, check=True
-    )
+    proc = cli_process("--version", module=True)
     from crossmargin import __version__
 
+    assert proc.exit_code == 0, proc.stderr
     assert proc.stdout.strip() == f"crossmargin {__version__}"
 
 
@@ -378,9 +357,8 @@ def test_bad_policy_file_exits_2_with_one_line_and_writes_nothing(world):
     policy = world / "notes" / "policy.toml"
     policy.write_text("not toml [[\n")
     before = snapshot(world)
-    res = CliRunner().invoke(
-        app,
-        [
+    res = cli(
+        *[
             "run",
             "--as-of",
             AS_OF,

@@ -16,10 +16,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from crossmargin.cli import main
 from crossmargin.io.schemas import ISSUE_CODES
 from crossmargin.policy import shipped_policy_text
 from support import REPO
+from support.cli import cli
 
 RULES = REPO / "docs" / "rules.md"
 TEXT = RULES.read_text(encoding="utf-8")
@@ -273,7 +273,7 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The job on data/sample at 2025-01-21T10:00:00Z, as the worked examples run it."""
     out = tmp_path_factory.mktemp("sample") / "out"
     argv = ["run", "--as-of", "2025-01-21T10:00:00Z", "--input", str(REPO / "data" / "sample")]
-    assert main([*argv, "--out", str(out)]) == 0
+    assert cli(*argv, "--out", out).exit_code == 0
     return out
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from crossmargin.cli import main
 from crossmargin.synthetic import SHOWCASE_AS_OF, write_sample
 from crossmargin.synthetic.shapes import EXCHANGE, HALTED
+from support.cli import cli
 
 ACCOUNTS = 20_000
 AS_OF = "2025-01-21T10:00:00Z"
@@ -26,7 +26,7 @@ AS_OF = "2025-01-21T10:00:00Z"
 def book(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("exchange") / "in"
     assert (
-        main(["sample", "--accounts", str(ACCOUNTS), "--seed", "7", "--shape", "exchange", "--out", str(out)])
+        cli("sample", "--accounts", ACCOUNTS, "--seed", "7", "--shape", "exchange", "--out", out).exit_code
         == 0
     )
     return out
@@ -39,10 +39,8 @@ def _read(book: Path, table: str) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def scored(book, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("exchange-run") / "out"
-    code = main(
-        ["run", "--as-of", AS_OF, "--input", str(book), "--out", str(out), "--max-issue-rate", "0.02"]
-    )
-    assert code == 0
+    res = cli("run", "--as-of", AS_OF, "--input", book, "--out", out, "--max-issue-rate", "0.02")
+    assert res.exit_code == 0
     return out
 
 
@@ -106,7 +104,8 @@ def test_same_seed_same_bytes(tmp_path):
     assert files["a"]["balances.parquet"] != files["c"]["balances.parquet"]
 
 
-def test_unknown_shape_is_refused(tmp_path, capsys):
-    assert main(["sample", "--accounts", "10", "--shape", "bank", "--out", str(tmp_path / "x")]) == 2
-    assert "--shape 'bank' is not one of sample, exchange" in capsys.readouterr().err
+def test_unknown_shape_is_refused(tmp_path):
+    res = cli("sample", "--accounts", "10", "--shape", "bank", "--out", tmp_path / "x")
+    assert res.exit_code == 2
+    assert "--shape 'bank' is not one of sample, exchange" in res.stderr
     assert not (tmp_path / "x").exists()

@@ -15,14 +15,11 @@ import math
 import re
 import shutil
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from crossmargin.cli import main
 from crossmargin.explain import explain, explain_many
 from crossmargin.explain.document import SUM_PARTS, jsonable
 from crossmargin.explain.scoring import account_filter
@@ -31,6 +28,7 @@ from crossmargin.explain.text import render
 from crossmargin.job import run_job
 from crossmargin.rules.quantities import nan_as_zero
 from support import SAMPLE
+from support.cli import Ran, cli, cli_process
 from support.runs import GOLDEN_AS_OFS as AS_OFS
 
 REPAYING = 1000264  # docs/rules.md's worked repayment example
@@ -53,7 +51,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for name, as_of in AS_OFS.items():
         out[name] = base / name
-        assert main(["run", "--as-of", as_of, "--input", str(SAMPLE), "--out", str(out[name])]) == 0
+        assert cli("run", "--as-of", as_of, "--input", SAMPLE, "--out", out[name]).exit_code == 0
     return out
 
 
@@ -177,10 +175,12 @@ def test_each_decision_agrees_with_the_checks_shown_for_it(explained, name):
                 assert i["value"] != 0 or all(at), (doc["account_id"], i["output"])
 
 
-def test_the_repayment_example_as_json_through_the_cli(runs, capsys):
-    assert main(["explain", "--input", str(SAMPLE), "--as-of", AS_OFS["new"], "--account", str(REPAYING),
-                 "--format", "json"]) == 0  # fmt: skip
-    doc = json.loads(capsys.readouterr().out)
+def test_the_repayment_example_as_json_through_the_cli(runs):
+    res = cli(
+        "explain", "--input", SAMPLE, "--as-of", AS_OFS["new"], "--account", REPAYING, "--format", "json"
+    )
+    assert res.exit_code == 0
+    doc = json.loads(res.stdout)
     want = run_rows(runs["new"])[REPAYING]
     assert all(same(doc["account_risk"][c], want[c]) for c in want)
     assert doc["account_risk"]["partial_repayment_usdt"] == 14586.440000000002
@@ -205,7 +205,7 @@ def test_the_repayment_example_as_json_through_the_cli(runs, capsys):
         assert {"output", "value", "rule", "threshold"} <= set(d)
 
 
-def test_infinity_is_written_as_json_infinity(capsys):
+def test_infinity_is_written_as_json_infinity():
     """An account without a liability: its levels are +inf, written `Infinity`."""
     ids = (
         pl.read_parquet(SAMPLE / "balances.parquet")
@@ -213,34 +213,39 @@ def test_infinity_is_written_as_json_infinity(capsys):
         .agg((pl.col("borrowed") + pl.col("interest")).sum().alias("debt"))
     )
     account_id = ids.filter(pl.col("debt") == 0)["account_id"].min()
-    assert main(["explain", "--input", str(SAMPLE), "--as-of", AS_OFS["new"], "--account", str(account_id),
-                 "--format", "json"]) == 0  # fmt: skip
-    text = capsys.readouterr().out
+    res = cli(
+        "explain", "--input", SAMPLE, "--as-of", AS_OFS["new"], "--account", account_id, "--format", "json"
+    )
+    assert res.exit_code == 0
+    text = res.stdout
     assert '"classic_margin_level": Infinity' in text
     assert json.loads(text)["account_risk"]["classic_margin_level"] == math.inf
 
 
-def test_out_run_dir_explains_that_run(runs, capsys):
+def test_out_run_dir_explains_that_run(runs):
     argv = ["explain", "--account", str(REPAYING), "--format", "json"]
-    assert main([*argv, "--out", str(runs["old"])]) == 0
-    from_run = json.loads(capsys.readouterr().out)
-    assert main([*argv, "--input", str(SAMPLE), "--as-of", AS_OFS["old"]]) == 0
-    from_dir = json.loads(capsys.readouterr().out)
+    res = cli(*argv, "--out", runs["old"])
+    assert res.exit_code == 0
+    from_run = json.loads(res.stdout)
+    res = cli(*argv, "--input", SAMPLE, "--as-of", AS_OFS["old"])
+    assert res.exit_code == 0
+    from_dir = json.loads(res.stdout)
     assert from_run["as_of"] == "2025-01-21T09:59:59Z"
     assert from_run["source"]["run"] == str(runs["old"].absolute())
     assert {**from_run, "source": None} == {**from_dir, "source": None}
 
 
-def test_out_takes_the_runs_baseline(runs, tmp_path, capsys):
+def test_out_takes_the_runs_baseline(runs, tmp_path):
     out = tmp_path / "with-baseline"
     run_job(dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC), SAMPLE, out, baseline=runs["old"])
-    assert main(["explain", "--out", str(out), "--account", str(REPAYING), "--format", "json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+    res = cli("explain", "--out", out, "--account", REPAYING, "--format", "json")
+    assert res.exit_code == 0
+    doc = json.loads(res.stdout)
     assert doc["source"]["baseline"] == str(runs["old"].absolute()) and doc["status"] == "scored"
     assert "baseline" in render(doc)
 
 
-def test_the_text_names_every_section_and_the_exact_numbers(capsys):
+def test_the_text_names_every_section_and_the_exact_numbers():
     doc = explain(REPAYING, input=SAMPLE, as_of=AS_OFS["new"])
     text = render(doc)
     assert max(len(line) for line in text.splitlines()) <= 100
@@ -259,10 +264,9 @@ def test_the_text_names_every_section_and_the_exact_numbers(capsys):
     ]
     for needle in needles:
         assert needle in text, needle
-    assert (
-        main(["explain", "--input", str(SAMPLE), "--as-of", AS_OFS["new"], "--account", str(REPAYING)]) == 0
-    )
-    assert capsys.readouterr().out == text
+    res = cli("explain", "--input", SAMPLE, "--as-of", AS_OFS["new"], "--account", REPAYING)
+    assert res.exit_code == 0
+    assert res.stdout == text
 
 
 def test_the_text_anchors_are_sections_of_rules_md():
@@ -292,16 +296,15 @@ def stale_btc(tmp_path_factory) -> Path:
     return copy
 
 
-def test_an_account_with_a_data_issue_shows_its_issues_and_what_could_be_computed(
-    stale_btc, tmp_path, capsys
-):
+def test_an_account_with_a_data_issue_shows_its_issues_and_what_could_be_computed(stale_btc, tmp_path):
     balances = pl.read_parquet(stale_btc / "balances.parquet")
     holders = balances.group_by("account_id").agg((pl.col("asset") == "BTC").any().alias("btc"), pl.len())
     account_id = holders.filter(pl.col("btc") & (pl.col("len") > 1))["account_id"].min()
     out = tmp_path / "run"
     run_job(dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC), stale_btc, out, max_issue_rate=1.0)
-    assert main(["explain", "--out", str(out), "--account", str(account_id), "--format", "json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+    res = cli("explain", "--out", out, "--account", account_id, "--format", "json")
+    assert res.exit_code == 0
+    doc = json.loads(res.stdout)
     assert doc["status"] == "data_issue" and doc["account_risk"] is None
     issues = pl.read_parquet(out / "data_issues.parquet").filter(pl.col("account_id") == account_id)
     assert [(i["table"], i["code"], i["detail"]) for i in doc["data_issues"]] == [
@@ -355,42 +358,45 @@ def test_rows_without_an_account_and_a_duplicated_account(tmp_path):
 # ------------------------------------------------------------------ refusals: one line, exit 2
 
 
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err
+def one_line_error(res: Ran) -> str:
+    err = res.stderr
     assert err.startswith("crossmargin: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     return err
 
 
-def test_an_input_changed_since_the_run_is_refused(tmp_path, capsys):
+def test_an_input_changed_since_the_run_is_refused(tmp_path):
     inputs = tmp_path / "in"
     shutil.copytree(SAMPLE, inputs)
     out = tmp_path / "run"
     run_job(dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC), inputs, out)
-    assert main(["explain", "--out", str(out), "--account", str(REPAYING)]) == 0
-    capsys.readouterr()
+    assert cli("explain", "--out", out, "--account", REPAYING).exit_code == 0
     switches = pl.read_parquet(inputs / "mode_switches.parquet")
     switches.head(switches.height - 1).write_parquet(inputs / "mode_switches.parquet")
-    assert main(["explain", "--out", str(out), "--account", str(REPAYING)]) == 2
-    err = one_line_error(capsys)
+    res = cli("explain", "--out", out, "--account", REPAYING)
+    assert res.exit_code == 2
+    err = one_line_error(res)
     assert "input table 'mode_switches'" in err and "would not be of that run" in err
     (inputs / "mode_switches.parquet").unlink()
-    assert main(["explain", "--out", str(out), "--account", str(REPAYING)]) == 2
-    assert "mode_switches" in one_line_error(capsys)
+    res = cli("explain", "--out", out, "--account", REPAYING)
+    assert res.exit_code == 2
+    assert "mode_switches" in one_line_error(res)
 
 
-def test_a_policy_changed_since_the_run_is_refused(tmp_path, capsys):
+def test_a_policy_changed_since_the_run_is_refused(tmp_path):
     policy = tmp_path / "policy.toml"
     policy.write_text(
         '[[version]]\nname = "desk"\neffective_from = 1970-01-01T00:00:00Z\n[version.pro]\nmargin_call = 1.4\n'
     )
     out = tmp_path / "run"
     run_job(dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC), SAMPLE, out, policy_file=policy)
-    assert main(["explain", "--out", str(out), "--account", str(REPAYING), "--format", "json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+    res = cli("explain", "--out", out, "--account", REPAYING, "--format", "json")
+    assert res.exit_code == 0
+    doc = json.loads(res.stdout)
     assert item(doc, "decisions", "margin_call")["threshold"] == 1.4
     policy.write_text(policy.read_text().replace("1.4", "1.45"))
-    assert main(["explain", "--out", str(out), "--account", str(REPAYING)]) == 2
-    assert "policy_sha256" in one_line_error(capsys)
+    res = cli("explain", "--out", out, "--account", REPAYING)
+    assert res.exit_code == 2
+    assert "policy_sha256" in one_line_error(res)
 
 
 @pytest.mark.parametrize(
@@ -409,16 +415,15 @@ def test_a_policy_changed_since_the_run_is_refused(tmp_path, capsys):
         (["--out", str(SAMPLE), "--account", "1"], "not a run's output directory"),
     ],
 )
-def test_user_errors_are_one_line_and_exit_2(argv, says, capsys):
-    assert main(["explain", *argv]) == 2
-    assert says in one_line_error(capsys)
+def test_user_errors_are_one_line_and_exit_2(argv, says):
+    res = cli("explain", *argv)
+    assert res.exit_code == 2
+    assert says in one_line_error(res)
 
 
 def test_the_installed_command_refuses_an_unknown_id_in_one_line():
-    exe = Path(sys.executable).with_name("crossmargin")
-    argv = [str(exe), "explain", "--input", str(SAMPLE), "--as-of", AS_OFS["new"], "--account", "42424242"]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 2 and proc.stdout == ""
+    proc = cli_process("explain", "--input", SAMPLE, "--as-of", AS_OFS["new"], "--account", "42424242")
+    assert proc.exit_code == 2 and proc.stdout == ""
     assert proc.stderr.splitlines()[-1].startswith("crossmargin: error: account 42424242")
     assert "Traceback" not in proc.stderr
 

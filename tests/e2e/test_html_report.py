@@ -21,16 +21,8 @@ from crossmargin.analytics.html import SECTIONS, ReportData, render_report, writ
 from crossmargin.analytics.sql import run_report
 from crossmargin.io.inputs import load_tables
 from crossmargin.job import run_job
-from support.runs import (
-    NEW_AS_OF,
-    assert_one_error_line,
-    cli,
-    cli_process,
-    risk,
-    sample_root,
-    sample_runs,
-    scenario_run,
-)
+from support.cli import assert_one_error_line, cli, cli_process
+from support.runs import NEW_AS_OF, risk, sample_root, sample_runs, scenario_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 N_CHARTS = (
@@ -105,42 +97,40 @@ def test_report_without_pro_accounts(tmp_path):
     assert '<div class="v">0</div><div class="l">Pro accounts due for migration</div>' in text
 
 
-def test_report_cli_is_deterministic(report, tmp_path, capsys):
+def test_report_cli_is_deterministic(report, tmp_path):
     dest = tmp_path / "r.html"
     for _ in range(2):  # a report it wrote is replaced by the next one
-        res = cli(capsys, "report", "--out", sample_runs().new, "--html", dest)
-        assert res.code == 0, res
-        assert f"{N_CHARTS} charts" in res.out
+        res = cli("report", "--out", sample_runs().new, "--html", dest)
+        assert res.exit_code == 0, res
+        assert f"{N_CHARTS} charts" in res.stdout
         assert dest.read_text(encoding="utf-8") == report[1]  # rerun = same bytes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]  # no temporary file left
 
 
-def test_report_cli_errors_are_one_line(tmp_path, capsys):
+def test_report_cli_errors_are_one_line(tmp_path):
     new = sample_runs().new
-    res = cli(capsys, "report", "--out", tmp_path / "nope", "--html", tmp_path / "x.html")
+    res = cli("report", "--out", tmp_path / "nope", "--html", tmp_path / "x.html")
     assert_one_error_line(res, 2, "not a run's output directory")
     assert not (tmp_path / "x.html").exists()
     (tmp_path / "empty").mkdir()
-    res = cli(capsys, "report", "--out", tmp_path / "empty", "--html", tmp_path / "x.html")
+    res = cli("report", "--out", tmp_path / "empty", "--html", tmp_path / "x.html")
     assert_one_error_line(res, 2, "no manifest.json")
     corrupt = tmp_path / "corrupt"
     shutil.copytree(new, corrupt)
     (corrupt / "manifest.json").write_text("{")
-    assert_one_error_line(
-        cli(capsys, "report", "--out", corrupt, "--html", tmp_path / "x.html"), 2, "corrupt"
-    )
+    assert_one_error_line(cli("report", "--out", corrupt, "--html", tmp_path / "x.html"), 2, "corrupt")
     # a file crossmargin did not write is left alone unless --force
     mine = tmp_path / "mine.html"
     mine.write_text("<html>my own notes</html>")
-    res = cli(capsys, "report", "--out", new, "--html", mine)
+    res = cli("report", "--out", new, "--html", mine)
     assert_one_error_line(res, 2, "refusing to replace", "--force")
     assert mine.read_text() == "<html>my own notes</html>"
-    assert cli(capsys, "report", "--out", new, "--html", mine, "--force").code == 0
+    assert cli("report", "--out", new, "--html", mine, "--force").exit_code == 0
     assert mine.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     # unwritable destinations
-    res = cli(capsys, "report", "--out", new, "--html", mine / "r.html")
+    res = cli("report", "--out", new, "--html", mine / "r.html")
     assert_one_error_line(res, 2, "cannot write", "is not a directory")
-    assert_one_error_line(cli(capsys, "report", "--out", new, "--html", tmp_path), 2, "is a directory")
+    assert_one_error_line(cli("report", "--out", new, "--html", tmp_path), 2, "is a directory")
     res = cli_process("report", "--out", tmp_path / "nope", "--html", tmp_path / "x.html")
     assert_one_error_line(res, 2, "no such directory")
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from support.runs import MISSING_NIGHT, OTHER_POLICY_NIGHT, REPO, risk, sample_root, sample_runs
+from support import REPO
+from support.runs import MISSING_NIGHT, OTHER_POLICY_NIGHT, risk, sample_root, sample_runs
 
 nbclient = pytest.importorskip("nbclient", reason="nbclient is in the [dev] extra")
 

@@ -10,6 +10,7 @@ import datetime as dt
 import polars as pl
 
 from support import SAMPLE
+from support.cli import cli
 from support.inputs import NEW
 
 H = dt.timedelta(hours=1)
@@ -20,10 +21,6 @@ def test_run_names_each_asset_with_a_price_problem(tmp_path):
     The run's summary line and manifest name each asset, its problem and the accounts it took out."""
     import json
     import shutil
-
-    from typer.testing import CliRunner
-
-    from crossmargin.cli import app
 
     inp = tmp_path / "in"
     shutil.copytree(SAMPLE, inp)
@@ -41,9 +38,8 @@ def test_run_names_each_asset_with_a_price_problem(tmp_path):
     )
     p.write_parquet(inp / "prices.parquet")
     out = tmp_path / "out"
-    res = CliRunner().invoke(
-        app,
-        [
+    res = cli(
+        *[
             "run",
             "--as-of",
             "2025-01-21T10:00:00Z",

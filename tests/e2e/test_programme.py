@@ -20,15 +20,13 @@ from crossmargin.analytics.programme import render_programme_page
 from crossmargin.analytics.root import open_root, query_root, run_root_report
 from crossmargin.analytics.sql import list_reports, report_info
 from crossmargin.job import run_job
+from support.cli import assert_one_error_line, cli, cli_process
 from support.inputs import account, balance, tables, ts
 from support.runs import (
     MISSING_NIGHT,
     OTHER_POLICY_NIGHT,
     OTHER_POLICY_VERSION,
     ROOT_NIGHTS,
-    assert_one_error_line,
-    cli,
-    cli_process,
     risk,
     sample_root,
     sample_runs,
@@ -129,10 +127,9 @@ def test_programme_nights_call_out_missing_nights_and_other_policy_versions():
     ]
 
 
-def test_a_window_of_nights(capsys):
+def test_a_window_of_nights():
     root = sample_root().root
     res = cli(
-        capsys,
         "sql",
         "programme_progress",
         "--root",
@@ -144,8 +141,8 @@ def test_a_window_of_nights(capsys):
         "--format",
         "csv",
     )
-    assert res.code == 0, res
-    got = pl.read_csv(res.out.encode(), try_parse_dates=True)
+    assert res.exit_code == 0, res
+    got = pl.read_csv(res.stdout.encode(), try_parse_dates=True)
     assert got["as_of"].to_list() == [_day("2025-01-14"), _day("2025-01-15")]
     assert got["newly_compliant"][0] is None and got["newly_compliant"][1] is not None
 
@@ -225,7 +222,7 @@ def test_cohort_of_the_first_night_followed_across_nights(tiny_root):
 
 
 # ------------------------------------------------------------------ verification and the command line
-def test_a_partition_that_does_not_verify_is_left_out_and_named(tmp_path, capsys):
+def test_a_partition_that_does_not_verify_is_left_out_and_named(tmp_path):
     root = tmp_path / "root"
     shutil.copytree(sample_root().root, root)
     bad = root / "as_of=2025-01-15"
@@ -234,15 +231,15 @@ def test_a_partition_that_does_not_verify_is_left_out_and_named(tmp_path, capsys
     manifest = json.loads((wrong / "manifest.json").read_text())
     (wrong / "manifest.json").write_text(json.dumps({**manifest, "as_of": "2025-01-10T00:00:00Z"}))
     (root / "as_of=2025-01-18.rejected").mkdir()  # not a partition
-    res = cli(capsys, "sql", "programme_nights", "--root", root, "--format", "csv")
-    assert res.code == 0, res
-    warnings = res.err.splitlines()
-    assert len(warnings) == 2, res.err
+    res = cli("sql", "programme_nights", "--root", root, "--format", "csv")
+    assert res.exit_code == 0, res
+    warnings = res.stderr.splitlines()
+    assert len(warnings) == 2, res.stderr
     assert warnings[0].startswith(f"crossmargin: warning: left out {bad}: does not verify: actions")
     assert warnings[1].startswith(
         f"crossmargin: warning: left out {wrong}: manifest.json is for as_of 2025-01-10"
     )
-    nights = pl.read_csv(res.out.encode(), try_parse_dates=True)
+    nights = pl.read_csv(res.stdout.encode(), try_parse_dates=True)
     left = nights.filter(~pl.col("has_partition"))
     assert left["as_of"].cast(pl.String).to_list() == ["2025-01-15", "2025-01-16", MISSING_NIGHT]
     assert left["left_out_reason"][0].startswith("does not verify")
@@ -253,23 +250,25 @@ def test_a_partition_that_does_not_verify_is_left_out_and_named(tmp_path, capsys
     assert "left out, does not verify" in text and "3 nights without a verified partition" in text
 
 
-def test_sql_list_shows_both_kinds_and_tags_are_consistent(capsys):
+def test_sql_list_shows_both_kinds_and_tags_are_consistent():
     assert set(list_reports("root")) == ROOT_REPORTS
     assert "account_states" in list_reports("run")  # a per-account report reads either
-    res = cli(capsys, "sql", "list")
-    assert res.code == 0
+    res = cli("sql", "list")
+    assert res.exit_code == 0
     run_head, root_head = (
-        res.out.index("Reports over one run"),
-        res.out.index("Reports over every night of a root"),
+        res.stdout.index("Reports over one run"),
+        res.stdout.index("Reports over every night of a root"),
     )
-    assert run_head < res.out.index("migration_cohorts") < root_head < res.out.index("programme_progress")
+    assert (
+        run_head < res.stdout.index("migration_cohorts") < root_head < res.stdout.index("programme_progress")
+    )
     for name in list_reports(None):
         info = report_info(name)
         assert info.labels, f"{name}: no -- labels: tag"
         assert set(info.reads) <= set(list_reports(None)), name
 
 
-def test_root_command_line_errors_are_one_line(tmp_path, capsys):
+def test_root_command_line_errors_are_one_line(tmp_path):
     root = sample_root().root
     new = sample_runs().new
     cases = [
@@ -295,20 +294,20 @@ def test_root_command_line_errors_are_one_line(tmp_path, capsys):
         ),
     ]
     for args, words in cases:
-        assert_one_error_line(cli(capsys, *args), 2, words)
+        assert_one_error_line(cli(*args), 2, words)
     assert not (tmp_path / "x.html").exists()
     assert_one_error_line(
         cli_process("report", "--root", tmp_path / "nope", "--html", tmp_path / "x.html"), 2, "nope"
     )
 
 
-def test_programme_page_over_the_root(tmp_path, capsys):
+def test_programme_page_over_the_root(tmp_path):
     root = sample_root().root
     dest = tmp_path / "programme.html"
     for _ in range(2):  # a page it wrote is replaced by the next one
-        res = cli(capsys, "report", "--root", root, "--html", dest)
-        assert res.code == 0, res
-        assert "wrote" in res.out and "2 charts" in res.out  # the time series, the cohort
+        res = cli("report", "--root", root, "--html", dest)
+        assert res.exit_code == 0, res
+        assert "wrote" in res.stdout and "2 charts" in res.stdout  # the time series, the cohort
     text = dest.read_text(encoding="utf-8")
     assert text == render_programme_page(open_root(root))  # rerun = same bytes
     assert f"1 night without a verified partition</b> ({MISSING_NIGHT})" in text

@@ -10,8 +10,6 @@ import logging
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,21 +18,20 @@ from typing import Any
 import pytest
 
 import crossmargin.executors
-from crossmargin.cli import main
 from crossmargin.errors import EngineError, InputSchemaError
 from crossmargin.executors import ray_tasks
 from crossmargin.executors.ray_tasks import MAX_RETRIES, import_ray, ray_executor
 from crossmargin.job import run_job
 from support import REPO, SAMPLE, ray_faults
+from support.cli import Ran, cli, cli_process
 
 TESTS = REPO / "tests"
 AS_OF = "2025-01-21T10:00:00Z"
 TABLES = ["account_risk", "actions", "data_issues"]
-CROSSMARGIN = Path(sys.executable).parent / "crossmargin"
 
 
-def run_cli(*args: str) -> int:
-    return main(["run", "--as-of", AS_OF, *args])
+def run_cli(*args: str) -> Ran:
+    return cli("run", "--as-of", AS_OF, *args)
 
 
 def assert_same_outputs(a: Path, b: Path) -> None:
@@ -58,20 +55,14 @@ def test_cli_starts_ray_and_matches_local_on_sample(tmp_path: Path) -> None:
     home = tmp_path / "home"  # the run itself turns usage stats and the auth token off
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"HOME": str(home)}
-    cmd = [str(CROSSMARGIN), "run", "--as-of", AS_OF, "--input", str(SAMPLE), "--buckets", "3"]
-    proc = subprocess.run(
-        [*cmd, "--engine", "ray", "--out", str(tmp_path / "ray")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = cli_process(
+        "run", "--as-of", AS_OF, "--input", SAMPLE, "--buckets", "3", "--engine", "ray", "--out", tmp_path / "ray",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.exit_code == 0, proc.stderr
     assert "461 accounts scored" in proc.stdout
     assert "Traceback" not in proc.stderr
-    assert run_cli("--input", str(SAMPLE), "--buckets", "3", "--out", str(tmp_path / "local")) == 0
+    assert run_cli("--input", str(SAMPLE), "--buckets", "3", "--out", str(tmp_path / "local")).exit_code == 0
     assert_same_outputs(tmp_path / "ray", tmp_path / "local")
     m = manifest(tmp_path / "ray")
     assert (m["engine"], m["buckets"]) == ("ray", 3)
@@ -106,15 +97,17 @@ def ray_cluster() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("book") / "inputs"
-    assert main(["sample", "--accounts", "50000", "--seed", "7", "--out", str(out)]) == 0
+    assert cli("sample", "--accounts", "50000", "--seed", "7", "--out", out).exit_code == 0
     return out
 
 
 def test_ray_matches_local_on_50k_accounts(ray_cluster: Any, book: Path, tmp_path: Path) -> None:
-    assert run_cli("--input", str(book), "--out", str(tmp_path / "local")) == 0
-    assert run_cli("--input", str(book), "--buckets", "4", "--out", str(tmp_path / "local4")) == 0
+    assert run_cli("--input", str(book), "--out", str(tmp_path / "local")).exit_code == 0
+    assert run_cli("--input", str(book), "--buckets", "4", "--out", str(tmp_path / "local4")).exit_code == 0
     assert (
-        run_cli("--input", str(book), "--buckets", "4", "--engine", "ray", "--out", str(tmp_path / "ray"))
+        run_cli(
+            "--input", str(book), "--buckets", "4", "--engine", "ray", "--out", str(tmp_path / "ray")
+        ).exit_code
         == 0
     )
     assert_same_outputs(tmp_path / "ray", tmp_path / "local4")
@@ -128,8 +121,8 @@ def test_ray_matches_local_on_50k_accounts(ray_cluster: Any, book: Path, tmp_pat
 def test_ray_writes_scenario_risk_like_local(ray_cluster: Any, tmp_path: Path) -> None:
     """--scenarios reaches the Ray tasks: the same scenario_risk bytes as the local engine."""
     args = ["--input", str(SAMPLE), "--buckets", "3", "--scenarios", "default"]
-    assert run_cli(*args, "--out", str(tmp_path / "local")) == 0
-    assert run_cli(*args, "--engine", "ray", "--out", str(tmp_path / "ray")) == 0
+    assert run_cli(*args, "--out", str(tmp_path / "local")).exit_code == 0
+    assert run_cli(*args, "--engine", "ray", "--out", str(tmp_path / "ray")).exit_code == 0
     assert_same_outputs(tmp_path / "ray", tmp_path / "local")
     ray_file, local_file = (tmp_path / d / "scenario_risk.parquet" for d in ("ray", "local"))
     assert ray_file.read_bytes() == local_file.read_bytes()
@@ -149,13 +142,13 @@ def test_a_task_that_fails_once_is_retried(ray_cluster: Any, tmp_path: Path) -> 
     )
     assert "461 accounts scored" in summary
     assert marker.exists()  # one attempt did fail
-    assert run_cli("--input", str(SAMPLE), "--buckets", "3", "--out", str(tmp_path / "local")) == 0
+    assert run_cli("--input", str(SAMPLE), "--buckets", "3", "--out", str(tmp_path / "local")).exit_code == 0
     assert_same_outputs(tmp_path / "ray", tmp_path / "local")
     assert leftovers(tmp_path) == []
 
 
 def test_a_task_that_keeps_failing_ends_the_run_with_nothing_published(
-    ray_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ray_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     attempts = tmp_path / "attempts"
     failing = functools.partial(ray_faults.always_fail_bucket_2, attempts)
@@ -165,9 +158,9 @@ def test_a_task_that_keeps_failing_ends_the_run_with_nothing_published(
         lambda engine, address: functools.partial(ray_executor, address=address, task=failing),
     )
     out = tmp_path / "out"
-    code = run_cli("--input", str(SAMPLE), "--buckets", "3", "--engine", "ray", "--out", str(out))
-    err = capsys.readouterr().err
-    assert code == EngineError.exit_code == 5
+    res = run_cli("--input", str(SAMPLE), "--buckets", "3", "--engine", "ray", "--out", str(out))
+    err = res.stderr
+    assert res.exit_code == EngineError.exit_code == 5
     assert err.count("\n") == 1 and err.startswith("crossmargin: error: bucket 2 of 3 (account ids ")
     assert "InjectedFailure: injected failure, every attempt" in err
     assert f"failed after {MAX_RETRIES + 1} attempts" in err
@@ -191,24 +184,22 @@ def test_a_task_that_keeps_failing_ends_the_run_with_nothing_published(
         ),
     ],
 )
-def test_bad_engine_options_exit_2_before_any_work(
-    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bad_engine_options_exit_2_before_any_work(args: list[str], message: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert run_cli("--input", str(SAMPLE), "--out", str(out), *args) == 2
-    assert capsys.readouterr().err == message
+    res = run_cli("--input", str(SAMPLE), "--out", str(out), *args)
+    assert res.exit_code == 2
+    assert res.stderr == message
     assert list(tmp_path.iterdir()) == []
 
 
-def test_missing_ray_says_to_install_the_extra(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_missing_ray_says_to_install_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
     )
-    assert run_cli("--input", str(SAMPLE), "--out", str(tmp_path / "out"), "--engine", "ray") == 2
-    assert capsys.readouterr().err == (
+    res = run_cli("--input", str(SAMPLE), "--out", str(tmp_path / "out"), "--engine", "ray")
+    assert res.exit_code == 2
+    assert res.stderr == (
         "crossmargin: error: --engine ray needs Ray: from the top of a crossmargin clone, "
         "pip install -c constraints.txt -e '.[ray]'\n"
     )
@@ -221,24 +212,18 @@ def test_an_unreachable_cluster_ends_the_run_with_one_line(tmp_path: Path) -> No
     with socket.socket() as s:  # a port nothing listens on: bind, then close
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [str(CROSSMARGIN), "run", "--as-of", AS_OF, "--input", str(SAMPLE), "--out", str(tmp_path / "out")]
-    proc = subprocess.run(
-        [*cmd, "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 5, proc.stderr
+    proc = cli_process(
+        "run", "--as-of", AS_OF, "--input", SAMPLE, "--out", tmp_path / "out",
+        "--engine", "ray", "--ray-address", f"127.0.0.1:{port}", timeout=120,
+    )  # fmt: skip
+    assert proc.exit_code == 5, proc.stderr
     assert proc.stderr.startswith(f"crossmargin: error: cannot reach Ray at 127.0.0.1:{port} within 15 s: ")
     assert len(proc.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
     assert ray_tasks.unreachable("auto") is None
 
 
-def test_a_corrupt_input_is_exit_3_naming_the_table_not_retried(
-    ray_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_corrupt_input_is_exit_3_naming_the_table_not_retried(ray_cluster: Any, tmp_path: Path) -> None:
     """Data pages that do not decode (the footer intact, so only the scan finds it): as with the local
     engine, one line naming the table and exit 3; the task returns the bad input instead of raising, so
     Ray does not retry it or print its traceback."""
@@ -249,9 +234,9 @@ def test_a_corrupt_input_is_exit_3_naming_the_table_not_retried(
     raw[len(raw) // 4 : len(raw) // 4 + 200] = b"\xab" * 200
     balances.write_bytes(bytes(raw))
     for engine in ("local", "ray"):
-        code = run_cli("--input", str(data), "--engine", engine, "--out", str(tmp_path / engine))
-        err = capsys.readouterr().err
-        assert code == InputSchemaError.exit_code == 3, (engine, err)
+        res = run_cli("--input", str(data), "--engine", engine, "--out", str(tmp_path / engine))
+        err = res.stderr
+        assert res.exit_code == InputSchemaError.exit_code == 3, (engine, err)
         assert err.startswith("crossmargin: error: input table 'balances': cannot read "), err
         assert err.count("\n") == 1
         assert not (tmp_path / engine).exists()

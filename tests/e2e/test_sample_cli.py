@@ -5,32 +5,18 @@ injector (crossmargin.synthetic.faults): the engine reports every expected issue
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 from crossmargin.engine import score as compute
 from crossmargin.io.inputs import load_tables
 from crossmargin.io.schemas import TABLES
 from crossmargin.policy import resolve
 from crossmargin.synthetic import SHOWCASE_AS_OF, generate_with_faults, write_sample
-
-
-def _cli() -> list[str]:
-    exe = Path(sys.executable).with_name("crossmargin")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "crossmargin"]
+from support.cli import cli_process
 
 
 def test_sample_command_with_faults_writes_what_the_library_writes(tmp_path):
     out = tmp_path / "cli"
-    proc = subprocess.run(
-        [*_cli(), "sample", "--accounts", "600", "--seed", "4", "--faults", "0.05", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = cli_process("sample", "--accounts", "600", "--seed", "4", "--faults", "0.05", "--out", out)
+    assert proc.exit_code == 0, proc.stderr
     assert "600 random accounts" in proc.stdout and "30 injected faults" in proc.stdout
     write_sample(tmp_path / "lib", accounts=600, seed=4, faults=0.05)
     cli_files = {p.name: p.read_bytes() for p in sorted(out.iterdir())}

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -20,17 +18,13 @@ from polars.testing import assert_frame_equal
 from crossmargin import scenario_set
 from crossmargin.engine import scenarios
 from support import SAMPLE
+from support.cli import Ran, cli_process
 
 # ----------------------------------------------------------------------------- the run command
 
 
-def crossmargin(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).with_name("crossmargin")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300, check=False)
-
-
-def run_sample(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return crossmargin(
+def run_sample(out: Path, *extra: str) -> Ran:
+    return cli_process(
         "run", "--as-of", "2025-01-21T10:00:00Z", "--input", str(SAMPLE), "--out", str(out), *extra
     )
 
@@ -38,15 +32,15 @@ def run_sample(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 def test_run_with_the_shipped_scenarios(tmp_path: Path) -> None:
     one, three = tmp_path / "one", tmp_path / "three"
     proc = run_sample(one, "--scenarios", "default")
-    assert proc.returncode == 0, proc.stderr
-    assert run_sample(three, "--scenarios", "default", "--buckets", "3").returncode == 0
+    assert proc.exit_code == 0, proc.stderr
+    assert run_sample(three, "--scenarios", "default", "--buckets", "3").exit_code == 0
     risk = pl.read_parquet(one / "account_risk.parquet")
     sr = pl.read_parquet(one / "scenario_risk.parquet")
     assert sr.height == 9 * risk.height
     manifest = json.loads((one / "manifest.json").read_text())
     assert manifest["outputs"]["scenario_risk"]["rows"] == sr.height
     assert [s["name"] for s in manifest["scenarios"]["scenarios"]][-1] == "stablecoin depeg"
-    assert crossmargin("verify", "--out", str(one)).returncode == 0
+    assert cli_process("verify", "--out", str(one)).exit_code == 0
     # scenario_risk, nine times account_risk's rows, is the one table written with LZ4
     codecs = {
         f: pq.ParquetFile(one / f"{f}.parquet").metadata.row_group(0).column(0).compression
@@ -56,7 +50,7 @@ def test_run_with_the_shipped_scenarios(tmp_path: Path) -> None:
     for f in ("account_risk", "actions", "data_issues", "scenario_risk"):
         assert (one / f"{f}.parquet").read_bytes() == (three / f"{f}.parquet").read_bytes(), f
     # a later run without scenarios replaces the directory (scenario_risk was ours) and drops the file
-    assert run_sample(one).returncode == 0
+    assert run_sample(one).exit_code == 0
     assert not (one / "scenario_risk.parquet").exists()
 
 
@@ -92,7 +86,7 @@ def test_run_with_a_scenario_file(tmp_path: Path) -> None:
         '[[scenario]]\nname = "flat"\ndefault = 1.0\n\n[[scenario]]\nname = "crash"\ndefault = 0.25\n'
     )
     out = tmp_path / "out"
-    assert run_sample(out, "--scenarios", str(f)).returncode == 0
+    assert run_sample(out, "--scenarios", str(f)).exit_code == 0
     risk = pl.read_parquet(out / "account_risk.parquet")
     sr = pl.read_parquet(out / "scenario_risk.parquet")
     flat = sr.filter(pl.col("scenario") == "flat")
@@ -110,7 +104,7 @@ def test_run_refuses_a_bad_scenario_file_before_any_work(tmp_path: Path, content
         f.write_text(content)
     out = tmp_path / "out"
     proc = run_sample(out, "--scenarios", str(f))
-    assert proc.returncode == 2
+    assert proc.exit_code == 2
     assert proc.stderr.startswith("crossmargin: error: --scenarios")
     assert "Traceback" not in proc.stderr
     assert not out.exists()
@@ -123,7 +117,7 @@ def test_run_refuses_a_bad_scenario_file_before_any_work(tmp_path: Path, content
 def scenario_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("scenario-run") / "out"
     proc = run_sample(out, "--scenarios", "default")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.exit_code == 0, proc.stderr
     return out
 
 
@@ -163,7 +157,7 @@ def test_reports_without_scenarios(tmp_path: Path) -> None:
     from crossmargin.analytics.sql import run_report
 
     out = tmp_path / "plain"
-    assert run_sample(out).returncode == 0
+    assert run_sample(out).exit_code == 0
     assert run_report("scenario_summary", out).height == 0
     bands = run_report("liquidation_distance", out)
     risk = pl.read_parquet(out / "account_risk.parquet")
@@ -176,8 +170,8 @@ def test_reports_without_scenarios(tmp_path: Path) -> None:
 
 def test_html_report_has_the_scenario_section(scenario_run: Path, tmp_path: Path) -> None:
     html_path = tmp_path / "report.html"
-    proc = crossmargin("report", "--out", str(scenario_run), "--html", str(html_path))
-    assert proc.returncode == 0, proc.stderr
+    proc = cli_process("report", "--out", str(scenario_run), "--html", str(html_path))
+    assert proc.exit_code == 0, proc.stderr
     text = html_path.read_text(encoding="utf-8")
     assert "Stress scenarios and distance to liquidation" in text
     assert "stablecoin depeg" in text

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,19 +21,15 @@ from polars.testing import assert_frame_equal
 
 from crossmargin.io.schemas import ACCOUNT_RISK, ACTIONS, ACTIONS_SCHEMA, DATA_ISSUES
 from support import SAMPLE
+from support.cli import cli_process
 from support.runs import GOLDEN_AS_OFS as AS_OFS
 
 GOLDEN = Path(__file__).resolve().parent
 
 
-def crossmargin(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).with_name("crossmargin")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300, check=False)
-
-
 def run_sample(as_of: str, out: Path, *extra: str) -> None:
-    proc = crossmargin("run", "--as-of", as_of, "--input", str(SAMPLE), "--out", str(out), *extra)
-    assert proc.returncode == 0, proc.stderr
+    proc = cli_process("run", "--as-of", as_of, "--input", str(SAMPLE), "--out", str(out), *extra)
+    assert proc.exit_code == 0, proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -143,10 +138,10 @@ def test_buckets_give_the_same_outputs(runs: dict[str, Path], tmp_path: Path) ->
 def test_verify_command(runs: dict[str, Path], tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(runs["new"], copy)
-    assert crossmargin("verify", "--out", str(copy)).returncode == 0
+    assert cli_process("verify", "--out", str(copy)).exit_code == 0
     (copy / "actions.parquet").write_bytes((copy / "actions.parquet").read_bytes()[:-10] + b"0" * 10)
-    proc = crossmargin("verify", "--out", str(copy))
-    assert proc.returncode == 1 and "actions" in proc.stderr
+    proc = cli_process("verify", "--out", str(copy))
+    assert proc.exit_code == 1 and "actions" in proc.stderr
 
 
 def _regen() -> None:
