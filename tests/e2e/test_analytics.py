@@ -28,7 +28,7 @@ from crossmargin.io import schemas
 from crossmargin.policy import resolve
 from support import REPO
 from support.cli import assert_one_error_line, cli, cli_process
-from support.runs import NEW_AS_OF, OLD_AS_OF, actions, issues, risk, sample_runs
+from support.runs import NEW_AS_OF, OLD_AS_OF, actions, issues, risk
 
 REPORTS = {
     "borrow_blocks",
@@ -49,11 +49,6 @@ REPORTS = {
     "scenario_totals",
     "remediation",
 }
-
-
-@pytest.fixture(scope="module")
-def runs():
-    return sample_runs()
 
 
 def _close(a: float, b: float) -> bool:
@@ -84,11 +79,11 @@ def test_reports_hold_no_decision_threshold_literal():
         assert not (literals & values), (name, literals & values)
 
 
-def test_unknown_report_and_bad_out_dir(runs, tmp_path):
+def test_unknown_report_and_bad_out_dir(sample_runs, tmp_path):
     with pytest.raises(ReportError, match="unknown report"):
-        run_report("no_such_report", runs.new)
+        run_report("no_such_report", sample_runs.new)
     with pytest.raises(ReportError, match="unknown report"):
-        run_report("../risk_overview", runs.new)
+        run_report("../risk_overview", sample_runs.new)
     with pytest.raises(RunDirError, match="not a run's output directory"):
         run_report("risk_overview", tmp_path)
     # the analyst errors are the project's errors: crossmargin.cli.main prints them, exit 2
@@ -113,9 +108,9 @@ def test_analytics_never_import_typer_or_exit():
 
 
 # ------------------------------------------------------------------ numbers agree with the outputs
-def test_risk_overview_matches_account_risk(runs):
-    got = run_report("risk_overview", runs.new).sort("margin_mode")
-    r = risk(runs.new)
+def test_risk_overview_matches_account_risk(sample_runs):
+    got = run_report("risk_overview", sample_runs.new).sort("margin_mode")
+    r = risk(sample_runs.new)
     want = (
         r.group_by("margin_mode")
         .agg(
@@ -136,8 +131,8 @@ def test_risk_overview_matches_account_risk(runs):
     assert_frame_equal(got.select(want.columns), want, check_exact=False, rel_tol=1e-9)
 
 
-def test_margin_calls_and_liquidations_by_mode_and_leverage(runs):
-    for out in (runs.new, runs.old):
+def test_margin_calls_and_liquidations_by_mode_and_leverage(sample_runs):
+    for out in (sample_runs.new, sample_runs.old):
         got = run_report("margin_calls_liquidations", out).sort("margin_mode", "classic_leverage")
         r = risk(out)
         want = (
@@ -165,9 +160,9 @@ def test_margin_calls_and_liquidations_by_mode_and_leverage(runs):
                 assert reasons == ("pro" if mode == "pro" else f"classic_{lev}x")
 
 
-def test_borrow_blocks_by_reason(runs):
-    got = run_report("borrow_blocks", runs.new).sort("margin_mode", "borrow_blocked_reason")
-    r = risk(runs.new)
+def test_borrow_blocks_by_reason(sample_runs):
+    got = run_report("borrow_blocks", sample_runs.new).sort("margin_mode", "borrow_blocked_reason")
+    r = risk(sample_runs.new)
     want = (
         r.filter("borrow_blocked")
         .group_by("margin_mode", "borrow_blocked_reason")
@@ -212,8 +207,8 @@ def _funnel_expected(r: pl.DataFrame, conditions: list[str]) -> pl.DataFrame:
 @pytest.mark.parametrize(
     ("which", "conditions"), [("new", schemas.PRO_CONDITIONS_NEW), ("old", schemas.PRO_CONDITIONS_OLD)]
 )
-def test_pro_eligibility_funnel(runs, which, conditions):
-    out = getattr(runs, which)
+def test_pro_eligibility_funnel(sample_runs, which, conditions):
+    out = getattr(sample_runs, which)
     got = run_report("pro_eligibility_funnel", out)
     r = risk(out)
     steps = got.filter(pl.col("condition") != "eligible_for_pro")
@@ -227,9 +222,9 @@ def test_pro_eligibility_funnel(runs, which, conditions):
     assert steps["failing_accounts"].sum() > 0
 
 
-def test_pro_formula_impact_counts_threshold_crossings(runs):
-    got = run_report("pro_formula_impact", runs.new)
-    r = risk(runs.new)
+def test_pro_formula_impact_counts_threshold_crossings(sample_runs):
+    got = run_report("pro_formula_impact", sample_runs.new)
+    r = risk(sample_runs.new)
     p = resolve(NEW_AS_OF)
     thresholds = {
         "new_min_pro_margin_level": p.new_min_pro_margin_level,
@@ -262,8 +257,8 @@ def test_pro_formula_impact_counts_threshold_crossings(runs):
     assert total_crossed > 0, "the sample should hold accounts whose Pro level the new formula pushes down"
 
 
-def test_migration_cohorts_add_up(runs):
-    for out in (runs.new, runs.old):
+def test_migration_cohorts_add_up(sample_runs):
+    for out in (sample_runs.new, sample_runs.old):
         got = run_report("migration_cohorts", out)
         r = risk(out)
         pro = r.filter(pl.col("margin_mode") == "pro")
@@ -293,14 +288,14 @@ def test_migration_cohorts_add_up(runs):
         keys = ["compliance_state", "classic_margin_level_bucket", "net_equity_bucket", "country"]
         assert got.select(keys).is_unique().all()
     # the switch date: the sample's due accounts are pending on 2025-01-14 and switched on 2025-01-21
-    old_states = set(run_report("migration_cohorts", runs.old)["compliance_state"])
-    new_states = set(run_report("migration_cohorts", runs.new)["compliance_state"])
+    old_states = set(run_report("migration_cohorts", sample_runs.old)["compliance_state"])
+    new_states = set(run_report("migration_cohorts", sample_runs.new)["compliance_state"])
     assert "pending" in old_states and "switch_now" not in old_states
     assert "switch_now" in new_states and "pending" not in new_states
 
 
-def test_partial_repayments_match_actions(runs):
-    for out, state in ((runs.new, "due"), (runs.old, "pending")):
+def test_partial_repayments_match_actions(sample_runs):
+    for out, state in ((sample_runs.new, "due"), (sample_runs.old, "pending")):
         got = run_report("partial_repayments", out)
         r = risk(out).filter("due_for_migration")
         a = actions(out)
@@ -316,9 +311,9 @@ def test_partial_repayments_match_actions(runs):
             assert _close(row["partial_repayment_usdt"], row["repayment_action_usdt"])
 
 
-def test_margin_level_distribution_buckets(runs):
-    got = run_report("margin_level_distribution", runs.new)
-    r = risk(runs.new)
+def test_margin_level_distribution_buckets(sample_runs):
+    got = run_report("margin_level_distribution", sample_runs.new)
+    r = risk(sample_runs.new)
     series = {
         ("classic", "classic_margin_level"),
         ("pro", "pro_margin_level_old"),
@@ -344,9 +339,9 @@ def test_margin_level_distribution_buckets(runs):
             assert exact <= n <= near  # (bounds are 10^(k/10): allow a level sitting on a rounded edge)
 
 
-def test_data_issues_summary(runs):
-    got = run_report("data_issues_summary", runs.faulty)
-    i = issues(runs.faulty)
+def test_data_issues_summary(sample_runs):
+    got = run_report("data_issues_summary", sample_runs.faulty)
+    i = issues(sample_runs.faulty)
     assert i.height > 0
     want = (
         i.group_by("table", "code")
@@ -358,13 +353,13 @@ def test_data_issues_summary(runs):
     )
     assert_frame_equal(got.select(want.columns).sort("table", "code"), want)
     assert set(got["distinct_accounts_all_issues"]) == {i["account_id"].n_unique()}
-    assert run_report("data_issues_summary", runs.new).height == issues(runs.new).height == 0
+    assert run_report("data_issues_summary", sample_runs.new).height == issues(sample_runs.new).height == 0
 
 
-def test_views_expose_the_run_policy(runs):
-    info = query(runs.old, "select * from run_info").row(0, named=True)
+def test_views_expose_the_run_policy(sample_runs):
+    info = query(sample_runs.old, "select * from run_info").row(0, named=True)
     assert info["as_of"] == OLD_AS_OF and info["new_formula"] is False and info["policy_matches_run"] is True
-    th = query(runs.new, "select name, classic_leverage, value from policy_thresholds")
+    th = query(sample_runs.new, "select name, classic_leverage, value from policy_thresholds")
     p = resolve(NEW_AS_OF)
     values = {(n, lev): v for n, lev, v in th.iter_rows()}
     assert values[("pro_margin_call", None)] == p.pro_margin_call
@@ -377,48 +372,60 @@ def _headers(text: str) -> set[str]:
     return {cell.strip() for line in text.splitlines() if "┃" in line for cell in line.split("┃")} - {""}
 
 
-def test_sql_cli_table_csv_parquet(runs, tmp_path, monkeypatch):
+def test_sql_cli_table_csv_parquet(sample_runs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # nothing may land in the current directory unless told
     res = cli("sql", "list")
     assert res.exit_code == 0 and all(name in res.stdout for name in REPORTS), res
 
-    res = cli("sql", "borrow_blocks", "--out", runs.new)
+    res = cli("sql", "borrow_blocks", "--out", sample_runs.new)
     assert res.exit_code == 0, res
     assert "pro_not_compliant" in res.stdout and "blocked_accounts" in _headers(res.stdout)
 
     # csv without --dest: printed, not written
-    res = cli("sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv")
-    expected = run_report("pro_eligibility_funnel", runs.new)
+    res = cli("sql", "pro_eligibility_funnel", "--out", sample_runs.new, "--format", "csv")
+    expected = run_report("pro_eligibility_funnel", sample_runs.new)
     assert res.exit_code == 0, res
     assert_frame_equal(pl.read_csv(io.StringIO(res.stdout), schema=expected.schema), expected)
 
     dest = tmp_path / "x" / "funnel.csv"
-    res = cli("sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv", "--dest", dest)
+    res = cli("sql", "pro_eligibility_funnel", "--out", sample_runs.new, "--format", "csv", "--dest", dest)
     assert res.exit_code == 0, res
     assert str(dest) in res.stdout and "rows" in res.stdout
     assert_frame_equal(pl.read_csv(dest, schema=expected.schema), expected)
     # a CSV cannot say who wrote it: replacing one needs --force
-    res = cli("sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv", "--dest", dest)
+    res = cli("sql", "pro_eligibility_funnel", "--out", sample_runs.new, "--format", "csv", "--dest", dest)
     assert_one_error_line(res, 2, "refusing to replace", "--force")
     dest.write_text("mine\n")
-    args = ["sql", "pro_eligibility_funnel", "--out", runs.new, "--format", "csv", "--dest", dest, "--force"]
+    args = [
+        "sql",
+        "pro_eligibility_funnel",
+        "--out",
+        sample_runs.new,
+        "--format",
+        "csv",
+        "--dest",
+        dest,
+        "--force",
+    ]
     assert cli(*args).exit_code == 0
     assert_frame_equal(pl.read_csv(dest, schema=expected.schema), expected)
 
     pq_dest = tmp_path / "cohorts.parquet"
     for _ in range(2):  # a parquet file the command wrote is replaced on a rerun
-        res = cli("sql", "migration_cohorts", "--out", runs.new, "--format", "parquet", "--dest", pq_dest)
+        res = cli(
+            "sql", "migration_cohorts", "--out", sample_runs.new, "--format", "parquet", "--dest", pq_dest
+        )
         assert res.exit_code == 0, res
-        assert_frame_equal(pl.read_parquet(pq_dest), run_report("migration_cohorts", runs.new))
+        assert_frame_equal(pl.read_parquet(pq_dest), run_report("migration_cohorts", sample_runs.new))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cohorts.parquet", "x"]
 
 
-def _corrupt_runs(runs, tmp_path: Path) -> dict[str, tuple[Path, str]]:
+def _corrupt_runs(sample_runs, tmp_path: Path) -> dict[str, tuple[Path, str]]:
     """Directories that are not a usable run, with a word the one-line error must hold."""
     cases = {}
 
     def copy(name: str) -> Path:
-        return _copy_run(runs.new, tmp_path / name)
+        return _copy_run(sample_runs.new, tmp_path / name)
 
     cases["missing"] = (tmp_path / "missing", "no such directory")
     (tmp_path / "a_file").write_text("x")
@@ -443,18 +450,18 @@ def _corrupt_runs(runs, tmp_path: Path) -> dict[str, tuple[Path, str]]:
     return cases
 
 
-def test_sql_cli_errors_are_one_line(runs, tmp_path):
-    res = cli("sql", "nope", "--out", runs.new)
+def test_sql_cli_errors_are_one_line(sample_runs, tmp_path):
+    res = cli("sql", "nope", "--out", sample_runs.new)
     assert_one_error_line(res, 2, "unknown report 'nope'")
-    res = cli("sql", "risk_overview", "--out", runs.new, "--format", "xml")
+    res = cli("sql", "risk_overview", "--out", sample_runs.new, "--format", "xml")
     assert_one_error_line(res, 2, "unknown format 'xml'")
-    res = cli("sql", "risk_overview", "--out", runs.new, "--format", "parquet")
+    res = cli("sql", "risk_overview", "--out", sample_runs.new, "--format", "parquet")
     assert_one_error_line(res, 2, "needs --dest")
-    for out, word in _corrupt_runs(runs, tmp_path).values():
+    for out, word in _corrupt_runs(sample_runs, tmp_path).values():
         res = cli("sql", "risk_overview", "--out", out)
         assert_one_error_line(res, 2, word)
     # an output file that is not parquet: DuckDB's multi-line message becomes one line
-    d = _copy_run(runs.new, tmp_path / "torn")
+    d = _copy_run(sample_runs.new, tmp_path / "torn")
     (d / "account_risk.parquet").write_bytes(b"not a parquet file")
     assert_one_error_line(cli("sql", "risk_overview", "--out", d), 2, str(d))
     # destinations that cannot be written
@@ -463,14 +470,14 @@ def test_sql_cli_errors_are_one_line(runs, tmp_path):
         "sql",
         "risk_overview",
         "--out",
-        runs.new,
+        sample_runs.new,
         "--format",
         "csv",
         "--dest",
         tmp_path / "plain" / "r.csv",
     )
     assert_one_error_line(res, 2, "cannot write", "is not a directory")
-    res = cli("sql", "risk_overview", "--out", runs.new, "--format", "csv", "--dest", tmp_path)
+    res = cli("sql", "risk_overview", "--out", sample_runs.new, "--format", "csv", "--dest", tmp_path)
     assert_one_error_line(res, 2, "is a directory")
     # and the same through a real process: one line, no traceback
     assert_one_error_line(
@@ -478,11 +485,11 @@ def test_sql_cli_errors_are_one_line(runs, tmp_path):
     )
 
 
-def test_sql_table_fits_100_columns(runs, monkeypatch):
+def test_sql_table_fits_100_columns(sample_runs, monkeypatch):
     """COLUMNS=100: no printed line is wider, and every column's header shows in full."""
     monkeypatch.setenv("COLUMNS", "100")
     for name in list_reports():
-        out = runs.faulty if name == "data_issues_summary" else runs.new
+        out = sample_runs.faulty if name == "data_issues_summary" else sample_runs.new
         res = cli("sql", name, "--out", out)
         assert res.exit_code == 0, res
         widest = max(len(line) for line in res.stdout.splitlines())
@@ -491,17 +498,19 @@ def test_sql_table_fits_100_columns(runs, monkeypatch):
     listing = cli("sql", "list").stdout
     assert max(len(line) for line in listing.splitlines()) <= 100
     # a real process reads COLUMNS from its environment
-    res = cli_process("sql", "migration_cohorts", "--out", runs.new, env={**os.environ, "COLUMNS": "100"})
+    res = cli_process(
+        "sql", "migration_cohorts", "--out", sample_runs.new, env={**os.environ, "COLUMNS": "100"}
+    )
     assert res.exit_code == 0, res.stderr
     assert max(len(line) for line in res.stdout.splitlines()) <= 100
-    assert set(run_report("migration_cohorts", runs.new).columns) <= _headers(res.stdout)
+    assert set(run_report("migration_cohorts", sample_runs.new).columns) <= _headers(res.stdout)
     assert "switch_now" in res.stdout
 
 
-def test_split_tables_repeat_every_label_column_at_120_columns(runs, monkeypatch):
+def test_split_tables_repeat_every_label_column_at_120_columns(sample_runs, monkeypatch):
     """migration_cohorts at COLUMNS=120: every part shows all four label columns, then its own columns."""
     monkeypatch.setenv("COLUMNS", "120")
-    res = cli("sql", "migration_cohorts", "--out", runs.new)
+    res = cli("sql", "migration_cohorts", "--out", sample_runs.new)
     assert res.exit_code == 0, res
     assert max(len(line) for line in res.stdout.splitlines()) <= 120
     labels = ["compliance_state", "classic_margin_level_bucket", "net_equity_bucket", "country"]
@@ -516,20 +525,22 @@ def test_split_tables_repeat_every_label_column_at_120_columns(runs, monkeypatch
         assert part[:4] == labels, part
     others = [c for part in parts for c in part[4:]]
     assert sorted(others) == sorted(
-        c for c in run_report("migration_cohorts", runs.new).columns if c not in labels
+        c for c in run_report("migration_cohorts", sample_runs.new).columns if c not in labels
     )
     # each part lists every row's labels: the rows of each part are the report's rows
     assert (
         res.stdout.count("switch_now")
         == len(parts)
-        * run_report("migration_cohorts", runs.new).filter(pl.col("compliance_state") == "switch_now").height
+        * run_report("migration_cohorts", sample_runs.new)
+        .filter(pl.col("compliance_state") == "switch_now")
+        .height
     )
 
 
-def test_verify_cli(runs, tmp_path):
-    res = cli("verify", "--out", runs.new)
+def test_verify_cli(sample_runs, tmp_path):
+    res = cli("verify", "--out", sample_runs.new)
     assert res.exit_code == 0 and "match" in res.stdout, res
-    for name, (out, word) in _corrupt_runs(runs, tmp_path).items():
+    for name, (out, word) in _corrupt_runs(sample_runs, tmp_path).items():
         if name == "no_actions":  # a listed file gone is what verify finds: exit 1, the problem named
             res = cli("verify", "--out", out)
             assert (
@@ -542,9 +553,9 @@ def test_verify_cli(runs, tmp_path):
     assert_one_error_line(cli_process("verify", "--out", tmp_path / "missing"), 2, "no such directory")
 
 
-def test_out_dir_from_env_resolves_from_where_the_command_was_typed(runs, tmp_path, monkeypatch):
+def test_out_dir_from_env_resolves_from_where_the_command_was_typed(sample_runs, tmp_path, monkeypatch):
     typed = tmp_path / "repo"
-    _copy_run(runs.new, typed / "out" / "today")
+    _copy_run(sample_runs.new, typed / "out" / "today")
     (typed / "notebooks").mkdir()
     monkeypatch.chdir(typed / "notebooks")  # a notebook kernel's working directory
     monkeypatch.setenv("PWD", str(typed))  # what the shell exported
@@ -555,8 +566,8 @@ def test_out_dir_from_env_resolves_from_where_the_command_was_typed(runs, tmp_pa
     monkeypatch.setenv("PWD", str(tmp_path / "gone"))
     monkeypatch.setenv("CROSSMARGIN_OUT", "../out/today")
     assert out_dir_from_env() == typed / "out" / "today"
-    monkeypatch.setenv("CROSSMARGIN_OUT", str(runs.new))
-    assert out_dir_from_env() == runs.new
+    monkeypatch.setenv("CROSSMARGIN_OUT", str(sample_runs.new))
+    assert out_dir_from_env() == sample_runs.new
     monkeypatch.setenv("CROSSMARGIN_OUT", "out/nothing")
     with pytest.raises(RunDirError, match="no such directory"):
         out_dir_from_env()
@@ -579,10 +590,10 @@ def _state(out: Path) -> pl.DataFrame:
     )
 
 
-def test_diff_between_two_as_of_matches_flags(runs):
-    d = diff_runs(runs.old, runs.new)
+def test_diff_between_two_as_of_matches_flags(sample_runs):
+    d = diff_runs(sample_runs.old, sample_runs.new)
     assert d.schema == pl.Schema(DIFF_SCHEMA)
-    b, a = _state(runs.old), _state(runs.new)
+    b, a = _state(sample_runs.old), _state(sample_runs.new)
     j = b.join(a, on="account_id", suffix="_a")
     assert j.height == b.height == a.height  # same input: same accounts on both days
 
@@ -615,7 +626,7 @@ def test_diff_between_two_as_of_matches_flags(runs):
     assert pending_to_due and pending_to_due <= ids("migration_state_changed")
     rows = d.filter(pl.col("change") == "migration_state_changed")
     assert set(rows.select("detail_before", "detail_after").unique().iter_rows()) >= {("pending", "due")}
-    assert d.height > 0 and diff_runs(runs.new, runs.new).height == 0
+    assert d.height > 0 and diff_runs(sample_runs.new, sample_runs.new).height == 0
 
 
 def _copy_run(src: Path, dest: Path) -> Path:
@@ -623,9 +634,9 @@ def _copy_run(src: Path, dest: Path) -> Path:
     return dest
 
 
-def test_diff_reports_exactly_the_changes_made(runs, tmp_path):
+def test_diff_reports_exactly_the_changes_made(sample_runs, tmp_path):
     """Edit a copy of a run's outputs in known ways; the diff lists exactly those (account, change)."""
-    before = runs.new
+    before = sample_runs.new
     after = _copy_run(before, tmp_path / "after")
     r = pl.read_parquet(before / "account_risk.parquet")
     act = pl.read_parquet(before / "actions.parquet")
@@ -714,12 +725,12 @@ def test_diff_reports_exactly_the_changes_made(runs, tmp_path):
     )
 
 
-def test_diff_cli_prints_counts_and_writes_only_with_dest(runs, tmp_path, monkeypatch):
+def test_diff_cli_prints_counts_and_writes_only_with_dest(sample_runs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    res = cli("diff", "--before", runs.old, "--after", runs.new)
+    res = cli("diff", "--before", sample_runs.old, "--after", sample_runs.new)
     assert res.exit_code == 0, res
     assert list(tmp_path.iterdir()) == []  # no --dest: nothing written, in the current directory or elsewhere
-    d = diff_runs(runs.old, runs.new)
+    d = diff_runs(sample_runs.old, sample_runs.new)
     counts = dict(summarize(d).with_columns(pl.col("change").cast(pl.String)).iter_rows())
     assert list(counts) == CHANGES
     n = counts["migration_state_changed"]
@@ -729,7 +740,7 @@ def test_diff_cli_prints_counts_and_writes_only_with_dest(runs, tmp_path, monkey
 
     dest = tmp_path / "d" / "diff.parquet"
     for _ in range(2):  # a diff it wrote is replaced by the next one
-        res = cli("diff", "--before", runs.old, "--after", runs.new, "--dest", dest)
+        res = cli("diff", "--before", sample_runs.old, "--after", sample_runs.new, "--dest", dest)
         assert res.exit_code == 0, res
         assert_frame_equal(pl.read_parquet(dest), d)
         assert f"-> {dest}" in res.stdout
@@ -737,22 +748,30 @@ def test_diff_cli_prints_counts_and_writes_only_with_dest(runs, tmp_path, monkey
     other = tmp_path / "other.parquet"
     pl.DataFrame({"x": [1]}).write_parquet(other)
     before = other.read_bytes()
-    res = cli("diff", "--before", runs.old, "--after", runs.new, "--dest", other)
+    res = cli("diff", "--before", sample_runs.old, "--after", sample_runs.new, "--dest", other)
     assert_one_error_line(res, 2, "refusing to replace", "--force")
     assert other.read_bytes() == before
-    res = cli("diff", "--before", runs.old, "--after", runs.new, "--dest", other, "--force")
+    res = cli("diff", "--before", sample_runs.old, "--after", sample_runs.new, "--dest", other, "--force")
     assert res.exit_code == 0 and pl.read_parquet(other).equals(d)
 
 
-def test_diff_cli_errors_are_one_line(runs, tmp_path):
-    for out, word in _corrupt_runs(runs, tmp_path).values():
-        assert_one_error_line(cli("diff", "--before", out, "--after", runs.new), 2, word)
-        assert_one_error_line(cli("diff", "--before", runs.new, "--after", out), 2, word)
-    d = _copy_run(runs.new, tmp_path / "no_column")
+def test_diff_cli_errors_are_one_line(sample_runs, tmp_path):
+    for out, word in _corrupt_runs(sample_runs, tmp_path).values():
+        assert_one_error_line(cli("diff", "--before", out, "--after", sample_runs.new), 2, word)
+        assert_one_error_line(cli("diff", "--before", sample_runs.new, "--after", out), 2, word)
+    d = _copy_run(sample_runs.new, tmp_path / "no_column")
     pl.read_parquet(d / "account_risk.parquet").drop("margin_call").write_parquet(d / "account_risk.parquet")
-    assert_one_error_line(cli("diff", "--before", runs.old, "--after", d), 2, "cannot compare")
+    assert_one_error_line(cli("diff", "--before", sample_runs.old, "--after", d), 2, "cannot compare")
     (tmp_path / "plain").write_text("x")
-    res = cli("diff", "--before", runs.old, "--after", runs.new, "--dest", tmp_path / "plain" / "d.parquet")
+    res = cli(
+        "diff",
+        "--before",
+        sample_runs.old,
+        "--after",
+        sample_runs.new,
+        "--dest",
+        tmp_path / "plain" / "d.parquet",
+    )
     assert_one_error_line(res, 2, "is not a directory")
-    res = cli_process("diff", "--before", tmp_path / "missing", "--after", runs.new)
+    res = cli_process("diff", "--before", tmp_path / "missing", "--after", sample_runs.new)
     assert_one_error_line(res, 2, "no such directory")

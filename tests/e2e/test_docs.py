@@ -19,7 +19,6 @@ import pytest
 from crossmargin.io.schemas import ISSUE_CODES
 from crossmargin.policy import shipped_policy_text
 from support import REPO
-from support.cli import cli
 
 RULES = REPO / "docs" / "rules.md"
 TEXT = RULES.read_text(encoding="utf-8")
@@ -268,15 +267,6 @@ def test_policy_default_matches_policy_toml(key: str, cell: str) -> None:
 # ------------------------------------------------------------------ the hand-worked repayment
 
 
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The job on data/sample at 2025-01-21T10:00:00Z, as the worked examples run it."""
-    out = tmp_path_factory.mktemp("sample") / "out"
-    argv = ["run", "--as-of", "2025-01-21T10:00:00Z", "--input", str(REPO / "data" / "sample")]
-    assert cli(*argv, "--out", out).exit_code == 0
-    return out
-
-
 def _row(out: Path, account_id: int) -> dict:
     return (
         pl.read_parquet(out / "account_risk.parquet")
@@ -285,11 +275,11 @@ def _row(out: Path, account_id: int) -> dict:
     )
 
 
-def test_repayment_example_is_what_the_job_writes(sample_run: Path) -> None:
+def test_repayment_example_is_what_the_job_writes(golden_runs: dict[str, Path]) -> None:
     """§4.5 works account 1000264 of data/sample by hand; the job must agree."""
     section = TEXT[TEXT.index('<a id="repayment-example">') : TEXT.index('<a id="bad-debt">')]
     assert "1000264" in section and "14,586.44" in section
-    out = sample_run
+    out = golden_runs["new"]
     row = _row(out, 1000264)
     a, liab = 21905.09 + 15400.62, 29704.57 + 28.05
     assert row["total_asset_usdt"] == pytest.approx(37305.71, rel=1e-12) == a
@@ -311,12 +301,12 @@ def test_repayment_example_is_what_the_job_writes(sample_run: Path) -> None:
 # ------------------------------------------------------------------ what it would take, by hand
 
 
-def test_topup_examples_are_what_the_job_writes(sample_run: Path) -> None:
+def test_topup_examples_are_what_the_job_writes(golden_runs: dict[str, Path]) -> None:
     """§9.2 works a top-up of each kind on accounts of data/sample by hand; the job must agree, to the
     float64 value quoted in the text."""
     section = TEXT[TEXT.index('<a id="topup-examples">') : TEXT.index('<a id="orders-to-cancel">')]
     # 1000037: Pro 5x, USDT only (and a SELL that loses nothing): out of margin call above 1.5
-    row = _row(sample_run, 1000037)
+    row = _row(golden_runs["new"], 1000037)
     assert row["margin_mode"] == "pro" and row["margin_call"] and not row["liquidation"]
     assert row["total_liability_usdt"] == pytest.approx(1409.46 + 0.36, rel=1e-12)
     assert row["maintenance_margin_usdt"] == pytest.approx(70.491, rel=1e-12)
@@ -324,11 +314,11 @@ def test_topup_examples_are_what_the_job_writes(sample_run: Path) -> None:
     assert row["margin_call_topup_usdt"] == pytest.approx(1.5 * 70.491 - (1497.91 - 1409.82), rel=1e-12)
     assert row["margin_call_topup_usdt"] == pytest.approx(17.6465, rel=1e-12)
     assert "**17.6465**" in section and repr(row["margin_call_topup_usdt"]) in section
-    actions = pl.read_parquet(sample_run / "actions.parquet").filter(pl.col("account_id") == 1000037)
+    actions = pl.read_parquet(golden_runs["new"] / "actions.parquet").filter(pl.col("account_id") == 1000037)
     call = actions.filter(pl.col("action").cast(pl.String) == "MARGIN_CALL")
     assert call["amount_usdt"].to_list() == [row["margin_call_topup_usdt"]]
     # 1000160: Classic 3x; the Pro level needs 77.5391, net equity 4,977.609: the larger
-    row = _row(sample_run, 1000160)
+    row = _row(golden_runs["new"], 1000160)
     assert row["margin_mode"] == "classic"
     level_topup = 2 * 0.05 * 999.27 - (1021.63 + 0.01 * 3.1 * 0.9 - 999.27)
     assert level_topup == pytest.approx(77.5391, rel=1e-12)
@@ -336,7 +326,7 @@ def test_topup_examples_are_what_the_job_writes(sample_run: Path) -> None:
     assert row["pro_topup_usdt"] == pytest.approx(4977.609, rel=1e-12) and row["pro_topup_usdt"] > level_topup
     assert "**4,977.609**" in section and repr(row["pro_topup_usdt"]) in section
     # 1000248: Pro 3x, USDT only: the Classic collateral level above the IRR 1.5
-    row = _row(sample_run, 1000248)
+    row = _row(golden_runs["new"], 1000248)
     assert row["margin_mode"] == "pro" and not row["can_switch_to_classic"]
     assert row["collateral_usdt"] == pytest.approx(528.91 + 161.72, rel=1e-12)
     assert row["classic_switch_topup_usdt"] == pytest.approx(
@@ -346,10 +336,10 @@ def test_topup_examples_are_what_the_job_writes(sample_run: Path) -> None:
     assert "**201.285**" in section and repr(row["classic_switch_topup_usdt"]) in section
 
 
-def test_orders_example_is_what_the_job_writes(sample_run: Path) -> None:
+def test_orders_example_is_what_the_job_writes(golden_runs: dict[str, Path]) -> None:
     """§9.3 works showcase account 61 by hand: two of its four orders, the tied largest, lift it."""
     section = TEXT[TEXT.index('<a id="orders-example">') : TEXT.index('<a id="remediation-report">')]
-    row = _row(sample_run, 61)
+    row = _row(golden_runs["new"], 61)
     losses = {8: 52.0, 9: 260.0, 10: 130.0, 11: 260.0}
     assert row["open_order_loss_usdt"] == sum(losses.values()) == 702.0
     assert row["pro_margin_level_new"] == (1540.0 - 1000.0 - 702.0) / 50.0

@@ -46,17 +46,7 @@ def same(got, want) -> bool:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    base = tmp_path_factory.mktemp("explain-runs")
-    out = {}
-    for name, as_of in AS_OFS.items():
-        out[name] = base / name
-        assert cli("run", "--as-of", as_of, "--input", SAMPLE, "--out", out[name]).exit_code == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def explained(runs) -> dict[str, dict[int, dict]]:
+def explained(golden_runs) -> dict[str, dict[int, dict]]:
     """Every account of the sample at each instant, from one engine run each, read back from JSON."""
     ids = pl.read_parquet(SAMPLE / "accounts.parquet")["account_id"].to_list()
     return {
@@ -72,8 +62,8 @@ def run_rows(out: Path) -> dict[int, dict]:
 
 
 @pytest.mark.parametrize("name", list(AS_OFS))
-def test_every_account_risk_row_is_the_runs_to_the_bit(runs, explained, name):
-    rows = run_rows(runs[name])
+def test_every_account_risk_row_is_the_runs_to_the_bit(golden_runs, explained, name):
+    rows = run_rows(golden_runs[name])
     docs = explained[name]
     assert len(rows) == len(docs) == 460
     for account_id, want in rows.items():
@@ -175,13 +165,13 @@ def test_each_decision_agrees_with_the_checks_shown_for_it(explained, name):
                 assert i["value"] != 0 or all(at), (doc["account_id"], i["output"])
 
 
-def test_the_repayment_example_as_json_through_the_cli(runs):
+def test_the_repayment_example_as_json_through_the_cli(golden_runs):
     res = cli(
         "explain", "--input", SAMPLE, "--as-of", AS_OFS["new"], "--account", REPAYING, "--format", "json"
     )
     assert res.exit_code == 0
     doc = json.loads(res.stdout)
-    want = run_rows(runs["new"])[REPAYING]
+    want = run_rows(golden_runs["new"])[REPAYING]
     assert all(same(doc["account_risk"][c], want[c]) for c in want)
     assert doc["account_risk"]["partial_repayment_usdt"] == 14586.440000000002
     repayment = item(doc, "decisions", "partial_repayment_usdt")
@@ -222,26 +212,26 @@ def test_infinity_is_written_as_json_infinity():
     assert json.loads(text)["account_risk"]["classic_margin_level"] == math.inf
 
 
-def test_out_run_dir_explains_that_run(runs):
+def test_out_run_dir_explains_that_run(golden_runs):
     argv = ["explain", "--account", str(REPAYING), "--format", "json"]
-    res = cli(*argv, "--out", runs["old"])
+    res = cli(*argv, "--out", golden_runs["old"])
     assert res.exit_code == 0
     from_run = json.loads(res.stdout)
     res = cli(*argv, "--input", SAMPLE, "--as-of", AS_OFS["old"])
     assert res.exit_code == 0
     from_dir = json.loads(res.stdout)
     assert from_run["as_of"] == "2025-01-21T09:59:59Z"
-    assert from_run["source"]["run"] == str(runs["old"].absolute())
+    assert from_run["source"]["run"] == str(golden_runs["old"].absolute())
     assert {**from_run, "source": None} == {**from_dir, "source": None}
 
 
-def test_out_takes_the_runs_baseline(runs, tmp_path):
+def test_out_takes_the_runs_baseline(golden_runs, tmp_path):
     out = tmp_path / "with-baseline"
-    run_job(dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC), SAMPLE, out, baseline=runs["old"])
+    run_job(dt.datetime(2025, 1, 21, 10, tzinfo=dt.UTC), SAMPLE, out, baseline=golden_runs["old"])
     res = cli("explain", "--out", out, "--account", REPAYING, "--format", "json")
     assert res.exit_code == 0
     doc = json.loads(res.stdout)
-    assert doc["source"]["baseline"] == str(runs["old"].absolute()) and doc["status"] == "scored"
+    assert doc["source"]["baseline"] == str(golden_runs["old"].absolute()) and doc["status"] == "scored"
     assert "baseline" in render(doc)
 
 

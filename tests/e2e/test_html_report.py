@@ -22,7 +22,7 @@ from crossmargin.analytics.sql import run_report
 from crossmargin.io.inputs import load_tables
 from crossmargin.job import run_job
 from support.cli import assert_one_error_line, cli, cli_process
-from support.runs import NEW_AS_OF, risk, sample_root, sample_runs, scenario_run
+from support.runs import NEW_AS_OF, risk
 
 CHROMIUM = Path("/usr/bin/chromium")
 N_CHARTS = (
@@ -31,9 +31,9 @@ N_CHARTS = (
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> tuple[Path, str]:
+def report(sample_runs, tmp_path_factory) -> tuple[Path, str]:
     path = tmp_path_factory.mktemp("html") / "cohort_report.html"
-    write_report(sample_runs().new, path)
+    write_report(sample_runs.new, path)
     return path, path.read_text(encoding="utf-8")
 
 
@@ -53,9 +53,9 @@ def test_report_is_self_contained(report):
         assert f'id="{ref}"' in text, ref
 
 
-def test_report_numbers_come_from_the_sql_reports(report):
+def test_report_numbers_come_from_the_sql_reports(sample_runs, report):
     _, text = report
-    runs = sample_runs()
+    runs = sample_runs
     r = risk(runs.new)
     due = r.filter("due_for_migration").height
     repay = r["partial_repayment_usdt"].sum()
@@ -77,9 +77,9 @@ def test_report_numbers_come_from_the_sql_reports(report):
     assert "2025-01-21 10:00 UTC" in text and "Pro formula in force: new" in text
 
 
-def test_report_without_pro_accounts(tmp_path):
+def test_report_without_pro_accounts(sample_runs, tmp_path):
     """A book with no Pro account (nothing due, empty cohorts) still renders every chart."""
-    runs = sample_runs()
+    runs = sample_runs
     inputs = tmp_path / "in"
     inputs.mkdir()
     for name, table in load_tables(runs.input_dir).items():
@@ -97,18 +97,18 @@ def test_report_without_pro_accounts(tmp_path):
     assert '<div class="v">0</div><div class="l">Pro accounts due for migration</div>' in text
 
 
-def test_report_cli_is_deterministic(report, tmp_path):
+def test_report_cli_is_deterministic(sample_runs, report, tmp_path):
     dest = tmp_path / "r.html"
     for _ in range(2):  # a report it wrote is replaced by the next one
-        res = cli("report", "--out", sample_runs().new, "--html", dest)
+        res = cli("report", "--out", sample_runs.new, "--html", dest)
         assert res.exit_code == 0, res
         assert f"{N_CHARTS} charts" in res.stdout
         assert dest.read_text(encoding="utf-8") == report[1]  # rerun = same bytes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]  # no temporary file left
 
 
-def test_report_cli_errors_are_one_line(tmp_path):
-    new = sample_runs().new
+def test_report_cli_errors_are_one_line(sample_runs, tmp_path):
+    new = sample_runs.new
     res = cli("report", "--out", tmp_path / "nope", "--html", tmp_path / "x.html")
     assert_one_error_line(res, 2, "not a run's output directory")
     assert not (tmp_path / "x.html").exists()
@@ -143,7 +143,7 @@ def test_report_needs_no_extra():
     assert any(r.startswith("matplotlib") for r in base), base
 
 
-def test_report_sections_are_one_function_each(report):
+def test_report_sections_are_one_function_each(sample_runs, report):
     """The page is SECTIONS in order; a section added to the list shows up in the report."""
     _, text = report
     titles = re.findall(r"<section><h2>([^<]+)</h2>", text)
@@ -156,10 +156,10 @@ def test_report_sections_are_one_function_each(report):
 
     SECTIONS.append(extra)
     try:
-        page = render_report(sample_runs().new)
+        page = render_report(sample_runs.new)
     finally:
         SECTIONS.remove(extra)
-    assert page.count("<section>") == 12 and f"<p>{risk(sample_runs().new).height} accounts</p>" in page
+    assert page.count("<section>") == 12 and f"<p>{risk(sample_runs.new).height} accounts</p>" in page
 
 
 # ------------------------------------------------------------------ a real headless browser
@@ -269,21 +269,17 @@ def _measure(page: Path, tmp: Path) -> dict:
     return json.loads(html_module.unescape(found.group(1)))
 
 
-def _pages(tmp: Path) -> dict[str, Path]:
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory, sample_runs, sample_root, scenario_run) -> dict[str, Path]:
     from crossmargin.analytics.programme import write_programme_page
     from crossmargin.analytics.root import open_root
 
-    pages = {
-        "cohort": write_report(sample_runs().new, tmp / "cohort.html"),
-        "cohort_with_scenarios": write_report(scenario_run(), tmp / "scenarios.html"),
-        "programme": write_programme_page(open_root(sample_root().root), tmp / "programme.html"),
+    tmp = tmp_path_factory.mktemp("pages")
+    return {
+        "cohort": write_report(sample_runs.new, tmp / "cohort.html"),
+        "cohort_with_scenarios": write_report(scenario_run, tmp / "scenarios.html"),
+        "programme": write_programme_page(open_root(sample_root.root), tmp / "programme.html"),
     }
-    return pages
-
-
-@pytest.fixture(scope="module")
-def pages(tmp_path_factory) -> dict[str, Path]:
-    return _pages(tmp_path_factory.mktemp("pages"))
 
 
 @pytest.mark.parametrize("name", ["cohort", "cohort_with_scenarios", "programme"])

@@ -85,14 +85,13 @@ def _cohort_report(*args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
 
 
-def test_cohort_report_writes_the_analyst_pack(tmp_path: Path) -> None:
+def test_cohort_report_writes_the_analyst_pack(sample_runs, tmp_path: Path) -> None:
     from polars.testing import assert_frame_equal
 
     from crossmargin.analytics.diff import diff_runs
     from crossmargin.analytics.sql import list_reports, run_report
-    from support.runs import sample_runs
 
-    runs = sample_runs()
+    runs = sample_runs
     dest = tmp_path / "pack"
     for _ in range(2):  # a rerun replaces its own files
         proc = _cohort_report("--out", runs.new, "--dest", dest, "--before", runs.old, "--parquet")
@@ -110,15 +109,14 @@ def test_cohort_report_writes_the_analyst_pack(tmp_path: Path) -> None:
     assert "migration_state_changed=" in proc.stdout and "migration_cohorts: " in proc.stdout
 
 
-def test_cohort_report_errors_are_one_line(tmp_path: Path) -> None:
-    from support.runs import sample_runs
+def test_cohort_report_errors_are_one_line(sample_runs, tmp_path: Path) -> None:
 
     cases = [
         (["--out", tmp_path / "missing", "--dest", tmp_path / "a"], "no such directory"),
-        (["--out", sample_runs().new, "--dest", tmp_path / "b", "--before", tmp_path], "no manifest.json"),
+        (["--out", sample_runs.new, "--dest", tmp_path / "b", "--before", tmp_path], "no manifest.json"),
     ]
     (tmp_path / "plain").write_text("x")
-    cases.append((["--out", sample_runs().new, "--dest", tmp_path / "plain"], "is not a directory"))
+    cases.append((["--out", sample_runs.new, "--dest", tmp_path / "plain"], "is not a directory"))
     for args, word in cases:
         proc = _cohort_report(*args)
         assert proc.returncode == 2, proc.stderr

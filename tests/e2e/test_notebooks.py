@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from support import REPO
-from support.runs import MISSING_NIGHT, OTHER_POLICY_NIGHT, risk, sample_root, sample_runs
+from support.runs import MISSING_NIGHT, OTHER_POLICY_NIGHT, risk
 
 nbclient = pytest.importorskip("nbclient", reason="nbclient is in the [dev] extra")
 
@@ -32,11 +32,11 @@ def _text(output) -> str:
 
 
 @pytest.fixture(scope="module")
-def typed_dir(tmp_path_factory) -> Path:
+def typed_dir(sample_runs, sample_root, tmp_path_factory) -> Path:
     """The directory the README's command is typed in: a run's outputs in out/today."""
     top = tmp_path_factory.mktemp("clone")
-    shutil.copytree(sample_runs().new, top / "out" / "today")
-    shutil.copytree(sample_root().root, top / "out" / "root")
+    shutil.copytree(sample_runs.new, top / "out" / "today")
+    shutil.copytree(sample_root.root, top / "out" / "root")
     assert not (REPO / "notebooks" / "out" / "today").exists()  # only PWD can find the run
     return top
 

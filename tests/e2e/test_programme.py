@@ -1,6 +1,6 @@
 """Reports and the page over every night of a root (`crossmargin sql NAME --root`, `report --root`).
 
-Two roots: `analytics_fixtures.sample_root()` (the committed sample backfilled for five nights, one
+Two roots: `analytics_fixtures.sample_root` (the committed sample backfilled for five nights, one
 missing night, one night under another policy version), and a tiny root written here from literal
 frames (tests/support/inputs.py) whose accounts change compliance state and margin mode from night to night,
 so every transition is known by hand.
@@ -22,15 +22,7 @@ from crossmargin.analytics.sql import list_reports, report_info
 from crossmargin.job import run_job
 from support.cli import assert_one_error_line, cli, cli_process
 from support.inputs import account, balance, tables, ts
-from support.runs import (
-    MISSING_NIGHT,
-    OTHER_POLICY_NIGHT,
-    OTHER_POLICY_VERSION,
-    ROOT_NIGHTS,
-    risk,
-    sample_root,
-    sample_runs,
-)
+from support.runs import MISSING_NIGHT, OTHER_POLICY_NIGHT, OTHER_POLICY_VERSION, ROOT_NIGHTS, risk
 
 ROOT_REPORTS = {
     "account_states",
@@ -93,8 +85,8 @@ def _expected_progress(root: Path) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={c: (pl.Date if c == "as_of" else None) for c in PROGRESS_COLUMNS})
 
 
-def test_programme_progress_is_one_row_per_night_from_the_partitions():
-    root = sample_root().root
+def test_programme_progress_is_one_row_per_night_from_the_partitions(sample_root):
+    root = sample_root.root
     got = run_root_report("programme_progress", open_root(root))
     assert got.columns == PROGRESS_COLUMNS
     expected = _expected_progress(root)
@@ -115,20 +107,20 @@ def test_programme_progress_is_one_row_per_night_from_the_partitions():
     assert got["due_for_migration"].max() > 0 and got["pro_compliant"].max() > 0
 
 
-def test_programme_nights_call_out_missing_nights_and_other_policy_versions():
-    nights = run_root_report("programme_nights", open_root(sample_root().root))
+def test_programme_nights_call_out_missing_nights_and_other_policy_versions(sample_root):
+    nights = run_root_report("programme_nights", open_root(sample_root.root))
     assert nights.filter(~pl.col("has_partition"))["as_of"].to_list() == [_day(MISSING_NIGHT)]
     other = nights.filter("other_policy_version")
     assert other["as_of"].to_list() == [_day(OTHER_POLICY_NIGHT)]
     assert other["policy_version"][0] == OTHER_POLICY_VERSION
     assert nights["latest_policy_version"].unique().to_list() != [OTHER_POLICY_VERSION]
     assert nights.filter("has_partition")["accounts_scored"].to_list() == [
-        _partition_risk(sample_root().root, n).height for n in ROOT_NIGHTS
+        _partition_risk(sample_root.root, n).height for n in ROOT_NIGHTS
     ]
 
 
-def test_a_window_of_nights():
-    root = sample_root().root
+def test_a_window_of_nights(sample_root):
+    root = sample_root.root
     res = cli(
         "sql",
         "programme_progress",
@@ -222,9 +214,9 @@ def test_cohort_of_the_first_night_followed_across_nights(tiny_root):
 
 
 # ------------------------------------------------------------------ verification and the command line
-def test_a_partition_that_does_not_verify_is_left_out_and_named(tmp_path):
+def test_a_partition_that_does_not_verify_is_left_out_and_named(sample_root, tmp_path):
     root = tmp_path / "root"
-    shutil.copytree(sample_root().root, root)
+    shutil.copytree(sample_root.root, root)
     bad = root / "as_of=2025-01-15"
     (bad / "actions.parquet").write_bytes((bad / "actions.parquet").read_bytes()[:-10] + b"0123456789")
     wrong = root / "as_of=2025-01-16"
@@ -268,9 +260,9 @@ def test_sql_list_shows_both_kinds_and_tags_are_consistent():
         assert set(info.reads) <= set(list_reports(None)), name
 
 
-def test_root_command_line_errors_are_one_line(tmp_path):
-    root = sample_root().root
-    new = sample_runs().new
+def test_root_command_line_errors_are_one_line(sample_runs, sample_root, tmp_path):
+    root = sample_root.root
+    new = sample_runs.new
     cases = [
         (["sql", "programme_progress", "--root", tmp_path / "nope"], "no such directory"),
         (["sql", "programme_progress", "--root", tmp_path], "holds no partition"),
@@ -301,8 +293,8 @@ def test_root_command_line_errors_are_one_line(tmp_path):
     )
 
 
-def test_programme_page_over_the_root(tmp_path):
-    root = sample_root().root
+def test_programme_page_over_the_root(sample_root, tmp_path):
+    root = sample_root.root
     dest = tmp_path / "programme.html"
     for _ in range(2):  # a page it wrote is replaced by the next one
         res = cli("report", "--root", root, "--html", dest)
@@ -329,6 +321,6 @@ def test_programme_page_over_the_root(tmp_path):
     assert f'<div class="v">{last["pro_compliant"]:,}</div><div class="l">compliant</div>' in text
 
 
-def test_query_root_reads_the_reports_by_name():
-    got = query_root(open_root(sample_root().root), "select count(*) as n from programme_progress")
+def test_query_root_reads_the_reports_by_name(sample_root):
+    got = query_root(open_root(sample_root.root), "select count(*) as n from programme_progress")
     assert got["n"][0] == len(ROOT_NIGHTS) + 1

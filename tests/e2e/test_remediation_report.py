@@ -18,7 +18,7 @@ from crossmargin.analytics.remediation_section import remediation_section
 from crossmargin.analytics.sql import run_report
 from crossmargin.job import run_job
 from support.inputs import account, balance, one_slice, order, price, tables, tiers
-from support.runs import NEW_AS_OF, risk, sample_runs
+from support.runs import NEW_AS_OF, risk
 
 REPORT = "remediation"
 
@@ -120,10 +120,10 @@ def test_the_report_on_a_hand_built_run(hand_run: Path) -> None:
 
 
 @pytest.mark.parametrize("which", ["new", "old"])
-def test_the_report_adds_up_to_account_risk(which: str) -> None:
+def test_the_report_adds_up_to_account_risk(sample_runs, which: str) -> None:
     """Per (mode, condition) the bands count every account the column is defined for once, and sum its
     top-ups (orders); every band holds only values of its range."""
-    out = getattr(sample_runs(), which)
+    out = getattr(sample_runs, which)
     got = run_report(REPORT, out).with_columns(pl.col("margin_mode").cast(pl.String))
     r = risk(out)
     columns = {

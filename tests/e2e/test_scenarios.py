@@ -113,14 +113,6 @@ def test_run_refuses_a_bad_scenario_file_before_any_work(tmp_path: Path, content
 # ----------------------------------------------------------------------------- reading them: SQL and HTML
 
 
-@pytest.fixture(scope="module")
-def scenario_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("scenario-run") / "out"
-    proc = run_sample(out, "--scenarios", "default")
-    assert proc.exit_code == 0, proc.stderr
-    return out
-
-
 def test_scenario_summary_report(scenario_run: Path) -> None:
     """Per scenario and margin mode, the counts and sums recomputed here from the two parquet files."""
     from crossmargin.analytics.sql import run_report

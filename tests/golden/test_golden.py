@@ -46,27 +46,17 @@ def as_text(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    base = tmp_path_factory.mktemp("golden")
-    out = {}
-    for name, as_of in AS_OFS.items():
-        run_sample(as_of, base / name)
-        out[name] = base / name
-    return out
-
-
 @pytest.mark.parametrize("name", list(AS_OFS))
 @pytest.mark.parametrize("table", ["account_risk", "actions"])
-def test_outputs_match_golden(runs: dict[str, Path], name: str, table: str) -> None:
-    got = as_text(pl.read_parquet(runs[name] / f"{table}.parquet"))
+def test_outputs_match_golden(golden_runs: dict[str, Path], name: str, table: str) -> None:
+    got = as_text(pl.read_parquet(golden_runs[name] / f"{table}.parquet"))
     want = pl.read_csv(GOLDEN / f"{table}_{name}.csv", schema=got.schema)
     assert_frame_equal(got, want, check_exact=True)
 
 
-def test_contract_of_section_5(runs: dict[str, Path]) -> None:
+def test_contract_of_section_5(golden_runs: dict[str, Path]) -> None:
     """Files, column names and types of docs/rules.md §7, one row per account, every input account accounted for."""
-    out = runs["new"]
+    out = golden_runs["new"]
     for f in ("account_risk.parquet", "actions.parquet", "data_issues.parquet", "manifest.json"):
         assert (out / f).is_file()
     risk = pl.read_parquet(out / "account_risk.parquet")
@@ -89,9 +79,9 @@ def test_contract_of_section_5(runs: dict[str, Path]) -> None:
     assert set(pl.read_parquet(out / "actions.parquet")["action"].cast(pl.String)) == set(ACTIONS)
 
 
-def test_every_decision_is_demonstrated(runs: dict[str, Path]) -> None:
+def test_every_decision_is_demonstrated(golden_runs: dict[str, Path]) -> None:
     """The sample shows every flag of docs/rules.md §4 both ways, every block reason, and both migration reasons."""
-    risk = pl.read_parquet(runs["new"] / "account_risk.parquet")
+    risk = pl.read_parquet(golden_runs["new"] / "account_risk.parquet")
     for flag in [
         "margin_call",
         "liquidation",
@@ -112,17 +102,17 @@ def test_every_decision_is_demonstrated(runs: dict[str, Path]) -> None:
     assert risk.filter(pl.col("total_liability_usdt") == 0)["classic_margin_level"].eq(float("inf")).all()
 
 
-def test_formula_cut_over(runs: dict[str, Path]) -> None:
+def test_formula_cut_over(golden_runs: dict[str, Path]) -> None:
     """09:59:59Z uses the old Pro formula, 10:00:00Z the new one (docs/rules.md §2, §3)."""
-    new = pl.read_parquet(runs["new"] / "account_risk.parquet")
-    old = pl.read_parquet(runs["old"] / "account_risk.parquet")
+    new = pl.read_parquet(golden_runs["new"] / "account_risk.parquet")
+    old = pl.read_parquet(golden_runs["old"] / "account_risk.parquet")
     assert new["pro_margin_level"].equals(new["pro_margin_level_new"])
     assert old["pro_margin_level"].equals(old["pro_margin_level_old"])
     pro = new.filter(pl.col("margin_mode") == "pro")
     assert pro["margin_level"].equals(pro["pro_margin_level_new"])
 
 
-def test_buckets_give_the_same_outputs(runs: dict[str, Path], tmp_path: Path) -> None:
+def test_buckets_give_the_same_outputs(golden_runs: dict[str, Path], tmp_path: Path) -> None:
     """Processing account-id buckets one at a time gives exactly the single-pass outputs."""
     run_sample(AS_OFS["new"], tmp_path / "b4", "--buckets", "4")
     manifest = json.loads((tmp_path / "b4" / "manifest.json").read_text())
@@ -130,14 +120,14 @@ def test_buckets_give_the_same_outputs(runs: dict[str, Path], tmp_path: Path) ->
     for table in ("account_risk", "actions", "data_issues"):
         assert_frame_equal(
             pl.read_parquet(tmp_path / "b4" / f"{table}.parquet"),
-            pl.read_parquet(runs["new"] / f"{table}.parquet"),
+            pl.read_parquet(golden_runs["new"] / f"{table}.parquet"),
             check_exact=True,
         )
 
 
-def test_verify_command(runs: dict[str, Path], tmp_path: Path) -> None:
+def test_verify_command(golden_runs: dict[str, Path], tmp_path: Path) -> None:
     copy = tmp_path / "copy"
-    shutil.copytree(runs["new"], copy)
+    shutil.copytree(golden_runs["new"], copy)
     assert cli_process("verify", "--out", str(copy)).exit_code == 0
     (copy / "actions.parquet").write_bytes((copy / "actions.parquet").read_bytes()[:-10] + b"0" * 10)
     proc = cli_process("verify", "--out", str(copy))
