@@ -13,13 +13,12 @@ import json
 import shutil
 from pathlib import Path
 
+import nbclient
 import nbformat
 import pytest
 
 from support import REPO
 from support.runs import MISSING_NIGHT, OTHER_POLICY_NIGHT, risk
-
-nbclient = pytest.importorskip("nbclient", reason="nbclient is in the [dev] extra")
 
 NOTEBOOKS = ["risk_overview", "migration_cohort"]
 
