@@ -8,7 +8,7 @@ rel 1e-9 of the larger of the two and of the account's size (1, total asset, tot
 of 0 against the reference's 1e-12 of the account near a threshold), and so is a MARGIN_CALL amount.
 A boolean decided at a knife edge may be skipped ONLY when the engine's and the reference's level
 are not bit-identical and the level lies within 1e-9 (relative) of the threshold it is compared
-with; such skips are counted in `STATS`.
+with; such skips are counted in the `Stats` the caller passes to `compare`.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ TOPUPS = [c for c in ref.REMEDIATION_COLUMNS if c.endswith("_usdt")]
 
 @dataclass
 class Stats:
+    """What `compare` saw: accounts compared field by field, and those whose booleans were skipped at a
+    knife edge (with the skipped outputs)."""
+
     accounts_compared: int = 0
     knife_edge_skips: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)
-
-
-STATS = Stats()
 
 
 def run_both(
@@ -118,8 +118,16 @@ def knife_edges(e: dict[str, Any], r: dict[str, Any], policy: Policy) -> list[st
     return out
 
 
-def compare(engine: Any, reference: ref.ReferenceResult, policy: Policy, input_ids: set[int]) -> list[str]:
-    """Every disagreement between engine and reference, as readable strings (empty list = agree)."""
+def compare(
+    engine: Any,
+    reference: ref.ReferenceResult,
+    policy: Policy,
+    input_ids: set[int],
+    stats: Stats | None = None,
+) -> list[str]:
+    """Every disagreement between engine and reference, as readable strings (empty list = agree);
+    counted into `stats` if given."""
+    stats = Stats() if stats is None else stats
     errs: list[str] = []
     ar, acts, di = engine.account_risk, engine.actions, engine.data_issues
 
@@ -176,13 +184,13 @@ def compare(engine: Any, reference: ref.ReferenceResult, policy: Policy, input_i
     skipped_accounts: dict[int, list[str]] = {}
     for aid in sorted(valid_e & valid_r):
         e, r = rows[aid], reference.account_risk[aid]
-        STATS.accounts_compared += 1
+        stats.accounts_compared += 1
         skip = set(knife_edges(e, r, policy))
         if skip:
             skipped_accounts[aid] = sorted(skip)
         for col in ACCOUNT_RISK:
             if col in DISTANCE_COLUMNS:
-                continue  # checked against moved-price valuations of this reference in test_distances.py
+                continue  # checked against moved-price valuations of this reference in tests/property/test_distances.py
             ev = e[col]
             rv = r[col]
             if col in skip:
@@ -231,8 +239,8 @@ def compare(engine: Any, reference: ref.ReferenceResult, policy: Policy, input_i
                 errs.append(f"action {a} {act}: engine ({ers!r}, {eamt!r}) reference ({rs!r}, {amt!r})")
 
     if skipped_accounts:
-        STATS.knife_edge_skips += len(skipped_accounts)
-        STATS.skipped += [(a, ",".join(c)) for a, c in skipped_accounts.items()]
+        stats.knife_edge_skips += len(skipped_accounts)
+        stats.skipped += [(a, ",".join(c)) for a, c in skipped_accounts.items()]
     return errs
 
 
