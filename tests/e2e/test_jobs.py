@@ -1,6 +1,6 @@
 """The thin entry points in jobs/: they run the CLI and hold no logic of their own.
 
-The Airflow DAG is run by tests/test_airflow_dag.py."""
+The Airflow DAG is run by tests/e2e/test_airflow_dag.py."""
 
 from __future__ import annotations
 

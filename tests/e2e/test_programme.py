@@ -1,9 +1,9 @@
 """Reports and the page over every night of a root (`crossmargin sql NAME --root`, `report --root`).
 
-Two roots: `analytics_fixtures.sample_root` (the committed sample backfilled for five nights, one
-missing night, one night under another policy version), and a tiny root written here from literal
-frames (tests/support/inputs.py) whose accounts change compliance state and margin mode from night to night,
-so every transition is known by hand.
+Two roots: the `sample_root` fixture (tests/conftest.py: the committed sample backfilled for five
+nights, one missing night, one night under another policy version), and a tiny root written here from
+literal frames (tests/support/inputs.py) whose accounts change compliance state and margin mode from
+night to night, so every transition is known by hand.
 """
 
 from __future__ import annotations

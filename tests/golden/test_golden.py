@@ -4,7 +4,7 @@ The golden files under tests/golden/ are the reviewed outputs of `crossmargin ru
 the two sides of the new-formula cut-over. A change in any number, flag or action shows up here as a
 diff to review. Regenerate (after reviewing why they changed) with:
 
-    .venv/bin/python tests/test_golden.py --regen
+    PYTHONPATH=tests .venv/bin/python tests/golden/test_golden.py --regen
 """
 
 from __future__ import annotations

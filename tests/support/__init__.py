@@ -1,6 +1,8 @@
-"""What the tests share: the input builder (`inputs`), the command-line runner (`cli`), the shared runs of
-the job on the committed sample (`runs`), the independent scalar reference (`reference`) and its glue to
-the engine (`ref_compare`). The fixtures built on them are in tests/conftest.py."""
+"""What the tests share: the input builder (`inputs`), the command-line runner (`cli`), what the shared
+runs of the job are (`runs`; tests/conftest.py makes them), the independent scalar reference
+(`reference`) and its glue to the engine (`ref_compare`), the compiled kernels driven directly
+(`kernels`), the sample's showcase expectations (`showcase_expected`), and what the Airflow and Ray tests
+run in other processes (`airflow_driver`, `ray_faults`)."""
 
 from pathlib import Path
 
