@@ -112,8 +112,9 @@ def sort_by(key: np.ndarray, tie: np.ndarray, n: int, order: np.ndarray) -> None
 def search_kernel(
     starts, stop, asset, holding, debt,  # balance rows: run r is starts[r]..
     o_lo, o_hi, base, quote, is_buy, qty, limit, order_id,  # orders o_lo[g]..o_hi[g]-1 of account g
-    sums,  # (accounts, 6): each account's sums (the row pass's), in Quantities order
-    measure, threshold, above, path,  # slots: (accounts, slots) measure index and threshold; per slot
+    asset_v, liability_v, collateral_v, maintenance_v, initial_v, loss_v,  # each account's sums (row pass)
+    klass, measure, threshold, above, path,  # each account's class; per slot and class: the measure's
+    # index and threshold; per slot: its direction and path
     needs,  # per measure: the sums it reads (COLLATERAL, MARGINS, ORDERS bits)
     price, moving, ratio_first, usdt, coll, liab,
     out,  # (slots, accounts): the least t at which the slot's condition holds; NaN: none on its path
@@ -136,31 +137,34 @@ def search_kernel(
         g = run_idx[r]
         if g < 0:
             continue
-        q0 = Quantities(sums[g, 0], sums[g, 1], sums[g, 2], sums[g, 3], sums[g, 4], sums[g, 5])
+        q0 = Quantities(
+            asset_v[g], liability_v[g], collateral_v[g], maintenance_v[g], initial_v[g], loss_v[g]
+        )
+        c = klass[g]
         at_start = measures(q0)
         todo = False
         for j in range(n_slots):
             out[j, g], open_[j] = np.nan, False
-            k = measure[g, j]
+            k = measure[j, c]
             if k < 0:
                 continue
             numerator, denominator = at_start[k]
-            if holds(ratio(numerator, denominator), threshold[g, j], above[j]):
+            if holds(ratio(numerator, denominator), threshold[j, c], above[j]):
                 out[j, g] = 0.0
             elif denominator != 0 and not (path[j] == DEPOSIT and usdt < 0):
                 open_[j] = todo = True  # M = 0 stays 0 on every path: a level of +inf never crosses
         if todo:
-            _account(g, starts[r], run_end(starts, stop, r), o_lo[g], o_hi[g], asset, holding, debt, base, quote,
+            _account(g, c, starts[r], run_end(starts, stop, r), o_lo[g], o_hi[g], asset, holding, debt, base, quote,
                      is_buy, qty, limit, order_id, q0, measure, threshold, above, path, needs, price, moving,
                      ratio_first, usdt, coll, liab, points, order, ties, cancelled, g_at, m_at, open_,
                      out)  # fmt: skip
 
 
 @jitable
-def _account(g, s, e, o_lo, o_hi, asset, holding, debt, base, quote, is_buy, qty, limit, order_id, q0, measure,
+def _account(g, c, s, e, o_lo, o_hi, asset, holding, debt, base, quote, is_buy, qty, limit, order_id, q0, measure,
              threshold, above, path, needs, price, moving, ratio_first, usdt, coll, liab, points, order, ties,
              cancelled, g_at, m_at, open_, out):  # fmt: skip
-    """The open slots of account g (`open_`), path by path: the breakpoints, then piece by piece along
+    """The open slots of account g (of class c: `open_`), path by path: the breakpoints, then piece by piece along
     them, valuing the account at each (the one valuation), to the first piece whose end satisfies a
     slot's condition, where its result is the root of g = N − T·M; DEPOSIT's last piece along its line."""
     n_assets = price.size
@@ -170,11 +174,11 @@ def _account(g, s, e, o_lo, o_hi, asset, holding, debt, base, quote, is_buy, qty
         need = 0
         for j in range(path.size):
             if open_[j] and path[j] == p:
-                need |= needs[measure[g, j]] | FOLLOWED
+                need |= needs[measure[j, c]] | FOLLOWED
         if need == 0:
             continue
         if p == CANCEL:
-            _cancel(g, o_lo, o_hi, base, quote, is_buy, qty, limit, order_id, q0, measure, threshold, above, path,
+            _cancel(g, c, o_lo, o_hi, base, quote, is_buy, qty, limit, order_id, q0, measure, threshold, above, path,
                     price, moving, ratio_first, cancelled, points, order, ties, open_, out)  # fmt: skip
             continue
         # the breakpoints of path p (unsorted)
@@ -221,8 +225,8 @@ def _account(g, s, e, o_lo, o_hi, asset, holding, debt, base, quote, is_buy, qty
         # piece by piece
         for j in range(path.size):
             if open_[j] and path[j] == p:
-                numerator, denominator = at_start[measure[g, j]]
-                g_at[j], m_at[j] = numerator - threshold[g, j] * denominator, denominator
+                numerator, denominator = at_start[measure[j, c]]
+                g_at[j], m_at[j] = numerator - threshold[j, c] * denominator, denominator
         t_prev = 0.0
         end = MAX_DROP if p == DROP else (MAX_RISE if p == RISE else np.inf)
         for i in range(n + 1):
@@ -249,12 +253,12 @@ def _account(g, s, e, o_lo, o_hi, asset, holding, debt, base, quote, is_buy, qty
             for j in range(path.size):
                 if not (open_[j] and path[j] == p):
                     continue
-                numerator, denominator = at[measure[g, j]]
-                g_t = numerator - threshold[g, j] * denominator
+                numerator, denominator = at[measure[j, c]]
+                g_t = numerator - threshold[j, c] * denominator
                 # crossed in the piece: g changed sign (a level whose denominator reaches 0 at the piece's
                 # end is +inf there, yet crossed inside it), or the level holds at the end
                 crossed = g_t > 0 if above[j] else g_t <= 0
-                if crossed or holds(ratio(numerator, denominator), threshold[g, j], above[j]):
+                if crossed or holds(ratio(numerator, denominator), threshold[j, c], above[j]):
                     root = interpolated_root(t_prev, g_at[j], t, g_t)
                     share = (root - t_prev) / (t - t_prev) if t > t_prev else 1.0
                     if above[j] or m_at[j] * (1.0 - share) + denominator * share > 0:  # M at the root
@@ -305,7 +309,7 @@ def _reported(p: int, t: float) -> float:
 
 
 @jitable
-def _cancel(g, o_lo, o_hi, base, quote, is_buy, qty, limit, order_id, q0, measure, threshold, above, path, price,
+def _cancel(g, c, o_lo, o_hi, base, quote, is_buy, qty, limit, order_id, q0, measure, threshold, above, path, price,
             moving, ratio_first, cancelled, losses, ranks, ids, open_, out):  # fmt: skip
     """The open CANCEL slots of account g: the fewest of its orders, largest loss first (ties: smaller
     order_id), whose cancellation makes the condition hold; by bisection on the count (the condition is
@@ -335,9 +339,9 @@ def _cancel(g, o_lo, o_hi, base, quote, is_buy, qty, limit, order_id, q0, measur
                 base, quote, is_buy, qty, limit, o_lo, o_hi, price, moving, 1.0, ratio_first, chosen
             )
             numerator, denominator = measures(Quantities(q0[0], q0[1], q0[2], q0[3], q0[4], loss))[
-                measure[g, j]
+                measure[j, c]
             ]
-            if holds(ratio(numerator, denominator), threshold[g, j], above[j]):
+            if holds(ratio(numerator, denominator), threshold[j, c], above[j]):
                 out[j, g], found, hi = float(mid), True, mid - 1
             else:
                 lo = mid + 1
