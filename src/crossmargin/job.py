@@ -28,21 +28,24 @@ from typing import Any
 import polars as pl
 
 from crossmargin import __version__
-from crossmargin.engine import score
+from crossmargin.engine import Scores, score
 from crossmargin.engine.scenarios import scenario_schema
 from crossmargin.errors import IssueRateExceeded, UsageError
 from crossmargin.io import outputs
 from crossmargin.io.feed import check_feed, read_baseline
-from crossmargin.io.inputs import InputFile, load_inputs, sha256_file, unreadable_table
-from crossmargin.io.schemas import PRICE_PROBLEMS
+from crossmargin.io.inputs import InputFile, in_account_order, load_inputs, sha256_file, unreadable_table
+from crossmargin.io.schemas import ACCOUNT_RISK, ACTIONS_SCHEMA, DATA_ISSUES, PRICE_PROBLEMS
+from crossmargin.io.streams import TableStream
 from crossmargin.policy import Policy, resolve
 from crossmargin.progress import Progress
 from crossmargin.scenario_set import ScenarioSet, load_scenarios
 
 ACCOUNT_TABLES = ["accounts", "balances", "open_orders", "mode_switches"]
-ACCOUNTS_PER_BUCKET = (
-    12_000_000  # at most this many accounts per bucket by default (~0.5 GB peak per million)
-)
+# at most this many accounts per bucket by default: a bucket's frames take about 0.6 GB per million
+# accounts, and its outputs are written while the next bucket is scored (io/streams.py)
+ACCOUNTS_PER_BUCKET = 750_000
+# when an account table's file is not in account order, each bucket would read all of it: fewer buckets
+ACCOUNTS_PER_BUCKET_UNSORTED = 12_000_000
 
 Bounds = tuple[int | None, int | None]
 
@@ -106,6 +109,30 @@ def part_path(staging: Path, table: str, bucket: int) -> Path:
     return staging / f".{table}.part{bucket:05d}.parquet"
 
 
+def bucket_tables(tables: dict[str, pl.LazyFrame], bounds: Bounds) -> dict[str, pl.LazyFrame]:
+    """The input tables of one bucket: the account tables filtered to its id range, the rest whole."""
+    return {
+        name: frame.filter(in_bucket(bounds)) if name in ACCOUNT_TABLES else frame
+        for name, frame in tables.items()
+    }
+
+
+def score_in_bucket(
+    tables: dict[str, pl.LazyFrame], policy: Policy, bounds: Bounds, scenarios: ScenarioSet | None
+) -> Scores:
+    """The engine's scores of the accounts of one id range (scenario_risk in chunks of whole row groups)."""
+    group = outputs.scenario_accounts_per_row_group(len(scenarios.scenarios)) if scenarios is not None else 1
+    return score(bucket_tables(tables, bounds), policy, scenarios, group)
+
+
+def bucket_result(scores: Scores, sha256: dict[str, str] | None = None) -> BucketResult:
+    """What a bucket leaves besides its rows: counts, accounts with issues, price problems."""
+    # rows of unknown accounts are listed but do not count: the rate is over input accounts
+    bad = scores.data_issues.filter(pl.col("code") != "unknown_account")["account_id"].n_unique()
+    rows = {t: getattr(scores, t).height for t in outputs.OUTPUT_TABLES}
+    return BucketResult(rows, bad, scores.price_problems, dict(sha256 or {}))
+
+
 def score_bucket(
     tables: dict[str, pl.LazyFrame],
     policy: Policy,
@@ -114,28 +141,17 @@ def score_bucket(
     staging: Path,
     scenarios: ScenarioSet | None = None,
 ) -> BucketResult:
-    """Score the accounts of one id range and write their part files into `staging`."""
-    part = {
-        name: frame.filter(in_bucket(bounds)) if name in ACCOUNT_TABLES else frame
-        for name, frame in tables.items()
-    }
-    group = outputs.scenario_accounts_per_row_group(len(scenarios.scenarios)) if scenarios is not None else 1
-    scores = score(part, policy, scenarios, group)
+    """Score the accounts of one id range and write their part files into `staging` (the Ray engine's
+    task: its buckets run on other machines; job.merge_parts merges the parts)."""
+    scores = score_in_bucket(tables, policy, bounds, scenarios)
     sha256: dict[str, str] = {}
-    frames = {
-        "account_risk": scores.account_risk,
-        "actions": scores.actions,
-        "data_issues": scores.data_issues,
-    }
-    for table, frame in frames.items():  # each part hashed as it is written (outputs.OutputFile)
+    for table in outputs.OUTPUT_TABLES:  # each part hashed as it is written (outputs.OutputFile)
         with outputs.OutputFile(part_path(staging, table, bucket)) as f:
-            frame.write_parquet(f, **outputs.parquet_options(table))
+            getattr(scores, table).write_parquet(f, **outputs.parquet_options(table))
         sha256[table] = f.sha256
-    # rows of unknown accounts are listed but do not count: the rate is over input accounts
-    bad = scores.data_issues.filter(pl.col("code") != "unknown_account")["account_id"].n_unique()
-    result = BucketResult({t: f.height for t, f in frames.items()}, bad, scores.price_problems, sha256)
+    result = bucket_result(scores, sha256)
     chunks = scores.scenario_risk
-    del scores, frames  # the scenario chunks are computed while they are written: free the rest first
+    del scores  # the scenario chunks are computed while they are written: free the rest first
     if chunks is not None and scenarios is not None:  # streamed into the part file as computed
         with outputs.OutputFile(part_path(staging, outputs.SCENARIO_TABLE, bucket)) as f:
             result.rows[outputs.SCENARIO_TABLE] = outputs.sink_chunks(
@@ -161,8 +177,17 @@ def score_bucket_from_files(
     return score_bucket(tables, policy, bounds, bucket, staging, scenarios)
 
 
-# An executor scores every bucket and returns their results in bucket order (local: one after another).
-Executor = Callable[..., list[BucketResult]]
+@dataclass(frozen=True)
+class Scored:
+    """What an executor leaves: every bucket's result, in bucket order, and either the output files'
+    sha256 (it wrote `staging/TABLE.parquet` itself) or None (it wrote part files, to be merged)."""
+
+    results: list[BucketResult]
+    sha256: dict[str, str] | None = None
+
+
+# An executor scores every bucket (local: one after another, into one stream per output table).
+Executor = Callable[..., Scored]
 
 
 def local_executor(
@@ -173,13 +198,41 @@ def local_executor(
     progress: Progress,
     scenarios: ScenarioSet | None = None,
     **_: Any,
-) -> list[BucketResult]:
+) -> Scored:
+    """Every bucket scored in this process, its frames handed to one stream per output file
+    (io/streams.py): no part files, no merge; a bucket is written while the next one is scored."""
+    schemas = {"account_risk": ACCOUNT_RISK, "actions": ACTIONS_SCHEMA, "data_issues": DATA_ISSUES}
+    if scenarios is not None:
+        schemas[outputs.SCENARIO_TABLE] = scenario_schema(scenarios)
+    n_scenarios = len(scenarios.scenarios) if scenarios is not None else 1
+    streams = {
+        table: TableStream(staging / f"{table}.parquet", schema, outputs.parquet_options(table, n_scenarios))
+        for table, schema in schemas.items()
+    }
     results = []
-    for i, b in enumerate(bounds):
-        progress.step(f"scoring accounts (bucket {i + 1}/{len(bounds)})")
-        results.append(score_bucket(tables, policy, b, i, staging, scenarios))
-        progress.advance()
-    return results
+    try:
+        for i, b in enumerate(bounds):
+            progress.step(f"scoring accounts (bucket {i + 1}/{len(bounds)})")
+            scores = score_in_bucket(tables, policy, b, scenarios)
+            for table in outputs.OUTPUT_TABLES:
+                streams[table].put(getattr(scores, table))
+            results.append(bucket_result(scores))
+            if scores.scenario_risk is not None:
+                chunks, scores = scores.scenario_risk, None  # the rest freed while the chunks are computed
+                for chunk in chunks:
+                    streams[outputs.SCENARIO_TABLE].put(chunk)
+            progress.advance()
+        progress.step("writing outputs")
+        written = {table: stream.close() for table, stream in streams.items()}
+    except BaseException:
+        for stream in streams.values():
+            stream.abandon()
+        raise
+    if scenarios is not None:
+        for r in results:  # scenario_risk's rows are counted once, for the whole file
+            r.rows[outputs.SCENARIO_TABLE] = 0
+        results[-1].rows[outputs.SCENARIO_TABLE] = written[outputs.SCENARIO_TABLE][0]
+    return Scored(results, {table: sha for table, (_, sha) in written.items()})
 
 
 def merge_parts(
@@ -334,7 +387,7 @@ def _score_buckets(run: _Run, tables: dict[str, pl.LazyFrame], staging: Path, ex
         checksums = {name: pool.submit(f.sha256) for name, f in run.inputs.items()}
         with Progress(len(run.buckets), "scoring accounts") as progress:
             try:
-                run.results = executor(
+                scored = executor(
                     tables=tables,
                     policy=run.policy,
                     bounds=run.buckets,
@@ -343,12 +396,16 @@ def _score_buckets(run: _Run, tables: dict[str, pl.LazyFrame], staging: Path, ex
                     input_dir=run.input_dir,
                     **({"scenarios": run.scenario_set} if run.scenario_set is not None else {}),
                 )
+                run.results = scored.results
             except (pl.exceptions.PolarsError, OSError) as exc:
                 raise unreadable_table(list(run.inputs.values())) or exc from None
-            progress.step("writing outputs")
-            one = run.results[0].sha256 if len(run.results) == 1 else None
-            n_scenarios = len(run.scenario_set.scenarios) if run.scenario_set is not None else 1
-            run.output_sha256 = merge_parts(staging, len(run.buckets), run.tables, one, n_scenarios)
+            if scored.sha256 is not None:  # the executor wrote the output files
+                run.output_sha256 = scored.sha256
+            else:
+                progress.step("writing outputs")
+                one = run.results[0].sha256 if len(run.results) == 1 else None
+                n_scenarios = len(run.scenario_set.scenarios) if run.scenario_set is not None else 1
+                run.output_sha256 = merge_parts(staging, len(run.buckets), run.tables, one, n_scenarios)
         run.checksums = {name: c.result() for name, c in checksums.items()}
 
 
@@ -382,7 +439,9 @@ def run_job(
     tables = {name: frame for name, (frame, _) in loaded.items()}
     files = {name: f for name, (_, f) in loaded.items()}
     feed = check_feed(files, policy, previous)  # an empty or shrunken table: exit 3, nothing written
-    wanted = buckets or max(1, math.ceil(files["accounts"].rows / ACCOUNTS_PER_BUCKET))
+    in_order = all(in_account_order(files[t]) for t in ACCOUNT_TABLES)
+    per_bucket = ACCOUNTS_PER_BUCKET if in_order else ACCOUNTS_PER_BUCKET_UNSORTED
+    wanted = buckets or max(1, math.ceil(files["accounts"].rows / per_bucket))
     bounds = bucket_bounds(tables["accounts"], wanted)
     run = _Run(
         started, policy, policy_file, input_dir, files, bounds, engine, max_issue_rate, scenario_set, feed

@@ -35,29 +35,47 @@ def measure_needs() -> np.ndarray:
     )
 
 
+# a condition's measure and threshold depend on the account's class only: its mode and leverage
+CLASS_COLUMNS = ["margin_mode", "classic_leverage"]
+
+
+def conditions_by_class(
+    computed: pl.DataFrame, slots: list[Slot]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the class of each account of `computed`, and per slot and class the measure's index (-1: not
+    followed) and the threshold): each slot's expressions evaluated once per class, not per account."""
+    exprs = [e for s in slots for e in (s.measure(), s.threshold())]
+    reads = {name for e in exprs for name in e.meta.root_names()}
+    if not reads <= set(CLASS_COLUMNS):  # pragma: no cover - guards the class key
+        raise AssertionError(
+            f"a condition reads {sorted(reads - set(CLASS_COLUMNS))}: add it to CLASS_COLUMNS"
+        )
+    keys = computed.select(CLASS_COLUMNS)
+    classes = keys.unique().sort(CLASS_COLUMNS, nulls_last=True).with_row_index("class")
+    klass = keys.join(classes, on=CLASS_COLUMNS, how="left", maintain_order="left", nulls_equal=True)["class"]
+    table = classes.select(exprs)
+    measure = np.stack([table[f"{s.name}_measure"].to_numpy() for s in slots])
+    threshold = np.stack([table[f"{s.name}_threshold"].to_numpy() for s in slots])
+    return klass.cast(pl.Int64).to_numpy(), np.ascontiguousarray(measure), np.ascontiguousarray(threshold)
+
+
 def follow(computed: pl.DataFrame, passed: RowPass, market: Market, slots: list[Slot]) -> pl.DataFrame:
     """One column per slot, row for row beside `computed` (sorted by account_id): the least point of
     the slot's path at which its condition holds; NaN where it holds nowhere (or is not followed)."""
     n = computed.height
     ids = computed[ACCOUNT].to_numpy()
-    conditions = computed.select(*[s.measure() for s in slots], *[s.threshold() for s in slots])
-    measure = np.stack(
-        [conditions[f"{s.name}_measure"].to_numpy() for s in slots], axis=1
-    )  # (accounts, slots)
-    threshold = np.stack([conditions[f"{s.name}_threshold"].to_numpy() for s in slots], axis=1)
+    klass, measure, threshold = conditions_by_class(computed, slots)
     above = np.array([s.condition.above for s in slots], dtype=np.bool_)
     path = np.array([PATHS[s.path] for s in slots], dtype=np.int8)
-    sums = np.stack([computed[c].to_numpy() for c in quantities.SUMS], axis=1)  # (accounts, sums)
+    sums = [computed[c].to_numpy() for c in quantities.SUMS]  # zero-copy
     orders = passed.orders
     o_lo, o_hi = _spans(orders.runs, ids)
-    order_arrays = [
-        np.ascontiguousarray(orders.frame[c].to_numpy()) for c in [*ORDER_COLUMNS[2:], "order_id"]
-    ]
+    order_arrays = [orders.frame[c].to_numpy() for c in [*ORDER_COLUMNS[2:], "order_id"]]
     params = read_only(
-        (o_lo, o_hi, *order_arrays, sums, measure, threshold, above, path, measure_needs(), market.prices[0],
-         market.moving, market.ratio, market.usdt, market.coll, market.liab)
+        (o_lo, o_hi, *order_arrays, *sums, klass, measure, threshold, above, path, measure_needs(),
+         market.prices[0], market.moving, market.ratio, market.usdt, market.coll, market.liab)
     )  # fmt: skip
-    out = np.full((len(slots), n), np.nan)  # by slot: each a column of the result
+    out = np.empty((len(slots), n))  # by slot: each a column of the result; every account is written
     balances = passed.balances
     runs = balances.runs
     place = positions(runs.ids, ids)  # each run's account among `computed`'s, or -1

@@ -2,8 +2,9 @@
 task per bucket, on this machine or on a cluster).
 
 An executor is a callable `executor(tables=, policy=, bounds=, staging=, progress=, input_dir=)` that
-scores every bucket (each writes its part files into `staging`) and returns the buckets' results in
-bucket order; `crossmargin.job.run_job` merges the parts and publishes. Ray is imported only when the
+scores every bucket and returns a `job.Scored`: the buckets' results in bucket order, and the output
+files' checksums when it wrote them itself (local: one stream per output file) or none when its buckets
+wrote part files (ray), which `crossmargin.job.run_job` then merges before it publishes. Ray is imported only when the
 ray engine runs (it is the optional extra `ray`, installed from a clone: see RAY_MISSING).
 """
 

@@ -26,7 +26,7 @@ import polars as pl
 from crossmargin.errors import CrossmarginError, EngineError, UsageError
 from crossmargin.executors import RAY_MISSING
 from crossmargin.io.inputs import load_inputs, unreadable_table
-from crossmargin.job import Bounds, BucketResult, score_bucket_from_files
+from crossmargin.job import Bounds, BucketResult, Scored, score_bucket_from_files
 from crossmargin.policy import Policy
 from crossmargin.progress import Progress
 
@@ -154,7 +154,7 @@ def ray_executor(
     runtime_env: dict | None = None,
     scenarios: Any = None,
     **_: Any,
-) -> list[BucketResult]:
+) -> Scored:
     """Score every bucket as a Ray task; their results in bucket order.
 
     A task that raises is run again, up to `max_retries` times; a bucket that still fails cancels the
@@ -197,7 +197,7 @@ def ray_executor(
         except BaseException:
             _stop(ray, pending)
             raise
-        return [results[i] for i in range(len(refs))]
+        return Scored([results[i] for i in range(len(refs))])  # part files: the driver merges them
     finally:
         if started:
             ray.shutdown()

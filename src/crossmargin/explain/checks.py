@@ -26,7 +26,7 @@ from crossmargin.rules.quantities import COLUMNS, is_pro
 from crossmargin.rules.thresholds import Condition, classic_threshold, initial_risk_ratio
 
 RULES = "docs/rules.md"
-TOPUPS_SECTION = "what-it-would-take"  # docs/rules.md's section on the top-ups
+TOPUPS_SECTION = "remediation"  # docs/rules.md's section on the top-ups
 
 
 @dataclass(frozen=True)

@@ -287,6 +287,27 @@ def load_inputs(input_dir: Path) -> dict[str, tuple[pl.LazyFrame, InputFile]]:
     return out
 
 
+def in_account_order(f: InputFile) -> bool:
+    """Whether a bucket can read `f` in part: a CSV (read into memory) or a parquet file whose row groups
+    hold ascending, disjoint account_id ranges (their statistics then let a bucket's filter skip the
+    others). Read from the file's footer only."""
+    if f.path.suffix != ".parquet":
+        return True
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(f.path).metadata
+    column = meta.schema.names.index("account_id")
+    previous = None
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(column).statistics
+        if stats is None or not stats.has_min_max:
+            return False
+        if previous is not None and stats.min < previous:
+            return False
+        previous = stats.max
+    return True
+
+
 def unreadable_table(files: list[InputFile]) -> InputSchemaError | None:
     """After the engine failed while reading: the first input whose data does not decode, if any.
 

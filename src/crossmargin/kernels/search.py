@@ -112,8 +112,9 @@ def sort_by(key: np.ndarray, tie: np.ndarray, n: int, order: np.ndarray) -> None
 def search_kernel(
     starts, stop, asset, holding, debt,  # balance rows: run r is starts[r]..
     o_lo, o_hi, base, quote, is_buy, qty, limit, order_id,  # orders o_lo[g]..o_hi[g]-1 of account g
-    sums,  # (accounts, 6): each account's sums (the row pass's), in Quantities order
-    measure, threshold, above, path,  # slots: (accounts, slots) measure index and threshold; per slot
+    asset_v, liability_v, collateral_v, maintenance_v, initial_v, loss_v,  # each account's sums (row pass)
+    klass, measure, threshold, above, path,  # each account's class; per slot and class: the measure's
+    # index and threshold; per slot: its direction and path
     needs,  # per measure: the sums it reads (COLLATERAL, MARGINS, ORDERS bits)
     price, moving, ratio_first, usdt, coll, liab,
     out,  # (slots, accounts): the least t at which the slot's condition holds; NaN: none on its path
@@ -121,7 +122,8 @@ def search_kernel(
 ):  # fmt: skip
     """Every slot of every account asked for (module docstring); an account with no balance rows is a
     run of no rows. An account whose conditions all hold already (or cannot) costs a few comparisons;
-    the others are followed along their paths (`_account`)."""
+    the others are followed along their paths, in this function's body (a call per account that passes
+    the kernel's two dozen arrays would cost more than most accounts' search)."""
     n_slots = path.size
     most_rows, most_orders = longest_run(starts, stop), 1
     for r in range(starts.size):
@@ -132,144 +134,137 @@ def search_kernel(
     ties = np.empty(room, dtype=np.int64)
     cancelled = np.empty(most_orders, dtype=np.bool_)
     g_at, m_at, open_ = np.empty(n_slots), np.empty(n_slots), np.empty(n_slots, dtype=np.bool_)
+    n_assets, none = price.size, cancelled[:0]
     for r in range(starts.size):
         g = run_idx[r]
         if g < 0:
             continue
-        q0 = Quantities(sums[g, 0], sums[g, 1], sums[g, 2], sums[g, 3], sums[g, 4], sums[g, 5])
+        q0 = Quantities(
+            asset_v[g], liability_v[g], collateral_v[g], maintenance_v[g], initial_v[g], loss_v[g]
+        )
+        c = klass[g]
         at_start = measures(q0)
         todo = False
         for j in range(n_slots):
             out[j, g], open_[j] = np.nan, False
-            k = measure[g, j]
+            k = measure[j, c]
             if k < 0:
                 continue
             numerator, denominator = at_start[k]
-            if holds(ratio(numerator, denominator), threshold[g, j], above[j]):
+            if holds(ratio(numerator, denominator), threshold[j, c], above[j]):
                 out[j, g] = 0.0
             elif denominator != 0 and not (path[j] == DEPOSIT and usdt < 0):
                 open_[j] = todo = True  # M = 0 stays 0 on every path: a level of +inf never crosses
-        if todo:
-            _account(g, starts[r], run_end(starts, stop, r), o_lo[g], o_hi[g], asset, holding, debt, base, quote,
-                     is_buy, qty, limit, order_id, q0, measure, threshold, above, path, needs, price, moving,
-                     ratio_first, usdt, coll, liab, points, order, ties, cancelled, g_at, m_at, open_,
-                     out)  # fmt: skip
-
-
-@jitable
-def _account(g, s, e, o_lo, o_hi, asset, holding, debt, base, quote, is_buy, qty, limit, order_id, q0, measure,
-             threshold, above, path, needs, price, moving, ratio_first, usdt, coll, liab, points, order, ties,
-             cancelled, g_at, m_at, open_, out):  # fmt: skip
-    """The open slots of account g (`open_`), path by path: the breakpoints, then piece by piece along
-    them, valuing the account at each (the one valuation), to the first piece whose end satisfies a
-    slot's condition, where its result is the root of g = N − T·M; DEPOSIT's last piece along its line."""
-    n_assets = price.size
-    none = cancelled[:0]
-    at_start = measures(q0)
-    for p in (DROP, RISE, DEPOSIT, CANCEL):
-        need = 0
-        for j in range(path.size):
-            if open_[j] and path[j] == p:
-                need |= needs[measure[g, j]] | FOLLOWED
-        if need == 0:
+        if not todo:
             continue
-        if p == CANCEL:
-            _cancel(g, o_lo, o_hi, base, quote, is_buy, qty, limit, order_id, q0, measure, threshold, above, path,
-                    price, moving, ratio_first, cancelled, points, order, ties, open_, out)  # fmt: skip
-            continue
-        # the breakpoints of path p (unsorted)
-        n = 0
-        if p == DEPOSIT:
-            if need & COLLATERAL:
-                held = 0.0
-                for i in range(s, e):
-                    if asset[i] == usdt:
-                        held = holding[i] * price[usdt]
-                        break
-                for k in range(1, coll[0]):
-                    d = coll[1][usdt * coll[0] + k] - held
-                    if np.isfinite(d) and d > 0.0:
-                        points[n] = d
-                        n += 1
-        else:
-            for i in range(s, e):
-                a = asset[i]
-                if a >= n_assets or not moving[a]:
-                    continue
-                if need & COLLATERAL:
-                    n = _table_breakpoints(points, n, p, holding[i] * price[a], a, coll[0], coll[1])
-                if need & MARGINS:
-                    n = _table_breakpoints(points, n, p, debt[i] * price[a], a, liab[0], liab[1])
-            if need & ORDERS:
-                for j in range(o_lo, o_hi):
-                    b, q = base[j], quote[j]
-                    if b >= n_assets or q >= n_assets or not (moving[b] or moving[q]):
-                        continue
-                    at0 = _given_minus_received(
-                        j, 0.0, base, quote, is_buy, qty, limit, price, moving, ratio_first
-                    )
-                    at1 = _given_minus_received(
-                        j, 1.0, base, quote, is_buy, qty, limit, price, moving, ratio_first
-                    )
-                    if (
-                        at0 != at1 and np.isfinite(at0) and np.isfinite(at1)
-                    ):  # linear in m: 0 at at0 / (at0 − at1)
-                        n = _add(points, n, p, at0 / (at0 - at1))
-        for i in range(n):  # equal points: any order
-            ties[i] = 0
-        sort_by(points, ties, n, order)
-        # piece by piece
-        for j in range(path.size):
-            if open_[j] and path[j] == p:
-                numerator, denominator = at_start[measure[g, j]]
-                g_at[j], m_at[j] = numerator - threshold[g, j] * denominator, denominator
-        t_prev = 0.0
-        end = MAX_DROP if p == DROP else (MAX_RISE if p == RISE else np.inf)
-        for i in range(n + 1):
-            t = points[order[i]] if i < n else end
-            if not np.isfinite(t):  # DEPOSIT's last piece: value once more far along it
-                reach = 1.0
-                for j in range(path.size):
-                    if open_[j] and path[j] == p:
-                        reach = max(reach, 4.0 * abs(g_at[j]))
-                t = t_prev + reach
-            if t <= t_prev and i < n:
-                continue
-            m, deposit = path_point(p, t)
-            bal = value_balances(
-                asset, holding, debt, s, e, price, moving, m, deposit, usdt, coll, liab, need & 3
-            )
-            loss = q0.open_order_loss_usdt
-            if p != DEPOSIT and need & ORDERS:
-                loss = value_orders(
-                    base, quote, is_buy, qty, limit, o_lo, o_hi, price, moving, m, ratio_first, none
-                )
-            at = measures(Quantities(bal[0], bal[1], bal[2], bal[3], bal[4], loss))
-            left = 0
+        # the open slots, path by path: the breakpoints, then piece by piece along them, valuing the
+        # account at each (the one valuation), to the first piece whose end satisfies a slot's
+        # condition, where its result is the root of g = N − T·M; DEPOSIT's last piece along its line
+        s, e, ol, oh = starts[r], run_end(starts, stop, r), o_lo[g], o_hi[g]
+        for p in (DROP, RISE, DEPOSIT, CANCEL):
+            need = 0
             for j in range(path.size):
-                if not (open_[j] and path[j] == p):
+                if open_[j] and path[j] == p:
+                    need |= needs[measure[j, c]] | FOLLOWED
+            if need == 0:
+                continue
+            if p == CANCEL:
+                _cancel(g, c, ol, oh, base, quote, is_buy, qty, limit, order_id, q0, measure, threshold, above, path,
+                        price, moving, ratio_first, cancelled, points, order, ties, open_, out)  # fmt: skip
+                continue
+            # the breakpoints of path p (unsorted)
+            n = 0
+            if p == DEPOSIT:
+                if need & COLLATERAL:
+                    held = 0.0
+                    for i in range(s, e):
+                        if asset[i] == usdt:
+                            held = holding[i] * price[usdt]
+                            break
+                    for k in range(1, coll[0]):
+                        d = coll[1][usdt * coll[0] + k] - held
+                        if np.isfinite(d) and d > 0.0:
+                            points[n] = d
+                            n += 1
+            else:
+                for i in range(s, e):
+                    a = asset[i]
+                    if a >= n_assets or not moving[a]:
+                        continue
+                    if need & COLLATERAL:
+                        n = _table_breakpoints(points, n, p, holding[i] * price[a], a, coll[0], coll[1])
+                    if need & MARGINS:
+                        n = _table_breakpoints(points, n, p, debt[i] * price[a], a, liab[0], liab[1])
+                if need & ORDERS:
+                    for j in range(ol, oh):
+                        b, q = base[j], quote[j]
+                        if b >= n_assets or q >= n_assets or not (moving[b] or moving[q]):
+                            continue
+                        at0 = _given_minus_received(
+                            j, 0.0, base, quote, is_buy, qty, limit, price, moving, ratio_first
+                        )
+                        at1 = _given_minus_received(
+                            j, 1.0, base, quote, is_buy, qty, limit, price, moving, ratio_first
+                        )
+                        if (
+                            at0 != at1 and np.isfinite(at0) and np.isfinite(at1)
+                        ):  # linear in m: 0 at at0 / (at0 − at1)
+                            n = _add(points, n, p, at0 / (at0 - at1))
+            for i in range(n):  # equal points: any order
+                ties[i] = 0
+            sort_by(points, ties, n, order)
+            # piece by piece
+            for j in range(path.size):
+                if open_[j] and path[j] == p:
+                    numerator, denominator = at_start[measure[j, c]]
+                    g_at[j], m_at[j] = numerator - threshold[j, c] * denominator, denominator
+            t_prev = 0.0
+            end = MAX_DROP if p == DROP else (MAX_RISE if p == RISE else np.inf)
+            for i in range(n + 1):
+                t = points[order[i]] if i < n else end
+                if not np.isfinite(t):  # DEPOSIT's last piece: value once more far along it
+                    reach = 1.0
+                    for j in range(path.size):
+                        if open_[j] and path[j] == p:
+                            reach = max(reach, 4.0 * abs(g_at[j]))
+                    t = t_prev + reach
+                if t <= t_prev and i < n:
                     continue
-                numerator, denominator = at[measure[g, j]]
-                g_t = numerator - threshold[g, j] * denominator
-                # crossed in the piece: g changed sign (a level whose denominator reaches 0 at the piece's
-                # end is +inf there, yet crossed inside it), or the level holds at the end
-                crossed = g_t > 0 if above[j] else g_t <= 0
-                if crossed or holds(ratio(numerator, denominator), threshold[g, j], above[j]):
-                    root = interpolated_root(t_prev, g_at[j], t, g_t)
-                    share = (root - t_prev) / (t - t_prev) if t > t_prev else 1.0
-                    if above[j] or m_at[j] * (1.0 - share) + denominator * share > 0:  # M at the root
-                        out[j, g], open_[j] = _reported(p, root), False
-                elif i == n and p == DEPOSIT and g_t > g_at[j]:  # extend the last line to its root
-                    out[j, g], open_[j] = t_prev - g_at[j] / ((g_t - g_at[j]) / (t - t_prev)), False
-                g_at[j], m_at[j] = g_t, denominator
-                if open_[j]:
-                    left += 1
-            t_prev = t
-            if left == 0:
-                break
-        for j in range(path.size):  # not found on the path
-            if path[j] == p:
-                open_[j] = False
+                m, deposit = path_point(p, t)
+                bal = value_balances(
+                    asset, holding, debt, s, e, price, moving, m, deposit, usdt, coll, liab, need & 3
+                )
+                loss = q0.open_order_loss_usdt
+                if p != DEPOSIT and need & ORDERS:
+                    loss = value_orders(
+                        base, quote, is_buy, qty, limit, ol, oh, price, moving, m, ratio_first, none
+                    )
+                at = measures(Quantities(bal[0], bal[1], bal[2], bal[3], bal[4], loss))
+                left = 0
+                for j in range(path.size):
+                    if not (open_[j] and path[j] == p):
+                        continue
+                    numerator, denominator = at[measure[j, c]]
+                    g_t = numerator - threshold[j, c] * denominator
+                    # crossed in the piece: g changed sign (a level whose denominator reaches 0 at the piece's
+                    # end is +inf there, yet crossed inside it), or the level holds at the end
+                    crossed = g_t > 0 if above[j] else g_t <= 0
+                    if crossed or holds(ratio(numerator, denominator), threshold[j, c], above[j]):
+                        root = interpolated_root(t_prev, g_at[j], t, g_t)
+                        share = (root - t_prev) / (t - t_prev) if t > t_prev else 1.0
+                        if above[j] or m_at[j] * (1.0 - share) + denominator * share > 0:  # M at the root
+                            out[j, g], open_[j] = _reported(p, root), False
+                    elif i == n and p == DEPOSIT and g_t > g_at[j]:  # extend the last line to its root
+                        out[j, g], open_[j] = t_prev - g_at[j] / ((g_t - g_at[j]) / (t - t_prev)), False
+                    g_at[j], m_at[j] = g_t, denominator
+                    if open_[j]:
+                        left += 1
+                t_prev = t
+                if left == 0:
+                    break
+            for j in range(path.size):  # not found on the path
+                if path[j] == p:
+                    open_[j] = False
 
 
 @jitable
@@ -305,7 +300,7 @@ def _reported(p: int, t: float) -> float:
 
 
 @jitable
-def _cancel(g, o_lo, o_hi, base, quote, is_buy, qty, limit, order_id, q0, measure, threshold, above, path, price,
+def _cancel(g, c, o_lo, o_hi, base, quote, is_buy, qty, limit, order_id, q0, measure, threshold, above, path, price,
             moving, ratio_first, cancelled, losses, ranks, ids, open_, out):  # fmt: skip
     """The open CANCEL slots of account g: the fewest of its orders, largest loss first (ties: smaller
     order_id), whose cancellation makes the condition hold; by bisection on the count (the condition is
@@ -335,9 +330,9 @@ def _cancel(g, o_lo, o_hi, base, quote, is_buy, qty, limit, order_id, q0, measur
                 base, quote, is_buy, qty, limit, o_lo, o_hi, price, moving, 1.0, ratio_first, chosen
             )
             numerator, denominator = measures(Quantities(q0[0], q0[1], q0[2], q0[3], q0[4], loss))[
-                measure[g, j]
+                measure[j, c]
             ]
-            if holds(ratio(numerator, denominator), threshold[g, j], above[j]):
+            if holds(ratio(numerator, denominator), threshold[j, c], above[j]):
                 out[j, g], found, hi = float(mid), True, mid - 1
             else:
                 lo = mid + 1

@@ -76,7 +76,7 @@ def _null_account(table: str) -> Rule:
 
 
 def account_rules(policy: Policy, repeated_ids: pl.Series) -> list[Rule]:
-    """repeated_ids: the account_ids that appear more than once (account_sums.repeated)."""
+    """repeated_ids: the account_ids that appear more than once (kernels/runs.repeated)."""
     leverages = policy.leverages
     return [
         _null_account("accounts"),
