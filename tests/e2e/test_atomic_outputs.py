@@ -608,3 +608,17 @@ def test_rows_of_unknown_accounts_do_not_count_towards_the_issue_rate(tmp_path):
     issues = pl.read_parquet(tmp_path / "out" / "data_issues.parquet")
     assert issues.filter(pl.col("code") == "unknown_account").height == 10
     assert manifest(tmp_path / "out")["accounts_with_issues"] == 1
+
+
+def test_publish_where_another_run_published_after_the_check(tmp_path, monkeypatch):
+    """`out` seen missing, then published by another run before the rename: this run's files are
+    swapped in (last publisher wins), the other's removed, nothing left beside `out`."""
+    out, tmp = tmp_path / "out", tmp_path / ".out.tmp-1"
+    out.mkdir()
+    (out / "account_risk.parquet").write_text("the other run's")
+    tmp.mkdir()
+    (tmp / "account_risk.parquet").write_text("this run's")
+    monkeypatch.setattr(type(out), "exists", lambda self: False if self == out else os.path.exists(self))
+    outputs.publish(tmp, out)
+    assert (out / "account_risk.parquet").read_text() == "this run's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

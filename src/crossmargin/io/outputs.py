@@ -256,12 +256,24 @@ def staging_dir(out: Path) -> Path:
     return tmp
 
 
+def _rename_new(tmp: Path, out: Path) -> bool:
+    """Rename `tmp` to `out` if `out` is still missing; False if another run published it meanwhile
+    (then `tmp` is swapped in like any rerun's: the last publisher wins, nothing is left behind)."""
+    try:
+        os.rename(tmp, out)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
+    return True
+
+
 def publish(tmp: Path, out: Path) -> None:
     """Make `tmp` the new `out` in one atomic step; then drop the previous contents."""
     out = out.absolute()
     fsync(tmp)
-    if not out.exists():
-        os.rename(tmp, out)
+    if not out.exists() and _rename_new(tmp, out):
+        pass
     elif _exchange(tmp, out):
         shutil.rmtree(tmp)  # tmp now holds the previous contents
     else:  # fallback without an atomic exchange: old contents stay recoverable in .old

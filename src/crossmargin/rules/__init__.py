@@ -1,0 +1,1 @@
+"""Every formula, threshold and comparison, each written once and named after what it returns."""
