@@ -50,13 +50,22 @@ def conditions_by_class(
         raise AssertionError(
             f"a condition reads {sorted(reads - set(CLASS_COLUMNS))}: add it to CLASS_COLUMNS"
         )
-    keys = computed.select(CLASS_COLUMNS)
-    classes = keys.unique().sort(CLASS_COLUMNS, nulls_last=True).with_row_index("class")
-    klass = keys.join(classes, on=CLASS_COLUMNS, how="left", maintain_order="left", nulls_equal=True)["class"]
+    keys = pl.DataFrame([computed[c] for c in CLASS_COLUMNS])  # the columns as they are: no copy
+    # every combination of the values each column holds (a few; a combination no account holds is
+    # harmless), then each account's by one comparison per class: cheaper than a unique and a join
+    classes = pl.DataFrame()
+    for c in CLASS_COLUMNS:
+        values = keys[c].unique().sort(nulls_last=True).to_frame()
+        classes = values if classes.width == 0 else classes.join(values, how="cross")
+    index = pl.lit(0, pl.Int64)
+    for i, row in enumerate(classes.iter_rows(named=True)):
+        same = pl.all_horizontal([pl.col(c).eq_missing(v) for c, v in row.items()])
+        index = pl.when(same).then(i).otherwise(index)
+    klass = keys.select(index).to_series()
     table = classes.select(exprs)
     measure = np.stack([table[f"{s.name}_measure"].to_numpy() for s in slots])
     threshold = np.stack([table[f"{s.name}_threshold"].to_numpy() for s in slots])
-    return klass.cast(pl.Int64).to_numpy(), np.ascontiguousarray(measure), np.ascontiguousarray(threshold)
+    return klass.to_numpy(), np.ascontiguousarray(measure), np.ascontiguousarray(threshold)
 
 
 def follow(computed: pl.DataFrame, passed: RowPass, market: Market, slots: list[Slot]) -> pl.DataFrame:
