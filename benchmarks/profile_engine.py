@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/profile_engine.py --shape exchange --accounts 3000000
     .venv/bin/python benchmarks/profile_engine.py --input DIR [--max-issue-rate 0.02]
     .venv/bin/python benchmarks/profile_engine.py --shape exchange --accounts 3000000 --section profile-after
+    PYTHONPATH=OTHER_CHECKOUT/src .venv/bin/python benchmarks/profile_engine.py ... --phases-of crossmargin.engine
 
 Runs the command line in-process (`crossmargin.cli.main(["run", ...])`, the job as the operator runs
 it) and times, wall and CPU seconds of the process, without changing them:
@@ -190,8 +191,12 @@ def main() -> None:
     warm_cache(book)
     load = os.getloadavg()[0]
     summary, total = run_job(book, rate)
+    import crossmargin  # the engine profiled: this checkout's, or another's put first on PYTHONPATH
+
+    engine = Path(crossmargin.__file__).resolve().parents[2]
     head = (
-        f"{book.name} ({args.shape if not args.input else 'given'} book), commit {git_label(BENCH.parent)}, "
+        f"{book.name} ({args.shape if not args.input else 'given'} book), engine {git_label(engine)}"
+        f"{'' if engine == BENCH.parent else f' ({engine})'}, "
         f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}, load average before {load:.1f}\n{summary}"
     )
     text = "\n\n".join(
