@@ -83,6 +83,15 @@ def test_the_docs_hold_command_blocks_run_and_marked() -> None:
     assert any("airflow dags test" in b.text for b in ran)
 
 
+def test_ci_runs_the_two_commands_the_readme_opens_with() -> None:
+    """.ci/run runs, as written, the README's first two blocks: set up and run the sample; lint and test."""
+    first_two = [b.text.strip().splitlines()[-1] for b in fenced_blocks("README.md")[:2]]
+    assert "crossmargin run" in first_two[0] and "pytest" in first_two[1]
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    commands = ci[ci.index("# --- the README's two commands ---") + 1 :]
+    assert [c for c in commands if c.strip()] == first_two
+
+
 @pytest.mark.parametrize("doc", DOCS)
 def test_every_marker_sits_right_above_a_command_block(doc: str) -> None:
     lines = (REPO / doc).read_text(encoding="utf-8").splitlines()
