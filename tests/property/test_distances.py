@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import polars as pl
@@ -42,6 +41,7 @@ from support.inputs import (
     tables,
     threshold_policies,
     tiers,
+    written_policy,
 )
 
 COLUMNS = DISTANCE_COLUMNS
@@ -124,9 +124,7 @@ def near(level: float, t: float) -> bool:
 @given(books(), threshold_policies())
 def test_distances_against_the_reference(book, policy_text: str) -> None:
     as_of, t = book
-    with tempfile.TemporaryDirectory() as folder:
-        policy_file = Path(folder) / "policy.toml"
-        policy_file.write_text(policy_text)
+    with written_policy(policy_text) as policy_file:
         check_against_the_reference(as_of, t, policy_file)
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-from pathlib import Path
 
 import polars as pl
 from hypothesis import HealthCheck, given, settings
@@ -25,16 +23,12 @@ from crossmargin.policy import resolve
 from crossmargin.scenario_set import Scenario, ScenarioSet
 from property.test_distances import books, threshold
 from support import reference as ref
-from support.inputs import threshold_policies
+from support.inputs import threshold_policies, written_policy
 
 
 def scenario_rows(t, policy, scenarios: list[Scenario]) -> tuple[pl.DataFrame, pl.DataFrame]:
     scores = score(dict(t), policy, ScenarioSet(tuple(scenarios), "test"))
     return scores.account_risk, pl.concat(list(scores.scenario_risk))
-
-
-def close(a: float, b: float, rel: float) -> bool:
-    return a == b or (math.isfinite(a) and math.isfinite(b) and abs(a - b) <= rel * max(abs(a), abs(b)))
 
 
 @settings(
@@ -45,9 +39,7 @@ def close(a: float, b: float, rel: float) -> bool:
 @given(books(), threshold_policies(), st.floats(0.0, 3.0))
 def test_the_account_pass_the_search_and_the_scenarios_value_alike(book, policy_text: str, m: float) -> None:
     as_of, t = book
-    with tempfile.TemporaryDirectory() as folder:
-        policy_file = Path(folder) / "policy.toml"
-        policy_file.write_text(policy_text)
+    with written_policy(policy_text) as policy_file:
         policy = resolve(as_of, policy_file)
     r = m - 1.0  # the reference takes a move r; the scenario its multiplier, the same float 1 + r
     risk, rows = scenario_rows(t, policy, [Scenario("same", 1.0), Scenario("moved", 1.0 + r)])
@@ -58,7 +50,7 @@ def test_the_account_pass_the_search_and_the_scenarios_value_alike(book, policy_
     lists = {name: frame.to_dicts() for name, frame in t.items()}
     expected = ref.level_at_move(lists, policy, r)
     for row in rows.filter(pl.col("scenario") == "moved").to_dicts():
-        assert close(row["margin_level"], expected[row["account_id"]], 1e-12), (row, expected)
+        assert math.isclose(row["margin_level"], expected[row["account_id"]], rel_tol=1e-12), (row, expected)
 
     drops = risk.filter(pl.col("liquidation_drop") > 0).select("account_id", "liquidation_drop").rows()
     if not drops:
@@ -66,10 +58,10 @@ def test_the_account_pass_the_search_and_the_scenarios_value_alike(book, policy_
     at = [Scenario(f"at {aid}", 1.0 - d) for aid, d in drops]
     just_past = [Scenario(f"past {aid}", 1.0 - min(d + 1e-9, 1.0)) for aid, d in drops]
     _, moved = scenario_rows(t, policy, at + just_past)
-    by_account = {r["account_id"]: r for r in risk.to_dicts()}
+    by_account = {row["account_id"]: row for row in risk.to_dicts()}
     for aid, _ in drops:
         limit = threshold(policy, by_account[aid], "liquidation_drop")
         mine = moved.filter(pl.col("account_id") == aid)
         level = mine.filter(pl.col("scenario") == f"at {aid}")["margin_level"][0]
         past = mine.filter(pl.col("scenario") == f"past {aid}")["liquidation"][0]
-        assert close(level, limit, 1e-9) or past, (aid, level, limit)
+        assert math.isclose(level, limit, rel_tol=1e-9) or past, (aid, level, limit)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -37,6 +35,7 @@ from support.inputs import (
     tables,
     threshold_policies,
     tiers,
+    written_policy,
 )
 from support.ref_compare import compare
 
@@ -190,9 +189,7 @@ def check_orders(lists, policy: Policy, row: dict[str, Any]) -> None:
 @given(books(), threshold_policies(with_irr_and_activation=True))
 def test_what_it_would_take_against_the_reference(book, policy_text: str) -> None:
     as_of, t = book
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "policy.toml"
-        path.write_text(policy_text)
+    with written_policy(policy_text) as path:
         policy = resolve(as_of, path)
         engine = run(t, as_of, path)
     lists = {name: frame.to_dicts() for name, frame in t.items()}

@@ -34,7 +34,10 @@ in with crossmargin.synthetic.faults.inject_faults(..., reference=reference_tabl
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -524,6 +527,15 @@ THRESHOLDS = [1.3, 1.1, 1.15, 1.5, 1.0, 1.05, 1.25, 2.0]
 def amounts(scale: float) -> st.SearchStrategy[float]:
     """0, or a float in [0, scale] (no NaN, no subnormal)."""
     return st.one_of(st.just(0.0), st.floats(0.0, scale, allow_nan=False, allow_subnormal=False))
+
+
+@contextmanager
+def written_policy(text: str) -> Iterator[Path]:
+    """A `--policy` file holding `text` (threshold_policies draws them), for the `with` block."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "policy.toml"
+        path.write_text(text)
+        yield path
 
 
 @st.composite
